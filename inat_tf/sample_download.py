@@ -1,0 +1,536 @@
+"""`inat-make-sample`: a small download in exactly the published iNat2017 on-disk format.
+
+Every later stage runs on it as it would on the real 240 GB download:
+
+  train_val_images.tar.gz   train_val_images/<Supercategory>/<Species name>/<32 hex>.jpg
+  test2017.tar.gz           test2017/<32 hex>.jpg
+  train2017.json  val2017.json  test2017.json            (COCO-style, test without annotations)
+  train_2017_bboxes.json  val_2017_bboxes.json           (9 animal super-categories only)
+  train2017_locations.json  val2017_locations.json       (lat, lon, date, date_c, user_id)
+
+Usage:
+  inat-make-sample --output_dir sample_download                     # default: ~2,400 images, seconds
+  inat-make-sample --output_dir big --num_species 200 --max_side 800
+
+From Python: `make_sample(output_dir, SampleConfig(num_species=20))`.
+
+By default the JSON is valid but unfriendly, as COCO files in the wild are: category ids have gaps
+and are listed out of order, and `annotations` is not aligned with `images`, so any code that joins
+by list position instead of by id breaks visibly. `species_names="tfds"` instead takes the names and
+layout TensorFlow Datasets' own `i_naturalist2017` builder requires (ids 0..N-1 equal to the line of
+`inaturalist_labels.txt`, aligned lists), for benchmarking against it.
+"""
+
+import dataclasses
+import datetime
+import gzip
+import io
+import json
+import math
+import multiprocessing
+import os
+import sys
+import tarfile
+
+import numpy as np
+from PIL import Image
+
+from inat_tf import sample_images
+
+# The 13 super-categories with their real category counts (competition page), used to share out
+# the sample's species in the same proportions.
+SUPERCATEGORY_SPECIES_COUNTS = (
+    ("Plantae", 2101), ("Insecta", 1021), ("Aves", 964), ("Reptilia", 289), ("Mammalia", 186),
+    ("Fungi", 121), ("Amphibia", 115), ("Mollusca", 93), ("Animalia", 77), ("Arachnida", 56),
+    ("Actinopterygii", 53), ("Chromista", 9), ("Protozoa", 4),
+)
+# Bounding boxes were collected for these nine only (paper, Sec. 3.3).
+BOXED_SUPERCATEGORIES = frozenset({
+    "Insecta", "Aves", "Reptilia", "Mammalia", "Amphibia", "Mollusca", "Animalia", "Arachnida",
+    "Actinopterygii"})
+
+TRAIN_VAL_ARCHIVE = "train_val_images.tar.gz"
+TEST_ARCHIVE = "test2017.tar.gz"
+TRAIN_VAL_DIR = "train_val_images"
+TEST_DIR = "test2017"
+
+LICENSES = [
+    {"id": 1, "name": "Attribution-NonCommercial-ShareAlike License",
+     "url": "http://creativecommons.org/licenses/by-nc-sa/2.0/"},
+    {"id": 2, "name": "Attribution-NonCommercial License",
+     "url": "http://creativecommons.org/licenses/by-nc/2.0/"},
+    {"id": 3, "name": "Attribution-NonCommercial-NoDerivs License",
+     "url": "http://creativecommons.org/licenses/by-nc-nd/2.0/"},
+    {"id": 4, "name": "Attribution License", "url": "http://creativecommons.org/licenses/by/2.0/"},
+    {"id": 5, "name": "Attribution-ShareAlike License",
+     "url": "http://creativecommons.org/licenses/by-sa/2.0/"},
+    {"id": 6, "name": "No known copyright restrictions", "url": "http://flickr.com/commons/usage/"},
+]
+
+SPOT_EPITHETS = ("unipunctata", "bipunctata", "tripunctata", "quadripunctata", "quinquepunctata",
+                 "sexpunctata", "septempunctata")
+_GENUS_SYLLABLES = ("cor", "ma", "phi", "lu", "tra", "sel", "no", "dra", "ven", "qui", "ba", "ster",
+                    "ri", "gal", "to", "mel", "an", "cy", "pho", "le", "zo", "ur", "cal", "hy")
+_GENUS_ENDINGS = ("us", "a", "ella", "is", "ops", "ia", "ax", "ium", "odes", "ura")
+
+# Images in the published download that break naive decoders; convertible, so a good builder repairs
+# them. Named by what they are, stored under a .jpg name like everything else.
+QUIRKS = ("grayscale_jpeg", "cmyk_jpeg", "png_named_jpg", "progressive_jpeg")
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleConfig:
+  """Size and shape of the generated download."""
+  num_species: int = 40
+  min_train_per_species: int = 8    # the paper's minimum
+  max_train_per_species: int = 80   # the head of the long tail; at least 10x the minimum
+  max_side: int = 128               # the real download's is 800
+  seed: int = 0
+  species_names: str = "generated"  # or "tfds": TFDS's inaturalist_labels.txt and layout
+  quirky_images: bool = True        # include one image of each kind in QUIRKS (train split)
+  num_workers: int = 0              # processes drawing images; 0 = one per CPU core
+
+  def validate(self):
+    problems = []
+    if self.num_species < len(SUPERCATEGORY_SPECIES_COUNTS):
+      problems.append(f"num_species={self.num_species}: need at least 13, one per super-category")
+    if self.min_train_per_species < 1:
+      problems.append(f"min_train_per_species={self.min_train_per_species}: must be >= 1")
+    if self.max_train_per_species < self.min_train_per_species:
+      problems.append(f"max_train_per_species={self.max_train_per_species} is below "
+                      f"min_train_per_species={self.min_train_per_species}")
+    if self.max_side < 32:
+      problems.append(f"max_side={self.max_side}: must be >= 32 pixels")
+    if self.species_names not in ("generated", "tfds"):
+      problems.append(f"species_names={self.species_names!r}: expected 'generated' or 'tfds'")
+    if problems:
+      raise ValueError("Invalid sample settings: " + "; ".join(problems))
+
+
+@dataclasses.dataclass
+class _Species:
+  category_id: int
+  name: str
+  supercategory: str
+  look: sample_images.SpeciesLook
+  counts: dict  # split -> number of images
+  home: tuple   # (lat, lon) centre of its range
+  peak_day: int  # day of year it is most often photographed
+
+
+@dataclasses.dataclass
+class _Photo:
+  index: int         # position in generation order; seeds the photo's randomness
+  species: _Species
+  split: str
+  file_name: str
+  width: int
+  height: int
+  num_instances: int
+  quirk: str = ""
+  image_id: int = -1
+  boxes: list = dataclasses.field(default_factory=list)  # set when drawn
+
+
+def _apportion(total, weights):
+  """At least one per entry, the rest in proportion to weights (largest remainder)."""
+  extra = total - len(weights)
+  shares = [extra * w / sum(weights) for w in weights]
+  counts = [1 + int(s) for s in shares]
+  by_remainder = sorted(range(len(weights)), key=lambda i: int(shares[i]) - shares[i])
+  for i in by_remainder[:total - sum(counts)]:
+    counts[i] += 1
+  return counts
+
+
+def _long_tail_train_counts(config, rng):
+  """Geometric decay from max to min over the species, in shuffled order (paper Fig. 2)."""
+  n = config.num_species
+  ratio = config.min_train_per_species / config.max_train_per_species
+  counts = [round(config.max_train_per_species * ratio ** (r / max(1, n - 1))) for r in range(n)]
+  rng.shuffle(counts)
+  return counts
+
+
+def _genus_names(count, rng):
+  names = set()
+  while len(names) < count:
+    syllables = rng.choice(_GENUS_SYLLABLES, size=int(rng.integers(2, 4)))
+    names.add(("".join(syllables) + str(rng.choice(_GENUS_ENDINGS))).capitalize())
+  return sorted(names)
+
+
+def _tfds_names(count):
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (heavy; only this mode)
+  path = tfds.core.tfds_path(os.path.join("image_classification", "inaturalist_labels.txt"))
+  names = path.read_text().splitlines()
+  if count > len(names):
+    raise ValueError(f"num_species={count} but TFDS knows only {len(names)} iNat2017 names")
+  return names[:count]
+
+
+def _make_species(config, rng):
+  per_supercategory = _apportion(config.num_species,
+                                 [n for _, n in SUPERCATEGORY_SPECIES_COUNTS])
+  train_counts = _long_tail_train_counts(config, rng)
+  outlines = list(sample_images.OUTLINES)
+  generated = []  # (supercategory, genus index, look)
+  num_genera = 0
+  for sc_index, ((supercategory, _), n) in enumerate(zip(SUPERCATEGORY_SPECIES_COUNTS,
+                                                          per_supercategory)):
+    genus_sizes = []
+    while sum(genus_sizes) < n:
+      genus_sizes.append(min(int(rng.integers(2, 4)), n - sum(genus_sizes)))
+    hue_offset = rng.uniform()
+    for g, size in enumerate(genus_sizes):
+      hue = hue_offset + g / len(genus_sizes)
+      dark_spots = bool(rng.uniform() < 0.5)
+      for spots in sorted(rng.choice(np.arange(1, 8), size=size, replace=False)):
+        look = sample_images.SpeciesLook(
+            outline=outlines[sc_index], body_hue=float(hue % 1.0), dark_spots=dark_spots,
+            spot_count=int(spots), habitat_hue=sc_index / len(SUPERCATEGORY_SPECIES_COUNTS))
+        generated.append((supercategory, num_genera + g, look))
+    num_genera += len(genus_sizes)
+
+  if config.species_names == "tfds":
+    names = _tfds_names(config.num_species)
+    category_ids = list(range(config.num_species))
+  else:
+    genera = _genus_names(num_genera, rng)
+    names = [f"{genera[g]} {SPOT_EPITHETS[look.spot_count - 1]}" for _, g, look in generated]
+    # Gaps and no order: the builder must map ids, never positions.
+    category_ids = sorted(rng.choice(5 * config.num_species, size=config.num_species,
+                                     replace=False).tolist())
+  species = []
+  for (supercategory, _, look), name, category_id, n_train in zip(generated, names, category_ids,
+                                                                  train_counts):
+    # Validation takes observers until it has >30 photos or 33% of train+val (paper Sec. 3.2).
+    n_val = int(min(30, max(4, round(n_train / 2))))
+    species.append(_Species(
+        category_id=int(category_id), name=name, supercategory=supercategory, look=look,
+        counts={"train": n_train, "val": n_val, "test": n_val},
+        home=(float(rng.uniform(-45, 60)), float(rng.uniform(-170, 170))),
+        peak_day=int(rng.integers(0, 365))))
+  return species
+
+
+def _photo_size(max_side, rng):
+  long_side = max_side if rng.uniform() < 0.8 else int(rng.uniform(0.5, 1.0) * max_side)
+  short_side = max(24, int(long_side * rng.uniform(0.5, 1.0)))
+  return (long_side, short_side) if rng.uniform() < 0.6 else (short_side, long_side)
+
+
+def _num_instances(rng):
+  """12% of images show more than one animal, 1.3% more than five (paper Sec. 3.3)."""
+  u = rng.uniform()
+  if u < 0.88:
+    return 1
+  if u < 0.987:
+    return int(rng.integers(2, 6))
+  return int(rng.integers(6, 11))
+
+
+def _plan_photos(species, config, rng):
+  photos = []
+  for sp in species:
+    for split in ("train", "val", "test"):
+      for _ in range(sp.counts[split]):
+        width, height = _photo_size(config.max_side, rng)
+        digest = "".join(rng.choice(list("0123456789abcdef"), size=32))
+        folder = (f"{TEST_DIR}" if split == "test"
+                  else f"{TRAIN_VAL_DIR}/{sp.supercategory}/{sp.name}")
+        photos.append(_Photo(index=len(photos), species=sp, split=split,
+                             file_name=f"{folder}/{digest}.jpg", width=width, height=height,
+                             num_instances=_num_instances(rng)))
+  if config.quirky_images:
+    train = [p for p in photos if p.split == "train"]
+    for i, quirk in zip(rng.choice(len(train), size=len(QUIRKS), replace=False), QUIRKS):
+      train[i].quirk = quirk
+  return photos
+
+
+def _encode(image, quirk):
+  out = io.BytesIO()
+  if quirk == "grayscale_jpeg":
+    image.convert("L").save(out, "JPEG", quality=90)
+  elif quirk == "cmyk_jpeg":
+    image.convert("CMYK").save(out, "JPEG", quality=90)
+  elif quirk == "png_named_jpg":
+    image.save(out, "PNG")
+  elif quirk == "progressive_jpeg":
+    image.save(out, "JPEG", quality=90, progressive=True)
+  else:
+    image.save(out, "JPEG", quality=90)
+  return out.getvalue()
+
+
+def _render(task):
+  """Draws one photo; runs in a worker process. Seeded by (seed, index): order-independent."""
+  seed, index, look, width, height, num_instances, quirk = task
+  rng = np.random.default_rng([seed, index])
+  image, boxes = sample_images.draw_photo(look, width, height, num_instances, rng)
+  return index, _encode(image, quirk), boxes
+
+
+def _rendered(photos, config):
+  """Yields (photo, bytes) in the given order, drawing on all cores; sets each photo's boxes.
+
+  Streams, so memory holds a few chunks of images, not the download.
+  """
+  tasks = [(config.seed, p.index, p.species.look, p.width, p.height, p.num_instances, p.quirk)
+           for p in photos]
+  workers = config.num_workers or os.cpu_count() or 1
+  if workers == 1 or len(tasks) < 200:
+    results = map(_render, tasks)
+    pool = None
+  else:
+    # fork is fine: this module never imports TensorFlow, and is much faster to start than spawn.
+    pool = multiprocessing.get_context("fork").Pool(workers)
+    results = pool.imap(_render, tasks, chunksize=16)
+  try:
+    for photo, (_, data, boxes) in zip(photos, results):
+      photo.boxes = boxes
+      yield photo, data
+  finally:
+    if pool is not None:
+      pool.terminate()
+
+
+def _assign_ids(photos, config, rng):
+  """Image ids: train, then val, then test ranges, in an order unrelated to the JSON lists."""
+  next_id = 0
+  for split in ("train", "val", "test"):
+    members = [p for p in photos if p.split == split]
+    ids = np.arange(next_id, next_id + len(members))
+    if config.species_names != "tfds":
+      rng.shuffle(ids)
+    for photo, image_id in zip(members, ids):
+      photo.image_id = int(image_id)
+    next_id += len(members)
+
+
+def _info(split):
+  return {"year": 2017, "version": "1.0",
+          "description": f"iNat-tf synthetic sample in the iNaturalist 2017 format ({split})",
+          "contributor": "inat-tf sample generator (synthetic images)",
+          "url": "https://github.com/visipedia/inat_comp/tree/master/2017",
+          "date_created": "2017-04-05 00:00:00"}
+
+
+def _image_record(photo):
+  return {"id": photo.image_id, "width": photo.width, "height": photo.height,
+          "file_name": photo.file_name, "license": photo.index % len(LICENSES) + 1,
+          "rights_holder": f"observer_{_user_id(photo)}"}
+
+
+def _user_id(photo):
+  # Observers are disjoint between splits of a taxon (paper Sec. 3.2): a few per species and split.
+  split_offset = {"train": 0, "val": 1, "test": 2}[photo.split]
+  return photo.species.category_id * 100 + split_offset * 10 + photo.index % 7
+
+
+def _category_records(species, config, rng, only=None):
+  chosen = [sp for sp in species if only is None or sp.supercategory in only]
+  if config.species_names != "tfds":
+    chosen = [chosen[i] for i in rng.permutation(len(chosen))]
+  return [{"id": sp.category_id, "name": sp.name, "supercategory": sp.supercategory}
+          for sp in chosen]
+
+
+def _annotations_json(photos, split, species, config, rng):
+  members = [p for p in photos if p.split == split]
+  images_order = list(rng.permutation(len(members))) if config.species_names != "tfds" else list(
+      range(len(members)))
+  images = [_image_record(members[i]) for i in images_order]
+  document = {"info": _info(split), "images": images,
+              "categories": _category_records(species, config, rng), "licenses": LICENSES}
+  if split != "test":
+    annotation_order = (list(rng.permutation(len(members))) if config.species_names != "tfds"
+                        else images_order)
+    document["annotations"] = [
+        {"id": n, "image_id": members[i].image_id, "category_id": members[i].species.category_id}
+        for n, i in enumerate(annotation_order)]
+  return document
+
+
+def _boxes_json(photos, split, species, config, rng):
+  """COCO boxes for the 9 animal super-categories; val keeps single-instance images only."""
+  images, annotations = [], []
+  for photo in photos:
+    if photo.split != split or photo.species.supercategory not in BOXED_SUPERCATEGORIES:
+      continue
+    if split == "val" and len(photo.boxes) != 1:
+      continue
+    images.append(_image_record(photo))
+    for x, y, w, h in photo.boxes:
+      annotations.append({"id": len(annotations), "image_id": photo.image_id,
+                          "category_id": photo.species.category_id, "bbox": [x, y, w, h],
+                          "area": round(w * h / 2.0, 2), "iscrowd": 0})
+  return {"info": _info(split), "images": images,
+          "categories": _category_records(species, config, rng, only=BOXED_SUPERCATEGORIES),
+          "annotations": annotations, "licenses": LICENSES}
+
+
+def _locations_json(photos, split, rng):
+  """One record per image: lat, lon, date, date_c (fraction of the year), user_id; some null."""
+  epoch = datetime.datetime(2008, 1, 1, tzinfo=datetime.timezone.utc)
+  records = []
+  for photo in (p for p in photos if p.split == split):
+    sp = photo.species
+    record = {"id": photo.image_id, "lat": None, "lon": None, "date": None, "date_c": None,
+              "user_id": _user_id(photo)}
+    if rng.uniform() > 0.08:
+      record["lat"] = round(float(np.clip(sp.home[0] + rng.normal(0, 3), -89.9, 89.9)), 5)
+      record["lon"] = round(float((sp.home[1] + rng.normal(0, 5) + 180) % 360 - 180), 5)
+    if rng.uniform() > 0.04:
+      day = int(sp.peak_day + rng.normal(0, 30)) % 365
+      year = int(rng.integers(0, 9))
+      seconds = int(rng.integers(6 * 3600, 20 * 3600))
+      when = epoch + datetime.timedelta(days=365 * year + day, seconds=seconds)
+      record["date"] = when.strftime("%Y-%m-%d %H:%M:%S+00:00")
+      record["date_c"] = round(when.timetuple().tm_yday / 366.0, 5)
+    records.append(record)
+  return records
+
+
+def _deterministic_gzip_tar(path):
+  """A .tar.gz whose bytes depend only on what is added (gzip mtime 0, fixed member metadata).
+
+  Level 1: JPEGs do not compress, and level 6 made gzip the slowest part of the generator.
+  """
+  raw = open(path, "wb")
+  gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1)
+  return raw, gz, tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT)
+
+
+def _tar_entry(name, size=0, is_dir=False):
+  info = tarfile.TarInfo(name)
+  info.mtime = 1491350400  # 2017-04-05, the release date
+  info.mode = 0o755 if is_dir else 0o644
+  info.type = tarfile.DIRTYPE if is_dir else tarfile.REGTYPE
+  info.size = size
+  return info
+
+
+def _write_archive(path, photos, config, rng):
+  """Folders in arbitrary order, as `tar` of a real file system would list them."""
+  by_folder = {}
+  for photo in photos:
+    by_folder.setdefault(os.path.dirname(photo.file_name), []).append(photo)
+  folders = sorted(by_folder)
+  folders = [folders[i] for i in rng.permutation(len(folders))]
+  ordered = []
+  for folder in folders:
+    members = by_folder[folder]
+    ordered.extend(members[i] for i in rng.permutation(len(members)))
+  raw, gz, tar = _deterministic_gzip_tar(path)
+  with raw, gz, tar:
+    added_dirs = set()
+    for photo, data in _rendered(ordered, config):
+      parts = os.path.dirname(photo.file_name).split("/")
+      for depth in range(1, len(parts) + 1):
+        directory = "/".join(parts[:depth])
+        if directory not in added_dirs:
+          tar.addfile(_tar_entry(directory + "/", is_dir=True))
+          added_dirs.add(directory)
+      tar.addfile(_tar_entry(photo.file_name, size=len(data)), io.BytesIO(data))
+
+
+def _write_json(path, document):
+  with open(path, "w", encoding="utf-8") as f:
+    json.dump(document, f, ensure_ascii=False, separators=(",", ":"))
+
+
+def make_sample(output_dir, config=SampleConfig()):
+  """Writes the download into `output_dir`; returns a summary dict (counts and file paths).
+
+  Each file is written under a `.partial` name and renamed when complete, so an interrupted run
+  never leaves a file that looks finished.
+  """
+  config.validate()
+  rng = np.random.default_rng(config.seed)
+  species = _make_species(config, rng)
+  photos = _plan_photos(species, config, rng)
+  _assign_ids(photos, config, rng)
+
+  os.makedirs(output_dir, exist_ok=True)
+  written = {}
+
+  def commit(name, write):
+    final = os.path.join(output_dir, name)
+    partial = final + ".partial"
+    write(partial)
+    os.replace(partial, final)
+    written[name] = final
+
+  train_val = [p for p in photos if p.split in ("train", "val")]
+  commit(TRAIN_VAL_ARCHIVE, lambda path: _write_archive(path, train_val, config, rng))
+  commit(TEST_ARCHIVE, lambda path: _write_archive(
+      path, [p for p in photos if p.split == "test"], config, rng))
+  for split, json_name in (("train", "train2017.json"), ("val", "val2017.json"),
+                           ("test", "test2017.json")):
+    document = _annotations_json(photos, split, species, config, rng)
+    commit(json_name, lambda path, d=document: _write_json(path, d))
+  for split in ("train", "val"):
+    boxes = _boxes_json(photos, split, species, config, rng)
+    commit(f"{split}_2017_bboxes.json", lambda path, d=boxes: _write_json(path, d))
+    locations = _locations_json(photos, split, rng)
+    commit(f"{split}2017_locations.json", lambda path, d=locations: _write_json(path, d))
+
+  counts = {split: sum(p.split == split for p in photos) for split in ("train", "val", "test")}
+  return {"output_dir": output_dir, "num_species": len(species), "images": counts,
+          "boxes": {split: sum(len(p.boxes) for p in photos if p.split == split and
+                               p.species.supercategory in BOXED_SUPERCATEGORIES and
+                               (split == "train" or len(p.boxes) == 1))
+                    for split in ("train", "val")},
+          "quirky_images": {p.quirk: p.file_name for p in photos if p.quirk},
+          "files": written}
+
+
+def run(argv=None):
+  """Console entry point `inat-make-sample` (absl flags)."""
+  from absl import app, flags  # pylint: disable=g-import-not-at-top
+
+  defaults = SampleConfig()
+  flags.DEFINE_string("output_dir", None, "Directory to write the download into.",
+                      required=True)
+  flags.DEFINE_integer("num_species", defaults.num_species, "Number of species (>= 13).")
+  flags.DEFINE_integer("min_train_per_species", defaults.min_train_per_species,
+                       "Train images of the rarest species (the paper's minimum is 8).")
+  flags.DEFINE_integer("max_train_per_species", defaults.max_train_per_species,
+                       "Train images of the commonest species (long tail in between).")
+  flags.DEFINE_integer("max_side", defaults.max_side,
+                       "Longest image side in pixels (the real download uses 800).")
+  flags.DEFINE_integer("seed", defaults.seed, "Random seed; equal seeds give equal files.")
+  flags.DEFINE_enum("species_names", defaults.species_names, ["generated", "tfds"],
+                    "'tfds': use TFDS's iNat2017 names and the id layout its builder needs.")
+  flags.DEFINE_bool("quirky_images", defaults.quirky_images,
+                    "Include grayscale, CMYK, PNG-named-.jpg and progressive images, as the real "
+                    "download's converters must cope with.")
+  flags.DEFINE_integer("num_workers", defaults.num_workers,
+                       "Processes drawing images; 0 means one per CPU core.")
+
+  def main(_):
+    f = flags.FLAGS
+    config = SampleConfig(
+        num_species=f.num_species, min_train_per_species=f.min_train_per_species,
+        max_train_per_species=f.max_train_per_species, max_side=f.max_side, seed=f.seed,
+        species_names=f.species_names, quirky_images=f.quirky_images,
+        num_workers=f.num_workers)
+    try:
+      summary = make_sample(f.output_dir, config)
+    except ValueError as e:
+      sys.exit(f"inat-make-sample: {e}")
+    images = summary["images"]
+    print(f"Wrote a sample iNat2017 download to {summary['output_dir']}: "
+          f"{summary['num_species']} species, {images['train']} train / {images['val']} val / "
+          f"{images['test']} test images, {summary['boxes']['train']} train / "
+          f"{summary['boxes']['val']} val boxes.")
+    for name in sorted(summary["files"]):
+      print(f"  {name}")
+
+  app.run(main, argv=argv)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,34 @@
+"""inat-tf: the iNaturalist 2017 dataset → TFRecords → Keras models → Kaggle CSV / SavedModel."""
+
+import setuptools
+
+# Console scripts are added here as each command comes to exist; none is a placeholder.
+CONSOLE_SCRIPTS = [
+    "inat-make-sample = inat_tf.sample_download:run",
+]
+
+setuptools.setup(
+    name="inat-tf",
+    version="0.1.0",
+    description=(
+        "TensorFlow/Keras pipeline for the iNaturalist 2017 species classification "
+        "and detection dataset."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=setuptools.find_packages(include=["inat_tf*", "tfrecord_builder*", "models*"]),
+    install_requires=[
+        # The full `tensorflow` package (not tensorflow-cpu): GPU hosts use the same
+        # package, installed as `tensorflow[and-cuda]` (see README).
+        "tensorflow>=2.21,<2.22",
+        "tensorflow-datasets>=4.9.9",
+        "numpy>=1.26",
+        "absl-py>=2.1",
+        "pillow>=10.0",
+    ],
+    extras_require={
+        "test": ["pytest>=8"],
+    },
+    entry_points={"console_scripts": CONSOLE_SCRIPTS},
+)

@@ -1,0 +1,241 @@
+"""The generated download, parsed the way a third party would parse the real one."""
+
+import collections
+import hashlib
+import json
+import math
+import subprocess
+import tarfile
+
+import pytest
+from PIL import Image
+
+from inat_tf import sample_download
+from inat_tf.sample_download import SampleConfig
+from tests.helpers import console_script
+
+ALL_SUPERCATEGORIES = {name for name, _ in sample_download.SUPERCATEGORY_SPECIES_COUNTS}
+INFO_FIELDS = {"year", "version", "description", "contributor", "url", "date_created"}
+IMAGE_FIELDS = {"id", "width", "height", "file_name", "license", "rights_holder"}
+
+
+def _load(directory, name):
+  with open(directory / name, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def _archive_images(path, decode_pixels=True):
+  """{member name: PIL image} for every regular file in a .tar.gz, read as a user would."""
+  images = {}
+  with tarfile.open(path, "r:gz") as tar:
+    for member in tar:
+      if member.isfile():
+        image = Image.open(tar.extractfile(member))
+        if decode_pixels:
+          image.load()
+        images[member.name] = image
+  return images
+
+
+def check_download(directory, config, decode_pixels=True):
+  """Every check a third party would run on the real download; returns the parsed JSONs.
+
+  Without decode_pixels, images are opened (header parsed, size read) but not decoded.
+  """
+  docs = {split: _load(directory, f"{split}2017.json") for split in ("train", "val", "test")}
+  for split, doc in docs.items():
+    assert set(doc) >= {"info", "images", "categories", "licenses"}, split
+    assert set(doc["info"]) == INFO_FIELDS
+    assert all(set(image) == IMAGE_FIELDS for image in doc["images"])
+    assert all(set(c) == {"id", "name", "supercategory"} for c in doc["categories"])
+    assert all(set(lic) == {"id", "name", "url"} for lic in doc["licenses"])
+    license_ids = {lic["id"] for lic in doc["licenses"]}
+    assert all(image["license"] in license_ids for image in doc["images"])
+  assert "annotations" not in docs["test"]
+
+  # Ids are unique within each file and across the image splits.
+  all_image_ids = [image["id"] for doc in docs.values() for image in doc["images"]]
+  assert len(all_image_ids) == len(set(all_image_ids))
+  categories = {c["id"]: c for c in docs["train"]["categories"]}
+  assert len(categories) == len(docs["train"]["categories"]) == config.num_species
+  assert docs["val"]["categories"] == docs["train"]["categories"] or {
+      c["id"] for c in docs["val"]["categories"]} == set(categories)
+  assert {c["supercategory"] for c in categories.values()} == ALL_SUPERCATEGORIES
+  assert all(" " in c["name"] for c in categories.values())
+
+  # One annotation per image, pointing at a known category.
+  labels = {}
+  for split in ("train", "val"):
+    annotations = docs[split]["annotations"]
+    assert len({a["id"] for a in annotations}) == len(annotations)
+    assert sorted(a["image_id"] for a in annotations) == sorted(
+        image["id"] for image in docs[split]["images"])
+    assert all(a["category_id"] in categories for a in annotations)
+    labels.update({a["image_id"]: a["category_id"] for a in annotations})
+
+  # Archives hold exactly the JSON's files, each opening at the JSON's size.
+  train_val = _archive_images(directory / sample_download.TRAIN_VAL_ARCHIVE, decode_pixels)
+  test = _archive_images(directory / sample_download.TEST_ARCHIVE, decode_pixels)
+  json_images = {image["file_name"]: image for doc in (docs["train"], docs["val"])
+                 for image in doc["images"]}
+  assert set(train_val) == set(json_images)
+  assert set(test) == {image["file_name"] for image in docs["test"]["images"]}
+  for name, image in list(train_val.items()) + list(test.items()):
+    record = json_images.get(name) or next(i for i in docs["test"]["images"]
+                                           if i["file_name"] == name)
+    assert image.size == (record["width"], record["height"]), name
+    assert max(image.size) <= config.max_side
+  for image in docs["test"]["images"]:
+    assert image["file_name"].startswith("test2017/") and image["file_name"].count("/") == 1
+  for name in json_images:
+    top, supercategory, species, base = name.split("/")
+    category = categories[labels[json_images[name]["id"]]]
+    assert (top, supercategory, species) == (
+        "train_val_images", category["supercategory"], category["name"])
+    assert len(base) == 36 and all(ch in "0123456789abcdef" for ch in base[:32])
+
+  # The long tail: geometric from max to min train images per class; val 4..30.
+  per_class = {split: collections.Counter(a["category_id"] for a in docs[split]["annotations"])
+               for split in ("train", "val")}
+  n = config.num_species
+  ratio = config.min_train_per_species / config.max_train_per_species
+  expected = sorted(round(config.max_train_per_species * ratio ** (r / (n - 1))) for r in range(n))
+  assert sorted(per_class["train"][c] for c in categories) == expected
+  assert all(4 <= per_class["val"][c] <= 30 for c in categories)
+
+  _check_boxes(directory, docs, categories, labels)
+  _check_locations(directory, docs)
+  return docs
+
+
+def _check_boxes(directory, docs, categories, labels):
+  sizes = {image["id"]: (image["width"], image["height"])
+           for doc in docs.values() for image in doc["images"]}
+  for split in ("train", "val"):
+    boxes = _load(directory, f"{split}_2017_bboxes.json")
+    assert {c["supercategory"] for c in boxes["categories"]} == (
+        sample_download.BOXED_SUPERCATEGORIES)
+    per_image = collections.Counter(a["image_id"] for a in boxes["annotations"])
+    assert len({a["id"] for a in boxes["annotations"]}) == len(boxes["annotations"])
+    assert {image["id"] for image in boxes["images"]} == set(per_image)
+    for box in boxes["annotations"]:
+      x, y, w, h = box["bbox"]
+      width, height = sizes[box["image_id"]]
+      assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= width and y + h <= height
+      assert math.isclose(box["area"], w * h / 2, abs_tol=0.01)
+      assert box["iscrowd"] == 0
+      assert box["category_id"] == labels[box["image_id"]]
+      assert categories[box["category_id"]]["supercategory"] in (
+          sample_download.BOXED_SUPERCATEGORIES)
+    assert max(per_image.values()) <= 10
+    if split == "val":
+      assert set(per_image.values()) == {1}
+    else:
+      assert max(per_image.values()) > 1  # some images show several animals
+
+
+def _check_locations(directory, docs):
+  for split in ("train", "val"):
+    records = _load(directory, f"{split}2017_locations.json")
+    assert isinstance(records, list)
+    assert sorted(r["id"] for r in records) == sorted(i["id"] for i in docs[split]["images"])
+    assert all(set(r) == {"id", "lat", "lon", "date", "date_c", "user_id"} for r in records)
+    assert any(r["lat"] is None for r in records) and any(r["lat"] is not None for r in records)
+    for r in records:
+      assert (r["lat"] is None) == (r["lon"] is None)
+      if r["lat"] is not None:
+        assert -90 <= r["lat"] <= 90 and -180 <= r["lon"] <= 180
+      if r["date_c"] is not None:
+        assert 0 <= r["date_c"] <= 1
+
+
+def test_default_sample_passes_third_party_checks(sample_dir):
+  check_download(sample_dir, SampleConfig())
+
+
+def test_default_ids_are_gapped_and_lists_unaligned(sample_dir):
+  """Code that joins by list position instead of id must fail on the default sample."""
+  train = _load(sample_dir, "train2017.json")
+  ids = [c["id"] for c in train["categories"]]
+  assert ids != sorted(ids) and sorted(ids) != list(range(len(ids)))
+  pairs = zip(train["images"], train["annotations"])
+  assert any(image["id"] != annotation["image_id"] for image, annotation in pairs)
+
+
+def test_siblings_differ_only_in_spot_count(sample_dir):
+  categories = _load(sample_dir, "train2017.json")["categories"]
+  genera = collections.defaultdict(set)
+  for c in categories:
+    genus, epithet = c["name"].split(" ")
+    genera[genus].add(epithet)
+  assert any(len(epithets) > 1 for epithets in genera.values())
+  assert all(e in sample_download.SPOT_EPITHETS for es in genera.values() for e in es)
+
+
+def test_quirky_images_are_what_they_claim(sample_dir):
+  """One grayscale, one CMYK, one PNG under a .jpg name, one progressive JPEG."""
+  images = _archive_images(sample_dir / sample_download.TRAIN_VAL_ARCHIVE)
+  modes = collections.Counter((image.format, image.mode) for image in images.values())
+  assert modes[("JPEG", "L")] == 1
+  assert modes[("JPEG", "CMYK")] == 1
+  assert modes[("PNG", "RGB")] == 1
+  assert sum(image.info.get("progressive", 0) for image in images.values()) == 1
+  assert all(name.endswith(".jpg") for name in images)
+
+
+def _digests(directory):
+  return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
+
+
+def test_same_seed_same_bytes_other_seed_differs(sample_dir, tmp_path):
+  sample_download.make_sample(str(tmp_path / "again"), SampleConfig(num_workers=1))
+  sample_download.make_sample(str(tmp_path / "other"), SampleConfig(seed=1))
+  assert _digests(tmp_path / "again") == _digests(sample_dir)
+  assert _digests(tmp_path / "other") != _digests(sample_dir)
+  assert not list(tmp_path.glob("*/*.partial"))
+
+
+def test_tfds_layout_is_what_the_tfds_builder_needs(tmp_path):
+  config = SampleConfig(num_species=13, min_train_per_species=2, max_train_per_species=4,
+                        species_names="tfds")
+  sample_download.make_sample(str(tmp_path), config)
+  train = _load(tmp_path, "train2017.json")
+  # TFDS indexes categories by id and zips images with annotations.
+  assert [c["id"] for c in train["categories"]] == list(range(13))
+  assert all(image["id"] == annotation["image_id"]
+             for image, annotation in zip(train["images"], train["annotations"]))
+  import tensorflow_datasets as tfds
+  names = (tfds.core.tfds_path("image_classification") / "inaturalist_labels.txt").read_text()
+  assert [c["name"] for c in train["categories"]] == names.splitlines()[:13]
+
+
+def test_larger_setting_at_full_resolution(tmp_path):
+  """200 species at the real download's 800 px (~5,800 images; headers parsed, not decoded)."""
+  config = SampleConfig(num_species=200, min_train_per_species=8, max_train_per_species=24,
+                        max_side=800, seed=3)
+  sample_download.make_sample(str(tmp_path), config)
+  check_download(tmp_path, config, decode_pixels=False)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"num_species": 5}, "at least 13"),
+    ({"max_train_per_species": 4}, "below min_train_per_species"),
+    ({"max_side": 10}, "max_side=10"),
+    ({"species_names": "latin"}, "expected 'generated' or 'tfds'"),
+])
+def test_bad_settings_are_named(kwargs, message, tmp_path):
+  with pytest.raises(ValueError, match=message):
+    sample_download.make_sample(str(tmp_path), SampleConfig(**kwargs))
+  assert not list(tmp_path.iterdir())
+
+
+def test_console_script(tmp_path):
+  result = subprocess.run(
+      [console_script("inat-make-sample"), f"--output_dir={tmp_path}", "--num_species=13",
+       "--max_train_per_species=10", "--max_side=64"],
+      capture_output=True, text=True, check=True)
+  assert "13 species" in result.stdout
+  check_download(tmp_path, SampleConfig(num_species=13, max_train_per_species=10, max_side=64))
+  bad = subprocess.run([console_script("inat-make-sample"), f"--output_dir={tmp_path}", "--num_species=3"],
+                       capture_output=True, text=True)
+  assert bad.returncode != 0 and "at least 13" in bad.stderr
