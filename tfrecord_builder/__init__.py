@@ -1,0 +1,1 @@
+"""inat-build: the iNaturalist download → sharded TFRecords (see build.py)."""

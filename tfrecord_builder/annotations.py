@@ -1,0 +1,327 @@
+"""Reads and cross-checks the COCO-style JSONs into one record per image.
+
+Images are keyed by `file_name` (how archive members are matched) and categories by `id` (never by
+list position: valid COCO files may list categories out of order, with gaps, and need not align
+`annotations` with `images`). A problem with the whole file (malformed JSON, missing sections,
+contradictory categories) raises AnnotationError; a problem with one record is reported as a
+Problem, that record is left out, and everything valid is kept.
+"""
+
+import collections
+import dataclasses
+import hashlib
+import json
+import os
+
+import tensorflow as tf
+
+from inat_tf.label_map import LabelMap
+
+
+class AnnotationError(Exception):
+  """A whole annotation file is unusable; the message names it and says what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+  """One rejected or dropped record: what kind, where (file and record), and why."""
+  kind: str
+  where: str
+  message: str
+
+  def to_json(self):
+    return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Box:
+  x: float
+  y: float
+  width: float
+  height: float
+  category_id: int
+  area: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Location:
+  latitude: float = None
+  longitude: float = None
+  uncertainty: float = None
+  date: str = None
+  date_c: float = None
+  user_id: int = None
+
+
+@dataclasses.dataclass
+class ImageRecord:
+  split: str
+  image_id: int
+  file_name: str
+  width: int
+  height: int
+  category_id: int = -1          # -1: unlabelled (test)
+  boxes: list = dataclasses.field(default_factory=list)
+  location: Location = None
+
+
+@dataclasses.dataclass
+class Catalog:
+  """Everything the builder needs from the JSONs."""
+  records: dict          # split -> {file_name: ImageRecord}
+  label_map: LabelMap
+  problems: list         # [Problem]
+  md5: dict              # input path -> md5 hex of its bytes
+
+
+def _read_json(path, md5):
+  with tf.io.gfile.GFile(path, "rb") as f:
+    data = f.read()
+  md5[path] = hashlib.md5(data).hexdigest()
+  try:
+    return json.loads(data)
+  except json.JSONDecodeError as e:
+    raise AnnotationError(
+        f"{path}: malformed JSON at line {e.lineno} column {e.colno}: {e.msg}. The file is "
+        f"damaged or not the published one; download it again and compare its md5.") from None
+  except UnicodeDecodeError as e:
+    raise AnnotationError(f"{path}: not UTF-8 text ({e}); is this the JSON file?") from None
+
+
+def _section(document, path, key, required=True):
+  if not isinstance(document, dict):
+    raise AnnotationError(f"{path}: expected a JSON object with 'images' and 'categories', "
+                          f"found a {type(document).__name__}")
+  value = document.get(key)
+  if value is None and not required:
+    return None
+  if not isinstance(value, list):
+    raise AnnotationError(f"{path}: expected a list under '{key}', found "
+                          f"{'nothing' if value is None else type(value).__name__}")
+  return value
+
+
+def _is_int(value):
+  return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _read_categories(document, path):
+  categories = {}
+  for i, c in enumerate(_section(document, path, "categories")):
+    if not (isinstance(c, dict) and _is_int(c.get("id")) and isinstance(c.get("name"), str)
+            and isinstance(c.get("supercategory"), str)):
+      raise AnnotationError(f"{path}: categories[{i}] = {c!r}: expected an object with integer "
+                            f"'id' and string 'name' and 'supercategory'")
+    if c["id"] in categories:
+      raise AnnotationError(f"{path}: category id {c['id']} appears twice (categories[{i}]); "
+                            f"class labels would be ambiguous")
+    categories[c["id"]] = c
+  if not categories:
+    raise AnnotationError(f"{path}: 'categories' is empty")
+  return categories
+
+
+def _check_same_categories(reference, reference_path, categories, path):
+  for category_id, c in categories.items():
+    known = reference.get(category_id)
+    if known is None or (known["name"], known["supercategory"]) != (c["name"], c["supercategory"]):
+      said = "is not there" if known is None else f"is {known['name']!r}"
+      raise AnnotationError(
+          f"{path}: category id {category_id} is {c['name']!r}, but in {reference_path} it "
+          f"{said}. Every split must use the same categories; are these files from the same "
+          f"release?")
+
+
+def _read_images(document, path, split, problems):
+  """({image_id: ImageRecord}, {ids left out}); malformed and duplicated records become Problems.
+  """
+  name = os.path.basename(path)
+  by_id, by_name = {}, collections.Counter()
+  duplicates = set()
+  for i, image in enumerate(_section(document, path, "images")):
+    where = f"{name} images[{i}]"
+    if not (isinstance(image, dict) and _is_int(image.get("id"))
+            and isinstance(image.get("file_name"), str) and image["file_name"]
+            and _is_int(image.get("width")) and _is_int(image.get("height"))
+            and image["width"] > 0 and image["height"] > 0):
+      problems.append(Problem("malformed image record", where,
+                              f"{image!r}: expected integer id, width > 0, height > 0 and a "
+                              f"file_name"))
+      continue
+    if image["id"] in by_id:
+      duplicates.add(image["id"])
+      continue
+    by_name[image["file_name"]] += 1
+    by_id[image["id"]] = ImageRecord(split, image["id"], image["file_name"], image["width"],
+                                     image["height"], location=_inline_location(image))
+  for image_id in sorted(duplicates):
+    problems.append(Problem("duplicate image id", f"{name} image id {image_id}",
+                            "several images share this id; all of them are left out because "
+                            "their labels and Kaggle ids would be ambiguous"))
+    del by_id[image_id]
+  for file_name, count in by_name.items():
+    if count > 1:
+      ids = sorted(r.image_id for r in by_id.values() if r.file_name == file_name)
+      problems.append(Problem("duplicate file_name", f"{name} file_name {file_name}",
+                              f"images {ids} share one file; all are left out"))
+      for image_id in ids:
+        del by_id[image_id]
+        duplicates.add(image_id)
+  return by_id, duplicates
+
+
+def _inline_location(image):
+  """iNat2021 puts latitude, longitude, location_uncertainty and date in the image record."""
+  if not any(key in image for key in ("latitude", "longitude", "date")):
+    return None
+  return _location(image.get("latitude"), image.get("longitude"),
+                   image.get("location_uncertainty"), image.get("date"), None, image.get("user_id"))
+
+
+def _location(lat, lon, uncertainty, date, date_c, user_id):
+  coordinates_ok = _is_number(lat) and _is_number(lon) and -90 <= lat <= 90 and -180 <= lon <= 180
+  return Location(
+      latitude=float(lat) if coordinates_ok else None,
+      longitude=float(lon) if coordinates_ok else None,
+      uncertainty=float(uncertainty) if _is_number(uncertainty) else None,
+      date=date if isinstance(date, str) and date else None,
+      date_c=float(date_c) if _is_number(date_c) else None,
+      user_id=int(user_id) if _is_int(user_id) else None)
+
+
+def _apply_labels(document, path, by_id, left_out, categories, problems):
+  """Sets each image's category from `annotations`; `left_out`: ids already reported."""
+  name = os.path.basename(path)
+  labels = collections.defaultdict(set)
+  for i, annotation in enumerate(_section(document, path, "annotations")):
+    where = f"{name} annotations[{i}]"
+    if not (isinstance(annotation, dict) and _is_int(annotation.get("image_id"))
+            and _is_int(annotation.get("category_id"))):
+      problems.append(Problem("malformed annotation", where,
+                              f"{annotation!r}: expected integer image_id and category_id"))
+    elif annotation["category_id"] not in categories:
+      problems.append(Problem("unknown category id", where,
+                              f"category_id {annotation['category_id']} is not among the "
+                              f"{len(categories)} categories; image {annotation['image_id']} "
+                              f"is left out"))
+      labels[annotation["image_id"]].add(None)
+    elif annotation["image_id"] in left_out:
+      continue
+    elif annotation["image_id"] not in by_id:
+      problems.append(Problem("annotation for unknown image", where,
+                              f"image_id {annotation['image_id']} is not in 'images' (or was "
+                              f"left out above); the annotation is ignored"))
+    else:
+      labels[annotation["image_id"]].add(annotation["category_id"])
+  for image_id in list(by_id):
+    found = labels.get(image_id, set())
+    if len(found) == 1 and None not in found:
+      by_id[image_id].category_id = found.pop()
+      continue
+    del by_id[image_id]
+    if found == {None}:
+      continue  # reported above as an unknown category id
+    message = ("no annotation gives its category" if not found else
+               f"its annotations disagree on its category ({sorted(found, key=str)})")
+    problems.append(Problem("unlabelled image", f"{name} image id {image_id}",
+                            f"{message}; left out"))
+
+
+def _apply_boxes(path, by_id, categories, md5, problems):
+  """Adds COCO boxes to their images; broken boxes are dropped and reported."""
+  document = _read_json(path, md5)
+  name = os.path.basename(path)
+  for i, box in enumerate(_section(document, path, "annotations")):
+    where = f"{name} annotations[{i}]"
+    bbox = box.get("bbox") if isinstance(box, dict) else None
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(_is_number, bbox))
+            and bbox[2] > 0 and bbox[3] > 0 and _is_int(box.get("image_id"))
+            and _is_int(box.get("category_id"))):
+      problems.append(Problem("malformed box", where,
+                              f"{box!r}: expected integer image_id and category_id and bbox "
+                              f"[x, y, width > 0, height > 0]"))
+      continue
+    record = by_id.get(box["image_id"])
+    if record is None:
+      problems.append(Problem("box for unknown image", where,
+                              f"image_id {box['image_id']} is not a (kept) image of this split; "
+                              f"box ignored"))
+      continue
+    if box["category_id"] not in categories:
+      problems.append(Problem("unknown category id", where,
+                              f"box category_id {box['category_id']} is unknown; box ignored"))
+      continue
+    area = box.get("area")
+    record.boxes.append(Box(*map(float, bbox), category_id=box["category_id"],
+                            area=float(area) if _is_number(area) else bbox[2] * bbox[3] / 2.0))
+
+
+def _apply_locations(path, by_id, md5, problems):
+  document = _read_json(path, md5)
+  if not isinstance(document, list):
+    raise AnnotationError(f"{path}: expected a JSON list of records with 'id', 'lat', 'lon', "
+                          f"'date', 'date_c', 'user_id'; found a {type(document).__name__}")
+  name = os.path.basename(path)
+  for i, r in enumerate(document):
+    if not (isinstance(r, dict) and _is_int(r.get("id"))):
+      problems.append(Problem("malformed location", f"{name}[{i}]",
+                              f"{r!r}: expected an object with an integer 'id'"))
+      continue
+    record = by_id.get(r["id"])
+    if record is not None:
+      record.location = _location(r.get("lat"), r.get("lon"), r.get("location_uncertainty"),
+                                  r.get("date"), r.get("date_c"), r.get("user_id"))
+
+
+def load_catalog(inputs, train_annotations):
+  """Reads every JSON of `inputs` ({split: SplitInputs}); the label map comes from the train JSON.
+
+  train_annotations: path of the train JSON, read even when the train split is not being built,
+  so that every build of a data dir shares one label map.
+  """
+  md5, problems, records = {}, [], {}
+  train_document = _read_json(train_annotations, md5)
+  categories = _read_categories(train_document, train_annotations)
+  train_counts = collections.Counter()
+  for i, a in enumerate(_section(train_document, train_annotations, "annotations")):
+    if isinstance(a, dict) and a.get("category_id") in categories:
+      train_counts[a["category_id"]] += 1
+  label_map = LabelMap.from_categories(categories.values(), train_counts)
+
+  for split, split_inputs in inputs.items():
+    path = split_inputs.annotations
+    document = train_document if path == train_annotations else _read_json(path, md5)
+    own = _section(document, path, "categories", required=split != "test")
+    if own is not None:
+      _check_same_categories(categories, train_annotations, _read_categories(document, path),
+                             path)
+    by_id, left_out = _read_images(document, path, split, problems)
+    if split != "test":
+      _apply_labels(document, path, by_id, left_out, categories, problems)
+    elif document.get("annotations"):
+      raise AnnotationError(f"{path}: the test split has annotations; is this the right file?")
+    if split_inputs.boxes:
+      _apply_boxes(split_inputs.boxes, by_id, categories, md5, problems)
+    if split_inputs.locations:
+      _apply_locations(split_inputs.locations, by_id, md5, problems)
+    records[split] = {r.file_name: r for r in by_id.values()}
+  _drop_files_listed_twice(records, problems)
+  return Catalog(records=records, label_map=label_map, problems=problems, md5=md5)
+
+
+def _drop_files_listed_twice(records, problems):
+  """train and val share one archive: a file both list could go to either split, so to none."""
+  splits_of = collections.defaultdict(list)
+  for split, by_name in records.items():
+    for file_name in by_name:
+      splits_of[file_name].append(split)
+  for file_name, splits in splits_of.items():
+    if len(splits) > 1:
+      problems.append(Problem("file in several splits", file_name,
+                              f"listed by the {' and '.join(splits)} JSONs; left out of all"))
+      for split in splits:
+        del records[split][file_name]

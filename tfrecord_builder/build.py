@@ -1,0 +1,406 @@
+"""`inat-build`: the iNat download → sharded TFRecords, streamed, parallel, resumable.
+
+  inat-build --raw_dir RAW --data_dir OUT [--splits train,val,test] [--examples_per_shard 1024]
+             [--task_index I --num_tasks N] [--max_rejects K] [--verify_decode] [--overwrite]
+
+RAW holds the download under its published names (tarballs or folders extracted from them, and the
+JSONs); OUT (local, gs://, any tf.io.gfile path) receives `train-00000-of-00566.tfrecord`, ...,
+label_map.json, manifest.json and TFDS metadata. See BUILD_NOTES.md for the design.
+
+How a build runs:
+  1. Read the JSONs; plan every image's shard and position from --seed (plan.py).
+  2. Stream each archive once (train and val share one), check each listed image on a thread pool
+     (image_check.py), and append its Example to its shard's local spill file (spill.py).
+  3. Write each shard from its spill file in planned order, under a temporary name, then rename.
+  4. When every shard exists, write manifest.json and the TFDS metadata (manifest.py).
+A rerun (after a crash, kill -9 included) keeps finished shards and spilled examples and does the
+rest; the result is byte-identical to an uninterrupted run.
+"""
+
+import collections
+import concurrent.futures
+import dataclasses
+import hashlib
+import os
+import sys
+import tempfile
+import time
+
+import tensorflow as tf
+
+from tfrecord_builder import annotations
+from tfrecord_builder import examples
+from tfrecord_builder import image_check
+from tfrecord_builder import layout
+from tfrecord_builder import manifest as manifest_lib
+from tfrecord_builder import plan as plan_lib
+from tfrecord_builder import progress as progress_lib
+from tfrecord_builder import sources
+from tfrecord_builder import spill as spill_lib
+from inat_tf import label_map as label_map_lib
+
+Problem = annotations.Problem
+
+
+class BuildError(Exception):
+  """The build cannot start or continue; the message says why and what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildConfig:
+  raw_dir: str
+  data_dir: str
+  splits: tuple = layout.SPLITS
+  seed: int = 0
+  examples_per_shard: int = 1024
+  task_index: int = 0
+  num_tasks: int = 1
+  max_rejects: int = 0
+  num_threads: int = 0      # 0: one per CPU core
+  spill_dir: str = ""       # local scratch; "" = DATA_DIR/_build/spill when local, else /tmp
+  verify_decode: bool = False
+  overwrite: bool = False
+
+  def validate(self):
+    problems = []
+    unknown = set(self.splits) - set(layout.SPLITS)
+    if unknown or not self.splits:
+      problems.append(f"splits={','.join(self.splits)}: choose from {','.join(layout.SPLITS)}")
+    if self.examples_per_shard < 1:
+      problems.append(f"examples_per_shard={self.examples_per_shard}: must be >= 1")
+    if not 0 <= self.task_index < self.num_tasks:
+      problems.append(f"task_index={self.task_index} with num_tasks={self.num_tasks}: need "
+                      f"0 <= task_index < num_tasks")
+    if self.max_rejects < 0 or self.num_threads < 0:
+      problems.append("max_rejects and num_threads must be >= 0")
+    if problems:
+      raise BuildError("Invalid flags: " + "; ".join(problems))
+
+  @property
+  def task_name(self):
+    return f"task-{self.task_index:05d}-of-{self.num_tasks:05d}"
+
+
+@dataclasses.dataclass
+class _Outcome:
+  """What a worker made of one image: an Example and a repair note, or a rejection reason."""
+  record: annotations.ImageRecord
+  example: bytes = b""
+  note: str = ""
+  reason: str = ""
+
+
+def _verify_with_tensorflow(checked, original, record):
+  """--verify_decode: TensorFlow's own decoder must accept what we store; Pillow gets one try."""
+  try:
+    tf.io.decode_jpeg(checked.jpeg, channels=3)
+    return checked
+  except tf.errors.InvalidArgumentError as e:
+    if checked.repair:
+      raise image_check.ImageRejected(f"TensorFlow cannot decode it even re-encoded: {e.message}")
+    repaired = image_check._reencode(original, "JPEG rejected by TensorFlow's decoder",  # pylint: disable=protected-access
+                                     (record.width, record.height))
+    tf.io.decode_jpeg(repaired.jpeg, channels=3)
+    return repaired
+
+
+def _process(record, data, label_map, verify_decode):
+  """Runs on the thread pool: check (and maybe repair) one image and serialize its Example."""
+  try:
+    if callable(data):
+      data = data()
+    checked = image_check.check_image(data, (record.width, record.height))
+    if verify_decode:
+      checked = _verify_with_tensorflow(checked, data, record)
+  except FileNotFoundError as e:
+    return _Outcome(record, reason=f"missing file: {e}")
+  except image_check.ImageRejected as e:
+    return _Outcome(record, reason=str(e))
+  return _Outcome(record, examples.serialize(record, checked, label_map), note=checked.repair)
+
+
+def _result(outcome_or_future):
+  return (outcome_or_future.result() if isinstance(outcome_or_future, concurrent.futures.Future)
+          else outcome_or_future)
+
+
+def _default_spill_dir(config):
+  if "://" not in config.data_dir:
+    return os.path.join(config.data_dir, manifest_lib.BUILD_DIR, "spill")
+  digest = hashlib.md5(config.data_dir.encode()).hexdigest()[:12]
+  return os.path.join(tempfile.gettempdir(), f"inat-build-spill-{digest}")
+
+
+class _Build:
+  """One task's run; see the module docstring for the steps."""
+
+  def __init__(self, config, log):
+    self.config, self.log = config, log
+    self.inputs = layout.find_inputs(config.raw_dir, config.splits)
+    train_json = layout.find_inputs(config.raw_dir, ("train",))["train"].annotations if (
+        "train" not in self.inputs) else self.inputs["train"].annotations
+    self.catalog = annotations.load_catalog(self.inputs, train_json)
+    self.label_map = self.catalog.label_map
+    self.plans = {split: plan_lib.plan_split(split, [r.image_id for r in records.values()],
+                                             config.examples_per_shard, config.seed)
+                  for split, records in self.catalog.records.items()}
+    self.run_problems = []                               # archive-level, this run
+    self.shard_problems = collections.defaultdict(list)  # shard file -> [Problem]
+    self.unlisted = collections.Counter()                # archive -> members no JSON lists
+    self.archives = {}                                   # path -> ArchiveStats
+
+  # -- planning and resume --------------------------------------------------------------------
+
+  def _state(self):
+    fingerprints = {os.path.basename(path): md5 for path, md5 in self.catalog.md5.items()}
+    for split_inputs in self.inputs.values():
+      if split_inputs.archive:
+        size = tf.io.gfile.stat(split_inputs.archive).length
+        fingerprints[os.path.basename(split_inputs.archive)] = f"{size} bytes"
+    return {"seed": self.config.seed, "examples_per_shard": self.config.examples_per_shard,
+            "inputs": fingerprints,
+            "num_shards": {split: plan.num_shards for split, plan in self.plans.items()}}
+
+  def _pending_shards(self):
+    """{shard file: (split, shard)} this task owns that are not yet under their final name."""
+    pending = {}
+    for split, plan in self.plans.items():
+      for shard in plan.owned_shards(self.config.task_index, self.config.num_tasks):
+        name = plan.shard_name(shard)
+        if not tf.io.gfile.exists(os.path.join(self.config.data_dir, name)):
+          pending[name] = (split, shard)
+    return pending
+
+  # -- streaming ------------------------------------------------------------------------------
+
+  def _sources(self):
+    """[(description, splits, iterator of (file_name, bytes or reader))], one per archive/folder."""
+    by_source = collections.defaultdict(list)
+    for split, split_inputs in self.inputs.items():
+      by_source[split_inputs.archive or ("folder", split_inputs.folder)].append(split)
+    result = []
+    for source, splits in by_source.items():
+      if isinstance(source, str):
+        stats = sources.ArchiveStats(source, tf.io.gfile.stat(source).length)
+        self.archives[source] = stats
+        members = sources.iter_archive(source, stats, self._report_unsafe)
+        result.append((source, splits, members))
+      else:
+        raw_dir = source[1]
+        names = sorted(name for split in splits for name in self.catalog.records[split])
+        members = ((name, lambda name=name: sources.read_file(raw_dir, name)) for name in names)
+        result.append((raw_dir, splits, members))
+    return result
+
+  def _report_unsafe(self, name, reason):
+    self.run_problems.append(Problem("unsafe archive member", name, f"{reason}; not read"))
+
+  def _shard_of(self, record):
+    plan = self.plans[record.split]
+    return plan.shard_name(plan.slots[record.image_id].shard)
+
+  def _stream(self, pending, store, progress):
+    """Phase 1: every listed image of a pending shard → checked → appended to its spill file."""
+    done = {key: {image_id for image_id, _ in store.entries(key)} for key in pending}
+    threads = self.config.num_threads or os.cpu_count() or 1
+    inflight = collections.deque()
+
+    def finish(outcome):
+      key = self._shard_of(outcome.record)
+      if outcome.reason:
+        self.shard_problems[key].append(Problem("rejected image", outcome.record.file_name,
+                                                outcome.reason))
+        progress.rejects += 1
+      else:
+        store.append(key, outcome.record.image_id, outcome.note, outcome.example)
+        progress.images += 1
+        progress.repairs += bool(outcome.note)
+
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+      for source, splits, members in self._sources():
+        wanted = {}
+        for split in splits:
+          for name, record in self.catalog.records[split].items():
+            key = self._shard_of(record)
+            if key in pending and record.image_id not in done[key]:
+              wanted[name] = record
+        if not wanted:
+          continue  # every image of this source is already in a shard or spill file
+        listed = {name for split in splits for name in self.catalog.records[split]}
+        try:
+          for name, data in members:
+            record = wanted.pop(name, None)
+            if record is None:
+              self.unlisted[source] += name not in listed
+              continue
+            args = (record, data, self.label_map, self.config.verify_decode)
+            # A header check and a protobuf take ~0.1 ms, less than a hand-off to a thread;
+            # decoding (--verify_decode) and reading extracted files (I/O) go to the pool.
+            if self.config.verify_decode or callable(data):
+              inflight.append(pool.submit(_process, *args))
+            else:
+              inflight.append(_process(*args))
+            while len(inflight) > 4 * threads:  # bounded memory: a few images per thread
+              finish(_result(inflight.popleft()))
+            progress.bytes_read = sum(stats.bytes_read for stats in self.archives.values())
+        except sources.ArchiveTruncated as e:
+          self.run_problems.append(Problem("truncated archive", source, str(e)))
+        while inflight:
+          finish(_result(inflight.popleft()))
+        for name, record in wanted.items():
+          self.shard_problems[self._shard_of(record)].append(
+              Problem("missing image", name, f"listed in the {record.split} JSON but not found "
+                                             f"in {source}"))
+          progress.rejects += 1
+
+  # -- writing shards -------------------------------------------------------------------------
+
+  def _finish_shard(self, key, split, shard, store):
+    """Records a complete shard, then moves it from scratch to its final name."""
+    by_id = {r.image_id: r for r in self.catalog.records[split].values()}
+    repairs = [{"file_name": by_id[image_id].file_name, "image_id": image_id, "repair": note}
+               for image_id, note in store.entries(key) if note]
+
+    def record_shard(count, size, sha256):
+      # Written before the move: a shard under its final name always has its record.
+      manifest_lib.write_json(manifest_lib.shard_record_path(self.config.data_dir, key), {
+          "file": key, "split": split, "shard": shard, "examples": count, "bytes": size,
+          "sha256": sha256, "repairs": repairs,
+          "problems": [p.to_json() for p in self.shard_problems[key]]})
+
+    store.finish(key, os.path.join(self.config.data_dir, key), before_move=record_shard)
+
+  # -- the run --------------------------------------------------------------------------------
+
+  def run(self):
+    config = self.config
+    start = time.monotonic()
+    if config.overwrite:
+      manifest_lib.remove_build(config.data_dir)
+    tf.io.gfile.makedirs(os.path.join(config.data_dir, manifest_lib.BUILD_DIR, "shards"))
+    state = manifest_lib.check_and_update_state(config.data_dir, self._state(), config.overwrite)
+    manifest_lib.write_json(os.path.join(config.data_dir, label_map_lib.FILENAME),
+                            self.label_map.to_json())
+
+    pending = self._pending_shards()
+    store = spill_lib.SpillStore(os.path.join(config.spill_dir or _default_spill_dir(config),
+                                              config.task_name))
+    for key in store.recover():
+      if config.overwrite or key not in pending:
+        store.discard(key)  # from a build being redone, or a shard finished after all
+    total = sum(len(records) for records in self.catalog.records.values())
+    self.log(f"inat-build: {total:,} images listed in {', '.join(self.catalog.records)}; "
+             f"{len(pending)} shard(s) to write for {config.task_name}")
+    if pending:
+      total_bytes = sum(tf.io.gfile.stat(i.archive).length for i in
+                        {i.archive: i for i in self.inputs.values() if i.archive}.values())
+      with progress_lib.Progress(total, total_bytes) as progress:
+        self._stream(pending, store, progress)
+        for key, (split, shard) in sorted(pending.items()):
+          self._finish_shard(key, split, shard, store)
+        self.log(f"inat-build: {progress.line()}")
+      self._write_task_report(time.monotonic() - start)
+    result = manifest_lib.finalize(config.data_dir, self.label_map, state,
+                                   self.catalog.problems, self.log)
+    return self._summary(result)
+
+  def _write_task_report(self, seconds):
+    config = self.config
+    manifest_lib.write_json(
+        os.path.join(config.data_dir, manifest_lib.BUILD_DIR, config.task_name + ".json"), {
+            "task": config.task_name, "seconds": round(seconds, 1),
+            "flags": {k: v for k, v in dataclasses.asdict(config).items()},
+            "archives": {path: {"bytes": stats.size, "md5": stats.md5 or None}
+                         for path, stats in self.archives.items()},
+            "unlisted_members": dict(self.unlisted),
+            "problems": [p.to_json() for p in self.run_problems]})
+
+  def _summary(self, manifest):
+    """(exit status, text): non-zero when more problems than --max_rejects allows."""
+    own_shards = [plan.shard_name(s) for plan in self.plans.values()
+                  for s in plan.owned_shards(self.config.task_index, self.config.num_tasks)]
+    own_problems = list(self.catalog.problems) + self.run_problems
+    for key in own_shards:
+      record_path = manifest_lib.shard_record_path(self.config.data_dir, key)
+      if tf.io.gfile.exists(record_path):
+        own_problems += [Problem(**p) for p in manifest_lib.read_json(record_path)["problems"]]
+    lines = []
+    if manifest is not None:
+      for split, info in manifest["splits"].items():
+        lines.append(f"  {split}: {info['examples']:,} examples in {info['num_shards']} shard(s),"
+                     f" {info['bytes'] / 1e6:,.1f} MB")
+      lines.append(f"  repaired: {len(manifest['repaired'])}")
+    by_kind = collections.Counter(p.kind for p in own_problems)
+    lines.append(f"  rejected: {len(own_problems)}" + (
+        " (" + ", ".join(f"{n} {kind}" for kind, n in sorted(by_kind.items())) + ")"
+        if own_problems else ""))
+    for p in own_problems[:20]:
+      lines.append(f"    {p.kind}: {p.where}: {p.message}")
+    if len(own_problems) > 20:
+      lines.append(f"    ... and {len(own_problems) - 20} more in {manifest_lib.MANIFEST}")
+    failed = len(own_problems) > self.config.max_rejects
+    if failed:
+      lines.append(f"inat-build: {len(own_problems)} problem(s) exceed --max_rejects="
+                   f"{self.config.max_rejects}; every valid image was written. Fix the inputs, "
+                   f"or rerun with --max_rejects={len(own_problems)} to accept them.")
+    elif manifest is None:
+      lines.append(f"inat-build: {self.config.task_name} done; manifest.json is written when the "
+                   f"other tasks' shards exist too.")
+    return (1 if failed else 0), "\n".join(lines)
+
+
+def build(config, log=print):
+  """Runs one build task; returns (exit status, summary text). Raises BuildError when it cannot
+  start (bad flags, missing or malformed inputs, a data dir from other inputs)."""
+  config.validate()
+  try:
+    return _Build(config, log).run()
+  except (FileNotFoundError, annotations.AnnotationError, manifest_lib.StateMismatch) as e:
+    raise BuildError(str(e)) from None
+
+
+def run(argv=None):
+  """Console entry point `inat-build`."""
+  from absl import app, flags  # pylint: disable=g-import-not-at-top
+
+  defaults = BuildConfig("", "")
+  flags.DEFINE_string("raw_dir", None, "Folder with the download under its published names.",
+                      required=True)
+  flags.DEFINE_string("data_dir", None, "Output folder (local, gs://, any tf.io.gfile path).",
+                      required=True)
+  flags.DEFINE_list("splits", list(defaults.splits), "Splits to build.")
+  flags.DEFINE_integer("seed", defaults.seed, "Seed of the shuffle into shards.")
+  flags.DEFINE_integer("examples_per_shard", defaults.examples_per_shard,
+                       "Examples per shard (the last shards of a split may hold fewer).")
+  flags.DEFINE_integer("task_index", defaults.task_index, "This task's index in a job array.")
+  flags.DEFINE_integer("num_tasks", defaults.num_tasks,
+                       "Tasks in the job array; each builds a disjoint set of shards.")
+  flags.DEFINE_integer("max_rejects", defaults.max_rejects,
+                       "Problems (rejected images, bad records) tolerated before exiting 1.")
+  flags.DEFINE_integer("num_threads", defaults.num_threads, "Worker threads; 0 = CPU cores.")
+  flags.DEFINE_string("spill_dir", defaults.spill_dir,
+                      "Local scratch for resumable builds (about one shard set's size).")
+  flags.DEFINE_bool("verify_decode", defaults.verify_decode,
+                    "Also decode every image with TensorFlow's decoder (costs ~2 ms/image/core).")
+  flags.DEFINE_bool("overwrite", defaults.overwrite, "Delete an earlier build in DATA_DIR first.")
+
+  def main(_):
+    f = flags.FLAGS
+    config = BuildConfig(
+        raw_dir=f.raw_dir, data_dir=f.data_dir, splits=tuple(f.splits), seed=f.seed,
+        examples_per_shard=f.examples_per_shard, task_index=f.task_index,
+        num_tasks=f.num_tasks, max_rejects=f.max_rejects, num_threads=f.num_threads,
+        spill_dir=f.spill_dir, verify_decode=f.verify_decode, overwrite=f.overwrite)
+    log = lambda message: print(message, file=sys.stderr, flush=True)
+    try:
+      status, summary = build(config, log)
+    except BuildError as e:
+      sys.exit(f"inat-build: {e}")
+    print(summary)
+    sys.exit(status)
+
+  app.run(main, argv=argv)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,167 @@
+"""What a data dir holds besides its shards, all written through tf.io.gfile:
+
+  label_map.json          contiguous index ↔ category_id ↔ name ↔ super-category, train counts
+  manifest.json           per split and shard: examples, bytes, sha256; input md5s; flags; every
+                          rejected or repaired image with its reason (written when all shards exist)
+  dataset_info.json, features.json, ...   TFDS metadata: tfds.builder_from_directory(DATA_DIR)
+  _build/state.json       the inputs and flags the shards were planned from (resume guard)
+  _build/shards/*.json    one record per finished shard (counts, sha256, repairs, problems),
+                          written before the shard is renamed into place
+  _build/task-*.json      per job-array task: archives read, archive-level problems, timings
+"""
+
+import json
+import os
+import tempfile
+
+import tensorflow as tf
+
+from inat_tf import label_map as label_map_lib
+from inat_tf import schema
+from tfrecord_builder import plan as plan_lib
+
+BUILD_DIR = "_build"
+MANIFEST = "manifest.json"
+
+
+class StateMismatch(Exception):
+  """DATA_DIR was planned from other inputs or flags; resuming would mix two datasets."""
+
+
+def write_json(path, document):
+  """Atomic: a reader never sees half a file (temporary name, then rename)."""
+  temporary = f"{path}.incomplete-{os.getpid()}"
+  with tf.io.gfile.GFile(temporary, "w") as f:
+    json.dump(document, f, indent=1, sort_keys=True)
+  tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
+def read_json(path):
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
+def shard_record_path(data_dir, shard_file):
+  return os.path.join(data_dir, BUILD_DIR, "shards", shard_file + ".json")
+
+
+def check_and_update_state(data_dir, state, overwrite):
+  """Refuses to resume on a data dir planned from different inputs or flags.
+
+  state: {"seed", "examples_per_shard", "inputs": {name: fingerprint}, "num_shards": {split: n}}.
+  Builds of different splits into one data dir are compatible; their states are merged.
+  """
+  path = os.path.join(data_dir, BUILD_DIR, "state.json")
+  if tf.io.gfile.exists(path) and not overwrite:
+    previous = read_json(path)
+    differences = [f"{key}: {previous[key]} then, {state[key]} now"
+                   for key in ("seed", "examples_per_shard") if previous[key] != state[key]]
+    for group in ("inputs", "num_shards"):
+      for name in set(previous[group]) & set(state[group]):
+        if previous[group][name] != state[group][name]:
+          differences.append(f"{group} {name}: {previous[group][name]} then, "
+                             f"{state[group][name]} now")
+    if differences:
+      raise StateMismatch(
+          f"{data_dir} holds a build from other inputs or flags ({'; '.join(differences)}). "
+          f"Rerun with --overwrite to rebuild it, or choose another --data_dir.")
+    state = {**previous, **state, "inputs": {**previous["inputs"], **state["inputs"]},
+             "num_shards": {**previous["num_shards"], **state["num_shards"]}}
+  tf.io.gfile.makedirs(os.path.dirname(path))
+  write_json(path, state)
+  return state
+
+
+def remove_build(data_dir):
+  """Deletes what an earlier build wrote (for --overwrite); leaves other files alone."""
+  if not tf.io.gfile.isdir(data_dir):
+    return
+  for name in tf.io.gfile.listdir(data_dir):
+    name = name.rstrip("/")
+    path = os.path.join(data_dir, name)
+    if name == BUILD_DIR:
+      tf.io.gfile.rmtree(path)
+    elif (".tfrecord" in name or name in (MANIFEST, label_map_lib.FILENAME)
+          or name in ("dataset_info.json", "features.json") or name.endswith(".labels.txt")):
+      tf.io.gfile.remove(path)
+
+
+def write_tfds_metadata(data_dir, label_map, split_infos):
+  """dataset_info.json and features.json so that tfds.builder_from_directory(data_dir) works.
+
+  TFDS writes metadata through etils.epath, which knows local paths and gs:// but not every
+  tf.io.gfile scheme; so it writes into a local temporary folder (beside empty stand-ins named like
+  our shards, which is how it discovers splits) and the files are copied over with gfile.
+  split_infos: {split: (shard lengths, total bytes)}.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (slow import)
+
+  with tempfile.TemporaryDirectory() as local:
+    infos = []
+    for split, (shard_lengths, num_bytes) in sorted(split_infos.items()):
+      for shard in range(len(shard_lengths)):
+        open(os.path.join(local, plan_lib.shard_file(split, shard, len(shard_lengths))),
+             "wb").close()
+      template = tfds.core.ShardedFileTemplate(
+          data_dir=local, template=plan_lib.FILENAME_TEMPLATE, split=split,
+          filetype_suffix="tfrecord")
+      infos.append(tfds.core.SplitInfo(name=split, shard_lengths=list(shard_lengths),
+                                       num_bytes=num_bytes, filename_template=template))
+    tfds.folder_dataset.write_metadata(
+        data_dir=local,
+        features=schema.tfds_features(list(label_map.names),
+                                      list(label_map.supercategory_names)),
+        split_infos=infos, filename_template=plan_lib.FILENAME_TEMPLATE, check_data=False,
+        description="iNaturalist species images, written by inat-build (inat-tf).",
+        homepage="https://github.com/visipedia/inat_comp")
+    for name in os.listdir(local):
+      if ".tfrecord" not in name:
+        tf.io.gfile.copy(os.path.join(local, name), os.path.join(data_dir, name), overwrite=True)
+
+
+def finalize(data_dir, label_map, state, annotation_problems, log):
+  """Writes manifest.json and the TFDS metadata once every planned shard exists; else no-op.
+
+  Any job-array task may call it; the last one to finish completes it (idempotent, atomic).
+  Returns the manifest, or None while shards are still missing.
+  """
+  splits = {}
+  for split, num_shards in sorted(state["num_shards"].items()):
+    records = []
+    for shard in range(num_shards):
+      shard_file = plan_lib.shard_file(split, shard, num_shards)
+      if not tf.io.gfile.exists(os.path.join(data_dir, shard_file)):
+        return None
+      records.append(read_json(shard_record_path(data_dir, shard_file)))
+    splits[split] = records
+  build_dir = os.path.join(data_dir, BUILD_DIR)
+  tasks = [read_json(os.path.join(build_dir, name)) for name in sorted(tf.io.gfile.listdir(
+      build_dir)) if name.startswith("task-") and name.endswith(".json")]
+  problems = [p.to_json() for p in annotation_problems]
+  problems += [p for task in tasks for p in task["problems"]]
+  repairs = []
+  for records in splits.values():
+    for record in records:
+      problems += record["problems"]
+      repairs += record["repairs"]
+  manifest = {
+      "splits": {split: {
+          "examples": sum(r["examples"] for r in records),
+          "bytes": sum(r["bytes"] for r in records),
+          "num_shards": len(records),
+          "shards": [{key: r[key] for key in ("file", "examples", "bytes", "sha256")}
+                     for r in records]} for split, records in splits.items()},
+      "inputs": state["inputs"],
+      "flags": {key: state[key] for key in ("seed", "examples_per_shard")},
+      "tasks": [{key: task[key] for key in ("task", "flags", "archives", "seconds",
+                                            "unlisted_members")} for task in tasks],
+      "num_classes": label_map.num_classes,
+      "rejected": problems,
+      "repaired": repairs,
+  }
+  write_json(os.path.join(data_dir, MANIFEST), manifest)
+  write_tfds_metadata(data_dir, label_map, {
+      split: ([r["examples"] for r in records], sum(r["bytes"] for r in records))
+      for split, records in splits.items()})
+  log(f"inat-build: all shards present; wrote {MANIFEST} and TFDS metadata to {data_dir}")
+  return manifest
