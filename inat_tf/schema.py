@@ -20,6 +20,9 @@ One `tf.train.Example` per image:
   image/location/date, image/location/date_c, image/location/has_date, image/location/user_id
 """
 
+import functools
+import struct
+
 import tensorflow as tf
 
 ENCODED = "image/encoded"
@@ -108,31 +111,68 @@ def parse(serialized, keys=None):
           for key, value in features.items()}
 
 
-def _feature(dtype, values):
-  if dtype == tf.string:
-    return tf.train.Feature(bytes_list=tf.train.BytesList(
-        value=[v if isinstance(v, bytes) else str(v).encode("utf-8") for v in values]))
-  if dtype == tf.int64:
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
-  return tf.train.Feature(float_list=tf.train.FloatList(value=[float(v) for v in values]))
+# Protobuf wire encoding of tf.train.Example, written directly: building the message through the
+# protobuf API costs ~250 µs per image (35 Feature objects), a third of the builder's budget per
+# image. Fields: Example.features = 1; Features.feature = 1 (map entries with key = 1, value = 2);
+# Feature.bytes_list = 1, float_list = 2, int64_list = 3; *List.value = 1 (numbers packed). Keys
+# are written sorted, so equal examples give equal bytes.
+_KIND = {tf.string: 1, tf.float32: 2, tf.int64: 3}
+_ONE_BYTE = [bytes([i]) for i in range(128)]
+_TAG = {number: bytes([number << 3 | 2]) for number in (1, 2, 3)}
 
 
-def make_example(scalars, box_lists=None):
-  """A tf.train.Example from {key: value} scalars and {key: [values]} box lists.
+def _varint(value):
+  if 0 <= value < 128:
+    return _ONE_BYTE[value]
+  value &= 0xFFFFFFFFFFFFFFFF  # negative int64s as two's complement, as protobuf does
+  out = bytearray()
+  while value > 0x7F:
+    out.append((value & 0x7F) | 0x80)
+    value >>= 7
+  out.append(value)
+  return bytes(out)
+
+
+def _field(number, payload):
+  """A length-delimited field."""
+  return _TAG[number] + _varint(len(payload)) + payload
+
+
+def _entry(key, kind, values):
+  """One map entry of Features: key → Feature holding `values` (a tuple)."""
+  if kind == 1:
+    payload = b"".join(_field(1, v if isinstance(v, bytes) else str(v).encode("utf-8"))
+                       for v in values)
+  elif kind == 2:
+    payload = _field(1, struct.pack(f"<{len(values)}f", *values)) if values else b""
+  else:
+    payload = _field(1, b"".join(_varint(int(v)) for v in values)) if values else b""
+  return _field(1, _field(1, key.encode()) + _field(2, _field(kind, payload)))
+
+
+# Most entries repeat between examples (defaults, flags, labels, empty box lists).
+_cached_entry = functools.lru_cache(maxsize=1 << 14)(_entry)
+
+
+def serialize_example(scalars, box_lists=None):
+  """A serialized tf.train.Example from {key: value} scalars and {key: [values]} box lists.
 
   Every scalar key of SCALARS without a default must be given; absent ones with a default are
   written with it, so every record carries every key (TFDS's parser requires that). Unknown keys are
   an error, so a typo cannot silently drop a feature.
   """
+  box_lists = box_lists or {}
   missing = [k for k, (_, default) in SCALARS.items() if default is None and k not in scalars]
-  unknown = set(scalars) - set(SCALARS) | set(box_lists or {}) - set(BOX_LISTS)
+  unknown = set(scalars) - set(SCALARS) | set(box_lists) - set(BOX_LISTS)
   if missing or unknown:
     raise ValueError(f"Example has missing keys {missing} / unknown keys {sorted(unknown)}")
-  feature = {key: _feature(dtype, [scalars.get(key, default)])
-             for key, (dtype, default) in SCALARS.items()}
+  entries = {}
+  for key, (dtype, default) in SCALARS.items():
+    value = (scalars.get(key, default),)
+    entries[key] = (_entry if key == ENCODED else _cached_entry)(key, _KIND[dtype], value)
   for key, dtype in BOX_LISTS.items():
-    feature[key] = _feature(dtype, (box_lists or {}).get(key, []))
-  return tf.train.Example(features=tf.train.Features(feature=feature))
+    entries[key] = _cached_entry(key, _KIND[dtype], tuple(box_lists.get(key, ())))
+  return _field(1, b"".join(entries[key] for key in sorted(entries)))
 
 
 def tfds_features(class_names, supercategory_names):

@@ -296,8 +296,11 @@ class _Build:
                         {i.archive: i for i in self.inputs.values() if i.archive}.values())
       with progress_lib.Progress(total, total_bytes) as progress:
         self._stream(pending, store, progress)
-        for key, (split, shard) in sorted(pending.items()):
-          self._finish_shard(key, split, shard, store)
+        threads = config.num_threads or os.cpu_count() or 1
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:  # hashing and copying
+          for future in [pool.submit(self._finish_shard, key, split, shard, store)
+                         for key, (split, shard) in sorted(pending.items())]:
+            future.result()
         self.log(f"inat-build: {progress.line()}")
       self._write_task_report(time.monotonic() - start)
     result = manifest_lib.finalize(config.data_dir, self.label_map, state,

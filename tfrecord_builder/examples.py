@@ -62,6 +62,4 @@ def serialize(record, checked, label_map):
         schema.SUPERCATEGORY_TEXT: label_map.supercategory_names[supercategory],
     })
   scalars.update(_location_features(record.location))
-  # deterministic: map fields (the feature dict) in key order, or bytes vary between processes.
-  return schema.make_example(scalars, _box_lists(record, label_map)).SerializeToString(
-      deterministic=True)
+  return schema.serialize_example(scalars, _box_lists(record, label_map))

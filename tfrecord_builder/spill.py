@@ -65,7 +65,6 @@ class _Shard:
   def __init__(self):
     self.entries = []            # [(image_id, note)] in file order
     self.size = 0
-    self.sha256 = hashlib.sha256()
 
 
 class SpillStore:
@@ -107,9 +106,6 @@ class SpillStore:
       image_id, note = line.decode("utf-8").split("\t", 1)
       shard.entries.append((int(image_id), note))
     shard.size = size
-    with open(records_path, "rb") as f:
-      for block in iter(lambda: f.read(1 << 20), b""):
-        shard.sha256.update(block)
 
   def _open(self, key):
     files = self._files.pop(key, None)
@@ -131,7 +127,6 @@ class SpillStore:
     shard = self._shards[key]
     shard.entries.append((image_id, note))
     shard.size += len(framed)
-    shard.sha256.update(framed)
     if time.monotonic() - self._last_flush > _FLUSH_SECONDS:
       for files in self._files.values():
         for f in files:
@@ -157,7 +152,13 @@ class SpillStore:
     if not os.path.exists(records_path):
       open(records_path, "wb").close()  # a shard whose every image was rejected: empty, valid
     shard = self._shards[key]
-    stats = (len(shard.entries), shard.size, shard.sha256.hexdigest())
+    # Hashed from disk once complete (page cache, in parallel across shards), not per append on
+    # the busy streaming thread; and it is then the checksum of the very bytes being moved.
+    sha256 = hashlib.sha256()
+    with open(records_path, "rb") as f:
+      for block in iter(lambda: f.read(8 << 20), b""):
+        sha256.update(block)
+    stats = (len(shard.entries), shard.size, sha256.hexdigest())
     before_move(*stats)
     try:
       if "://" in destination:

@@ -1,0 +1,169 @@
+"""inat-build against TensorFlow Datasets' own `i_naturalist2017` builder, on the same files.
+
+  python benchmarks/builder.py --work_dir /tmp/inat-bench            # ~6,000 and ~12,000 images
+
+Generates a download with TFDS's own species names (its label feature accepts only the 5,089 real
+names) at 800 px, then, each in a fresh process so that peak memory is its own:
+  floor     reading and inflating the archives alone (zlib, ISA-L, rapidgzip when installed)
+  inat      our builder (tfrecord_builder.build)
+  tfds      TFDS's INaturalist2017 builder, its split generators pointed at the local files
+Repeats with a download twice the size, to show whether peak memory stays flat as input grows.
+Prints wall time (the build call, imports excluded), images/s, peak RSS and the ratios.
+"""
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+
+ARCHIVES = ("train_val_images.tar.gz", "test2017.tar.gz")
+
+
+def _floor(raw_dir, backend):
+  """Reads every member's bytes out of both archives, nothing else."""
+  if backend == "zlib":
+    import gzip
+    opener = lambda path: gzip.open(path, "rb")
+  elif backend == "isal":
+    from isal import igzip_threaded
+    opener = lambda path: igzip_threaded.open(path, "rb", threads=1)
+  else:
+    import rapidgzip
+    opener = lambda path: rapidgzip.open(path, parallelization=os.cpu_count())
+  count = 0
+  for name in ARCHIVES:
+    with opener(os.path.join(raw_dir, name)) as f, tarfile.open(fileobj=f, mode="r|") as tar:
+      for member in tar:
+        if member.isfile():
+          tar.extractfile(member).read()
+          count += 1
+  return count
+
+
+def _inat(raw_dir, out_dir):
+  from tfrecord_builder import build
+  status, summary = build.build(build.BuildConfig(raw_dir=raw_dir, data_dir=out_dir),
+                                log=lambda message: None)
+  if status:
+    raise RuntimeError(summary)
+  manifest = json.load(open(os.path.join(out_dir, "manifest.json")))
+  return sum(split["examples"] for split in manifest["splits"].values())
+
+
+def _tfds(raw_dir, out_dir):
+  import tensorflow_datasets as tfds
+  from tensorflow_datasets.image_classification import inaturalist
+
+  class LocalINaturalist2017(inaturalist.INaturalist2017, skip_registration=True):
+    """TFDS's builder, unchanged but for where its split generators find the files."""
+
+    def _split_generators(self, dl_manager):
+      archive = os.path.join(raw_dir, "train_val_images.tar.gz")
+      generator = lambda split, images, annotations: tfds.core.SplitGenerator(
+          name=split, gen_kwargs={"images_archive": dl_manager.iter_archive(images),
+                                  "annon_file": annotations})
+      return [
+          generator(tfds.Split.TRAIN, archive, os.path.join(raw_dir, "train2017.json")),
+          generator(tfds.Split.VALIDATION, archive, os.path.join(raw_dir, "val2017.json")),
+          generator(tfds.Split.TEST, os.path.join(raw_dir, "test2017.tar.gz"), None),
+      ]
+
+  builder = LocalINaturalist2017(data_dir=out_dir)
+  builder.download_and_prepare(download_dir=os.path.join(out_dir, "downloads"))
+  return sum(split.num_examples for split in builder.info.splits.values())
+
+
+def child(contender, raw_dir, out_dir):
+  """Runs one contender in this process; prints {"images", "seconds"} as JSON."""
+  if contender.startswith("floor-"):
+    run = lambda: _floor(raw_dir, contender[len("floor-"):])
+  else:
+    run = lambda: {"inat": _inat, "tfds": _tfds}[contender](raw_dir, out_dir)
+    # Imports outside the timed region, for both builders alike.
+    import tensorflow  # pylint: disable=unused-import
+    import tensorflow_datasets  # pylint: disable=unused-import
+  start = time.perf_counter()
+  images = run()
+  print(json.dumps({"images": images, "seconds": time.perf_counter() - start}))
+
+
+def measure(contender, raw_dir, out_dir):
+  shutil.rmtree(out_dir, ignore_errors=True)
+  process = subprocess.Popen([sys.executable, __file__, "--child", contender, "--raw_dir",
+                              raw_dir, "--out_dir", out_dir], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+  output = process.stdout.read()
+  _, status, usage = os.wait4(process.pid, 0)
+  if status != 0:
+    raise RuntimeError(f"{contender} failed (status {status}); rerun it alone to see why")
+  result = json.loads(output.strip().splitlines()[-1])
+  result["peak_rss_mb"] = usage.ru_maxrss / 1024
+  shutil.rmtree(out_dir, ignore_errors=True)
+  return result
+
+
+def contenders():
+  names = ["floor-zlib", "floor-isal"]
+  try:
+    import rapidgzip  # pylint: disable=unused-import
+    names.append("floor-rapidgzip")
+  except ImportError:
+    pass
+  return names + ["inat", "tfds"]
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--work_dir", default="/tmp/inat-builder-bench")
+  parser.add_argument("--num_species", type=int, default=100,
+                      help="~61 images per species; 100 gives ~6,150 images")
+  parser.add_argument("--max_side", type=int, default=800)
+  parser.add_argument("--child", help=argparse.SUPPRESS)
+  parser.add_argument("--raw_dir", help=argparse.SUPPRESS)
+  parser.add_argument("--out_dir", help=argparse.SUPPRESS)
+  args = parser.parse_args()
+  if args.child:
+    child(args.child, args.raw_dir, args.out_dir)
+    return
+
+  from inat_tf import sample_download
+  rows = []
+  for scale in (1, 2):
+    raw_dir = os.path.join(args.work_dir, f"download-x{scale}")
+    if not os.path.exists(os.path.join(raw_dir, "test2017.json")):
+      sample_download.make_sample(raw_dir, sample_download.SampleConfig(
+          num_species=args.num_species * scale, max_side=args.max_side, species_names="tfds"))
+    size_mb = sum(os.path.getsize(os.path.join(raw_dir, a)) for a in ARCHIVES) / 1e6
+    for contender in contenders():
+      result = measure(contender, raw_dir, os.path.join(args.work_dir, "out"))
+      rows.append({"scale": scale, "contender": contender, "archives_mb": size_mb, **result})
+      print(f"x{scale} {contender:16s} {result['images']:6d} images {result['seconds']:7.1f} s "
+            f"{result['images'] / result['seconds']:7.0f} images/s "
+            f"peak RSS {result['peak_rss_mb']:6.0f} MB", flush=True)
+
+  print("\nSummary (wall time of the build call; fresh process each):")
+  for scale in (1, 2):
+    by = {r["contender"]: r for r in rows if r["scale"] == scale}
+    rate = lambda name: by[name]["images"] / by[name]["seconds"]
+    print(f"  x{scale} ({by['inat']['images']} images, {by['inat']['archives_mb']:.0f} MB of "
+          f"archives): inat-build {rate('inat'):.0f} images/s = {rate('inat') / rate('tfds'):.2f}x "
+          f"TFDS ({rate('tfds'):.0f}), {rate('inat') / rate('floor-isal'):.2f}x the ISA-L floor "
+          f"({rate('floor-isal'):.0f}); zlib floor {rate('floor-zlib'):.0f}" + (
+              f", rapidgzip floor {rate('floor-rapidgzip'):.0f}" if "floor-rapidgzip" in by
+              else ""))
+  for name in ("inat", "tfds"):
+    small, large = (next(r for r in rows if r["scale"] == s and r["contender"] == name)
+                    for s in (1, 2))
+    print(f"  peak RSS {name}: {small['peak_rss_mb']:.0f} MB -> {large['peak_rss_mb']:.0f} MB "
+          f"when the input doubles ({large['peak_rss_mb'] / small['peak_rss_mb']:.2f}x)")
+  print(f"  (this machine: {os.cpu_count()} cores)")
+
+
+if __name__ == "__main__":
+  main()
