@@ -6,6 +6,7 @@ import setuptools
 CONSOLE_SCRIPTS = [
     "inat-make-sample = inat_tf.sample_download:run",
     "inat-build = tfrecord_builder.build:run",
+    "inat-data-service = inat_tf.data_service:run",
 ]
 
 setuptools.setup(

@@ -12,3 +12,14 @@ def sample_dir(tmp_path_factory):
   sample_download.make_sample(str(path), sample_download.SampleConfig())
   return path
 
+
+
+@pytest.fixture(scope="session")
+def built_dir(sample_dir, tmp_path_factory):
+  """The sample built by inat-build, 300 examples per shard: train 5 shards, val 3, test 3."""
+  from tfrecord_builder import build  # pylint: disable=g-import-not-at-top  (imports TensorFlow)
+  data_dir = tmp_path_factory.mktemp("built")
+  status, summary = build.build(build.BuildConfig(raw_dir=str(sample_dir), data_dir=str(data_dir),
+                                                  examples_per_shard=300), log=lambda m: None)
+  assert status == 0, summary
+  return data_dir

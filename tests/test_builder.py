@@ -47,12 +47,9 @@ def shard_digests(data_dir):
           for shard in split["shards"]}
 
 
-@pytest.fixture(scope="module")
-def built(sample_dir, tmp_path_factory):
-  data_dir = tmp_path_factory.mktemp("built")
-  status, summary = run_build(sample_dir, data_dir, examples_per_shard=300)
-  assert status == 0, summary
-  return data_dir
+@pytest.fixture
+def built(built_dir):
+  return built_dir
 
 
 def _expected_boxes(boxes, image):

@@ -1,0 +1,85 @@
+"""Image preprocessing as small pure functions of (JPEG bytes, seed): one set for training, one for
+evaluation. All randomness is stateless and comes from the `seed` argument (a [2] int tensor), so a
+pipeline is reproducible however many threads run it, and every function runs the same eagerly and
+inside tf.data. Outputs are float32 RGB in [0, 255]; each model family's normalisation is applied
+after (models.preprocess_input).
+
+Training follows the paper (random crops with aspect-ratio augmentation) in the Inception style:
+sample a window covering 8-100 % of the image with aspect ratio 3/4-4/3, decode only that window
+(`decode_and_crop_jpeg`, which skips the IDCT of everything outside it), resize, random flip.
+Evaluation decodes only the central square (87.5 % of the short side) and resizes it.
+"""
+
+import tensorflow as tf
+
+AREA_RANGE = (0.08, 1.0)
+ASPECT_RATIO_RANGE = (3 / 4, 4 / 3)
+EVAL_CROP_FRACTION = 0.875
+
+
+def random_crop_window(image_shape, seed, boxes=None, min_object_covered=0.1):
+  """[offset_y, offset_x, height, width] of an Inception-style random crop inside the image.
+
+  boxes: optional [N, 4] ground-truth boxes (ymin, xmin, ymax, xmax in [0, 1]) used as hints: the
+  crop then covers at least `min_object_covered` of one of them. With none, any window qualifies.
+  """
+  if boxes is None:
+    boxes = tf.zeros([0, 4], tf.float32)
+  # Without boxes the whole image is the "object": asking to cover 10 % of it would forbid the
+  # smallest crops, so the constraint only applies when there are real boxes.
+  min_object_covered = tf.where(tf.shape(boxes)[0] > 0, min_object_covered, 0.0)
+  begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+      image_shape, bounding_boxes=tf.reshape(tf.cast(boxes, tf.float32), [1, -1, 4]), seed=seed,
+      min_object_covered=min_object_covered,
+      aspect_ratio_range=ASPECT_RATIO_RANGE, area_range=AREA_RANGE, max_attempts=10,
+      use_image_if_no_bounding_boxes=True)
+  return tf.stack([begin[0], begin[1], size[0], size[1]])
+
+
+def _resize(image, image_size):
+  return tf.image.resize(image, [image_size, image_size], method="bilinear")
+
+
+def decode_and_random_crop(image_bytes, image_size, seed, boxes=None):
+  """Random crop fused with JPEG decoding, resized to image_size x image_size; float32 [0, 255]."""
+  window = random_crop_window(tf.image.extract_jpeg_shape(image_bytes), seed, boxes)
+  image = tf.image.decode_and_crop_jpeg(image_bytes, window, channels=3)
+  return _resize(tf.cast(image, tf.float32), image_size)
+
+
+def random_flip(image, seed):
+  return tf.image.stateless_random_flip_left_right(image, seed)
+
+
+def distort_color(image, seed):
+  """Inception's colour distortion (brightness, saturation, hue, contrast) on [0, 255] RGB."""
+  seeds = tf.random.experimental.stateless_split(seed, 4)
+  image = image / 255.0
+  image = tf.image.stateless_random_brightness(image, 32 / 255, seeds[0])
+  image = tf.image.stateless_random_saturation(image, 0.5, 1.5, seeds[1])
+  image = tf.image.stateless_random_hue(image, 0.2, seeds[2])
+  image = tf.image.stateless_random_contrast(image, 0.5, 1.5, seeds[3])
+  return tf.clip_by_value(image, 0.0, 1.0) * 255.0
+
+
+def train_image(image_bytes, image_size, seed, boxes=None, color_distortion=False):
+  """The training view of one JPEG: random crop, resize, flip, optional colour distortion."""
+  crop_seed, flip_seed, colour_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+  image = random_flip(decode_and_random_crop(image_bytes, image_size, crop_seed, boxes), flip_seed)
+  if color_distortion:
+    image = distort_color(image, colour_seed)
+  return image
+
+
+def center_crop_window(image_shape, crop_fraction=EVAL_CROP_FRACTION):
+  """[offset_y, offset_x, side, side]: the central square, `crop_fraction` of the short side."""
+  height, width = image_shape[0], image_shape[1]
+  side = tf.cast(crop_fraction * tf.cast(tf.minimum(height, width), tf.float32), tf.int32)
+  return tf.stack([(height - side + 1) // 2, (width - side + 1) // 2, side, side])
+
+
+def eval_image(image_bytes, image_size):
+  """The evaluation view of one JPEG: decode the central crop only, resize; float32 [0, 255]."""
+  window = center_crop_window(tf.image.extract_jpeg_shape(image_bytes))
+  image = tf.image.decode_and_crop_jpeg(image_bytes, window, channels=3)
+  return _resize(tf.cast(image, tf.float32), image_size)
