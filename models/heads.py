@@ -1,0 +1,71 @@
+"""Layers this package adds to keras.applications' backbones: SE blocks, classifier, aux head.
+
+Standard Keras layers only, so saved models load without custom objects. Every layer made here is
+named by the convention `models.new_layers` relies on: SE blocks `<block>_se_*`, everything else
+`head_*`. Logits layers compute in float32, so they stay float32 under a mixed-precision policy.
+"""
+
+from keras import layers
+
+SE_REDUCTION_RATIO = 16
+AUX_POOL_SIZE = 5      # TF-slim's auxiliary head: 5x5 average pool, stride 3,
+AUX_POOL_STRIDE = 3
+AUX_BOTTLENECK = 128   # then a 1x1 conv to 128 channels,
+AUX_FILTERS = 768      # then a conv to 768 channels covering the remaining spatial extent.
+
+
+def squeeze_excite(x, name):
+  """Squeeze-and-Excitation: x * sigmoid(W2 relu(W1 avgpool(x))), W1: C -> C/16, W2: C/16 -> C."""
+  channels = x.shape[-1]
+  gates = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(x)
+  gates = layers.Dense(channels // SE_REDUCTION_RATIO, activation="relu",
+                       name=f"{name}_reduce")(gates)
+  gates = layers.Dense(channels, activation="sigmoid", name=f"{name}_expand")(gates)
+  return layers.Multiply(name=f"{name}_scale")([x, gates])  # (N,1,1,C) broadcasts over H, W
+
+
+def classifier(features, num_classes, dropout_rate, conv_classifier):
+  """Global average pool -> optional dropout -> logits (float32), as keras.applications' tops.
+
+  conv_classifier reproduces MobileNet's top (1x1 conv on the kept 1x1 map, then reshape), so
+  parameter counts stay equal to keras.applications'. Either way the layer holding the classifier
+  weights is named `head_logits`.
+  """
+  x = layers.GlobalAveragePooling2D(keepdims=conv_classifier, name="head_avg_pool")(features)
+  if dropout_rate:
+    x = layers.Dropout(dropout_rate, name="head_dropout")(x)
+  if conv_classifier:
+    x = layers.Conv2D(num_classes, 1, padding="same", dtype="float32", name="head_logits")(x)
+    return layers.Reshape((num_classes,), dtype="float32", name="head_logits_flat")(x)
+  return layers.Dense(num_classes, dtype="float32", name="head_logits")(x)
+
+
+def _conv_bn_relu(x, filters, kernel_size, name):
+  # Same conv (no bias) -> BN (no scale) -> relu unit as keras.applications' Inception conv2d_bn.
+  x = layers.Conv2D(filters, kernel_size, padding="valid", use_bias=False, name=name)(x)
+  x = layers.BatchNormalization(scale=False, name=f"{name}_bn")(x)
+  return layers.Activation("relu", name=f"{name}_relu")(x)
+
+
+def aux_kernel_sizes(height, width):
+  """(pool size, pool stride, final conv kernel) of the aux head for a height x width input map.
+
+  At 299 px the map is 17x17: pool 5x5 stride 3 leaves 5x5, covered by a 5x5 conv (TF-slim). At
+  small images the map is smaller (3x3 at 75 px), so the pool shrinks to fit and the conv still
+  covers exactly what remains, leaving 1x1.
+  """
+  pool = (min(AUX_POOL_SIZE, height), min(AUX_POOL_SIZE, width))
+  stride = (min(AUX_POOL_STRIDE, pool[0]), min(AUX_POOL_STRIDE, pool[1]))
+  remaining = ((height - pool[0]) // stride[0] + 1, (width - pool[1]) // stride[1] + 1)
+  return pool, stride, remaining
+
+
+def aux_logits(features, num_classes):
+  """TF-slim's Inception auxiliary classifier on a 4D feature map; returns float32 logits."""
+  pool, stride, remaining = aux_kernel_sizes(features.shape[1], features.shape[2])
+  x = layers.AveragePooling2D(pool, strides=stride, padding="valid",
+                              name="head_aux_avg_pool")(features)
+  x = _conv_bn_relu(x, AUX_BOTTLENECK, 1, name="head_aux_conv_1x1")
+  x = _conv_bn_relu(x, AUX_FILTERS, remaining, name="head_aux_conv_spatial")
+  x = layers.Flatten(name="head_aux_flatten")(x)
+  return layers.Dense(num_classes, dtype="float32", name="head_aux_logits")(x)

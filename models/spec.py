@@ -1,0 +1,27 @@
+"""`ModelSpec`: what `models.build` needs to know about one named network.
+
+Each family module (`inception.py`, `resnet.py`, `mobilenet.py`) declares its names as specs; the
+builder (`builder.py`) turns a spec into a Keras model.
+"""
+
+import dataclasses
+from typing import Callable, Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """One network of the paper, described in terms of its keras.applications backbone."""
+  name: str
+  # The keras.applications constructor; called with include_top=False, so it builds (and, for
+  # weights="imagenet", fetches and loads) exactly the published backbone.
+  backbone: Callable
+  backbone_name: str               # e.g. "InceptionV3", for messages
+  min_image_size: int              # keras.applications' own minimum
+  default_image_size: int          # the size its ImageNet weights were trained at
+  preprocessing: str               # "inception" ([-1, 1]) or "caffe" (BGR, ImageNet mean removed)
+  # Layer name -> SE block name, for the layers whose output gets a Squeeze-and-Excitation block;
+  # None for networks without SE.
+  se_block_name: Optional[Callable[[str], Optional[str]]] = None
+  aux_tap: Optional[str] = None    # layer whose output feeds the auxiliary head (Inceptions)
+  default_dropout_rate: Optional[float] = None
+  conv_classifier: bool = False    # MobileNet's top is a 1x1 conv, not a Dense
