@@ -7,6 +7,11 @@ CONSOLE_SCRIPTS = [
     "inat-make-sample = inat_tf.sample_download:run",
     "inat-build = tfrecord_builder.build:run",
     "inat-data-service = inat_tf.data_service:run",
+    "inat-train = inat_tf.train:run",
+    "inat-eval = inat_tf.evaluate:run",
+    "inat-predict = inat_tf.predict:run",
+    "inat-score = inat_tf.score:run",
+    "inat-export = inat_tf.export:run",
 ]
 
 setuptools.setup(
@@ -20,6 +25,7 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["inat_tf*", "tfrecord_builder*", "models*"]),
+    package_data={"inat_tf": ["configs/*/*.flags"]},
     install_requires=[
         # The full `tensorflow` package (not tensorflow-cpu): GPU hosts use the same
         # package, installed as `tensorflow[and-cuda]` (see README).
@@ -30,7 +36,10 @@ setuptools.setup(
         "pillow>=10.0",
         # Well-kept C libraries doing jobs better than our Python would (BUILD_NOTES.md):
         "isal>=1.6",            # gzip inflate 1.3-1.5x zlib, in a background thread
-        "google-crc32c>=1.5",   # TFRecord framing checksums, so shards hash as they stream out
+        "google-crc32c>=1.5",   # TFRecord framing checksums
+        "tensorboard>=2.20",    # tf.summary needs it; TensorFlow 2.21 no longer installs it
+        "matplotlib>=3.8",      # the accuracy-vs-training-images box plot (paper Fig. 5)
+        "tensorflow-serving-api>=2.21,<2.22",  # PredictionLog protos of the warm-up file
     ],
     extras_require={
         "test": ["pytest>=8"],

@@ -179,12 +179,24 @@ def train_dataset(config, context=None):
   return ds.with_options(_options(config))
 
 
+def _pipeline_examples(config, context):
+  """Examples each input pipeline reads in eval_dataset (from the manifest's shard counts)."""
+  with tf.io.gfile.GFile(os.path.join(config.data_dir, "manifest.json")) as f:
+    shards = json.load(f)["splits"][config.split]["shards"]
+  n = context.num_input_pipelines if context else 1
+  if len(shards) < n:  # sharded by record
+    total = sum(s["examples"] for s in shards)
+    return [total // n + (i < total % n) for i in range(n)]
+  return [sum(s["examples"] for s in shards[i::n]) for i in range(n)]
+
+
 def eval_dataset(config, context=None, with_ids=False, pad_final_batch=False):
   """The split exactly once, in shard order: (images, labels) batches, or with image ids.
 
   with_ids: yield {"image", "label", "image_id"} dicts instead (predictions, submissions).
-  pad_final_batch: pad the last batch to full size with label -1 / image_id -1 and add a weight
-    (1 real, 0 padding), so that every batch has the same static shape (TPUs need that).
+  pad_final_batch: every batch full size, padding with label -1 / image_id -1, and a weight per
+    example (1 real, 0 padding); and every input pipeline yields the same number of batches, so
+    collective steps (several workers, TPU pods) never wait on a pipeline that has run dry.
   """
   config.validate()
   normalize = models.preprocess_input(config.model_name)
@@ -206,12 +218,13 @@ def eval_dataset(config, context=None, with_ids=False, pad_final_batch=False):
   ds = ds.map(view, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   batch = _per_replica_batch(config, context)
   if pad_final_batch:
-    ds = ds.map(lambda e: {**e, "weight": tf.constant(1.0)})
+    batches = max(math.ceil(n / batch) for n in _pipeline_examples(config, context))
     padding = {"image": tf.zeros([config.image_size] * 2 + [3], config.dtype),
                "label": tf.constant(-1), "image_id": tf.constant(-1, tf.int64),
                "weight": tf.constant(0.0)}
-    ds = ds.concatenate(tf.data.Dataset.from_tensors(padding).repeat(batch - 1))
-    ds = ds.batch(batch, drop_remainder=True)
+    ds = ds.map(lambda e: {**e, "weight": tf.constant(1.0)})
+    ds = ds.concatenate(tf.data.Dataset.from_tensors(padding).repeat())
+    ds = ds.batch(batch, drop_remainder=True).take(batches)
   else:
     ds = ds.batch(batch)
   if not with_ids:

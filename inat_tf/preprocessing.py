@@ -83,3 +83,23 @@ def eval_image(image_bytes, image_size):
   window = center_crop_window(tf.image.extract_jpeg_shape(image_bytes))
   image = tf.image.decode_and_crop_jpeg(image_bytes, window, channels=3)
   return _resize(tf.cast(image, tf.float32), image_size)
+
+
+def _corner_windows(image_shape, crop_fraction):
+  height, width = image_shape[0], image_shape[1]
+  side = tf.cast(crop_fraction * tf.cast(tf.minimum(height, width), tf.float32), tf.int32)
+  return [(0, 0), (0, width - side), (height - side, 0), (height - side, width - side)], side
+
+
+def eval_views(image_bytes, image_size, flip=False, multi_crop=False):
+  """[views, image_size, image_size, 3] float32 [0, 255]: the central crop, plus optionally its
+  mirror image and the four corner crops (and theirs), for test-time averaging."""
+  views = [eval_image(image_bytes, image_size)]
+  if multi_crop:
+    image = tf.cast(tf.io.decode_jpeg(image_bytes, channels=3), tf.float32)
+    corners, side = _corner_windows(tf.shape(image), EVAL_CROP_FRACTION)
+    for y, x in corners:
+      views.append(_resize(image[y:y + side, x:x + side], image_size))
+  if flip:
+    views += [tf.image.flip_left_right(view) for view in views]
+  return tf.stack(views)

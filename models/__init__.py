@@ -28,7 +28,11 @@ spec file per family: backbone, SE points, aux tap), heads (SE block, classifier
 (backbones with ImageNet or file weights), preprocessing (input normalisation).
 """
 
-from models import preprocessing
+import os
+
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # see inat_tf/__init__.py; before TensorFlow
+
+from models import preprocessing  # pylint: disable=g-import-not-at-top
 from models import registry
 from models.builder import build
 from models.builder import new_layers

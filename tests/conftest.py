@@ -23,3 +23,17 @@ def built_dir(sample_dir, tmp_path_factory):
                                                   examples_per_shard=300), log=lambda m: None)
   assert status == 0, summary
   return data_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_built_dir(tmp_path_factory):
+  """13 species x 4 train images at most 64 px, built: small enough to overfit in a minute."""
+  from tfrecord_builder import build  # pylint: disable=g-import-not-at-top
+  raw = tmp_path_factory.mktemp("tiny_download")
+  sample_download.make_sample(str(raw), sample_download.SampleConfig(
+      num_species=13, min_train_per_species=4, max_train_per_species=4, max_side=64, seed=1))
+  data_dir = tmp_path_factory.mktemp("tiny_built")
+  status, summary = build.build(build.BuildConfig(raw_dir=str(raw), data_dir=str(data_dir),
+                                                  examples_per_shard=32), log=lambda m: None)
+  assert status == 0, summary
+  return data_dir

@@ -69,6 +69,7 @@ class ImageRecord:
 class Catalog:
   """Everything the builder needs from the JSONs."""
   records: dict          # split -> {file_name: ImageRecord}
+  listed_ids: dict       # split -> sorted ids of every image the JSON lists, kept or not
   label_map: LabelMap
   problems: list         # [Problem]
   md5: dict              # input path -> md5 hex of its bytes
@@ -283,7 +284,7 @@ def load_catalog(inputs, train_annotations):
   train_annotations: path of the train JSON, read even when the train split is not being built,
   so that every build of a data dir shares one label map.
   """
-  md5, problems, records = {}, [], {}
+  md5, problems, records, listed_ids = {}, [], {}, {}
   train_document = _read_json(train_annotations, md5)
   categories = _read_categories(train_document, train_annotations)
   train_counts = collections.Counter()
@@ -300,6 +301,8 @@ def load_catalog(inputs, train_annotations):
       _check_same_categories(categories, train_annotations, _read_categories(document, path),
                              path)
     by_id, left_out = _read_images(document, path, split, problems)
+    listed_ids[split] = sorted({image["id"] for image in document["images"]
+                                if isinstance(image, dict) and _is_int(image.get("id"))})
     if split != "test":
       _apply_labels(document, path, by_id, left_out, categories, problems)
     elif document.get("annotations"):
@@ -310,7 +313,8 @@ def load_catalog(inputs, train_annotations):
       _apply_locations(split_inputs.locations, by_id, md5, problems)
     records[split] = {r.file_name: r for r in by_id.values()}
   _drop_files_listed_twice(records, problems)
-  return Catalog(records=records, label_map=label_map, problems=problems, md5=md5)
+  return Catalog(records=records, listed_ids=listed_ids, label_map=label_map, problems=problems,
+                 md5=md5)
 
 
 def _drop_files_listed_twice(records, problems):

@@ -281,6 +281,7 @@ class _Build:
     state = manifest_lib.check_and_update_state(config.data_dir, self._state(), config.overwrite)
     manifest_lib.write_json(os.path.join(config.data_dir, label_map_lib.FILENAME),
                             self.label_map.to_json())
+    manifest_lib.update_image_ids(config.data_dir, self.catalog.listed_ids)
 
     pending = self._pending_shards()
     store = spill_lib.SpillStore(os.path.join(config.spill_dir or _default_spill_dir(config),

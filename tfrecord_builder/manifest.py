@@ -1,6 +1,8 @@
 """What a data dir holds besides its shards, all written through tf.io.gfile:
 
   label_map.json          contiguous index ↔ category_id ↔ name ↔ super-category, train counts
+  image_ids.json          per split, every image id its JSON lists (a submission needs them all,
+                          even an image the builder had to reject)
   manifest.json           per split and shard: examples, bytes, sha256; input md5s; flags; every
                           rejected or repaired image with its reason (written when all shards exist)
   dataset_info.json, features.json, ...   TFDS metadata: tfds.builder_from_directory(DATA_DIR)
@@ -22,6 +24,7 @@ from tfrecord_builder import plan as plan_lib
 
 BUILD_DIR = "_build"
 MANIFEST = "manifest.json"
+IMAGE_IDS = "image_ids.json"
 
 
 class StateMismatch(Exception):
@@ -72,6 +75,13 @@ def check_and_update_state(data_dir, state, overwrite):
   return state
 
 
+def update_image_ids(data_dir, listed_ids):
+  """Adds this build's splits to image_ids.json (builds of other splits may have written it)."""
+  path = os.path.join(data_dir, IMAGE_IDS)
+  known = read_json(path) if tf.io.gfile.exists(path) else {}
+  write_json(path, {**known, **listed_ids})
+
+
 def remove_build(data_dir):
   """Deletes what an earlier build wrote (for --overwrite); leaves other files alone."""
   if not tf.io.gfile.isdir(data_dir):
@@ -81,7 +91,7 @@ def remove_build(data_dir):
     path = os.path.join(data_dir, name)
     if name == BUILD_DIR:
       tf.io.gfile.rmtree(path)
-    elif (".tfrecord" in name or name in (MANIFEST, label_map_lib.FILENAME)
+    elif (".tfrecord" in name or name in (MANIFEST, IMAGE_IDS, label_map_lib.FILENAME)
           or name in ("dataset_info.json", "features.json") or name.endswith(".labels.txt")):
       tf.io.gfile.remove(path)
 

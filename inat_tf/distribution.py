@@ -1,0 +1,103 @@
+"""The tf.distribute strategy and mixed-precision policy a training job runs under, by flag.
+
+  one_device     a single GPU, or the CPU
+  mirrored       all local GPUs (or --num_cpu_devices logical CPUs, to try it on a laptop)
+  multi_worker   MultiWorkerMirroredStrategy; the cluster from TF_CONFIG, or from Slurm's
+                 environment (SlurmClusterResolver) when run under srun
+  tpu            TPUStrategy on --tpu (a name, grpc:// address, or "local")
+  auto           tpu if --tpu is given, multi_worker if TF_CONFIG or Slurm says so, mirrored with
+                 several GPUs, else one_device
+"""
+
+import json
+import os
+
+from absl import logging
+import keras
+import tensorflow as tf
+
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+
+
+def _in_slurm_job_with_several_tasks():
+  return int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in os.environ
+
+
+def split_cpu(num_devices):
+  """Splits the CPU into logical devices, so mirrored training can be tried without GPUs."""
+  cpu = tf.config.list_physical_devices("CPU")[0]
+  tf.config.set_logical_device_configuration(
+      cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices)
+
+
+def make_strategy(kind="auto", tpu="", num_cpu_devices=0):
+  """Returns a tf.distribute.Strategy; call before creating any tensor."""
+  if kind not in STRATEGIES:
+    raise ValueError(f"distribution={kind!r}: expected one of {', '.join(STRATEGIES)}")
+  if num_cpu_devices > 1:
+    split_cpu(num_cpu_devices)
+  if kind == "auto":
+    if tpu:
+      kind = "tpu"
+    elif "TF_CONFIG" in os.environ or _in_slurm_job_with_several_tasks():
+      kind = "multi_worker"
+    elif len(tf.config.list_logical_devices("GPU")) > 1 or num_cpu_devices > 1:
+      kind = "mirrored"
+    else:
+      kind = "one_device"
+  if kind == "tpu":
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "local")
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+  if kind == "multi_worker":
+    resolver = None
+    if "TF_CONFIG" not in os.environ:
+      if not _in_slurm_job_with_several_tasks():
+        raise ValueError("distribution=multi_worker needs a cluster: set TF_CONFIG, or run "
+                         "under Slurm (srun) with several tasks")
+      resolver = tf.distribute.cluster_resolver.SlurmClusterResolver()
+    return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+  if kind == "mirrored":
+    devices = None
+    if not tf.config.list_logical_devices("GPU"):
+      devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices)
+  gpus = tf.config.list_logical_devices("GPU")
+  return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+
+
+def is_chief(strategy):
+  """True on the one task that writes summaries, exports and the best model."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return True
+  task_type, task_id = resolver.task_type, resolver.task_id
+  return task_type in (None, "chief") or (task_type == "worker" and task_id == 0 and
+                                          "chief" not in resolver.cluster_spec().as_dict())
+
+
+def task_name(strategy):
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if resolver is None or resolver.task_type is None:
+    return "chief"
+  return f"{resolver.task_type}-{resolver.task_id}"
+
+
+def set_mixed_precision(strategy, enabled):
+  """bfloat16 on TPU (and CPU), float16 with loss scaling on GPU; returns the policy name."""
+  if not enabled:
+    policy = "float32"
+  elif isinstance(strategy, tf.distribute.TPUStrategy) or not tf.config.list_logical_devices(
+      "GPU"):
+    policy = "mixed_bfloat16"
+  else:
+    policy = "mixed_float16"
+  keras.mixed_precision.set_global_policy(policy)
+  logging.info("Mixed precision policy: %s", policy)
+  return policy
+
+
+def describe(strategy):
+  return json.dumps({"strategy": type(strategy).__name__,
+                     "replicas": strategy.num_replicas_in_sync, "task": task_name(strategy)})

@@ -1,0 +1,241 @@
+"""`inat-eval`: a trained model's scores on a split, in the paper's terms.
+
+  inat-eval --data_dir D --model_dir M --split val --output_dir R [--flip] [--multi_crop]
+
+Writes to R: report.json (everything), report.md (tables a person reads), per_class.csv (accuracy
+and training images per species), accuracy_vs_train_images.csv and .png (the paper's Fig. 5: a box
+plot of per-species top-1 accuracy, species binned by their number of training images) and
+predictions.csv (image id, label, top-5 category ids). Top-5 error is the competition's metric.
+"""
+
+import collections
+import csv
+import dataclasses
+import io
+import json
+import os
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from inat_tf import preprocessing
+from inat_tf import records
+from inat_tf import schema
+from inat_tf import trained_model
+
+TOP_K = 5
+# Bins of training images per species for Fig. 5 (lower edges; the last is open-ended).
+TRAIN_COUNT_BINS = (0, 10, 20, 50, 100, 200, 500, 1000)
+
+
+@dataclasses.dataclass
+class Predictions:
+  """Per image of a split: id, true class index (-1 unlabelled), top-5 indices and scores."""
+  image_ids: np.ndarray
+  labels: np.ndarray
+  top_indices: np.ndarray
+  top_scores: np.ndarray
+
+
+def predict(trained, data_dir, split, batch_size=64, flip=False, multi_crop=False):
+  """Runs `trained` over every example of a split once; softmax averaged over the views."""
+  def views(example):
+    images = preprocessing.eval_views(example[schema.ENCODED], trained.image_size, flip,
+                                      multi_crop)
+    return trained.normalize(images), example[schema.LABEL], example[schema.IMAGE_ID]
+
+  dataset = (records.examples(data_dir, split, [schema.ENCODED, schema.LABEL, schema.IMAGE_ID])
+             .map(views, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+             .prefetch(tf.data.AUTOTUNE))
+
+  @tf.function
+  def top_k(images):
+    shape = tf.shape(images)  # [batch, views, h, w, 3]
+    logits = trained.model(tf.reshape(images, tf.concat([[-1], shape[2:]], 0)), training=False)
+    probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
+    probabilities = tf.reduce_mean(tf.reshape(probabilities, [shape[0], shape[1], -1]), axis=1)
+    return tf.math.top_k(probabilities, TOP_K)
+
+  ids, labels, indices, scores = [], [], [], []
+  for images, batch_labels, batch_ids in dataset:
+    top = top_k(images)
+    ids.append(batch_ids.numpy())
+    labels.append(batch_labels.numpy())
+    indices.append(top.indices.numpy())
+    scores.append(top.values.numpy())
+  return Predictions(np.concatenate(ids), np.concatenate(labels), np.concatenate(indices),
+                     np.concatenate(scores))
+
+
+def per_class_scores(predictions, num_classes):
+  """{class index: (examples, top-1 hits, top-5 hits)} for labelled images."""
+  hits = collections.defaultdict(lambda: np.zeros(3, np.int64))
+  for label, top in zip(predictions.labels, predictions.top_indices):
+    if label >= 0:
+      hits[int(label)] += (1, top[0] == label, label in top)
+  return {c: tuple(int(v) for v in hits[c]) for c in range(num_classes) if c in hits}
+
+
+def summarize(predictions, label_map):
+  """The report: overall, per super-category (Table 4) and per training-count bin (Fig. 5)."""
+  labelled = predictions.labels >= 0
+  if not labelled.any():
+    raise ValueError("This split has no labels (the test split?): nothing to score. Use "
+                     "inat-predict to write a submission instead.")
+  top1 = float(np.mean(predictions.top_indices[labelled, 0] == predictions.labels[labelled]))
+  top5 = float(np.mean([label in top for label, top in zip(
+      predictions.labels[labelled], predictions.top_indices[labelled])]))
+  per_class = per_class_scores(predictions, label_map.num_classes)
+  classes = []
+  for index, (n, hit1, hit5) in sorted(per_class.items()):
+    classes.append({
+        "index": index, "category_id": label_map.category_ids[index],
+        "name": label_map.names[index],
+        "supercategory": label_map.supercategory_names[label_map.supercategories[index]],
+        "train_images": label_map.train_counts[index], "eval_images": n,
+        "top1": hit1 / n, "top5": hit5 / n})
+  by_supercategory = collections.defaultdict(list)
+  for c in classes:
+    by_supercategory[c["supercategory"]].append(c)
+  supercategories = [{
+      "supercategory": name, "species": len(members),
+      "avg_train_images": float(np.mean([c["train_images"] for c in members])),
+      # The paper averages over the species of a super-class, not over images.
+      "top1": float(np.mean([c["top1"] for c in members])),
+      "top5": float(np.mean([c["top5"] for c in members]))}
+      for name, members in sorted(by_supercategory.items())]
+  bins = []
+  edges = list(TRAIN_COUNT_BINS) + [float("inf")]
+  for low, high in zip(edges[:-1], edges[1:]):
+    members = [c for c in classes if low <= c["train_images"] < high]
+    if members:
+      accuracies = [c["top1"] for c in members]
+      bins.append({"train_images": f"{low}-{high - 1}" if high != float("inf") else f"{low}+",
+                   "low": low, "species": len(members), "top1_mean": float(np.mean(accuracies)),
+                   "top1_median": float(np.median(accuracies)), "top1": accuracies})
+  return {"images": int(labelled.sum()), "top1": top1, "top5": top5, "top5_error": 1 - top5,
+          "chance_top1": 1 / label_map.num_classes,
+          "chance_top5": min(1.0, TOP_K / label_map.num_classes),
+          "num_classes": label_map.num_classes, "supercategories": supercategories,
+          "train_count_bins": bins, "classes": classes}
+
+
+def markdown(report, title):
+  lines = [f"# {title}", "",
+           f"{report['images']:,} images, {report['num_classes']:,} classes. "
+           f"Top-1 **{100 * report['top1']:.2f}%**, top-5 **{100 * report['top5']:.2f}%**, "
+           f"top-5 error **{100 * report['top5_error']:.2f}%** (chance: top-1 "
+           f"{100 * report['chance_top1']:.2f}%, top-5 {100 * report['chance_top5']:.2f}%).", "",
+           "## Per super-category (the paper's Table 4: mean over species)", "",
+           "| Super-category | Species | Avg train images | Top-1 | Top-5 |",
+           "|---|---:|---:|---:|---:|"]
+  for row in report["supercategories"]:
+    lines.append(f"| {row['supercategory']} | {row['species']} | "
+                 f"{row['avg_train_images']:.1f} | {100 * row['top1']:.2f}% | "
+                 f"{100 * row['top5']:.2f}% |")
+  lines += ["", "## Top-1 by training images per species (the paper's Fig. 5)", "",
+            "| Training images | Species | Mean top-1 | Median top-1 |", "|---|---:|---:|---:|"]
+  for row in report["train_count_bins"]:
+    lines.append(f"| {row['train_images']} | {row['species']} | {100 * row['top1_mean']:.2f}% | "
+                 f"{100 * row['top1_median']:.2f}% |")
+  return "\n".join(lines) + "\n"
+
+
+def _box_plot_png(bins):
+  import matplotlib  # pylint: disable=g-import-not-at-top  (only needed for the figure)
+  matplotlib.use("Agg")
+  from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
+  figure, axes = pyplot.subplots(figsize=(8, 4.5))
+  axes.boxplot([b["top1"] for b in bins], tick_labels=[b["train_images"] for b in bins])
+  for position, b in enumerate(bins, start=1):
+    axes.text(position, 1.04, str(b["species"]), ha="center", fontsize=8)
+  axes.set_ylim(-0.02, 1.1)
+  axes.set_xlabel("Training images per species (binned)")
+  axes.set_ylabel("Top-1 accuracy per species")
+  axes.set_title("Accuracy against training-set size (species per bin on top)")
+  buffer = io.BytesIO()
+  figure.tight_layout()
+  figure.savefig(buffer, format="png", dpi=100)
+  pyplot.close(figure)
+  return buffer.getvalue()
+
+
+def _csv_text(rows, fields):
+  buffer = io.StringIO()
+  writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+  writer.writeheader()
+  writer.writerows(rows)
+  return buffer.getvalue()
+
+
+def write_report(output_dir, report, predictions, label_map, title):
+  """All report files into output_dir (any gfile path); returns their paths."""
+  tf.io.gfile.makedirs(output_dir)
+  files = {
+      "report.json": json.dumps(report, indent=1),
+      "report.md": markdown(report, title),
+      "per_class.csv": _csv_text(report["classes"], ["index", "category_id", "name",
+                                                     "supercategory", "train_images",
+                                                     "eval_images", "top1", "top5"]),
+      "accuracy_vs_train_images.csv": _csv_text(report["train_count_bins"], [
+          "train_images", "species", "top1_mean", "top1_median"]),
+      "predictions.csv": _csv_text([
+          {"id": int(i), "label_category_id": label_map.category_ids[l] if l >= 0 else "",
+           "top5_category_ids": " ".join(str(label_map.category_ids[t]) for t in top)}
+          for i, l, top in zip(predictions.image_ids, predictions.labels,
+                               predictions.top_indices)],
+          ["id", "label_category_id", "top5_category_ids"]),
+      "accuracy_vs_train_images.png": _box_plot_png(report["train_count_bins"]),
+  }
+  paths = {}
+  for name, content in files.items():
+    paths[name] = os.path.join(output_dir, name)
+    with tf.io.gfile.GFile(paths[name], "wb" if isinstance(content, bytes) else "w") as f:
+      f.write(content)
+  return paths
+
+
+def evaluate(data_dir, model_dir, split="val", output_dir="", which="best", flip=False,
+             multi_crop=False, batch_size=64):
+  """Scores a trained model on a split; writes the report if output_dir; returns the report."""
+  trained = trained_model.load(model_dir, which)
+  predictions = predict(trained, data_dir, split, batch_size, flip, multi_crop)
+  report = summarize(predictions, trained.label_map)
+  report.update(split=split, model_dir=model_dir, model=which, flip=flip, multi_crop=multi_crop)
+  if output_dir:
+    views = " + ".join(["central crop"] + ["4 corner crops"] * multi_crop + ["flips"] * flip)
+    write_report(output_dir, report, predictions, trained.label_map,
+                 f"{trained.model_name} on {split} ({views})")
+  return report
+
+
+def run(argv=None):
+  """Console entry point `inat-eval`."""
+  from absl import app, flags  # pylint: disable=g-import-not-at-top
+
+  flags.DEFINE_string("data_dir", None, "Data dir written by inat-build.", required=True)
+  flags.DEFINE_string("model_dir", None, "Model dir written by inat-train.", required=True)
+  flags.DEFINE_enum("split", "val", list(records.SPLITS), "Split to score (needs labels).")
+  flags.DEFINE_string("output_dir", "", "Where to write the report (default: MODEL_DIR/eval-SPLIT).")
+  flags.DEFINE_enum("model", "best", list(trained_model.CHOICES), "Which saved model.")
+  flags.DEFINE_bool("flip", False, "Average with the mirrored view.")
+  flags.DEFINE_bool("multi_crop", False, "Average the central and the four corner crops.")
+  flags.DEFINE_integer("batch_size", 64, "Images per batch.")
+
+  def main(_):
+    f = flags.FLAGS
+    output_dir = f.output_dir or os.path.join(f.model_dir, f"eval-{f.split}")
+    try:
+      report = evaluate(f.data_dir, f.model_dir, f.split, output_dir, f.model, f.flip,
+                        f.multi_crop, f.batch_size)
+    except (ValueError, FileNotFoundError) as e:
+      sys.exit(f"inat-eval: {e}")
+    print(markdown(report, f"{f.split}: {report['images']:,} images"))
+    print(f"Report written to {output_dir}")
+
+  app.run(main, argv=argv)
+
+
+if __name__ == "__main__":
+  run()

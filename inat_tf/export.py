@@ -1,0 +1,212 @@
+"""`inat-export`: a trained model as a SavedModel for TF Serving, and as TFLite models.
+
+  inat-export --model_dir M --export_dir E [--data_dir D] [--top_k 5] [--notflite]
+
+E/saved_model/   signatures (all return category_ids, class_names, scores: the top-k, best first)
+  serving_default     image_bytes: [batch] encoded JPEG/PNG/GIF/BMP; decoded, centre-cropped
+                      and resized in the graph. The name ends in `_bytes`, so TF Serving's REST
+                      API accepts {"instances": [{"image_bytes": {"b64": "..."}}]}.
+  serving_images      images: [batch, height, width, 3] float RGB in [0, 255], any size.
+  serving_examples    examples: [batch] serialized tf.Example with image/encoded (our records).
+  assets.extra/tf_serving_warmup_requests   one request, so TF Serving loads the model warm.
+E/model.tflite, E/model_int8.tflite   [1, size, size, 3] float RGB [0, 255] -> probabilities;
+                      int8 is quantised with images from the train records (needs --data_dir).
+E/labels.txt          class index -> category id and name, for the TFLite models.
+E/export_info.json    image size, model, top-k, files.
+
+A request with corrupt bytes fails with an error for that request; the server keeps serving.
+"""
+
+import json
+import os
+import sys
+
+import tensorflow as tf
+from tensorflow.python.framework import convert_to_constants  # pylint: disable=g-direct-tensorflow-import
+
+from inat_tf import preprocessing
+from inat_tf import records
+from inat_tf import schema
+from inat_tf import trained_model
+
+WARMUP_PATH = os.path.join("assets.extra", "tf_serving_warmup_requests")
+
+
+def _decode_view(image_bytes, image_size):
+  """Central crop of any encoded image; JPEGs take the same fused path as evaluation."""
+  def other_formats():
+    image = tf.cast(tf.io.decode_image(image_bytes, channels=3, expand_animations=False),
+                    tf.float32)
+    window = preprocessing.center_crop_window(tf.shape(image))
+    image = image[window[0]:window[0] + window[2], window[1]:window[1] + window[3]]
+    return tf.image.resize(image, [image_size, image_size])
+  return tf.cond(tf.io.is_jpeg(image_bytes),
+                 lambda: preprocessing.eval_image(image_bytes, image_size), other_formats)
+
+
+def serving_module(trained, top_k):
+  """A tf.Module holding the classifier with its preprocessing and label map, as tf.functions:
+  from_bytes, from_images, from_examples (the three signatures) and probabilities (TFLite).
+
+  The Keras model is captured by the functions, and its variables are listed as the underlying
+  tf.Variables: tracked any other way (the model as an attribute, or its keras.Variable objects),
+  TF1-style loaders (TF Serving, saved_model_cli run) fail with "Could not find variable" for
+  some of them, although tf.saved_model.load works.
+  """
+  model, normalize, size = trained.model, trained.normalize, trained.image_size
+  top_k = min(top_k, trained.label_map.num_classes)
+  category_ids = tf.constant(trained.label_map.category_ids, tf.int64)
+  class_names = tf.constant(trained.label_map.names)
+  module = tf.Module()
+  module.model_variables = [variable.value for variable in model.variables]
+  module.image_size, module.top_k = size, top_k
+
+  def classify(images):
+    logits = model(normalize(images), training=False)
+    top = tf.math.top_k(tf.nn.softmax(tf.cast(logits, tf.float32)), top_k)
+    return {"category_ids": tf.gather(category_ids, top.indices),
+            "class_names": tf.gather(class_names, top.indices), "scores": top.values}
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+  def from_bytes(image_bytes):
+    images = tf.map_fn(lambda b: _decode_view(b, size), image_bytes,
+                       fn_output_signature=tf.TensorSpec([None, None, 3], tf.float32))
+    return classify(images)
+
+  @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
+  def from_images(images):
+    window = preprocessing.center_crop_window(tf.shape(images)[1:])
+    images = images[:, window[0]:window[0] + window[2], window[1]:window[1] + window[3]]
+    return classify(tf.image.resize(images, [size, size]))
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+  def from_examples(examples):
+    return from_bytes(schema.parse(examples, [schema.ENCODED])[schema.ENCODED])
+
+  @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32)])
+  def probabilities(images):
+    """For TFLite: [1, size, size, 3] in [0, 255] (already cropped and resized) -> softmax."""
+    return tf.nn.softmax(tf.cast(model(normalize(images), training=False), tf.float32))
+
+  module.from_bytes, module.from_images = from_bytes, from_images
+  module.from_examples, module.probabilities = from_examples, probabilities
+  return module
+
+
+def _warmup_request(example_jpeg):
+  """One PredictRequest for serving_default, in TF Serving's warm-up file format."""
+  from tensorflow_serving.apis import model_pb2  # pylint: disable=g-import-not-at-top
+  from tensorflow_serving.apis import predict_pb2  # pylint: disable=g-import-not-at-top
+  from tensorflow_serving.apis import prediction_log_pb2  # pylint: disable=g-import-not-at-top
+  request = predict_pb2.PredictRequest(
+      model_spec=model_pb2.ModelSpec(name="inat", signature_name="serving_default"))
+  request.inputs["image_bytes"].CopyFrom(tf.make_tensor_proto([example_jpeg]))
+  return prediction_log_pb2.PredictionLog(
+      predict_log=prediction_log_pb2.PredictLog(request=request)).SerializeToString()
+
+
+def _sample_jpeg(data_dir, image_size):
+  """A real image from the val or train records, else a plain grey JPEG of the model's size."""
+  for split in ("val", "train"):
+    try:
+      for example in records.examples(data_dir, split, [schema.ENCODED]).take(1):
+        return example[schema.ENCODED].numpy()
+    except (FileNotFoundError, ValueError):
+      continue
+  return tf.io.encode_jpeg(tf.fill([image_size, image_size, 3], tf.constant(128, tf.uint8)))\
+      .numpy()
+
+
+def export_saved_model(module, export_dir, sample_jpeg):
+  path = os.path.join(export_dir, "saved_model")
+  tf.saved_model.save(module, path, signatures={
+      "serving_default": module.from_bytes, "serving_images": module.from_images,
+      "serving_examples": module.from_examples})
+  tf.io.gfile.makedirs(os.path.join(path, "assets.extra"))
+  with tf.io.TFRecordWriter(os.path.join(path, WARMUP_PATH)) as writer:
+    writer.write(_warmup_request(sample_jpeg))
+  return path
+
+
+def _representative_images(data_dir, image_size, count=100):
+  """Generator of [1, size, size, 3] train images in [0, 255] for int8 calibration."""
+  dataset = records.examples(data_dir, "train", [schema.ENCODED]).take(count).map(
+      lambda e: preprocessing.eval_image(e[schema.ENCODED], image_size)[tf.newaxis])
+
+  def generate():
+    for image in dataset:
+      yield [image]
+  return generate
+
+
+def export_tflite(module, export_dir, data_dir):
+  """model.tflite (float) and, with data_dir, model_int8.tflite; returns the paths written.
+
+  The function is frozen first (variables become constants): converting a Keras 3 model's live
+  function or its SavedModel leaves READ_VARIABLE ops the TFLite runtime cannot resolve.
+  """
+  size = module.image_size
+  frozen = convert_to_constants.convert_variables_to_constants_v2(
+      module.probabilities.get_concrete_function())
+  variants = {"model.tflite": None}
+  if data_dir:
+    variants["model_int8.tflite"] = _representative_images(data_dir, size)
+  paths = {}
+  for name, representative in variants.items():
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    if representative is not None:
+      converter.optimizations = [tf.lite.Optimize.DEFAULT]
+      converter.representative_dataset = representative
+      converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    paths[name] = os.path.join(export_dir, name)
+    with tf.io.gfile.GFile(paths[name], "wb") as f:
+      f.write(converter.convert())
+  return paths
+
+
+def export(model_dir, export_dir, data_dir="", which="best", top_k=5, tflite=True):
+  """Writes the SavedModel (and TFLite models); returns export_info."""
+  trained = trained_model.load(model_dir, which)
+  module = serving_module(trained, top_k)
+  tf.io.gfile.makedirs(export_dir)
+  files = {"saved_model": export_saved_model(module, export_dir,
+                                            _sample_jpeg(data_dir, trained.image_size))}
+  if tflite:
+    files.update(export_tflite(module, export_dir, data_dir))
+  label_map = trained.label_map
+  with tf.io.gfile.GFile(os.path.join(export_dir, "labels.txt"), "w") as f:
+    f.write("".join(f"{i}\t{cid}\t{name}\n" for i, (cid, name) in enumerate(
+        zip(label_map.category_ids, label_map.names))))
+  info = {"model": trained.model_name, "image_size": trained.image_size,
+          "num_classes": label_map.num_classes, "top_k": module.top_k,
+          "files": files, "model_dir": model_dir, "which": which}
+  with tf.io.gfile.GFile(os.path.join(export_dir, "export_info.json"), "w") as f:
+    json.dump(info, f, indent=1)
+  return info
+
+
+def run(argv=None):
+  """Console entry point `inat-export`."""
+  from absl import app, flags  # pylint: disable=g-import-not-at-top
+
+  flags.DEFINE_string("model_dir", None, "Model dir written by inat-train.", required=True)
+  flags.DEFINE_string("export_dir", None, "Where to write (any gfile path).", required=True)
+  flags.DEFINE_string("data_dir", "", "Data dir: int8 calibration images and the warm-up image.")
+  flags.DEFINE_enum("model", "best", list(trained_model.CHOICES), "Which saved model.")
+  flags.DEFINE_integer("top_k", 5, "Categories returned per image.")
+  flags.DEFINE_bool("tflite", True, "Also write TFLite models.")
+
+  def main(_):
+    f = flags.FLAGS
+    try:
+      info = export(f.model_dir, f.export_dir, f.data_dir, f.model, f.top_k, f.tflite)
+    except FileNotFoundError as e:
+      sys.exit(f"inat-export: {e}")
+    for name, path in info["files"].items():
+      print(f"{name}: {path}")
+
+  app.run(main, argv=argv)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,144 @@
+"""`inat-predict`: a Kaggle submission: `id,predicted`, five category ids per image, best first.
+
+  inat-predict --data_dir D --model_dir M --split test --output submission.csv
+  inat-predict --data_dir D --saved_model E --split val --output val.csv   # from inat-export
+
+One row per image the split's JSON lists (data_dir/image_ids.json), in id order: none missing,
+none doubled. An image the builder had to reject (unreadable) still gets a row, the five most
+frequent training species, and a warning names it. Category ids are the dataset's own, never
+the model's class indices.
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from inat_tf import label_map as label_map_lib
+from inat_tf import records
+from inat_tf import schema
+
+HEADER = "id,predicted"
+
+
+class PredictError(Exception):
+  """The submission cannot be made right; the message says why."""
+
+
+def listed_image_ids(data_dir, split):
+  path = os.path.join(data_dir, "image_ids.json")
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(f"{path} not found: DATA_DIR must be written by inat-build")
+  with tf.io.gfile.GFile(path) as f:
+    listed = json.load(f)
+  if split not in listed:
+    raise PredictError(f"{data_dir} has no {split} split; build it with inat-build --splits")
+  return listed[split]
+
+
+def from_keras(data_dir, model_dir, split, which="best", batch_size=64, flip=False):
+  """{image id: [5 category ids]} from a model dir (inat-train)."""
+  from inat_tf import evaluate  # pylint: disable=g-import-not-at-top
+  from inat_tf import trained_model  # pylint: disable=g-import-not-at-top
+  trained = trained_model.load(model_dir, which)
+  predictions = evaluate.predict(trained, data_dir, split, batch_size, flip=flip)
+  ids = np.asarray(trained.label_map.category_ids)
+  return _by_image(predictions.image_ids, ids[predictions.top_indices])
+
+
+def from_saved_model(data_dir, export_dir, split, batch_size=64):
+  """{image id: [5 category ids]} from a SavedModel (inat-export), fed the stored JPEG bytes."""
+  serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+  dataset = records.examples(data_dir, split, [schema.ENCODED, schema.IMAGE_ID]).batch(batch_size)
+  image_ids, category_ids = [], []
+  for batch in dataset:
+    outputs = serve(image_bytes=batch[schema.ENCODED])
+    image_ids.append(batch[schema.IMAGE_ID].numpy())
+    category_ids.append(outputs["category_ids"].numpy()[:, :5])
+  return _by_image(np.concatenate(image_ids), np.concatenate(category_ids))
+
+
+def _by_image(image_ids, category_ids):
+  by_image = {}
+  for image_id, top in zip(image_ids.tolist(), category_ids.tolist()):
+    if image_id in by_image:
+      raise PredictError(f"image id {image_id} appears twice in the records; rebuild the data "
+                         f"dir with inat-build")
+    by_image[image_id] = top
+  return by_image
+
+
+def submission_rows(listed_ids, predicted, fallback):
+  """Rows for every listed id; returns (rows, ids filled with `fallback` because unpredicted)."""
+  unknown = sorted(set(predicted) - set(listed_ids))
+  if unknown:
+    raise PredictError(f"{len(unknown)} predicted images are not in the split's JSON (first: "
+                       f"{unknown[:5]}); the data dir and image_ids.json disagree: rebuild it")
+  rows, filled = [], []
+  for image_id in sorted(listed_ids):
+    top = predicted.get(image_id)
+    if top is None:
+      filled.append(image_id)
+      top = fallback
+    rows.append(f"{image_id},{' '.join(str(c) for c in top)}")
+  return rows, filled
+
+
+def write_submission(path, rows):
+  temporary = path + ".tmp"
+  with tf.io.gfile.GFile(temporary, "w") as f:
+    f.write(HEADER + "\n" + "\n".join(rows) + "\n")
+  tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
+def predict_to_csv(data_dir, split, output, model_dir="", saved_model="", which="best",
+                   batch_size=64, flip=False, log=print):
+  """Writes the submission CSV; returns the number of rows filled by the fallback."""
+  if bool(model_dir) == bool(saved_model):
+    raise PredictError("Give exactly one of --model_dir (inat-train) and --saved_model "
+                       "(inat-export)")
+  label_map = label_map_lib.LabelMap.load(data_dir)
+  if saved_model:
+    predicted = from_saved_model(data_dir, saved_model, split, batch_size)
+  else:
+    predicted = from_keras(data_dir, model_dir, split, which, batch_size, flip)
+  most_frequent = np.argsort(label_map.train_counts, kind="stable")[::-1][:5]
+  fallback = [label_map.category_ids[i] for i in most_frequent]
+  rows, filled = submission_rows(listed_image_ids(data_dir, split), predicted, fallback)
+  write_submission(output, rows)
+  if filled:
+    log(f"inat-predict: warning: {len(filled)} images of the {split} JSON are not in the "
+        f"records (rejected by inat-build, see manifest.json); they get the 5 most frequent "
+        f"species: {filled[:10]}{' ...' if len(filled) > 10 else ''}")
+  log(f"inat-predict: wrote {len(rows):,} rows to {output}")
+  return len(filled)
+
+
+def run(argv=None):
+  """Console entry point `inat-predict`."""
+  from absl import app, flags  # pylint: disable=g-import-not-at-top
+
+  flags.DEFINE_string("data_dir", None, "Data dir written by inat-build.", required=True)
+  flags.DEFINE_string("model_dir", "", "Model dir written by inat-train.")
+  flags.DEFINE_string("saved_model", "", "Or: a SavedModel written by inat-export.")
+  flags.DEFINE_enum("split", "test", list(records.SPLITS), "Split to predict.")
+  flags.DEFINE_string("output", None, "CSV path (any gfile path).", required=True)
+  flags.DEFINE_enum("model", "best", ["best", "final"], "Which model of --model_dir.")
+  flags.DEFINE_bool("flip", False, "Average with the mirrored view (--model_dir only).")
+  flags.DEFINE_integer("batch_size", 64, "Images per batch.")
+
+  def main(_):
+    f = flags.FLAGS
+    try:
+      predict_to_csv(f.data_dir, f.split, f.output, f.model_dir, f.saved_model, f.model,
+                     f.batch_size, f.flip, log=lambda message: print(message, file=sys.stderr))
+    except (PredictError, FileNotFoundError) as e:
+      sys.exit(f"inat-predict: {e}")
+
+  app.run(main, argv=argv)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,522 @@
+"""`inat-train`: the paper's recipe, from one CPU to a TPU pod.
+
+  inat-train --flagfile=inat_tf/configs/table3/inception_v3.flags --data_dir D --model_dir M
+  inat-train --data_dir D --model_dir M --model mobilenet_v1 --image_size 96 --epochs 10 \
+             --weights none
+
+Read top to bottom: strategy → data → model and optimizer → checkpoint (resume) → the loop (train
+steps, progress, checkpoints, evaluation at epoch ends, best model) → final model. A rerun with the
+same --model_dir resumes from the last checkpoint (step, weights, optimizer state, best score).
+
+Everything under --model_dir goes through tf.io.gfile, so gs:// works:
+  checkpoints/          tf.train.Checkpoint: model, optimizer (with EMA), best val top-1
+  logs/train, logs/val  TensorBoard scalars: loss, learning rate, top-1, top-5, images/s
+  best.keras            the model with the best val top-1 (EMA weights when --ema_decay > 0)
+  final.keras           the model at the end (EMA weights when --ema_decay > 0)
+  label_map.json        copied from the data dir: class index ↔ category id ↔ name
+  train_config.json     what inat-eval / inat-predict / inat-export need to use the model
+  train_summary.json    steps, images/s, best val scores, a sha256 of the weights (per task)
+"""
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+
+from absl import logging
+import keras
+import numpy as np
+import tensorflow as tf
+
+import models
+from inat_tf import distribution
+from inat_tf import input_pipeline
+from inat_tf import label_map as label_map_lib
+from inat_tf import schedules
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """One field per inat-train flag (see `define_flags` for what each means)."""
+  data_dir: str
+  model_dir: str
+  model: str = "inception_v3"
+  image_size: int = 299
+  batch_size: int = 32
+  epochs: float = 0.0
+  train_steps: int = 0
+  learning_rate: float = 0.0045
+  optimizer: str = "rmsprop"
+  momentum: float = 0.9
+  rmsprop_decay: float = 0.9
+  rmsprop_epsilon: float = 1.0
+  lr_schedule: str = "exponential"
+  lr_decay_rate: float = 0.94
+  lr_decay_epochs: float = 4.0
+  warmup_epochs: float = 0.0
+  weight_decay: float = 4e-5
+  label_smoothing: float = 0.0
+  aux_logits: bool = False
+  aux_loss_weight: float = 0.4
+  dropout_rate: float = -1.0          # < 0: the network's default
+  bn_momentum: float = -1.0           # < 0: the network's default (Keras: 0.99)
+  ema_decay: float = 0.0
+  weights: str = "imagenet"
+  train_head_epochs: float = 0.0
+  sampling: str = "uniform"
+  color_distortion: bool = False
+  crop_with_boxes: bool = False
+  distribution: str = "auto"
+  tpu: str = ""
+  num_cpu_devices: int = 0
+  mixed_precision: bool = False
+  checkpoint_steps: int = 1000
+  keep_checkpoints: int = 3
+  eval_every_epochs: float = 1.0
+  log_steps: int = 100
+  steps_per_loop: int = 1
+  seed: int = 0
+  data_service: str = ""
+  deterministic: bool = False
+  synthetic: bool = False
+  cache: bool = False
+
+
+class TrainError(Exception):
+  """Training cannot start; the message says why and what to do."""
+
+
+def _weights_argument(config):
+  return None if config.weights.lower() in ("", "none", "random") else config.weights
+
+
+def _optimizer(config, schedule, policy):
+  ema = {"use_ema": config.ema_decay > 0, "ema_momentum": config.ema_decay or 0.99}
+  if config.optimizer == "rmsprop":
+    # TF-slim's RMSProp (decay = rho 0.9, momentum 0.9, epsilon 1.0): what the paper used.
+    optimizer = keras.optimizers.RMSprop(schedule, rho=config.rmsprop_decay,
+                                         momentum=config.momentum,
+                                         epsilon=config.rmsprop_epsilon, **ema)
+  elif config.optimizer == "sgd":
+    optimizer = keras.optimizers.SGD(schedule, momentum=config.momentum, nesterov=True, **ema)
+  elif config.optimizer == "adamw":
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=0.0, **ema)
+  else:
+    raise TrainError(f"optimizer={config.optimizer!r}: expected rmsprop, sgd or adamw")
+  if policy == "mixed_float16":  # float16 gradients underflow without loss scaling
+    optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+  return optimizer
+
+
+def _inner(optimizer):
+  return optimizer.inner_optimizer if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) \
+      else optimizer
+
+
+def _total_steps(config, steps_per_epoch):
+  if config.train_steps > 0:
+    return config.train_steps
+  if config.epochs > 0:
+    return int(math.ceil(config.epochs * steps_per_epoch))
+  raise TrainError("Say how long to train: --epochs (e.g. 40) or --train_steps.")
+
+
+def _swap_ema(optimizer):
+  """Exchanges the model's trainable weights with their moving averages (and back, if repeated).
+
+  Uses the optimizer's own lists, as keras.callbacks.SwapEMAWeights does.
+  """
+  inner = _inner(optimizer)
+  for variable, average in zip(inner._trainable_variables,  # pylint: disable=protected-access
+                               inner._model_variables_moving_average):  # pylint: disable=protected-access
+    current = tf.identity(variable.value)
+    variable.assign(average.value)
+    average.assign(current)
+
+
+def _weights_digest(model):
+  digest = hashlib.sha256()
+  for weight in model.weights:
+    digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight.value)).tobytes())
+  return digest.hexdigest()
+
+
+def _write_json(path, document):
+  with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+    json.dump(document, f, indent=1, sort_keys=True)
+  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+
+
+def _duration(seconds):
+  seconds = int(seconds)
+  return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
+      f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def serving_model(model):
+  """The classifier alone: drops the auxiliary head, which only helps training."""
+  if isinstance(model.output, dict):
+    return keras.Model(model.input, model.output["logits"], name=model.name)
+  return model
+
+
+def train(config, log=print):
+  """Trains (or resumes) per `config`; returns the train summary dict."""
+  # -- strategy ---------------------------------------------------------------------------------
+  strategy = distribution.make_strategy(config.distribution, config.tpu, config.num_cpu_devices)
+  policy = distribution.set_mixed_precision(strategy, config.mixed_precision)
+  chief = distribution.is_chief(strategy)
+  task = distribution.task_name(strategy)
+  log(f"inat-train: {distribution.describe(strategy)}, precision {policy}")
+  tf.io.gfile.makedirs(config.model_dir)
+
+  # -- data -------------------------------------------------------------------------------------
+  label_map = label_map_lib.LabelMap.load(config.data_dir)
+  steps_per_epoch = input_pipeline.steps_per_epoch(config.data_dir, "train", config.batch_size)
+  total_steps = _total_steps(config, steps_per_epoch)
+  input_config = input_pipeline.InputConfig(
+      data_dir=config.data_dir, model_name=config.model, split="train",
+      image_size=config.image_size, global_batch_size=config.batch_size,
+      sampling=config.sampling, color_distortion=config.color_distortion,
+      crop_with_boxes=config.crop_with_boxes, cache=config.cache,
+      deterministic=config.deterministic, seed=config.seed, synthetic=config.synthetic,
+      data_service=config.data_service, dtype="bfloat16" if policy == "mixed_bfloat16" and
+      isinstance(strategy, tf.distribute.TPUStrategy) else "float32")
+  train_data = strategy.distribute_datasets_from_function(
+      lambda context: input_pipeline.train_dataset(input_config, context))
+  has_val = bool(tf.io.gfile.glob(os.path.join(config.data_dir, "val-*.tfrecord")))
+  val_config = dataclasses.replace(input_config, split="val", deterministic=True)
+  val_data = strategy.distribute_datasets_from_function(
+      lambda context: input_pipeline.eval_dataset(val_config, context, pad_final_batch=True)
+  ) if has_val else None
+
+  # -- model, optimizer, checkpoint -------------------------------------------------------------
+  checkpoint_dir = os.path.join(config.model_dir, "checkpoints")
+  if not chief:  # every worker saves (it is collective); only the chief's copy is kept
+    checkpoint_dir = os.path.join(checkpoint_dir, f".{task}")
+  resuming = tf.train.latest_checkpoint(checkpoint_dir) is not None
+  schedule = schedules.LearningRateSchedule(schedules.ScheduleConfig(
+      learning_rate=config.learning_rate, global_batch_size=config.batch_size,
+      steps_per_epoch=steps_per_epoch, total_steps=total_steps, kind=config.lr_schedule,
+      decay_rate=config.lr_decay_rate, decay_epochs=config.lr_decay_epochs,
+      warmup_epochs=config.warmup_epochs))
+  keras.utils.set_random_seed(config.seed)
+  with strategy.scope():
+    try:
+      model = models.build(config.model, label_map.num_classes, config.image_size,
+                           weights=None if resuming else _weights_argument(config),
+                           aux_logits=config.aux_logits,
+                           dropout_rate=None if config.dropout_rate < 0 else config.dropout_rate)
+    except ValueError as e:
+      raise TrainError(str(e)) from None
+    if config.bn_momentum >= 0:
+      for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+          layer.momentum = config.bn_momentum
+    optimizer = _optimizer(config, schedule, policy)
+    optimizer.build(model.trainable_variables)
+    best_top1 = tf.Variable(-1.0, trainable=False, name="best_val_top1")
+  checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, best_top1=best_top1)
+  manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, config.keep_checkpoints)
+  if resuming:
+    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+  step = int(_inner(optimizer).iterations.numpy())
+  if resuming:
+    log(f"inat-train: resuming from {manager.latest_checkpoint} at step {step:,} "
+        f"(epoch {step / steps_per_epoch:.2f})")
+  if chief:
+    tf.io.gfile.copy(os.path.join(config.data_dir, label_map_lib.FILENAME),
+                     os.path.join(config.model_dir, label_map_lib.FILENAME), overwrite=True)
+    _write_json(os.path.join(config.model_dir, "train_config.json"), {
+        **dataclasses.asdict(config), "num_classes": label_map.num_classes,
+        "steps_per_epoch": steps_per_epoch, "total_steps": total_steps})
+
+  # -- the steps ----------------------------------------------------------------------------------
+  new_layers = models.new_layers(model)
+  head_variables = [v for layer in new_layers for v in layer.trainable_variables]
+  all_variables = list(model.trainable_variables)
+  decay_variables = [v for v in all_variables if "kernel" in v.path]
+  head_steps = int(config.train_head_epochs * steps_per_epoch)
+
+  def freeze_backbone(frozen):
+    """Head-only phase: frozen layers also run BatchNorm in inference mode, as Keras advises.
+
+    Only on a change: setting `trainable` makes the next tf.function call retrace.
+    """
+    if frozen == freeze_backbone.frozen:
+      return
+    for layer in model.layers:
+      if layer not in new_layers:
+        layer.trainable = not frozen
+    freeze_backbone.frozen = frozen
+
+  freeze_backbone.frozen = False
+
+  def replica_step(images, labels, variables):
+    """One step on one replica; returns [loss sum, top-1 hits, top-5 hits, examples]."""
+    with tf.GradientTape() as tape:
+      outputs = model(images, training=True)
+      logits = outputs["logits"] if config.aux_logits else outputs
+      one_hot = tf.one_hot(labels, label_map.num_classes)
+
+      def cross_entropy(logits):
+        per_example = keras.losses.categorical_crossentropy(
+            one_hot, tf.cast(logits, tf.float32), from_logits=True,
+            label_smoothing=config.label_smoothing)
+        return tf.nn.compute_average_loss(per_example, global_batch_size=config.batch_size)
+
+      loss = cross_entropy(logits)
+      if config.aux_logits:
+        loss += config.aux_loss_weight * cross_entropy(outputs["aux_logits"])
+      if config.weight_decay > 0:  # TF-slim's L2 weight decay on the kernels being trained
+        trained = {id(v) for v in variables}
+        l2 = tf.add_n([tf.nn.l2_loss(tf.cast(v.value, tf.float32)) for v in decay_variables
+                       if id(v) in trained])
+        loss += tf.nn.scale_regularization_loss(config.weight_decay * l2)
+      scaled_loss = optimizer.scale_loss(loss)
+    gradients = tape.gradient(scaled_loss, variables)
+    optimizer.apply_gradients(zip(gradients, variables))
+    logits = tf.cast(logits, tf.float32)
+    return tf.stack([loss * tf.cast(tf.shape(labels)[0], tf.float32),  # sums, reduced later
+                     tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, 1), tf.float32)),
+                     tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, 5), tf.float32)),
+                     tf.cast(tf.shape(labels)[0], tf.float32)])
+
+  def make_train_loop(variables):
+    # `variables` is closed over, not passed through strategy.run: as an argument every variable
+    # would be read and regrouped per step (half the speed of a small model on CPU).
+    step_fn = lambda images, labels: replica_step(images, labels, variables)
+
+    @tf.function
+    def train_loop(iterator, num_steps):
+      totals = tf.zeros([4])
+      for _ in tf.range(num_steps):
+        images, labels = next(iterator)
+        sums = strategy.run(step_fn, args=(images, labels))
+        totals += strategy.reduce(tf.distribute.ReduceOp.SUM, sums, axis=None)
+      return totals
+    return train_loop
+
+  train_head_only = make_train_loop(head_variables)
+  train_everything = make_train_loop(all_variables)
+
+  @tf.function
+  def eval_step(images, labels, weights):
+    def replica(images, labels, weights):
+      outputs = model(images, training=False)
+      logits = tf.cast(outputs["logits"] if config.aux_logits else outputs, tf.float32)
+      safe = tf.maximum(labels, 0)  # padding has label -1 and weight 0
+      return tf.stack([tf.reduce_sum(tf.cast(tf.math.in_top_k(safe, logits, k), tf.float32) *
+                                     weights) for k in (1, 5)] + [tf.reduce_sum(weights)])
+    sums = strategy.run(replica, args=(images, labels, weights))
+    return strategy.reduce(tf.distribute.ReduceOp.SUM, sums, axis=None)
+
+  def evaluate():
+    """Val top-1 / top-5, with the EMA weights when they are kept."""
+    if config.ema_decay > 0:
+      _swap_ema(optimizer)
+    totals = np.zeros(3)
+    for images, labels, weights in val_data:
+      totals += eval_step(images, labels, weights).numpy()
+    if config.ema_decay > 0:
+      _swap_ema(optimizer)
+    return totals[0] / totals[2], totals[1] / totals[2]
+
+  def save_model(name):
+    """Chief only: the serving model (EMA weights if kept) as a .keras file."""
+    if config.ema_decay > 0:
+      _swap_ema(optimizer)
+    try:
+      path = os.path.join(config.model_dir, name)
+      serving_model(model).save(path + ".tmp.keras")
+      tf.io.gfile.rename(path + ".tmp.keras", path, overwrite=True)
+    finally:
+      if config.ema_decay > 0:
+        _swap_ema(optimizer)
+
+  # -- the loop -----------------------------------------------------------------------------------
+  writers = {name: tf.summary.create_file_writer(os.path.join(config.model_dir, "logs", name))
+             for name in ("train", "val")} if chief else {}
+  iterator = iter(train_data)
+  eval_interval = max(1, int(round(config.eval_every_epochs * steps_per_epoch)))
+  log(f"inat-train: {config.model} on {label_map.num_classes} classes, {steps_per_epoch:,} steps "
+      f"per epoch of {config.batch_size} images, {total_steps:,} steps in all")
+  totals, last_log_time, last_log_step = np.zeros(4), time.monotonic(), step
+  start_time, start_step, val_scores, train_top1 = time.monotonic(), step, None, None
+  while step < total_steps:
+    boundaries = [total_steps, (step // config.log_steps + 1) * config.log_steps,
+                  (step // config.checkpoint_steps + 1) * config.checkpoint_steps,
+                  (step // eval_interval + 1) * eval_interval,
+                  step + config.steps_per_loop]
+    if step < head_steps:
+      boundaries.append(head_steps)
+    num_steps = min(boundaries) - step
+    if step < head_steps:
+      freeze_backbone(True)
+      loop = train_head_only
+    else:
+      freeze_backbone(False)
+      loop = train_everything
+    totals += loop(iterator, tf.constant(num_steps)).numpy()
+    step += num_steps
+
+    if step % config.log_steps == 0 or step == total_steps:
+      now = time.monotonic()
+      images_per_second = (step - last_log_step) * config.batch_size / (now - last_log_time)
+      loss, top1, top5 = totals[0] / totals[3], totals[1] / totals[3], totals[2] / totals[3]
+      train_top1 = top1
+      rate = float(schedule(step))
+      eta = (total_steps - step) * config.batch_size / max(images_per_second, 1e-9)
+      log(f"step {step:,}/{total_steps:,} (epoch {step / steps_per_epoch:.2f}) loss {loss:.3f} "
+          f"top-1 {100 * top1:.1f}% top-5 {100 * top5:.1f}% lr {rate:.5f} "
+          f"{images_per_second:,.0f} images/s ETA {_duration(eta)}"
+          + (" [head only]" if step <= head_steps else ""))
+      if chief:
+        with writers["train"].as_default(step=step):
+          for name, value in (("loss", loss), ("top1", top1), ("top5", top5),
+                              ("learning_rate", rate), ("images_per_second", images_per_second)):
+            tf.summary.scalar(name, value)
+      totals, last_log_time, last_log_step = np.zeros(4), now, step
+
+    epoch_end = step % steps_per_epoch == 0
+    if val_data is not None and (step % eval_interval == 0 or step == total_steps):
+      val_scores = evaluate()
+      improved = val_scores[0] > float(best_top1.numpy())
+      log(f"val at step {step:,}: top-1 {100 * val_scores[0]:.2f}% top-5 "
+          f"{100 * val_scores[1]:.2f}% top-5 error {100 * (1 - val_scores[1]):.2f}%"
+          + (" (best so far)" if improved else ""))
+      if improved:
+        best_top1.assign(val_scores[0])
+        if chief:
+          save_model("best.keras")
+      if chief:
+        with writers["val"].as_default(step=step):
+          tf.summary.scalar("top1", val_scores[0])
+          tf.summary.scalar("top5", val_scores[1])
+    if step % config.checkpoint_steps == 0 or epoch_end or step == total_steps:
+      manager.save(checkpoint_number=step)
+
+  # -- the end ------------------------------------------------------------------------------------
+  if chief:
+    save_model("final.keras")
+    if not tf.io.gfile.exists(os.path.join(config.model_dir, "best.keras")):
+      save_model("best.keras")  # no val split: the final model is the best we know
+  seconds = time.monotonic() - start_time
+  summary = {
+      "task": task, "steps": step, "epochs": step / steps_per_epoch,
+      "steps_this_run": step - start_step, "seconds_this_run": round(seconds, 1),
+      "images_per_second": (step - start_step) * config.batch_size / max(seconds, 1e-9),
+      "last_train_top1": train_top1,  # over the last --log_steps steps, augmented batches
+      "best_val_top1": float(best_top1.numpy()),
+      "final_val_top1": val_scores[0] if val_scores else None,
+      "final_val_top5": val_scores[1] if val_scores else None,
+      "weights_sha256": _weights_digest(model),
+  }
+  name = "train_summary.json" if chief else f"train_summary-{task}.json"
+  _write_json(os.path.join(config.model_dir, name), summary)
+  for writer in writers.values():
+    writer.flush()
+  log(f"inat-train: done, step {step:,}; models in {config.model_dir}")
+  return summary
+
+
+def define_flags(flag_values=None):
+  """The inat-train flags, on `flag_values` (absl's global FLAGS by default; once per process)."""
+  from absl import flags as absl_flags  # pylint: disable=g-import-not-at-top
+
+  flag_values = absl_flags.FLAGS if flag_values is None else flag_values  # empty ones are falsy
+
+  class _Bound:  # absl's DEFINE_* functions, all pointed at flag_values
+    def __getattr__(self, name):
+      define = getattr(absl_flags, name)
+      return lambda *args, **kwargs: define(*args, flag_values=flag_values, **kwargs)
+
+  flags = _Bound()
+  d = TrainConfig("", "")
+  flags.DEFINE_string("data_dir", None, "Data dir written by inat-build.", required=True)
+  flags.DEFINE_string("model_dir", None, "Where checkpoints, logs and models go (gs:// works).",
+                      required=True)
+  flags.DEFINE_enum("model", d.model, list(models.MODEL_NAMES), "Network (models.MODEL_NAMES).")
+  flags.DEFINE_integer("image_size", d.image_size, "Input size in pixels (the paper: 299).")
+  flags.DEFINE_integer("batch_size", d.batch_size, "Global batch size, over all replicas.")
+  flags.DEFINE_float("epochs", d.epochs, "Epochs to train (or --train_steps).")
+  flags.DEFINE_integer("train_steps", d.train_steps, "Steps to train; overrides --epochs.")
+  flags.DEFINE_float("learning_rate", d.learning_rate,
+                     "Learning rate for a global batch of 32; scaled linearly with --batch_size.")
+  flags.DEFINE_enum("optimizer", d.optimizer, ["rmsprop", "sgd", "adamw"], "Optimizer.")
+  flags.DEFINE_float("momentum", d.momentum, "Momentum (RMSProp and SGD).")
+  flags.DEFINE_float("rmsprop_decay", d.rmsprop_decay, "RMSProp decay (rho).")
+  flags.DEFINE_float("rmsprop_epsilon", d.rmsprop_epsilon, "RMSProp epsilon.")
+  flags.DEFINE_enum("lr_schedule", d.lr_schedule, ["exponential", "cosine"],
+                    "exponential: x lr_decay_rate every lr_decay_epochs (staircase); cosine.")
+  flags.DEFINE_float("lr_decay_rate", d.lr_decay_rate, "Exponential decay factor.")
+  flags.DEFINE_float("lr_decay_epochs", d.lr_decay_epochs, "Epochs between decays.")
+  flags.DEFINE_float("warmup_epochs", d.warmup_epochs, "Linear learning-rate warm-up.")
+  flags.DEFINE_float("weight_decay", d.weight_decay, "L2 weight decay on kernels (TF-slim's).")
+  flags.DEFINE_float("label_smoothing", d.label_smoothing, "Label smoothing.")
+  flags.DEFINE_bool("aux_logits", d.aux_logits, "Inception auxiliary head (loss weight below).")
+  flags.DEFINE_float("aux_loss_weight", d.aux_loss_weight, "Weight of the auxiliary loss.")
+  flags.DEFINE_float("dropout_rate", d.dropout_rate,
+                     "Dropout before the classifier; negative = the network's default.")
+  flags.DEFINE_float("bn_momentum", d.bn_momentum,
+                     "Batch-norm moving-average momentum; lower it (e.g. 0.9) for runs of a few "
+                     "hundred steps, whose statistics would otherwise not settle. Negative = "
+                     "the network's default (0.99).")
+  flags.DEFINE_float("ema_decay", d.ema_decay,
+                     "Keep an exponential moving average of the weights (e.g. 0.9999) and use "
+                     "it for evaluation and the saved models; 0 = off.")
+  flags.DEFINE_string("weights", d.weights,
+                      "Initialisation: imagenet (downloads Keras's weights), none, or a file.")
+  flags.DEFINE_float("train_head_epochs", d.train_head_epochs,
+                     "Train only the new layers (classifier, SE blocks) for this many epochs.")
+  flags.DEFINE_enum("sampling", d.sampling, list(input_pipeline.SAMPLINGS),
+                    "Class sampling: uniform over images (the paper), balanced, or sqrt.")
+  flags.DEFINE_bool("color_distortion", d.color_distortion, "Inception colour distortion.")
+  flags.DEFINE_bool("crop_with_boxes", d.crop_with_boxes, "Use boxes as crop hints.")
+  flags.DEFINE_enum("distribution", d.distribution, list(distribution.STRATEGIES),
+                    "tf.distribute strategy (see inat_tf/distribution.py).")
+  flags.DEFINE_string("tpu", d.tpu, "TPU name or address; implies --distribution=tpu.")
+  flags.DEFINE_integer("num_cpu_devices", d.num_cpu_devices,
+                       "Split the CPU into this many devices (to try mirrored training).")
+  flags.DEFINE_bool("mixed_precision", d.mixed_precision,
+                    "bfloat16 on TPU/CPU, float16 with loss scaling on GPU.")
+  flags.DEFINE_integer("checkpoint_steps", d.checkpoint_steps,
+                       "Checkpoint every N steps (and at each epoch end).")
+  flags.DEFINE_integer("keep_checkpoints", d.keep_checkpoints, "Checkpoints kept.")
+  flags.DEFINE_float("eval_every_epochs", d.eval_every_epochs, "Validate every N epochs.")
+  flags.DEFINE_integer("log_steps", d.log_steps, "Progress line and TensorBoard every N steps.")
+  flags.DEFINE_integer("steps_per_loop", d.steps_per_loop,
+                       "Steps per tf.function call (raise on TPUs, e.g. 100).")
+  flags.DEFINE_integer("seed", d.seed, "Random seed (initialisation and input order).")
+  flags.DEFINE_string("data_service", d.data_service,
+                      "tf.data service dispatcher host:port (see inat-data-service).")
+  flags.DEFINE_bool("deterministic", d.deterministic, "Reproducible input order (slower).")
+  flags.DEFINE_bool("synthetic", d.synthetic, "Random input: time the model alone.")
+  flags.DEFINE_bool("cache", d.cache, "Cache the encoded training set in memory (small sets).")
+
+
+def config_from_flags(flag_values):
+  return TrainConfig(**{field.name: getattr(flag_values, field.name)
+                        for field in dataclasses.fields(TrainConfig)})
+
+
+def run(argv=None):
+  """Console entry point `inat-train`."""
+  from absl import app, flags  # pylint: disable=g-import-not-at-top
+
+  define_flags()
+
+  def main(_):
+    try:
+      train(config_from_flags(flags.FLAGS), log=lambda message: print(message, flush=True))
+    except (TrainError, FileNotFoundError) as e:
+      sys.exit(f"inat-train: {e}")
+
+  app.run(main, argv=argv)
+
+
+if __name__ == "__main__":
+  run()

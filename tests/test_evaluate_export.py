@@ -1,0 +1,259 @@
+"""inat-eval, inat-predict, inat-score and inat-export on a model trained on the tiny sample."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from inat_tf import evaluate
+from inat_tf import export
+from inat_tf import predict
+from inat_tf import records
+from inat_tf import schema
+from inat_tf import score
+from inat_tf import train as train_lib
+from inat_tf import trained_model
+from tests import download_tools
+from tests.helpers import console_script
+
+
+@pytest.fixture(scope="module")
+def model_dir(tiny_built_dir, tmp_path_factory):
+  path = tmp_path_factory.mktemp("trained")
+  train_lib.train(train_lib.TrainConfig(
+      data_dir=str(tiny_built_dir), model_dir=str(path), model="mobilenet_v1", image_size=48,
+      batch_size=16, weights="none", learning_rate=0.05, train_steps=40, bn_momentum=0.9,
+      log_steps=40), log=lambda message: None)
+  return path
+
+
+@pytest.fixture(scope="module")
+def export_dir(model_dir, tiny_built_dir, tmp_path_factory):
+  path = tmp_path_factory.mktemp("export")
+  export.export(str(model_dir), str(path), data_dir=str(tiny_built_dir))
+  return path
+
+
+@pytest.fixture(scope="module")
+def tiny_raw_dir(tiny_built_dir):
+  with open(os.path.join(tiny_built_dir, "_build", "task-00000-of-00001.json")) as f:
+    return json.load(f)["flags"]["raw_dir"]
+
+
+def test_eval_report_matches_its_own_predictions(tiny_built_dir, model_dir, tiny_raw_dir,
+                                                 tmp_path):
+  report = evaluate.evaluate(str(tiny_built_dir), str(model_dir), "val", str(tmp_path))
+  for name in ("report.json", "report.md", "per_class.csv", "accuracy_vs_train_images.csv",
+               "predictions.csv"):
+    assert (tmp_path / name).exists(), name
+  assert (tmp_path / "accuracy_vs_train_images.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  # Recompute top-1 / top-5 from predictions.csv against the val JSON, as a third party would.
+  val = download_tools.load_json(tiny_raw_dir, "val2017.json")
+  labels = {a["image_id"]: a["category_id"] for a in val["annotations"]}
+  rows = [line.split(",") for line in (tmp_path / "predictions.csv").read_text().splitlines()[1:]]
+  assert sorted(int(r[0]) for r in rows) == sorted(labels)
+  top5 = {int(r[0]): [int(c) for c in r[2].split()] for r in rows}
+  assert report["top1"] == pytest.approx(np.mean([top5[i][0] == labels[i] for i in labels]))
+  assert report["top5"] == pytest.approx(np.mean([labels[i] in top5[i] for i in labels]))
+  assert report["top5_error"] == pytest.approx(1 - report["top5"])
+  # Table 4: super-category accuracy is the mean over its species.
+  assert len(report["supercategories"]) == 13
+  for row in report["supercategories"]:
+    species = [c for c in report["classes"] if c["supercategory"] == row["supercategory"]]
+    assert row["top1"] == pytest.approx(np.mean([c["top1"] for c in species]))
+  assert "| Super-category | Species | Avg train images | Top-1 | Top-5 |" in (
+      tmp_path / "report.md").read_text()
+
+
+def test_eval_with_flips_and_crops_and_on_unlabelled_split(tiny_built_dir, model_dir):
+  report = evaluate.evaluate(str(tiny_built_dir), str(model_dir), "val", flip=True,
+                             multi_crop=True)
+  assert 0 <= report["top1"] <= report["top5"] <= 1
+  with pytest.raises(ValueError, match="no labels.*inat-predict"):
+    evaluate.evaluate(str(tiny_built_dir), str(model_dir), "test")
+
+
+def test_predict_then_score_equals_eval(tiny_built_dir, model_dir, tiny_raw_dir, tmp_path):
+  report = evaluate.evaluate(str(tiny_built_dir), str(model_dir), "val")
+  csv_path = str(tmp_path / "val.csv")
+  result = subprocess.run([console_script("inat-predict"), f"--data_dir={tiny_built_dir}",
+                           f"--model_dir={model_dir}", "--split=val", f"--output={csv_path}"],
+                          capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr[-2000:]
+  scored = subprocess.run([console_script("inat-score"), f"--predictions={csv_path}",
+                           f"--annotations={tiny_raw_dir}/val2017.json"],
+                          capture_output=True, text=True)
+  assert scored.returncode == 0, scored.stderr
+  assert f"top-5 error {100 * report['top5_error']:.2f}%" in scored.stdout
+  assert score.score(csv_path, f"{tiny_raw_dir}/val2017.json")["top5_error"] == pytest.approx(
+      report["top5_error"])
+
+
+def test_test_submission_has_one_row_per_json_image(tiny_built_dir, model_dir, tiny_raw_dir,
+                                                    tmp_path):
+  out = str(tmp_path / "submission.csv")
+  predict.predict_to_csv(str(tiny_built_dir), "test", out, model_dir=str(model_dir),
+                         log=lambda message: None)
+  lines = open(out).read().splitlines()
+  assert lines[0] == "id,predicted"
+  test_ids = sorted(i["id"] for i in download_tools.load_json(tiny_raw_dir,
+                                                              "test2017.json")["images"])
+  assert [int(line.split(",")[0]) for line in lines[1:]] == test_ids
+  categories = {c["id"] for c in download_tools.load_json(tiny_raw_dir,
+                                                          "train2017.json")["categories"]}
+  for line in lines[1:]:
+    predicted = [int(c) for c in line.split(",")[1].split()]
+    assert len(predicted) == len(set(predicted)) == 5 and set(predicted) <= categories
+
+
+def test_images_the_builder_rejected_still_get_a_row():
+  rows, filled = predict.submission_rows([3, 1, 2], {1: [9, 8, 7, 6, 5], 3: [5, 6, 7, 8, 9]},
+                                         fallback=[1, 2, 3, 4, 5])
+  assert rows == ["1,9 8 7 6 5", "2,1 2 3 4 5", "3,5 6 7 8 9"] and filled == [2]
+  with pytest.raises(predict.PredictError, match="not in the split's JSON"):
+    predict.submission_rows([1], {1: [1] * 5, 4: [1] * 5}, fallback=[0] * 5)
+
+
+@pytest.fixture
+def valid_csv(tiny_built_dir, model_dir, tmp_path):
+  path = str(tmp_path / "valid.csv")
+  predict.predict_to_csv(str(tiny_built_dir), "val", path, model_dir=str(model_dir),
+                         log=lambda message: None)
+  return open(path).read().splitlines()
+
+
+@pytest.mark.parametrize("case, edit, message", [
+    ("header", lambda lines: ["image,labels"] + lines[1:], "expected the header 'id,predicted'"),
+    ("malformed", lambda lines: lines[:3] + ["12;1 2 3 4 5"] + lines[4:], "line 4: expected"),
+    ("not numbers", lambda lines: lines[:2] + ["abc,1 2 3 4 5"] + lines[3:],
+     "ids must be integers"),
+    ("four labels", lambda lines: lines[:1] + [" ".join(lines[1].split()[:-1])] + lines[2:],
+     "has 4 predicted labels, expected 5"),
+    ("unknown image", lambda lines: lines + ["99999999,1 2 3 4 5"], "99999999 is not in the"),
+    ("twice", lambda lines: lines + [lines[1]], "again (first on line 2)"),
+    ("unknown category", lambda lines: lines[:1] + [lines[1].split(",")[0] + ",77777 1 2 3 4"] +
+     lines[2:], "unknown category ids [77777"),
+    ("missing", lambda lines: lines[:-1], "have no row"),
+])
+def test_scorer_names_each_malformed_case(case, edit, message, valid_csv, tiny_raw_dir, tmp_path):
+  path = tmp_path / f"{case}.csv"
+  path.write_text("\n".join(edit(list(valid_csv))) + "\n")
+  with pytest.raises(score.ScoreError) as error:
+    score.score(str(path), f"{tiny_raw_dir}/val2017.json")
+  assert message in str(error.value), str(error.value)
+  result = subprocess.run([console_script("inat-score"), f"--predictions={path}",
+                           f"--annotations={tiny_raw_dir}/val2017.json"],
+                          capture_output=True, text=True) if case == "header" else None
+  if result is not None:
+    assert result.returncode != 0 and "problem(s)" in result.stderr
+
+
+def _saved_model(export_dir):
+  return os.path.join(export_dir, "saved_model")
+
+
+def test_saved_model_cli_shows_and_runs_the_signatures(export_dir, tmp_path):
+  shown = subprocess.run([os.path.join(os.path.dirname(sys.executable), "saved_model_cli"),
+                          "show", "--dir", _saved_model(export_dir), "--all"],
+                         capture_output=True, text=True)
+  assert shown.returncode == 0, shown.stderr[-2000:]
+  for text in ("signature_def['serving_default']", "inputs['image_bytes']",
+               "signature_def['serving_images']", "signature_def['serving_examples']",
+               "outputs['category_ids']", "outputs['class_names']", "outputs['scores']"):
+    assert text in shown.stdout, text
+  png = io.BytesIO()
+  Image.new("RGB", (70, 50), (30, 160, 60)).save(png, "PNG")
+  jpeg = io.BytesIO()
+  Image.new("RGB", (70, 50), (30, 160, 60)).save(jpeg, "JPEG")
+  np.save(tmp_path / "bytes.npy", np.array([jpeg.getvalue(), png.getvalue()], dtype=object),
+          allow_pickle=True)
+  ran = subprocess.run([os.path.join(os.path.dirname(sys.executable), "saved_model_cli"), "run",
+                        "--dir", _saved_model(export_dir), "--tag_set", "serve",
+                        "--signature_def", "serving_default",
+                        "--inputs", f"image_bytes={tmp_path / 'bytes.npy'}"],
+                       capture_output=True, text=True)
+  assert ran.returncode == 0, ran.stderr[-2000:]
+  assert "Result for output key category_ids" in ran.stdout
+
+
+def test_saved_model_in_a_fresh_process_equals_keras(export_dir, tiny_built_dir, model_dir):
+  """Loaded without this package; top-5 category ids equal the Keras model's on every val image."""
+  script = (
+      "import json, sys\n"
+      "import tensorflow as tf\n"
+      "serve = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
+      "spec = {'image/encoded': tf.io.FixedLenFeature([], tf.string),\n"
+      "        'image/id': tf.io.FixedLenFeature([], tf.int64)}\n"
+      "out = {}\n"
+      "for batch in tf.data.TFRecordDataset(sys.argv[2:]).map(\n"
+      "    lambda r: tf.io.parse_single_example(r, spec)).batch(16):\n"
+      "  top = serve(image_bytes=batch['image/encoded'])['category_ids'].numpy().tolist()\n"
+      "  out.update(zip(batch['image/id'].numpy().tolist(), top))\n"
+      "assert not [m for m in sys.modules if m.split('.')[0] in ('inat_tf', 'models')]\n"
+      "print(json.dumps(out))\n")
+  result = subprocess.run([sys.executable, "-c", script, _saved_model(export_dir)] +
+                          records.shard_files(str(tiny_built_dir), "val"),
+                          capture_output=True, text=True, cwd="/")
+  assert result.returncode == 0, result.stderr[-3000:]
+  served = {int(k): v for k, v in json.loads(result.stdout.splitlines()[-1]).items()}
+  assert served == predict.from_keras(str(tiny_built_dir), str(model_dir), "val")
+  assert predict.from_saved_model(str(tiny_built_dir), _saved_model(export_dir), "val") == served
+
+
+def test_corrupt_bytes_fail_that_request_only(export_dir, tiny_built_dir):
+  serve = tf.saved_model.load(_saved_model(export_dir)).signatures["serving_default"]
+  with pytest.raises(tf.errors.InvalidArgumentError):
+    serve(image_bytes=tf.constant([b"\xff\xd8\xff garbage, not a JPEG"]))
+  example = next(iter(records.examples(str(tiny_built_dir), "val", [schema.ENCODED])))
+  assert serve(image_bytes=example[schema.ENCODED][tf.newaxis])["scores"].shape == (1, 5)
+
+
+def test_examples_signature_and_warmup_file(export_dir, tiny_built_dir):
+  loaded = tf.saved_model.load(_saved_model(export_dir))
+  serialized = next(iter(tf.data.TFRecordDataset(records.shard_files(str(tiny_built_dir),
+                                                                     "val")).batch(4)))
+  encoded = schema.parse(serialized, [schema.ENCODED])[schema.ENCODED]
+  by_example = loaded.signatures["serving_examples"](examples=serialized)
+  by_bytes = loaded.signatures["serving_default"](image_bytes=encoded)
+  np.testing.assert_array_equal(by_example["category_ids"], by_bytes["category_ids"])
+  from tensorflow_serving.apis import prediction_log_pb2
+  warmup = os.path.join(_saved_model(export_dir), export.WARMUP_PATH)
+  logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy())
+          for r in tf.data.TFRecordDataset(warmup)]
+  assert len(logs) == 1
+  request = logs[0].predict_log.request
+  assert request.model_spec.signature_name == "serving_default"
+  assert tf.make_ndarray(request.inputs["image_bytes"]).shape == (1,)
+
+
+def _tflite_top1(path, images):
+  interpreter = tf.lite.Interpreter(model_path=path)
+  interpreter.allocate_tensors()
+  source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+  top1 = []
+  for image in images:
+    interpreter.set_tensor(source["index"], image[np.newaxis].astype(np.float32))
+    interpreter.invoke()
+    top1.append(int(np.argmax(interpreter.get_tensor(target["index"]))))
+  return np.array(top1)
+
+
+def test_tflite_float_agrees_with_keras_on_val(export_dir, tiny_built_dir, model_dir):
+  trained = trained_model.load(str(model_dir))
+  from inat_tf import preprocessing
+  images = [preprocessing.eval_image(e[schema.ENCODED], trained.image_size).numpy()
+            for e in records.examples(str(tiny_built_dir), "val", [schema.ENCODED])]
+  keras_top1 = np.array([int(np.argmax(trained.model(trained.normalize(image[np.newaxis]))))
+                         for image in images])
+  float_top1 = _tflite_top1(str(export_dir / "model.tflite"), images)
+  assert np.mean(float_top1 == keras_top1) >= 0.99
+  int8_top1 = _tflite_top1(str(export_dir / "model_int8.tflite"), images)
+  assert int8_top1.shape == keras_top1.shape  # runs; agreement is reported by the quickstart
+  labels = (export_dir / "labels.txt").read_text().splitlines()
+  assert len(labels) == trained.label_map.num_classes
