@@ -98,6 +98,12 @@ def set_mixed_precision(strategy, enabled):
   return policy
 
 
+# The class behind tf.distribute.MultiWorkerMirroredStrategy is named CollectiveAllReduceStrategy;
+# users know it by the public name.
+_PUBLIC_NAMES = {"CollectiveAllReduceStrategy": "MultiWorkerMirroredStrategy"}
+
+
 def describe(strategy):
-  return json.dumps({"strategy": type(strategy).__name__,
+  name = type(strategy).__name__
+  return json.dumps({"strategy": _PUBLIC_NAMES.get(name, name),
                      "replicas": strategy.num_replicas_in_sync, "task": task_name(strategy)})

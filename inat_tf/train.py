@@ -303,6 +303,22 @@ def train(config, log=print):
   train_head_only = make_train_loop(head_variables)
   train_everything = make_train_loop(all_variables)
 
+  # Keras 3 creates BatchNorm's moving statistics without a cross-replica aggregation, so each
+  # replica updates them from its own batches only and workers drift apart. Averaging them after
+  # every loop gives what tf.keras's on-read MEAN variables gave: one set of statistics over the
+  # global batch, identical on every worker (and in every worker's checkpoint).
+  moving_statistics = [v for v in model.non_trainable_variables
+                       if v.path.endswith(("moving_mean", "moving_variance"))]
+
+  @tf.function
+  def average_moving_statistics():
+    def replica():
+      return tf.distribute.get_replica_context().all_reduce(
+          tf.distribute.ReduceOp.MEAN, [tf.identity(v.value) for v in moving_statistics])
+    means = strategy.run(replica)
+    for variable, mean in zip(moving_statistics, means):
+      variable.assign(strategy.experimental_local_results(mean)[0])
+
   @tf.function
   def eval_step(images, labels, weights):
     def replica(images, labels, weights):
@@ -361,6 +377,8 @@ def train(config, log=print):
       freeze_backbone(False)
       loop = train_everything
     totals += loop(iterator, tf.constant(num_steps)).numpy()
+    if strategy.num_replicas_in_sync > 1 and moving_statistics:
+      average_moving_statistics()
     step += num_steps
 
     if step % config.log_steps == 0 or step == total_steps:

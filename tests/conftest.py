@@ -1,6 +1,12 @@
-"""Shared fixtures: one generated mini download per test session (seconds to make)."""
+"""Shared fixtures: generated downloads, their builds, and one trained model, once per session.
+
+Tests run on two pytest-xdist workers (pytest.ini); the tests that use the trained model are in
+one xdist group (TRAINED_MODEL_GROUP), so it is trained once.
+"""
 
 import pytest
+
+TRAINED_MODEL_GROUP = pytest.mark.xdist_group("trained_model")
 
 from inat_tf import sample_download
 
@@ -37,3 +43,16 @@ def tiny_built_dir(tmp_path_factory):
                                                   examples_per_shard=32), log=lambda m: None)
   assert status == 0, summary
   return data_dir
+
+
+@pytest.fixture(scope="session")
+def trained_dir(tiny_built_dir, tmp_path_factory):
+  """MobileNet V1 trained from scratch on the tiny set until it knows it (~100 % train top-1)."""
+  from inat_tf import train  # pylint: disable=g-import-not-at-top
+  model_dir = tmp_path_factory.mktemp("trained")
+  train.train(train.TrainConfig(
+      data_dir=str(tiny_built_dir), model_dir=str(model_dir), model="mobilenet_v1",
+      image_size=64, batch_size=32, weights="none", optimizer="rmsprop", learning_rate=0.15,
+      train_steps=150, bn_momentum=0.9, log_steps=50, eval_every_epochs=1000),
+      log=lambda message: None)
+  return model_dir

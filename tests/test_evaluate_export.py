@@ -17,20 +17,17 @@ from inat_tf import predict
 from inat_tf import records
 from inat_tf import schema
 from inat_tf import score
-from inat_tf import train as train_lib
 from inat_tf import trained_model
 from tests import download_tools
+from tests.conftest import TRAINED_MODEL_GROUP
 from tests.helpers import console_script
+
+pytestmark = TRAINED_MODEL_GROUP
 
 
 @pytest.fixture(scope="module")
-def model_dir(tiny_built_dir, tmp_path_factory):
-  path = tmp_path_factory.mktemp("trained")
-  train_lib.train(train_lib.TrainConfig(
-      data_dir=str(tiny_built_dir), model_dir=str(path), model="mobilenet_v1", image_size=48,
-      batch_size=16, weights="none", learning_rate=0.05, train_steps=40, bn_momentum=0.9,
-      log_steps=40), log=lambda message: None)
-  return path
+def model_dir(trained_dir):
+  return trained_dir
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,158 @@
+"""`inat-quickstart`: the whole chain on the bundled sample, each stage the real command.
+
+  inat-quickstart --output_dir runs/quickstart        # a few minutes on two CPU cores
+
+make-sample → build → train → eval → predict → export, each run as the console command a user
+would run on the full download (printed before it runs), then a summary: val top-1 / top-5
+against chance, the per-super-category table, where everything is, and how long each stage took.
+A rerun reuses what is finished (the sample, the builder's shards, the trainer's checkpoints, and
+reports, CSV and exports newer than the model); --overwrite starts over.
+"""
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+
+
+def _script(name):
+  """The installed console script next to this interpreter (the venv's bin/)."""
+  path = os.path.join(os.path.dirname(sys.executable), name)
+  return path if os.path.exists(path) else name
+
+
+def _stages(f, paths):
+  sample = [_script("inat-make-sample"), f"--output_dir={paths['download']}",
+            f"--num_species={f.num_species}",
+            f"--max_train_per_species={f.max_train_per_species}", f"--max_side={f.max_side}"]
+  build = [_script("inat-build"), f"--raw_dir={paths['download']}",
+           f"--data_dir={paths['data']}", f"--examples_per_shard={f.examples_per_shard}"]
+  # MobileNet V1 from scratch: the fastest of the paper's networks on a CPU; no ImageNet weights
+  # (no download); batch-norm momentum lowered so that a few hundred steps settle its statistics.
+  train = [_script("inat-train"), f"--data_dir={paths['data']}", f"--model_dir={paths['model']}",
+           f"--model={f.model}", f"--image_size={f.image_size}", f"--batch_size={f.batch_size}",
+           f"--epochs={f.epochs}", "--weights=none", f"--learning_rate={f.learning_rate}",
+           "--bn_momentum=0.9", "--log_steps=20"]
+  evaluate = [_script("inat-eval"), f"--data_dir={paths['data']}",
+              f"--model_dir={paths['model']}", "--split=val", f"--output_dir={paths['eval']}"]
+  predict = [_script("inat-predict"), f"--data_dir={paths['data']}",
+             f"--model_dir={paths['model']}", "--split=test",
+             f"--output={paths['submission']}"]
+  export = [_script("inat-export"), f"--model_dir={paths['model']}",
+            f"--export_dir={paths['export']}", f"--data_dir={paths['data']}",
+            f"--{'' if f.tflite else 'no'}tflite"]
+  return [("make-sample", sample), ("build", build), ("train", train), ("eval", evaluate),
+          ("predict", predict), ("export", export)]
+
+
+def _reusable(name, paths):
+  """Whether a stage's result is already there: the sample complete, or an output of the model
+  newer than the model. build and train always run: they resume by themselves."""
+  if name == "make-sample":
+    return _sample_is_complete(paths["download"])
+  outputs = {"eval": os.path.join(paths["eval"], "report.json"), "predict": paths["submission"],
+             "export": os.path.join(paths["export"], "export_info.json")}
+  model = os.path.join(paths["model"], "best.keras")
+  return (name in outputs and os.path.exists(outputs[name]) and os.path.exists(model)
+          and os.path.getmtime(outputs[name]) >= os.path.getmtime(model))
+
+
+def _sample_is_complete(download):
+  from inat_tf import sample_download  # pylint: disable=g-import-not-at-top
+  names = [sample_download.TRAIN_VAL_ARCHIVE, sample_download.TEST_ARCHIVE, "train2017.json",
+           "val2017.json", "test2017.json", "train_2017_bboxes.json", "val_2017_bboxes.json",
+           "train2017_locations.json", "val2017_locations.json"]
+  return all(os.path.exists(os.path.join(download, n)) for n in names)
+
+
+# TensorFlow's and Keras's own chatter (glog/absl records, converter notes, warnings): kept in the
+# stage's log file, not shown.
+_NOISE = re.compile(r"^([IWE]\d{4} \d\d:\d\d|WARNING: All log messages|To enable the following "
+                    r"instructions|INFO:tensorflow:|WARNING:absl:|fully_quantize:|\S+\.py:\d+: \w*"
+                    r"Warning|  warnings\.warn)")
+
+
+def _run_stage(name, command, log_path):
+  """Runs one command, its output shown and kept in log_path; exits the quickstart on failure."""
+  print(f"\n== {name}: {shlex.join(command)}", flush=True)
+  start = time.monotonic()
+  with open(log_path, "w") as log:
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    for line in process.stdout:
+      log.write(line)
+      if not _NOISE.match(line):
+        print(f"   {line}", end="", flush=True)
+  if process.wait() != 0:
+    sys.exit(f"inat-quickstart: the {name} stage failed (exit {process.returncode}); its output "
+             f"is in {log_path}")
+  return time.monotonic() - start
+
+
+def summary_text(paths, report, timings):
+  lines = ["", "=" * 72,
+           f"Quickstart done. On the sample's val split ({report['images']} images, "
+           f"{report['num_classes']} species):",
+           f"  top-1 {100 * report['top1']:.1f}%  (chance {100 * report['chance_top1']:.1f}%)   "
+           f"top-5 {100 * report['top5']:.1f}%  (chance {100 * report['chance_top5']:.1f}%)   "
+           f"top-5 error {100 * report['top5_error']:.1f}%", "",
+           "  Super-category   species  top-1   top-5"]
+  for row in report["supercategories"]:
+    lines.append(f"  {row['supercategory']:<15} {row['species']:>7}  {100 * row['top1']:5.1f}%  "
+                 f"{100 * row['top5']:5.1f}%")
+  lines += ["",
+            f"  Kaggle CSV       {paths['submission']}",
+            f"  SavedModel       {os.path.join(paths['export'], 'saved_model')}",
+            f"  Report and plot  {paths['eval']}/report.md, accuracy_vs_train_images.png",
+            f"  TensorBoard      tensorboard --logdir {os.path.join(paths['model'], 'logs')}",
+            "  Stage times      " + ", ".join(f"{n} {s:.0f}s" for n, s in timings.items()) +
+            f" (total {sum(timings.values()):.0f}s)", "=" * 72]
+  return "\n".join(lines)
+
+
+def run(argv=None):
+  """Console entry point `inat-quickstart`."""
+  from absl import app, flags  # pylint: disable=g-import-not-at-top
+
+  flags.DEFINE_string("output_dir", "runs/quickstart", "Where every stage writes.")
+  flags.DEFINE_bool("overwrite", False, "Delete output_dir first instead of reusing it.")
+  flags.DEFINE_integer("num_species", 40, "Sample size: species (>= 13).")
+  flags.DEFINE_integer("max_train_per_species", 80, "Sample size: the commonest species' images.")
+  flags.DEFINE_integer("max_side", 128, "Sample image size.")
+  flags.DEFINE_integer("examples_per_shard", 256, "Builder: examples per shard.")
+  flags.DEFINE_string("model", "mobilenet_v1", "Network (see models.MODEL_NAMES).")
+  flags.DEFINE_integer("image_size", 96, "Training image size.")
+  flags.DEFINE_integer("batch_size", 32, "Global batch size.")
+  flags.DEFINE_float("epochs", 12, "Training epochs.")
+  flags.DEFINE_float("learning_rate", 0.1, "Learning rate per 32 images.")
+  flags.DEFINE_bool("tflite", True, "Also export TFLite models.")
+
+  def main(_):
+    f = flags.FLAGS
+    root = os.path.abspath(f.output_dir)
+    if f.overwrite and os.path.exists(root):
+      shutil.rmtree(root)
+    os.makedirs(os.path.join(root, "logs"), exist_ok=True)
+    paths = {name: os.path.join(root, name) for name in ("download", "data", "model", "eval",
+                                                          "export")}
+    paths["submission"] = os.path.join(root, "submission.csv")
+    timings = {}
+    for name, command in _stages(f, paths):
+      if _reusable(name, paths):
+        print(f"\n== {name}: reusing its result (--overwrite to redo)")
+        timings[name] = 0.0
+        continue
+      timings[name] = _run_stage(name, command, os.path.join(root, "logs", f"{name}.log"))
+    with open(os.path.join(paths["eval"], "report.json")) as report_file:
+      report = json.load(report_file)
+    print(summary_text(paths, report, timings))
+
+  app.run(main, argv=argv)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,35 @@
+"""The whole chain, as the README's first command runs it, at a smaller size."""
+
+import json
+import subprocess
+
+from tests.helpers import console_script
+
+SMALL = ["--num_species=13", "--max_train_per_species=8", "--max_side=64", "--image_size=48",
+         "--epochs=3", "--notflite"]
+
+
+def test_quickstart_runs_every_stage_and_reuses_them(tmp_path):
+  command = [console_script("inat-quickstart"), f"--output_dir={tmp_path}"] + SMALL
+  first = subprocess.run(command, capture_output=True, text=True)
+  assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+  for stage in ("make-sample", "build", "train", "eval", "predict", "export"):
+    assert f"== {stage}: " in first.stdout, stage
+  assert "Quickstart done" in first.stdout and "chance" in first.stdout
+  assert "Stage times      make-sample" in first.stdout
+  for path in ("submission.csv", "export/saved_model/saved_model.pb", "eval/report.md",
+               "eval/accuracy_vs_train_images.png", "model/logs/train", "logs/train.log"):
+    assert (tmp_path / path).exists(), path
+  report = json.loads((tmp_path / "eval" / "report.json").read_text())
+  assert report["num_classes"] == 13 and 0 <= report["top1"] <= report["top5"] <= 1
+  rows = (tmp_path / "submission.csv").read_text().splitlines()
+  assert rows[0] == "id,predicted" and len(rows) == 1 + 13 * 4
+
+  again = subprocess.run(command, capture_output=True, text=True)
+  assert again.returncode == 0, again.stdout[-3000:]
+  for stage in ("make-sample", "eval", "predict", "export"):
+    assert f"== {stage}: reusing" in again.stdout, stage
+  assert "0 shard(s) to write" in again.stdout      # the builder kept its shards
+  assert "resuming from" in again.stdout             # the trainer kept its checkpoints
+  total_steps = json.loads((tmp_path / "model" / "train_summary.json").read_text())["steps"]
+  assert f"at step {total_steps}" in again.stdout
