@@ -13,6 +13,9 @@ CONSOLE_SCRIPTS = [
     "inat-score = inat_tf.score:run",
     "inat-export = inat_tf.export:run",
     "inat-quickstart = inat_tf.quickstart:run",
+    "inat-detect-train = inat_tf.detection.train:run",
+    "inat-detect-eval = inat_tf.detection.evaluate:run",
+    "inat-detect-export = inat_tf.detection.export:run",
 ]
 
 setuptools.setup(
@@ -41,6 +44,10 @@ setuptools.setup(
         "tensorboard>=2.20",    # tf.summary needs it; TensorFlow 2.21 no longer installs it
         "matplotlib>=3.8",      # the accuracy-vs-training-images box plot (paper Fig. 5)
         "tensorflow-serving-api>=2.21,<2.22",  # PredictionLog protos of the warm-up file
+        # Detection: RetinaNet (keras-hub; its tensorflow-text dependency pins TF < 2.22) and the
+        # reference COCO metrics.
+        "keras-hub>=0.32,<0.33",
+        "pycocotools>=2.0.8",
     ],
     extras_require={
         # pytest 9.2 silently breaks xdist's --dist loadgroup (pytest-xdist issue #1386), which

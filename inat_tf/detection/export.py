@@ -1,0 +1,99 @@
+"""`inat-detect-export`: a trained detector as a SavedModel serving image bytes.
+
+  inat-detect-export --model_dir M --export_dir E
+
+E/saved_model/  signature serving_default:
+    image_bytes: [batch] encoded JPEG / PNG / GIF / BMP, any size (the name ends in `_bytes`, so
+                 TF Serving's REST API takes {"instances": [{"image_bytes": {"b64": ...}}]})
+  → boxes [batch, K, 4] ymin, xmin, ymax, xmax in pixels of the original image;
+    category_ids [batch, K] int64: JSON category ids (species), super-category indices
+                 (superclass) or 1 (agnostic); class_names [batch, K]; scores [batch, K];
+    num_detections [batch]. Rows past num_detections have score 0, id -1, box 0.
+E/export_info.json  granularity, backbone, image size, classes.
+
+Everything (decoding, aspect-keeping resize, detector, NMS, mapping back) is TensorFlow ops in
+the graph: `tf.saved_model.load` serves it in a process that never imports this package.
+"""
+
+import dataclasses
+import json
+import os
+import sys
+
+import tensorflow as tf
+
+from inat_tf.detection import data
+from inat_tf.detection import model as model_lib
+
+
+def serving_module(detector, config, classes):
+  """A tf.Module with `from_bytes`; the detector's variables listed as plain tf.Variables
+  (TF1-style loaders fail on Keras variables otherwise; see inat_tf/export.py)."""
+  size = config.image_size
+  ids = tf.constant(classes.ids, tf.int64)
+  names = tf.constant(classes.names)
+  module = tf.Module()
+  module.detector_variables = [variable.value for variable in detector.variables]
+
+  def prepare(image_bytes):
+    image = data.decode(image_bytes)
+    padded, content = data.resize_and_pad(image, size)
+    return padded, tf.shape(image)[:2], content
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+  def from_bytes(image_bytes):
+    images, original, content = tf.map_fn(
+        prepare, image_bytes, fn_output_signature=(
+            tf.TensorSpec([size, size, 3], tf.float32), tf.TensorSpec([2], tf.int32),
+            tf.TensorSpec([2], tf.int32)))
+    out = model_lib.detect(detector, images)
+    valid = out["labels"] >= 0
+    scale = tf.tile(tf.cast(original, tf.float32) / tf.cast(content, tf.float32), [1, 2])
+    limit = tf.tile(tf.cast(original, tf.float32), [1, 2])
+    boxes = tf.clip_by_value(out["boxes"] * scale[:, tf.newaxis, :], 0.0,
+                             limit[:, tf.newaxis, :])
+    index = tf.maximum(out["labels"], 0)
+    return {"boxes": tf.where(valid[..., tf.newaxis], boxes, 0.0),
+            "category_ids": tf.where(valid, tf.gather(ids, index), tf.constant(-1, tf.int64)),
+            "class_names": tf.where(valid, tf.gather(names, index), ""),
+            "scores": tf.where(valid, out["confidence"], 0.0),
+            "num_detections": out["num_detections"]}
+
+  module.from_bytes = from_bytes
+  return module
+
+
+def export(model_dir, export_dir):
+  """Writes E/saved_model and E/export_info.json; returns export_info."""
+  detector, config, classes = model_lib.load(model_dir)
+  module = serving_module(detector, config, classes)
+  path = os.path.join(export_dir, "saved_model")
+  tf.io.gfile.makedirs(export_dir)
+  tf.saved_model.save(module, path, signatures={"serving_default": module.from_bytes})
+  info = {"saved_model": path, "model_dir": model_dir, "granularity": classes.granularity,
+          "detector": dataclasses.asdict(config), "category_ids": list(classes.ids),
+          "class_names": list(classes.names)}
+  with tf.io.gfile.GFile(os.path.join(export_dir, "export_info.json"), "w") as f:
+    json.dump(info, f, indent=1)
+  return info
+
+
+def run(argv=None):
+  """Console entry point `inat-detect-export`."""
+  from absl import app, flags  # pylint: disable=g-import-not-at-top
+
+  flags.DEFINE_string("model_dir", None, "Model dir written by inat-detect-train.", required=True)
+  flags.DEFINE_string("export_dir", None, "Where to write (any gfile path).", required=True)
+
+  def main(_):
+    try:
+      info = export(flags.FLAGS.model_dir, flags.FLAGS.export_dir)
+    except FileNotFoundError as e:
+      sys.exit(f"inat-detect-export: {e}")
+    print(f"saved_model: {info['saved_model']}")
+
+  app.run(main, argv=argv)
+
+
+if __name__ == "__main__":
+  run()

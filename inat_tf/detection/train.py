@@ -1,0 +1,291 @@
+"""`inat-detect-train`: a keras-hub RetinaNet on the boxes of our TFRecords.
+
+  inat-detect-train --data_dir D --model_dir M --granularity species --backbone resnet50 \
+                    --image_size 512 --batch_size 8 --epochs 12 --weights imagenet
+
+Trains on the train images that have boxes, at one label granularity (species, superclass or
+agnostic), with aspect-keeping resize and random horizontal flips. A rerun with the same
+--model_dir resumes from the last checkpoint (weights, optimizer state, step).
+
+MODEL_DIR (all through tf.io.gfile):
+  detector.json        backbone, image size, anchors, head, classes: what rebuilds the detector
+  checkpoints/         tf.train.Checkpoint: detector, optimizer (its step counter is the step)
+  label_map.json       copied from the data dir
+  train_config.json    the flags of the run (and the number of boxed train images)
+  train_summary.json   steps, seconds per step, last loss
+  logs/train           TensorBoard: loss, learning rate, seconds per step
+"""
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from inat_tf import label_map as label_map_lib
+from inat_tf.detection import backbones
+from inat_tf.detection import classes as classes_lib
+from inat_tf.detection import data
+from inat_tf.detection import model as model_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectTrainConfig:
+  """One field per inat-detect-train flag (see `define_flags`)."""
+  data_dir: str
+  model_dir: str
+  granularity: str = "species"
+  backbone: str = "resnet50"
+  image_size: int = 512
+  batch_size: int = 8
+  epochs: float = 0.0
+  train_steps: int = 0
+  learning_rate: float = 1e-4
+  warmup_steps: int = 100
+  clip_norm: float = 10.0
+  weights: str = "imagenet"
+  anchor_size: float = 4.0
+  head_convs: int = 4
+  head_norm: bool = True
+  bn_momentum: float = -1.0
+  max_boxes: int = data.DEFAULT_MAX_BOXES
+  flip: bool = True
+  checkpoint_steps: int = 500
+  keep_checkpoints: int = 3
+  log_steps: int = 50
+  seed: int = 0
+
+
+class DetectTrainError(Exception):
+  """Training cannot start; the message says why and what to do."""
+
+
+def _weights_argument(weights):
+  return None if weights.lower() in ("", "none", "random") else weights
+
+
+def _write_json(path, document):
+  with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+    json.dump(document, f, indent=1, sort_keys=True)
+  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+
+
+def _check(config):
+  problems = []
+  try:
+    classes_lib.check_granularity(config.granularity)
+  except ValueError as e:
+    problems.append(str(e))
+  try:
+    backbones.check_image_size(config.backbone, config.image_size)
+  except ValueError as e:
+    problems.append(str(e))
+  for name in ("batch_size", "max_boxes", "checkpoint_steps", "log_steps", "head_convs"):
+    if getattr(config, name) < (0 if name == "head_convs" else 1):
+      problems.append(f"--{name}={getattr(config, name)}: expected a positive integer")
+  if config.learning_rate <= 0:
+    problems.append(f"--learning_rate={config.learning_rate}: expected > 0, e.g. 1e-4")
+  if config.train_steps <= 0 and config.epochs <= 0:
+    problems.append("say how long to train: --epochs (e.g. 12) or --train_steps")
+  if problems:
+    raise DetectTrainError("; ".join(problems))
+
+
+def _config_to_resume(config, model_dir):
+  """The detector.json written by an earlier run must describe the same detector."""
+  path = os.path.join(model_dir, "train_config.json")
+  if not tf.io.gfile.exists(path):
+    return
+  with tf.io.gfile.GFile(path) as f:
+    earlier = json.load(f)
+  fixed = ("granularity", "backbone", "image_size", "anchor_size", "head_convs", "head_norm")
+  changed = [f"--{k}={earlier.get(k)!r} then, {getattr(config, k)!r} now" for k in fixed
+             if earlier.get(k) != getattr(config, k)]
+  if changed and tf.train.latest_checkpoint(os.path.join(model_dir, model_lib.CHECKPOINT_DIR)):
+    raise DetectTrainError(f"{model_dir} holds a detector trained with other settings "
+                           f"({'; '.join(changed)}): use another --model_dir, or the same flags "
+                           f"to resume.")
+
+
+def train(config, log=print):
+  """Trains (or resumes) per `config`; returns the train summary dict."""
+  _check(config)
+  label_map = label_map_lib.LabelMap.load(config.data_dir)
+  classes = classes_lib.detection_classes(label_map, config.granularity)
+  data.check_has_boxes(config.data_dir, "train")
+  _config_to_resume(config, config.model_dir)
+  tf.io.gfile.makedirs(config.model_dir)
+
+  total_steps, boxed_images = config.train_steps, None
+  if total_steps <= 0:
+    log("inat-detect-train: counting the train images with boxes (one pass over the records)")
+    boxed_images = data.count_boxed(config.data_dir, "train")
+    total_steps = int(math.ceil(config.epochs * boxed_images / config.batch_size))
+
+  detector_config = model_lib.DetectorConfig(
+      backbone=config.backbone, image_size=config.image_size, num_classes=classes.num_classes,
+      anchor_size=config.anchor_size, head_convs=config.head_convs, head_norm=config.head_norm)
+  checkpoint_dir = os.path.join(config.model_dir, model_lib.CHECKPOINT_DIR)
+  latest = tf.train.latest_checkpoint(checkpoint_dir)
+  keras.utils.set_random_seed(config.seed)
+  detector = model_lib.build(detector_config,
+                             weights=None if latest else _weights_argument(config.weights))
+  if config.bn_momentum >= 0:
+    for layer in detector._flatten_layers():  # pylint: disable=protected-access
+      if isinstance(layer, keras.layers.BatchNormalization):
+        layer.momentum = config.bn_momentum
+  optimizer = model_lib.make_optimizer(config.learning_rate, config.warmup_steps,
+                                       config.clip_norm)
+  optimizer.build(detector.trainable_variables)
+  checkpoint = tf.train.Checkpoint(detector=detector, optimizer=optimizer)
+  manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, config.keep_checkpoints)
+  if latest:
+    checkpoint.restore(latest).assert_existing_objects_matched()
+  step = int(optimizer.iterations.numpy())
+  if latest:
+    log(f"inat-detect-train: resuming from {latest} at step {step:,}")
+  model_lib.write_config(config.model_dir, detector_config, classes)
+  tf.io.gfile.copy(os.path.join(config.data_dir, label_map_lib.FILENAME),
+                   os.path.join(config.model_dir, label_map_lib.FILENAME), overwrite=True)
+  _write_json(os.path.join(config.model_dir, "train_config.json"), {
+      **dataclasses.asdict(config), "total_steps": total_steps,
+      "boxed_train_images": boxed_images, "num_classes": classes.num_classes})
+
+  dataset = data.train_dataset(config.data_dir, classes.species_to_class, config.image_size,
+                               config.batch_size, config.max_boxes, seed=config.seed + step,
+                               flip=config.flip)
+  variables = detector.trainable_variables
+
+  @tf.function
+  def train_loop(iterator, num_steps):
+    total = tf.constant(0.0)
+    for _ in tf.range(num_steps):
+      images, targets = next(iterator)
+      with tf.GradientTape() as tape:
+        outputs = detector(images, training=True)
+        # keras-hub's loss: focal (classes) + Huber (boxes), targets encoded against anchors.
+        loss = detector.compute_loss(x=images, y=targets, y_pred=outputs, sample_weight=None)
+      optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+      total += loss
+    return total
+
+  log(f"inat-detect-train: {config.backbone} RetinaNet, {classes.num_classes} "
+      f"{config.granularity} classes, {config.image_size} px, batch {config.batch_size}, "
+      f"{total_steps:,} steps")
+  writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "logs", "train"))
+  iterator = iter(dataset)
+  start, start_step, loss_sum, last_time, last_step = time.monotonic(), step, 0.0, None, step
+  loss = None
+  while step < total_steps:
+    boundaries = (total_steps, (step // config.log_steps + 1) * config.log_steps,
+                  (step // config.checkpoint_steps + 1) * config.checkpoint_steps)
+    num_steps = min(boundaries) - step
+    if last_time is None:  # the first call traces the step: timed apart from the rest
+      num_steps, trace_start = 1, time.monotonic()
+    loss_sum += float(train_loop(iterator, tf.constant(num_steps)).numpy())
+    step += num_steps
+    if last_time is None:
+      last_time, last_step = time.monotonic(), step
+      log(f"step {step:,}/{total_steps:,}: first step (with tracing) "
+          f"{last_time - trace_start:.1f}s")
+      loss_sum = 0.0
+    if not np.isfinite(loss_sum):
+      raise DetectTrainError(f"the loss is {loss_sum} at step {step}: lower --learning_rate")
+    if step % config.log_steps == 0 or step == total_steps:
+      now = time.monotonic()
+      seconds_per_step = (now - last_time) / max(step - last_step, 1)
+      loss = loss_sum / max(step - last_step, 1)
+      log(f"step {step:,}/{total_steps:,} loss {loss:.4f} {seconds_per_step:.2f} s/step "
+          f"ETA {(total_steps - step) * seconds_per_step / 60:.1f} min")
+      with writer.as_default(step=step):
+        tf.summary.scalar("loss", loss)
+        tf.summary.scalar("learning_rate", optimizer.learning_rate)
+        tf.summary.scalar("seconds_per_step", seconds_per_step)
+      loss_sum, last_time, last_step = 0.0, now, step
+    if step % config.checkpoint_steps == 0 or step == total_steps:
+      manager.save(checkpoint_number=step)
+      log(f"checkpoint saved at step {step:,}")
+  writer.flush()
+  seconds = time.monotonic() - start
+  summary = {"steps": step, "steps_this_run": step - start_step,
+             "seconds_this_run": round(seconds, 1),
+             "seconds_per_step": round(seconds / max(step - start_step, 1), 3),
+             "last_loss": loss}
+  _write_json(os.path.join(config.model_dir, "train_summary.json"), summary)
+  log(f"inat-detect-train: done, step {step:,}; checkpoints in {checkpoint_dir}")
+  return summary
+
+
+def define_flags(flag_values=None):
+  """The inat-detect-train flags, on `flag_values` (absl's global FLAGS by default)."""
+  from absl import flags as absl_flags  # pylint: disable=g-import-not-at-top
+
+  flag_values = absl_flags.FLAGS if flag_values is None else flag_values
+
+  class _Bound:  # absl's DEFINE_* functions, all pointed at flag_values
+    def __getattr__(self, name):
+      define = getattr(absl_flags, name)
+      return lambda *args, **kwargs: define(*args, flag_values=flag_values, **kwargs)
+
+  flags = _Bound()
+  d = DetectTrainConfig("", "")
+  flags.DEFINE_string("data_dir", None, "Data dir written by inat-build (with boxes).",
+                      required=True)
+  flags.DEFINE_string("model_dir", None, "Where checkpoints and logs go (gs:// works).",
+                      required=True)
+  flags.DEFINE_enum("granularity", d.granularity, list(classes_lib.GRANULARITIES),
+                    "Detector classes: species (2,854), superclass (9) or agnostic (1).")
+  flags.DEFINE_enum("backbone", d.backbone, list(backbones.BACKBONES), "Network of models/.")
+  flags.DEFINE_integer("image_size", d.image_size,
+                       "Square input side, a multiple of 32; images keep their aspect (padded).")
+  flags.DEFINE_integer("batch_size", d.batch_size, "Images per step.")
+  flags.DEFINE_float("epochs", d.epochs, "Epochs over the boxed train images (or --train_steps).")
+  flags.DEFINE_integer("train_steps", d.train_steps, "Steps to train; overrides --epochs.")
+  flags.DEFINE_float("learning_rate", d.learning_rate, "Adam learning rate after warm-up.")
+  flags.DEFINE_integer("warmup_steps", d.warmup_steps, "Linear learning-rate warm-up.")
+  flags.DEFINE_float("clip_norm", d.clip_norm, "Global gradient-norm clipping; 0 = off.")
+  flags.DEFINE_string("weights", d.weights,
+                      "Backbone init: imagenet (Keras's download), none, or a weights file.")
+  flags.DEFINE_float("anchor_size", d.anchor_size,
+                     "Anchor side in strides (P3 anchors = 8 x this, in pixels); keras-hub's 4 "
+                     "suits 512+ px inputs, lower it for small inputs.")
+  flags.DEFINE_integer("head_convs", d.head_convs, "3x3 convolutions in each head.")
+  flags.DEFINE_bool("head_norm", d.head_norm, "GroupNorm in the heads.")
+  flags.DEFINE_float("bn_momentum", d.bn_momentum,
+                     "Backbone batch-norm momentum; lower (e.g. 0.5) for short runs from "
+                     "scratch. Negative = the network's default.")
+  flags.DEFINE_integer("max_boxes", d.max_boxes, "Boxes kept per image (the rest dropped).")
+  flags.DEFINE_bool("flip", d.flip, "Random horizontal flips (with the boxes).")
+  flags.DEFINE_integer("checkpoint_steps", d.checkpoint_steps, "Checkpoint every N steps.")
+  flags.DEFINE_integer("keep_checkpoints", d.keep_checkpoints, "Checkpoints kept.")
+  flags.DEFINE_integer("log_steps", d.log_steps, "Progress line every N steps.")
+  flags.DEFINE_integer("seed", d.seed, "Random seed (initialisation, input order, flips).")
+
+
+def config_from_flags(flag_values):
+  return DetectTrainConfig(**{field.name: getattr(flag_values, field.name)
+                              for field in dataclasses.fields(DetectTrainConfig)})
+
+
+def run(argv=None):
+  """Console entry point `inat-detect-train`."""
+  from absl import app, flags  # pylint: disable=g-import-not-at-top
+
+  define_flags()
+
+  def main(_):
+    try:
+      train(config_from_flags(flags.FLAGS), log=lambda message: print(message, flush=True))
+    except (DetectTrainError, data.DetectionDataError, FileNotFoundError, ValueError) as e:
+      sys.exit(f"inat-detect-train: {e}")
+
+  app.run(main, argv=argv)
+
+
+if __name__ == "__main__":
+  run()
