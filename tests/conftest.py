@@ -1,6 +1,6 @@
 """Shared fixtures: generated downloads, their builds, and one trained model, once per session.
 
-Tests run on three pytest-xdist workers (pytest.ini); the tests that use the trained model are in
+Tests run on two pytest-xdist workers (pytest.ini); the tests that use the trained model are in
 one xdist group (TRAINED_MODEL_GROUP), so it is trained once.
 """
 

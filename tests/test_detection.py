@@ -399,3 +399,21 @@ def test_data_dir_without_boxes_is_reported(det_data_dir, tmp_path):
   with pytest.raises(data.DetectionDataError, match=f"No train example in {no_boxes}.*"
                      "train_2017_bboxes.json.*inat-build"):
     train.train(_train_config(str(no_boxes), str(tmp_path / "model")))
+
+
+def test_species_on_one_box_are_one_detection_at_coarser_levels():
+  """Per-class NMS keeps two bird species on image 1's box; as super-classes they are one bird,
+  not a bird and a duplicate ranked above image 2's bird."""
+  label_map = _label_map()
+  species = classes_lib.detection_classes(label_map, "species")
+  images = _images()[:2]
+  detections = [{"image_id": 1, "boxes": [[0, 0, 10, 10], [0, 0, 10, 10]], "scores": [0.9, 0.8],
+                 "classes": [0, 1]},
+                {"image_id": 2, "boxes": [[0, 20, 10, 30]], "scores": [0.7], "classes": [0]}]
+  results = coco.results_json(detections, species)
+  for granularity in ("superclass", "agnostic"):
+    target = classes_lib.detection_classes(label_map, granularity)
+    coarse = coco.convert_results(results, species, target)
+    assert sorted(r["score"] for r in coarse) == [0.7, 0.9], granularity
+    scores = coco.score(coco.ground_truth_json(images, target), coarse)
+    assert scores["AP50"] == pytest.approx(1.0), granularity

@@ -11,6 +11,7 @@ import copy
 import io
 
 import numpy as np
+import tensorflow as tf
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
@@ -69,16 +70,31 @@ def results_json(detections, classes):
           for d in detections for box, score, k in zip(d["boxes"], d["scores"], d["classes"])]
 
 
-def convert_results(results, source, target):
+def convert_results(results, source, target, iou_threshold=0.5):
   """Re-labels COCO results of a `source`-granularity detector as `target` classes (Table 6:
-  a species detector scored at super-class or agnostic level)."""
+  a species detector scored at super-class or agnostic level).
+
+  Per-class NMS may keep several species on one box; once they share a coarser label they are
+  duplicates (false positives at that level), so they are suppressed again per image and label.
+  """
   order = classes_lib.GRANULARITIES
   if order.index(target.granularity) <= order.index(source.granularity):
     raise ValueError(f"can only coarsen: {source.granularity} → {target.granularity}")
   supercategory_of = dict(zip(source.ids, source.supercategories))
   target_of_supercategory = dict(zip(target.supercategories, target.ids))
-  return [{**r, "category_id": target.ids[0] if target.granularity == "agnostic"
-           else target_of_supercategory[supercategory_of[r["category_id"]]]} for r in results]
+  groups = {}
+  for r in results:
+    label = (target.ids[0] if target.granularity == "agnostic"
+             else target_of_supercategory[supercategory_of[r["category_id"]]])
+    groups.setdefault((r["image_id"], label), []).append({**r, "category_id": label})
+  converted = []
+  for group in groups.values():
+    x, y, w, h = np.array([r["bbox"] for r in group], np.float32).T
+    keep = tf.image.non_max_suppression(
+        np.stack([y, x, y + h, x + w], axis=1), [r["score"] for r in group],
+        max_output_size=len(group), iou_threshold=iou_threshold)
+    converted.extend(group[i] for i in keep.numpy())
+  return converted
 
 
 def score(ground_truth, results, category_ids=None, image_ids=None):

@@ -87,10 +87,10 @@ def evaluate(data_dir, model_dir, split="val", output_dir=None, batch_size=8, lo
   start = time.monotonic()
   detector, config, classes = model_lib.load(model_dir)
   label_map = label_map_lib.LabelMap.load(data_dir)
-  if len(classes.species_to_class) != label_map.num_classes:
-    raise ValueError(f"{model_dir} was trained on a label map of {len(classes.species_to_class)} "
-                     f"classes, {data_dir} has {label_map.num_classes}: evaluate on the data dir "
-                     f"it was trained on.")
+  if classes_lib.detection_classes(label_map, classes.granularity) != classes:
+    raise ValueError(f"{model_dir} was trained on other classes than {data_dir}'s label map "
+                     f"gives (a label map of {len(classes.species_to_class)} classes, this one has "
+                     f"{label_map.num_classes}): evaluate on the data dir it was trained on.")
   data.check_has_boxes(data_dir, split)
   images = coco.read_ground_truth(data_dir, split)
   detections = predict(detector, config, classes, data_dir, split, batch_size)
@@ -107,7 +107,7 @@ def evaluate(data_dir, model_dir, split="val", output_dir=None, batch_size=8, lo
   for granularity in order[order.index(classes.granularity):]:
     target = classes_lib.detection_classes(label_map, granularity)
     scored = results if granularity == classes.granularity else coco.convert_results(
-        results, classes, target)
+        results, classes, target, iou_threshold=config.iou_threshold)
     ground_truth = coco.ground_truth_json(images, target)
     tables[granularity] = coco.table(ground_truth, scored, target, images, species_supercategory)
     if granularity == classes.granularity:
@@ -143,7 +143,7 @@ def run(argv=None):
     try:
       evaluate(f.data_dir, f.model_dir, f.split, f.output_dir, f.batch_size,
                log=lambda message: print(message, flush=True))
-    except (data.DetectionDataError, FileNotFoundError, ValueError) as e:
+    except (data.DetectionDataError, FileNotFoundError, ValueError, RuntimeError) as e:
       sys.exit(f"inat-detect-eval: {e}")
 
   app.run(main, argv=argv)

@@ -88,7 +88,7 @@ def run(argv=None):
   def main(_):
     try:
       info = export(flags.FLAGS.model_dir, flags.FLAGS.export_dir)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
       sys.exit(f"inat-detect-export: {e}")
     print(f"saved_model: {info['saved_model']}")
 

@@ -158,7 +158,9 @@ def restore(detector, checkpoint_path):
   optimizer = make_optimizer(1e-4, 1, 0)
   optimizer.build(detector.trainable_variables)
   before = detector.trainable_variables[0].numpy().copy()
+  # Every variable of the detector and the optimizer must come from the checkpoint (a missing
+  # head or BatchNorm statistic would otherwise pass silently); other saved values may go unused.
   tf.train.Checkpoint(detector=detector, optimizer=optimizer).restore(
-      checkpoint_path).expect_partial()
+      checkpoint_path).assert_existing_objects_matched().expect_partial()
   if np.array_equal(before, detector.trainable_variables[0].numpy()):
     raise RuntimeError(f"{checkpoint_path}: the detector's weights were not restored")

@@ -281,7 +281,8 @@ def run(argv=None):
   def main(_):
     try:
       train(config_from_flags(flags.FLAGS), log=lambda message: print(message, flush=True))
-    except (DetectTrainError, data.DetectionDataError, FileNotFoundError, ValueError) as e:
+    except (DetectTrainError, data.DetectionDataError, FileNotFoundError, ValueError,
+            tf.errors.InvalidArgumentError) as e:  # the last: a box outside the boxed classes
       sys.exit(f"inat-detect-train: {e}")
 
   app.run(main, argv=argv)
