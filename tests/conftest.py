@@ -11,6 +11,23 @@ TRAINED_MODEL_GROUP = pytest.mark.xdist_group("trained_model")
 from inat_tf import sample_download
 
 
+def build_download(raw_dir, data_dir, examples_per_shard):
+  """inat-build of raw_dir into data_dir, which it returns; any rejected image fails the test."""
+  from tfrecord_builder import build  # pylint: disable=g-import-not-at-top  (imports TensorFlow)
+  status, summary = build.build(build.BuildConfig(raw_dir=str(raw_dir), data_dir=str(data_dir),
+                                                  examples_per_shard=examples_per_shard),
+                                log=lambda m: None)
+  assert status == 0, summary
+  return data_dir
+
+
+def make_and_build(tmp_path_factory, name, sample_config, examples_per_shard=32):
+  """A generated download `name`_download per sample_config, built into `name`_built."""
+  raw = tmp_path_factory.mktemp(f"{name}_download")
+  sample_download.make_sample(str(raw), sample_config)
+  return build_download(raw, tmp_path_factory.mktemp(f"{name}_built"), examples_per_shard)
+
+
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory):
   """The default sample download: 40 species, ~2,500 images at most 128 px."""
@@ -23,26 +40,14 @@ def sample_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def built_dir(sample_dir, tmp_path_factory):
   """The sample built by inat-build, 300 examples per shard: train 5 shards, val 3, test 3."""
-  from tfrecord_builder import build  # pylint: disable=g-import-not-at-top  (imports TensorFlow)
-  data_dir = tmp_path_factory.mktemp("built")
-  status, summary = build.build(build.BuildConfig(raw_dir=str(sample_dir), data_dir=str(data_dir),
-                                                  examples_per_shard=300), log=lambda m: None)
-  assert status == 0, summary
-  return data_dir
+  return build_download(sample_dir, tmp_path_factory.mktemp("built"), examples_per_shard=300)
 
 
 @pytest.fixture(scope="session")
 def tiny_built_dir(tmp_path_factory):
   """13 species x 4 train images at most 64 px, built: small enough to overfit in a minute."""
-  from tfrecord_builder import build  # pylint: disable=g-import-not-at-top
-  raw = tmp_path_factory.mktemp("tiny_download")
-  sample_download.make_sample(str(raw), sample_download.SampleConfig(
+  return make_and_build(tmp_path_factory, "tiny", sample_download.SampleConfig(
       num_species=13, min_train_per_species=4, max_train_per_species=4, max_side=64, seed=1))
-  data_dir = tmp_path_factory.mktemp("tiny_built")
-  status, summary = build.build(build.BuildConfig(raw_dir=str(raw), data_dir=str(data_dir),
-                                                  examples_per_shard=32), log=lambda m: None)
-  assert status == 0, summary
-  return data_dir
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ from inat_tf.detection import evaluate
 from inat_tf.detection import export
 from inat_tf.detection import model as model_lib
 from inat_tf.detection import train
+from tests.conftest import make_and_build
 
 pytestmark = pytest.mark.xdist_group("detector")
 
@@ -40,15 +41,8 @@ class Interrupted(Exception):
 def det_data_dir(tmp_path_factory):
   """13 species x 1 train image at most 64 px: 9 train images with one box each (the nine boxed
   super-categories), 31 single-instance val images."""
-  from tfrecord_builder import build  # pylint: disable=g-import-not-at-top
-  raw = tmp_path_factory.mktemp("det_download")
-  sample_download.make_sample(str(raw), sample_download.SampleConfig(
-      num_species=13, min_train_per_species=1, max_train_per_species=1, max_side=64, seed=1))
-  data_dir = tmp_path_factory.mktemp("det_built")
-  status, summary = build.build(build.BuildConfig(raw_dir=str(raw), data_dir=str(data_dir),
-                                                  examples_per_shard=32), log=lambda m: None)
-  assert status == 0, summary
-  return str(data_dir)
+  return str(make_and_build(tmp_path_factory, "det", sample_download.SampleConfig(
+      num_species=13, min_train_per_species=1, max_train_per_species=1, max_side=64, seed=1)))
 
 
 def _train_config(data_dir, model_dir, **overrides):
@@ -98,7 +92,7 @@ def report(trained, det_data_dir, eval_dir):
 def test_resume_continues_at_the_saved_step(trained):
   model_dir, first, second, summary = trained
   assert not any("resuming" in m for m in first)
-  assert any(m.startswith(f"inat-detect-train: resuming from ") and
+  assert any(m.startswith("inat-detect-train: resuming from ") and
              m.endswith(f"at step {INTERRUPT_AT}") for m in second), second
   assert summary["steps"] == TRAIN_STEPS
   assert summary["steps_this_run"] == TRAIN_STEPS - INTERRUPT_AT

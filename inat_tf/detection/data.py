@@ -43,6 +43,14 @@ def resize_and_pad(image, size):
   return tf.image.pad_to_bounding_box(resized, 0, 0, size, size), content
 
 
+def boxes_to_original(boxes, original_size, content_size):
+  """Boxes [b, n, 4] yxyx in pixels of resize_and_pad's output → pixels of the original images,
+  clipped to them; original_size and content_size are [b, 2] (height, width)."""
+  original = tf.tile(tf.cast(original_size, tf.float32), [1, 2])[:, tf.newaxis, :]
+  content = tf.tile(tf.cast(content_size, tf.float32), [1, 2])[:, tf.newaxis, :]
+  return tf.clip_by_value(boxes * (original / content), 0.0, original)
+
+
 def has_boxes(features, single_instance):
   count = tf.size(features[schema.BBOX_XMIN])
   return tf.equal(count, 1) if single_instance else tf.greater(count, 0)

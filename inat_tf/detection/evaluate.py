@@ -16,7 +16,6 @@ import os
 import sys
 import time
 
-import numpy as np
 import tensorflow as tf
 
 from inat_tf import label_map as label_map_lib
@@ -35,13 +34,13 @@ def predict(detector, config, classes, data_dir, split, batch_size=8, single_ins
   detect = tf.function(lambda images: model_lib.detect(detector, images))
   detections = []
   for images, _, meta in dataset:
-    out = {k: v.numpy() for k, v in detect(images).items()}
+    out = detect(images)
+    all_boxes = data.boxes_to_original(out["boxes"], meta["original_size"],
+                                       meta["content_size"]).numpy()
+    out = {k: v.numpy() for k, v in out.items()}
     for i, image_id in enumerate(meta["image_id"].numpy()):
       n = int(out["num_detections"][i])
-      height, width = meta["original_size"][i].numpy()
-      scale = np.tile(meta["original_size"][i].numpy() / meta["content_size"][i].numpy(), 2)
-      boxes = np.clip(out["boxes"][i, :n] * scale, 0, [height, width, height, width])
-      detections.append({"image_id": int(image_id), "boxes": boxes,
+      detections.append({"image_id": int(image_id), "boxes": all_boxes[i, :n],
                          "scores": out["confidence"][i, :n], "classes": out["labels"][i, :n]})
   return detections
 

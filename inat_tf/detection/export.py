@@ -48,10 +48,7 @@ def serving_module(detector, config, classes):
             tf.TensorSpec([2], tf.int32)))
     out = model_lib.detect(detector, images)
     valid = out["labels"] >= 0
-    scale = tf.tile(tf.cast(original, tf.float32) / tf.cast(content, tf.float32), [1, 2])
-    limit = tf.tile(tf.cast(original, tf.float32), [1, 2])
-    boxes = tf.clip_by_value(out["boxes"] * scale[:, tf.newaxis, :], 0.0,
-                             limit[:, tf.newaxis, :])
+    boxes = data.boxes_to_original(out["boxes"], original, content)
     index = tf.maximum(out["labels"], 0)
     return {"boxes": tf.where(valid[..., tf.newaxis], boxes, 0.0),
             "category_ids": tf.where(valid, tf.gather(ids, index), tf.constant(-1, tf.int64)),
