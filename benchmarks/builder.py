@@ -21,7 +21,20 @@ import sys
 import tarfile
 import time
 
-ARCHIVES = ("train_val_images.tar.gz", "test2017.tar.gz")
+from inat_tf import editions  # plain data: no TensorFlow import in the measured children
+
+EDITION = editions.INAT2017  # the files TFDS's i_naturalist2017 builder reads
+ARCHIVES = EDITION.archives()
+
+
+def make_sample(raw_dir, num_species, max_side):
+  """The sample download, by its own command (`inat-make-sample`), unless already complete."""
+  if os.path.exists(os.path.join(raw_dir, EDITION.splits["test"].annotations)):
+    return
+  script = os.path.join(os.path.dirname(sys.executable), "inat-make-sample")
+  subprocess.run([script, f"--output_dir={raw_dir}", f"--num_species={num_species}",
+                  f"--max_side={max_side}", "--species_names=tfds"], check=True,
+                 stdout=subprocess.DEVNULL)
 
 
 def _floor(raw_dir, backend):
@@ -46,12 +59,13 @@ def _floor(raw_dir, backend):
 
 
 def _inat(raw_dir, out_dir):
+  from inat_tf import records
   from tfrecord_builder import build
   status, summary = build.build(build.BuildConfig(raw_dir=raw_dir, data_dir=out_dir),
                                 log=lambda message: None)
   if status:
     raise RuntimeError(summary)
-  manifest = json.load(open(os.path.join(out_dir, "manifest.json")))
+  manifest = records.read_manifest(out_dir)
   return sum(split["examples"] for split in manifest["splits"].values())
 
 
@@ -63,14 +77,16 @@ def _tfds(raw_dir, out_dir):
     """TFDS's builder, unchanged but for where its split generators find the files."""
 
     def _split_generators(self, dl_manager):
-      archive = os.path.join(raw_dir, "train_val_images.tar.gz")
+      archive = os.path.join(raw_dir, EDITION.splits["train"].archive)
       generator = lambda split, images, annotations: tfds.core.SplitGenerator(
           name=split, gen_kwargs={"images_archive": dl_manager.iter_archive(images),
                                   "annon_file": annotations})
       return [
-          generator(tfds.Split.TRAIN, archive, os.path.join(raw_dir, "train2017.json")),
-          generator(tfds.Split.VALIDATION, archive, os.path.join(raw_dir, "val2017.json")),
-          generator(tfds.Split.TEST, os.path.join(raw_dir, "test2017.tar.gz"), None),
+          generator(tfds.Split.TRAIN, archive,
+                    os.path.join(raw_dir, EDITION.splits["train"].annotations)),
+          generator(tfds.Split.VALIDATION, archive,
+                    os.path.join(raw_dir, EDITION.splits["val"].annotations)),
+          generator(tfds.Split.TEST, os.path.join(raw_dir, EDITION.splits["test"].archive), None),
       ]
 
   builder = LocalINaturalist2017(data_dir=out_dir)
@@ -132,13 +148,10 @@ def main():
     child(args.child, args.raw_dir, args.out_dir)
     return
 
-  from inat_tf import sample_download
   rows = []
   for scale in (1, 2):
     raw_dir = os.path.join(args.work_dir, f"download-x{scale}")
-    if not os.path.exists(os.path.join(raw_dir, "test2017.json")):
-      sample_download.make_sample(raw_dir, sample_download.SampleConfig(
-          num_species=args.num_species * scale, max_side=args.max_side, species_names="tfds"))
+    make_sample(raw_dir, args.num_species * scale, args.max_side)
     size_mb = sum(os.path.getsize(os.path.join(raw_dir, a)) for a in ARCHIVES) / 1e6
     for contender in contenders():
       result = measure(contender, raw_dir, os.path.join(args.work_dir, "out"))

@@ -99,20 +99,19 @@ CONTENDERS = {"inat": _inat, "keras": _keras, "tfds": _tfds, "ceiling": _ceiling
 
 def _prepare(args):
   """The download, its three renderings (ours, TFDS's, folders); returns the paths."""
-  from inat_tf import sample_download
+  from inat_tf import records
   sys.path.insert(0, os.path.dirname(__file__))
-  import builder as builder_benchmark  # the TFDS builder subclass lives there
+  import builder as builder_benchmark  # the TFDS builder subclass and the sample step live there
   raw = os.path.join(args.work_dir, "download")
-  if not os.path.exists(os.path.join(raw, "test2017.json")):
-    sample_download.make_sample(raw, sample_download.SampleConfig(
-        num_species=args.num_species, max_side=800, species_names="tfds"))
-  work = {"archive": os.path.join(raw, "train_val_images.tar.gz"),
+  builder_benchmark.make_sample(raw, args.num_species, max_side=800)
+  train_files = builder_benchmark.EDITION.splits["train"]
+  work = {"archive": os.path.join(raw, train_files.archive),
           "inat_data_dir": os.path.join(args.work_dir, "inat"),
           "tfds_dir": os.path.join(args.work_dir, "tfds"),
           "folders": os.path.join(args.work_dir, "folders")}
-  train = json.load(open(os.path.join(raw, "train2017.json")))
+  train = json.load(open(os.path.join(raw, train_files.annotations)))
   work["train_files"] = [image["file_name"] for image in train["images"]]
-  if not os.path.exists(os.path.join(work["inat_data_dir"], "manifest.json")):
+  if not os.path.exists(os.path.join(work["inat_data_dir"], records.MANIFEST)):
     subprocess.run([sys.executable, "-c", "import sys; from tfrecord_builder import build; "
                     "sys.exit(build.build(build.BuildConfig(raw_dir=sys.argv[1], "
                     "data_dir=sys.argv[2], splits=('train',)))[0])", raw, work["inat_data_dir"]],

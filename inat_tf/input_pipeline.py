@@ -13,9 +13,7 @@ The test split has label -1 and keeps image ids for submissions.
 """
 
 import dataclasses
-import json
 import math
-import os
 
 from absl import logging
 import numpy as np
@@ -181,13 +179,12 @@ def train_dataset(config, context=None):
 
 def _pipeline_examples(config, context):
   """Examples each input pipeline reads in eval_dataset (from the manifest's shard counts)."""
-  with tf.io.gfile.GFile(os.path.join(config.data_dir, "manifest.json")) as f:
-    shards = json.load(f)["splits"][config.split]["shards"]
+  shards = records.shard_examples(config.data_dir, config.split)
   n = context.num_input_pipelines if context else 1
   if len(shards) < n:  # sharded by record
-    total = sum(s["examples"] for s in shards)
+    total = sum(shards)
     return [total // n + (i < total % n) for i in range(n)]
-  return [sum(s["examples"] for s in shards[i::n]) for i in range(n)]
+  return [sum(shards[i::n]) for i in range(n)]
 
 
 def eval_dataset(config, context=None, with_ids=False, pad_final_batch=False):
@@ -233,9 +230,3 @@ def eval_dataset(config, context=None, with_ids=False, pad_final_batch=False):
   return ds.prefetch(tf.data.AUTOTUNE).with_options(_options(dataclasses.replace(
       config, deterministic=True)))
 
-
-def steps_per_epoch(data_dir, split, global_batch_size):
-  """Training steps in one pass over a split (from the manifest's example count)."""
-  with tf.io.gfile.GFile(os.path.join(data_dir, "manifest.json")) as f:
-    examples = json.load(f)["splits"][split]["examples"]
-  return max(1, math.ceil(examples / global_batch_size))

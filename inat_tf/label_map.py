@@ -11,7 +11,7 @@ import os
 
 import tensorflow as tf
 
-FILENAME = "label_map.json"
+from inat_tf import records
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +80,7 @@ class LabelMap:
 
   @classmethod
   def load(cls, data_dir):
-    path = os.path.join(data_dir, FILENAME)
+    path = os.path.join(data_dir, records.LABEL_MAP)
     if not tf.io.gfile.exists(path):
       raise FileNotFoundError(
           f"{path} not found: DATA_DIR must be a directory written by `inat-build`.")

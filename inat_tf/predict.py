@@ -9,8 +9,6 @@ frequent training species, and a warning names it. Category ids are the dataset'
 the model's class indices.
 """
 
-import json
-import os
 import sys
 
 import numpy as np
@@ -28,11 +26,7 @@ class PredictError(Exception):
 
 
 def listed_image_ids(data_dir, split):
-  path = os.path.join(data_dir, "image_ids.json")
-  if not tf.io.gfile.exists(path):
-    raise FileNotFoundError(f"{path} not found: DATA_DIR must be written by inat-build")
-  with tf.io.gfile.GFile(path) as f:
-    listed = json.load(f)
+  listed = records.image_ids(data_dir)
   if split not in listed:
     raise PredictError(f"{data_dir} has no {split} split; build it with inat-build --splits")
   return listed[split]

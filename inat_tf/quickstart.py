@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 
+from inat_tf import editions
+
 
 def _script(name):
   """The installed console script next to this interpreter (the venv's bin/)."""
@@ -64,11 +66,9 @@ def _reusable(name, paths):
 
 
 def _sample_is_complete(download):
-  from inat_tf import sample_download  # pylint: disable=g-import-not-at-top
-  names = [sample_download.TRAIN_VAL_ARCHIVE, sample_download.TEST_ARCHIVE, "train2017.json",
-           "val2017.json", "test2017.json", "train_2017_bboxes.json", "val_2017_bboxes.json",
-           "train2017_locations.json", "val2017_locations.json"]
-  return all(os.path.exists(os.path.join(download, n)) for n in names)
+  """Every file of the published iNat2017 download (what inat-make-sample writes) is there."""
+  return all(os.path.exists(os.path.join(download, name))
+             for name in editions.INAT2017.file_names())
 
 
 # TensorFlow's and Keras's own chatter (glog/absl records, converter notes, warnings): kept in the

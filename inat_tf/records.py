@@ -1,19 +1,60 @@
-"""Reading what `inat-build` wrote: shard files of a split, and their examples as dicts."""
+"""The data-dir contract: what `inat-build` writes and every reader finds, in one place.
 
+  <split>-NNNNN-of-NNNNN.tfrecord   the shards (TFDS's FILENAME_TEMPLATE, so TFDS reads them too)
+  label_map.json                    class index <-> category id <-> name (inat_tf.label_map)
+  image_ids.json                    per split, every image id its JSON lists
+  manifest.json                     per split and shard: examples, bytes, sha256; problems
+  _build/                           the builder's own state (resume guard, per-shard records)
+
+The builder names its files with these constants and functions; the readers (input pipeline,
+trainers, eval, predict, export, detection, benchmarks) find them the same way.
+"""
+
+import json
+import math
 import os
 
 import tensorflow as tf
 
+from inat_tf import editions
 from inat_tf import schema
 
-SPLITS = ("train", "val", "test")
+SPLITS = editions.SPLITS
+LABEL_MAP = "label_map.json"
+IMAGE_IDS = "image_ids.json"
+MANIFEST = "manifest.json"
+BUILD_DIR = "_build"
+TFDS_METADATA = ("dataset_info.json", "features.json")
+# TFDS's name template for the shards (tfds.core.ShardedFileTemplate); shard_file() spells it out.
+FILENAME_TEMPLATE = "{SPLIT}-{SHARD_X_OF_Y}.{FILEFORMAT}"
+SHARD_SUFFIX = ".tfrecord"
+
+
+def shard_file(split, shard, num_shards):
+  """Shard file name, e.g. train-00003-of-00567.tfrecord (FILENAME_TEMPLATE)."""
+  return f"{split}-{shard:05d}-of-{num_shards:05d}{SHARD_SUFFIX}"
+
+
+def shard_pattern(split):
+  """Glob of a split's shard files."""
+  return f"{split}-?????-of-?????{SHARD_SUFFIX}"
+
+
+def _check_split(split):
+  if split not in SPLITS:
+    raise ValueError(f"split={split!r}: expected one of {', '.join(SPLITS)}")
+
+
+def has_shards(data_dir, split):
+  """Whether data_dir holds any shard of split."""
+  _check_split(split)
+  return bool(tf.io.gfile.glob(os.path.join(data_dir, shard_pattern(split))))
 
 
 def shard_files(data_dir, split):
   """Sorted shard paths of a split; FileNotFoundError says how to make them when there are none."""
-  if split not in SPLITS:
-    raise ValueError(f"split={split!r}: expected one of {', '.join(SPLITS)}")
-  files = sorted(tf.io.gfile.glob(os.path.join(data_dir, f"{split}-?????-of-?????.tfrecord")))
+  _check_split(split)
+  files = sorted(tf.io.gfile.glob(os.path.join(data_dir, shard_pattern(split))))
   if not files:
     raise FileNotFoundError(
         f"No {split} shards ({split}-NNNNN-of-NNNNN.tfrecord) in {data_dir}: build them with "
@@ -25,3 +66,36 @@ def examples(data_dir, split, keys=None):
   """Every example of a split, in shard order, parsed into dense tensors (see inat_tf.schema)."""
   return tf.data.TFRecordDataset(shard_files(data_dir, split)).map(
       lambda serialized: schema.parse(serialized, keys))
+
+
+def _read_json(data_dir, name):
+  path = os.path.join(data_dir, name)
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(f"{path} not found: DATA_DIR must be written by inat-build")
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
+def read_manifest(data_dir):
+  """manifest.json as a dict; FileNotFoundError when the build has not finished."""
+  return _read_json(data_dir, MANIFEST)
+
+
+def shard_examples(data_dir, split):
+  """Examples in each shard of a split, in shard order (from the manifest)."""
+  return [shard["examples"] for shard in read_manifest(data_dir)["splits"][split]["shards"]]
+
+
+def split_examples(data_dir, split):
+  """Examples in a split (from the manifest)."""
+  return read_manifest(data_dir)["splits"][split]["examples"]
+
+
+def steps_per_epoch(data_dir, split, global_batch_size):
+  """Training steps in one pass over a split: ceil(examples / global batch), at least 1."""
+  return max(1, math.ceil(split_examples(data_dir, split) / global_batch_size))
+
+
+def image_ids(data_dir):
+  """image_ids.json: {split: [every image id the split's JSON lists]}."""
+  return _read_json(data_dir, IMAGE_IDS)

@@ -35,24 +35,18 @@ import tarfile
 import numpy as np
 from PIL import Image
 
+from inat_tf import editions
 from inat_tf import sample_images
 
-# The 13 super-categories with their real category counts (competition page), used to share out
-# the sample's species in the same proportions.
-SUPERCATEGORY_SPECIES_COUNTS = (
-    ("Plantae", 2101), ("Insecta", 1021), ("Aves", 964), ("Reptilia", 289), ("Mammalia", 186),
-    ("Fungi", 121), ("Amphibia", 115), ("Mollusca", 93), ("Animalia", 77), ("Arachnida", 56),
-    ("Actinopterygii", 53), ("Chromista", 9), ("Protozoa", 4),
-)
-# Bounding boxes were collected for these nine only (paper, Sec. 3.3).
-BOXED_SUPERCATEGORIES = frozenset({
-    "Insecta", "Aves", "Reptilia", "Mammalia", "Amphibia", "Mollusca", "Animalia", "Arachnida",
-    "Actinopterygii"})
-
-TRAIN_VAL_ARCHIVE = "train_val_images.tar.gz"
-TEST_ARCHIVE = "test2017.tar.gz"
-TRAIN_VAL_DIR = "train_val_images"
-TEST_DIR = "test2017"
+# The sample is an iNat2017 download: its file names, super-categories (with the real species
+# counts, to share out the sample's species in the same proportions) and boxed super-categories.
+EDITION = editions.INAT2017
+SUPERCATEGORY_SPECIES_COUNTS = EDITION.supercategory_species
+BOXED_SUPERCATEGORIES = EDITION.boxed_supercategories
+TRAIN_VAL_ARCHIVE = EDITION.splits["train"].archive
+TEST_ARCHIVE = EDITION.splits["test"].archive
+TRAIN_VAL_DIR = EDITION.splits["train"].image_root
+TEST_DIR = EDITION.splits["test"].image_root
 
 LICENSES = [
     {"id": 1, "name": "Attribution-NonCommercial-ShareAlike License",
@@ -233,7 +227,7 @@ def _num_instances(rng):
 def _plan_photos(species, config, rng):
   photos = []
   for sp in species:
-    for split in ("train", "val", "test"):
+    for split in editions.SPLITS:
       for _ in range(sp.counts[split]):
         width, height = _photo_size(config.max_side, rng)
         digest = "".join(rng.choice(list("0123456789abcdef"), size=32))
@@ -299,7 +293,7 @@ def _rendered(photos, config):
 def _assign_ids(photos, config, rng):
   """Image ids: train, then val, then test ranges, in an order unrelated to the JSON lists."""
   next_id = 0
-  for split in ("train", "val", "test"):
+  for split in editions.SPLITS:
     members = [p for p in photos if p.split == split]
     ids = np.arange(next_id, next_id + len(members))
     if config.species_names != "tfds":
@@ -467,17 +461,16 @@ def make_sample(output_dir, config=SampleConfig()):
   commit(TRAIN_VAL_ARCHIVE, lambda path: _write_archive(path, train_val, config, rng))
   commit(TEST_ARCHIVE, lambda path: _write_archive(
       path, [p for p in photos if p.split == "test"], config, rng))
-  for split, json_name in (("train", "train2017.json"), ("val", "val2017.json"),
-                           ("test", "test2017.json")):
+  for split, files in EDITION.splits.items():
     document = _annotations_json(photos, split, species, config, rng)
-    commit(json_name, lambda path, d=document: _write_json(path, d))
+    commit(files.annotations, lambda path, d=document: _write_json(path, d))
   for split in ("train", "val"):
     boxes = _boxes_json(photos, split, species, config, rng)
-    commit(f"{split}_2017_bboxes.json", lambda path, d=boxes: _write_json(path, d))
+    commit(EDITION.splits[split].boxes, lambda path, d=boxes: _write_json(path, d))
     locations = _locations_json(photos, split, rng)
-    commit(f"{split}2017_locations.json", lambda path, d=locations: _write_json(path, d))
+    commit(EDITION.splits[split].locations, lambda path, d=locations: _write_json(path, d))
 
-  counts = {split: sum(p.split == split for p in photos) for split in ("train", "val", "test")}
+  counts = {split: sum(p.split == split for p in photos) for split in editions.SPLITS}
   return {"output_dir": output_dir, "num_species": len(species), "images": counts,
           "boxes": {split: sum(len(p.boxes) for p in photos if p.split == split and
                                p.species.supercategory in BOXED_SUPERCATEGORIES and

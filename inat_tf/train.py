@@ -35,6 +35,7 @@ import models
 from inat_tf import distribution
 from inat_tf import input_pipeline
 from inat_tf import label_map as label_map_lib
+from inat_tf import records
 from inat_tf import schedules
 
 
@@ -175,7 +176,7 @@ def train(config, log=print):
 
   # -- data -------------------------------------------------------------------------------------
   label_map = label_map_lib.LabelMap.load(config.data_dir)
-  steps_per_epoch = input_pipeline.steps_per_epoch(config.data_dir, "train", config.batch_size)
+  steps_per_epoch = records.steps_per_epoch(config.data_dir, "train", config.batch_size)
   total_steps = _total_steps(config, steps_per_epoch)
   input_config = input_pipeline.InputConfig(
       data_dir=config.data_dir, model_name=config.model, split="train",
@@ -187,7 +188,7 @@ def train(config, log=print):
       isinstance(strategy, tf.distribute.TPUStrategy) else "float32")
   train_data = strategy.distribute_datasets_from_function(
       lambda context: input_pipeline.train_dataset(input_config, context))
-  has_val = bool(tf.io.gfile.glob(os.path.join(config.data_dir, "val-*.tfrecord")))
+  has_val = records.has_shards(config.data_dir, "val")
   val_config = dataclasses.replace(input_config, split="val", deterministic=True)
   val_data = strategy.distribute_datasets_from_function(
       lambda context: input_pipeline.eval_dataset(val_config, context, pad_final_batch=True)
@@ -228,8 +229,8 @@ def train(config, log=print):
     log(f"inat-train: resuming from {manager.latest_checkpoint} at step {step:,} "
         f"(epoch {step / steps_per_epoch:.2f})")
   if chief:
-    tf.io.gfile.copy(os.path.join(config.data_dir, label_map_lib.FILENAME),
-                     os.path.join(config.model_dir, label_map_lib.FILENAME), overwrite=True)
+    tf.io.gfile.copy(os.path.join(config.data_dir, records.LABEL_MAP),
+                     os.path.join(config.model_dir, records.LABEL_MAP), overwrite=True)
     _write_json(os.path.join(config.model_dir, "train_config.json"), {
         **dataclasses.asdict(config), "num_classes": label_map.num_classes,
         "steps_per_epoch": steps_per_epoch, "total_steps": total_steps})

@@ -63,3 +63,14 @@ def trained_dir(tiny_built_dir, tmp_path_factory):
       eval_every_epochs=1000),
       log=lambda message: None)
   return model_dir
+
+
+# Fixtures that generate, build or train: a test that asks for one is in the slow tier even if
+# its author forgot the mark, so the fast tier (-m "not slow") stays fast.
+SLOW_FIXTURES = {"sample_dir", "built_dir", "tiny_built_dir", "trained_dir"}
+
+
+def pytest_collection_modifyitems(items):
+  for item in items:
+    if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+      item.add_marker(pytest.mark.slow)

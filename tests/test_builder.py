@@ -59,6 +59,7 @@ def _expected_boxes(boxes, image):
           [(x + bw) / w for x, y, bw, bh in mine], [(y + bh) / h for x, y, bw, bh in mine])
 
 
+@pytest.mark.slow
 def test_round_trip_every_image_once_with_label_boxes_and_location(sample_dir, built):
   label_map = LabelMap.load(str(built))
   originals = {**download_tools.archive_members(sample_dir / TRAIN_VAL),
@@ -110,6 +111,7 @@ def test_round_trip_every_image_once_with_label_boxes_and_location(sample_dir, b
       assert e[schema.USER_ID] == location["user_id"]
 
 
+@pytest.mark.slow
 def test_label_map_follows_ids_not_list_order(sample_dir, built):
   label_map = LabelMap.load(str(built))
   train = download_tools.load_json(sample_dir, "train2017.json")
@@ -118,12 +120,14 @@ def test_label_map_follows_ids_not_list_order(sample_dir, built):
   assert label_map.train_counts == tuple(counts[c] for c in label_map.category_ids)
 
 
+@pytest.mark.slow
 def test_quirky_images_are_repaired_and_reported(built):
   repairs = {r["repair"] for r in manifest_of(built)["repaired"]}
   assert repairs == {"grayscale JPEG; re-encoded as RGB JPEG",
                      "CMYK JPEG; re-encoded as RGB JPEG", "PNG content; re-encoded as RGB JPEG"}
 
 
+@pytest.mark.slow
 def test_manifest_counts_sizes_and_checksums_match_the_files(built):
   manifest = manifest_of(built)
   for split, info in manifest["splits"].items():
@@ -143,6 +147,7 @@ def test_manifest_counts_sizes_and_checksums_match_the_files(built):
     assert info["md5"] == hashlib.md5(open(path, "rb").read()).hexdigest()
 
 
+@pytest.mark.slow
 def test_tfds_builder_from_directory_yields_our_examples(built):
   import tensorflow_datasets as tfds
   builder = tfds.builder_from_directory(str(built))
@@ -159,6 +164,7 @@ def test_tfds_builder_from_directory_yields_our_examples(built):
   assert not ours
 
 
+@pytest.mark.slow
 def test_same_output_for_any_thread_count_and_job_array(sample_dir, built, tmp_path):
   expected = shard_digests(built)
   status, _ = run_build(sample_dir, tmp_path / "one_thread", examples_per_shard=300,
@@ -175,6 +181,7 @@ def test_same_output_for_any_thread_count_and_job_array(sample_dir, built, tmp_p
   assert shard_digests(tmp_path / "seed1") != expected
 
 
+@pytest.mark.slow
 def test_rerun_keeps_finished_shards_and_rebuilds_missing_ones(sample_dir, built, tmp_path):
   data_dir = tmp_path / "data"
   shutil.copytree(built, data_dir)
@@ -189,6 +196,7 @@ def test_rerun_keeps_finished_shards_and_rebuilds_missing_ones(sample_dir, built
   assert shard_digests(data_dir) == shard_digests(built)
 
 
+@pytest.mark.slow
 def test_kill_minus_nine_then_rerun_gives_identical_shards(tmp_path):
   """A real crash: the CLI is SIGKILLed while streaming; the rerun resumes, ends identical."""
   raw = tmp_path / "raw"
@@ -304,6 +312,7 @@ def corrupted(sample_dir, tmp_path_factory):
   return raw, edits
 
 
+@pytest.mark.slow
 def test_bad_inputs_are_reported_and_nothing_valid_is_lost(corrupted, tmp_path):
   raw, edits = corrupted
   status, summary = run_build(raw, tmp_path / "data", examples_per_shard=300)
@@ -338,6 +347,7 @@ def test_bad_inputs_are_reported_and_nothing_valid_is_lost(corrupted, tmp_path):
   assert status == 0
 
 
+@pytest.mark.slow
 def test_verify_decode_agrees_with_the_header_checks(corrupted, tmp_path):
   raw, _ = corrupted
   run_build(raw, tmp_path / "fast", examples_per_shard=300)
@@ -345,6 +355,7 @@ def test_verify_decode_agrees_with_the_header_checks(corrupted, tmp_path):
   assert shard_digests(tmp_path / "fast") == shard_digests(tmp_path / "decoded")
 
 
+@pytest.mark.slow
 def test_malformed_json_names_file_and_position(sample_dir, tmp_path):
   raw = download_tools.copy_download(sample_dir, tmp_path / "raw")
   text = (raw / "val2017.json").read_text()
@@ -355,6 +366,7 @@ def test_malformed_json_names_file_and_position(sample_dir, tmp_path):
   assert not (tmp_path / "data").exists()
 
 
+@pytest.mark.slow
 def test_truncated_archive_keeps_what_was_read(sample_dir, tmp_path):
   raw = download_tools.copy_download(sample_dir, tmp_path / "raw")
   download_tools.truncate_gzip(raw / TRAIN_VAL, 0.5)
@@ -369,6 +381,7 @@ def test_truncated_archive_keeps_what_was_read(sample_dir, tmp_path):
   assert manifest["splits"]["test"]["examples"] == 603
 
 
+@pytest.mark.slow
 def test_other_inputs_refuse_to_resume_until_overwrite(sample_dir, built, tmp_path):
   data_dir = tmp_path / "data"
   shutil.copytree(built, data_dir)
@@ -378,6 +391,7 @@ def test_other_inputs_refuse_to_resume_until_overwrite(sample_dir, built, tmp_pa
   assert status == 0 and shard_digests(data_dir) != shard_digests(built)
 
 
+@pytest.mark.slow
 def test_ram_filesystem_output_proves_gfile_only_io(sample_dir, built):
   data_dir = "ram://inat-build-test/data"
   status, _ = run_build(sample_dir, data_dir, examples_per_shard=300,
@@ -388,6 +402,7 @@ def test_ram_filesystem_output_proves_gfile_only_io(sample_dir, built):
   assert LabelMap.load(data_dir) == LabelMap.load(str(built))
 
 
+@pytest.mark.slow
 def test_extracted_folder_gives_the_same_examples(sample_dir, built, tmp_path):
   raw = tmp_path / "raw"
   raw.mkdir()
@@ -433,6 +448,7 @@ def _as_inat2021(sample_dir, raw):
     download_tools.write_archive(raw / f"{new_split}.tar.gz", renamed)
 
 
+@pytest.mark.slow
 def test_inat2021_layout_builds(sample_dir, built, tmp_path):
   _as_inat2021(sample_dir, tmp_path / "raw2021")
   status, summary = run_build(tmp_path / "raw2021", tmp_path / "data", examples_per_shard=300)
@@ -449,6 +465,7 @@ def test_inat2021_layout_builds(sample_dir, built, tmp_path):
   assert len(read_split(tmp_path / "data", "test")) == 603
 
 
+@pytest.mark.slow
 def test_cli_exit_status_summary_and_bad_flags(corrupted, tmp_path):
   raw, _ = corrupted
   result = subprocess.run([console_script("inat-build"), f"--raw_dir={raw}",

@@ -89,6 +89,7 @@ def report(trained, det_data_dir, eval_dir):
 
 # -- training, evaluation, export on the trained detector ---------------------------------------
 
+@pytest.mark.slow
 def test_resume_continues_at_the_saved_step(trained):
   model_dir, first, second, summary = trained
   assert not any("resuming" in m for m in first)
@@ -99,6 +100,7 @@ def test_resume_continues_at_the_saved_step(trained):
   assert summary["last_loss"] < 0.1
 
 
+@pytest.mark.slow
 def test_detector_overfits_its_training_images(report):
   overall = report["tables"]["species"]["Overall"]
   assert report["images"] == 9
@@ -117,6 +119,7 @@ def test_detector_overfits_its_training_images(report):
     assert table["Overall"]["AP50"] > 0.5
 
 
+@pytest.mark.slow
 def test_eval_writes_coco_results_and_report(report, eval_dir, det_data_dir):
   from pycocotools.coco import COCO  # pylint: disable=g-import-not-at-top
   with open(os.path.join(eval_dir, "detections_species.json")) as f:
@@ -134,6 +137,7 @@ def test_eval_writes_coco_results_and_report(report, eval_dir, det_data_dir):
         report["tables"]["species"]["Overall"]["AP50"]
 
 
+@pytest.mark.slow
 def test_export_serves_image_bytes_in_a_fresh_process(trained, det_data_dir, tmp_path):
   model_dir = trained[0]
   export_dir = tmp_path / "export"
@@ -308,6 +312,7 @@ def test_trap_inception_odd_maps_are_padded_to_the_anchor_grid():
     backbones.check_image_size("inception_v3", 100)
 
 
+@pytest.mark.slow
 def test_trap_targets_are_dense_pixels_padded_with_minus_one(det_data_dir):
   label_map = label_map_lib.LabelMap.load(det_data_dir)
   classes = classes_lib.detection_classes(label_map, "species")
@@ -335,6 +340,7 @@ def test_trap_targets_are_dense_pixels_padded_with_minus_one(det_data_dir):
                                      sample_weight=None)) == 0.0
 
 
+@pytest.mark.slow
 def test_trap_inputs_in_unit_range_normalised_once(det_data_dir):
   label_map = label_map_lib.LabelMap.load(det_data_dir)
   classes = classes_lib.detection_classes(label_map, "species")
@@ -366,6 +372,7 @@ def test_trap_inputs_in_unit_range_normalised_once(det_data_dir):
 
 # -- bad input -----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_bad_flags_are_reported(det_data_dir, tmp_path):
   with pytest.raises(train.DetectTrainError, match="granularity='genus'.*species, superclass"):
     train.train(_train_config(det_data_dir, str(tmp_path), granularity="genus"))
@@ -377,6 +384,7 @@ def test_bad_flags_are_reported(det_data_dir, tmp_path):
     evaluate.evaluate(det_data_dir, str(tmp_path))
 
 
+@pytest.mark.slow
 def test_data_dir_without_boxes_is_reported(det_data_dir, tmp_path):
   """The same records with their box features removed: the error names the dir and the fix."""
   no_boxes = tmp_path / "no_boxes"

@@ -43,6 +43,7 @@ def tiny_raw_dir(tiny_built_dir):
     return json.load(f)["flags"]["raw_dir"]
 
 
+@pytest.mark.slow
 def test_eval_report_matches_its_own_predictions(tiny_built_dir, model_dir, tiny_raw_dir,
                                                  tmp_path):
   report = evaluate.evaluate(str(tiny_built_dir), str(model_dir), "val", str(tmp_path))
@@ -68,14 +69,44 @@ def test_eval_report_matches_its_own_predictions(tiny_built_dir, model_dir, tiny
       tmp_path / "report.md").read_text()
 
 
+@pytest.mark.slow
+def _views_by_hand(jpeg, image_size):
+  """The ten test-time views built from numpy slices: centre, four corners, and their mirrors."""
+  from inat_tf import preprocessing
+  image = tf.io.decode_jpeg(jpeg, channels=3).numpy().astype(np.float32)
+  height, width = image.shape[:2]
+  side = int(preprocessing.EVAL_CROP_FRACTION * min(height, width))
+  crops = [image[(height - side + 1) // 2:][:side, (width - side + 1) // 2:][:, :side]] + [
+      image[y:y + side, x:x + side]
+      for y, x in ((0, 0), (0, width - side), (height - side, 0), (height - side, width - side))]
+  views = [tf.image.resize(crop, [image_size, image_size]).numpy() for crop in crops]
+  return np.stack(views + [view[:, ::-1] for view in views])
+
+
 def test_eval_with_flips_and_crops_and_on_unlabelled_split(tiny_built_dir, model_dir):
+  """flip + multi_crop averages the softmax over exactly the ten views, and scores that."""
+  trained = trained_model.load(str(model_dir))
+  got = evaluate.predict(trained, str(tiny_built_dir), "val", flip=True, multi_crop=True)
+  examples = list(records.examples(str(tiny_built_dir), "val",
+                                   [schema.ENCODED, schema.LABEL, schema.IMAGE_ID]))
+  assert got.image_ids.tolist() == [int(e[schema.IMAGE_ID]) for e in examples]
+  expected = np.stack([tf.reduce_mean(tf.nn.softmax(trained.model(
+      trained.normalize(_views_by_hand(e[schema.ENCODED], trained.image_size)))), axis=0).numpy()
+      for e in examples])
+  np.testing.assert_allclose(got.top_scores, -np.sort(-expected, axis=1)[:, :5], atol=1e-4)
+  assert np.mean(got.top_indices[:, 0] == expected.argmax(axis=1)) >= 0.95  # ties aside
+  plain = evaluate.predict(trained, str(tiny_built_dir), "val")
+  assert not np.allclose(plain.top_scores, got.top_scores, atol=1e-3)  # the views are used
   report = evaluate.evaluate(str(tiny_built_dir), str(model_dir), "val", flip=True,
                              multi_crop=True)
-  assert 0 <= report["top1"] <= report["top5"] <= 1
+  assert report["top1"] == pytest.approx(np.mean(got.top_indices[:, 0] == got.labels))
+  assert report["top5"] == pytest.approx(np.mean([l in t for l, t in zip(got.labels,
+                                                                         got.top_indices)]))
   with pytest.raises(ValueError, match="no labels.*inat-predict"):
     evaluate.evaluate(str(tiny_built_dir), str(model_dir), "test")
 
 
+@pytest.mark.slow
 def test_predict_then_score_equals_eval(tiny_built_dir, model_dir, tiny_raw_dir, tmp_path):
   report = evaluate.evaluate(str(tiny_built_dir), str(model_dir), "val")
   csv_path = str(tmp_path / "val.csv")
@@ -92,6 +123,7 @@ def test_predict_then_score_equals_eval(tiny_built_dir, model_dir, tiny_raw_dir,
       report["top5_error"])
 
 
+@pytest.mark.slow
 def test_test_submission_has_one_row_per_json_image(tiny_built_dir, model_dir, tiny_raw_dir,
                                                     tmp_path):
   out = str(tmp_path / "submission.csv")
@@ -125,6 +157,7 @@ def valid_csv(tiny_built_dir, model_dir, tmp_path):
   return open(path).read().splitlines()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case, edit, message", [
     ("header", lambda lines: ["image,labels"] + lines[1:], "expected the header 'id,predicted'"),
     ("malformed", lambda lines: lines[:3] + ["12;1 2 3 4 5"] + lines[4:], "line 4: expected"),
@@ -155,6 +188,7 @@ def _saved_model(export_dir):
   return os.path.join(export_dir, "saved_model")
 
 
+@pytest.mark.slow
 def test_saved_model_cli_shows_and_runs_the_signatures(export_dir, tmp_path):
   shown = subprocess.run([os.path.join(os.path.dirname(sys.executable), "saved_model_cli"),
                           "show", "--dir", _saved_model(export_dir), "--all"],
@@ -179,6 +213,7 @@ def test_saved_model_cli_shows_and_runs_the_signatures(export_dir, tmp_path):
   assert "Result for output key category_ids" in ran.stdout
 
 
+@pytest.mark.slow
 def test_saved_model_in_a_fresh_process_equals_keras(export_dir, tiny_built_dir, model_dir):
   """Loaded without this package; top-5 category ids equal the Keras model's on every val image."""
   script = (
@@ -203,6 +238,7 @@ def test_saved_model_in_a_fresh_process_equals_keras(export_dir, tiny_built_dir,
   assert predict.from_saved_model(str(tiny_built_dir), _saved_model(export_dir), "val") == served
 
 
+@pytest.mark.slow
 def test_corrupt_bytes_fail_that_request_only(export_dir, tiny_built_dir):
   serve = tf.saved_model.load(_saved_model(export_dir)).signatures["serving_default"]
   with pytest.raises(tf.errors.InvalidArgumentError):
@@ -211,6 +247,7 @@ def test_corrupt_bytes_fail_that_request_only(export_dir, tiny_built_dir):
   assert serve(image_bytes=example[schema.ENCODED][tf.newaxis])["scores"].shape == (1, 5)
 
 
+@pytest.mark.slow
 def test_examples_signature_and_warmup_file(export_dir, tiny_built_dir):
   loaded = tf.saved_model.load(_saved_model(export_dir))
   serialized = next(iter(tf.data.TFRecordDataset(records.shard_files(str(tiny_built_dir),
@@ -241,6 +278,7 @@ def _tflite_top1(path, images):
   return np.array(top1)
 
 
+@pytest.mark.slow
 def test_tflite_float_agrees_with_keras_on_val(export_dir, tiny_built_dir, model_dir):
   trained = trained_model.load(str(model_dir))
   from inat_tf import preprocessing

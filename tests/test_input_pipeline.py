@@ -92,6 +92,7 @@ def _config(built_dir, **overrides):
       **overrides)
 
 
+@pytest.mark.slow
 def test_train_batches_have_static_shapes_and_model_ranges(built_dir):
   label_map = LabelMap.load(str(built_dir))
   for model_name, low, high in (("inception_v3", -1.0, 1.0), ("resnet50", -124.0, 152.0)):
@@ -105,6 +106,7 @@ def test_train_batches_have_static_shapes_and_model_ranges(built_dir):
   assert bf16.element_spec[0].dtype == tf.bfloat16
 
 
+@pytest.mark.slow
 def test_deterministic_mode_repeats_itself(built_dir):
   config = _config(built_dir, deterministic=True, seed=3, color_distortion=True)
   first = [b[1].numpy().tolist() for b in input_pipeline.train_dataset(config).take(4)]
@@ -123,6 +125,7 @@ def _label_histogram(built_dir, sampling, batches=150):
   return histogram
 
 
+@pytest.mark.slow
 def test_long_tail_samplers_reach_their_target_distributions(built_dir):
   counts = np.array(LabelMap.load(str(built_dir)).train_counts, np.float64)
   draws = 150 * 32
@@ -139,6 +142,7 @@ def test_long_tail_samplers_reach_their_target_distributions(built_dir):
               (draws * counts / counts.sum())).sum() > 500  # not the uniform-over-images one
 
 
+@pytest.mark.slow
 def test_sharding_over_two_pipelines_is_disjoint_and_complete(built_dir):
   for split in ("train", "val"):
     every = [int(e[schema.IMAGE_ID]) for e in records.examples(str(built_dir), split,
@@ -160,6 +164,7 @@ def test_sharding_over_two_pipelines_is_disjoint_and_complete(built_dir):
   assert len(ids) == len(set(ids)) == 603
 
 
+@pytest.mark.slow
 def test_train_pipelines_get_their_share_of_the_global_batch(built_dir):
   context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1,
                                        num_replicas_in_sync=2)
@@ -167,6 +172,7 @@ def test_train_pipelines_get_their_share_of_the_global_batch(built_dir):
   assert ds.element_spec[0].shape[0] == 8
 
 
+@pytest.mark.slow
 def test_test_split_keeps_ids_and_label_minus_one(built_dir):
   ds = input_pipeline.eval_dataset(_config(built_dir, split="test"), with_ids=True)
   labels, ids = [], []
@@ -176,6 +182,7 @@ def test_test_split_keeps_ids_and_label_minus_one(built_dir):
   assert set(labels) == {-1} and len(ids) == len(set(ids)) == 603
 
 
+@pytest.mark.slow
 def test_padded_eval_batches_weigh_padding_zero(built_dir):
   ds = input_pipeline.eval_dataset(_config(built_dir, split="val", global_batch_size=50),
                                    pad_final_batch=True)
@@ -186,6 +193,7 @@ def test_padded_eval_batches_weigh_padding_zero(built_dir):
   assert set(labels.numpy()[weights.numpy() == 0]) == {-1}
 
 
+@pytest.mark.slow
 def test_synthetic_and_cached_modes(built_dir):
   synthetic = input_pipeline.train_dataset(_config(built_dir, synthetic=True))
   images, labels = next(iter(synthetic))
@@ -194,6 +202,7 @@ def test_synthetic_and_cached_modes(built_dir):
   assert next(iter(cached))[0].shape == (16, 75, 75, 3)
 
 
+@pytest.mark.slow
 def test_bad_settings_are_named(built_dir, tmp_path):
   with pytest.raises(ValueError, match="sampling='inverse'"):
     input_pipeline.train_dataset(_config(built_dir, sampling="inverse"))
@@ -209,6 +218,7 @@ def _free_port():
     return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_tf_data_service_on_loopback(built_dir):
   """A dispatcher and a worker as real processes; training batches come through them."""
   port = _free_port()

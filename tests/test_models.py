@@ -96,6 +96,7 @@ def test_names_and_minimum_sizes():
       name: 75 if name.startswith("inception") else 32 for name in models.MODEL_NAMES}
 
 
+@pytest.mark.slow
 def test_architecture_matches_keras_applications(built):
   name, model = built
   reference_count, reference_top, reference_backbone_shapes = reference(base_name(name))
@@ -125,6 +126,7 @@ def test_architecture_matches_keras_applications(built):
     assert features.output.shape[-1] == AUX_TAP_CHANNELS[name]
 
 
+@pytest.mark.slow
 def test_training_step_and_save_load_round_trip(built, tmp_path):
   name, model = built
   size = model.input_shape[1]
@@ -220,6 +222,7 @@ def test_mixed_precision_keeps_logits_float32():
     keras.mixed_precision.set_global_policy(previous)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, constructor, size", [
     ("inception_v3_se", keras.applications.InceptionV3, 75),
     ("resnet50_drp", keras.applications.ResNet50, 32),
@@ -290,6 +293,7 @@ def mobilenet_h5(tmp_path_factory):
                 if layer.weights}
 
 
+@pytest.mark.slow
 def test_legacy_h5_weights_file(mobilenet_h5):
   path, saved = mobilenet_h5
   keras.utils.set_random_seed(4)
@@ -300,6 +304,7 @@ def test_legacy_h5_weights_file(mobilenet_h5):
   assert {layer.name for layer in model.layers if layer.weights} - set(saved) == {"head_logits"}
 
 
+@pytest.mark.slow
 def test_imagenet_weights_come_through_keras_applications(mobilenet_h5):
   # keras.applications fetches ImageNet weights with keras.utils.get_file into
   # $KERAS_HOME/models and uses a file already there (MobileNet's have no published hash), so a
@@ -334,6 +339,7 @@ print("checked", checked, "layers")
   assert "checked 54 layers" in result.stdout  # conv1 + its BN, 13 x (dw, BN, pw, BN)
 
 
+@pytest.mark.slow
 def test_weights_errors_name_the_file(tmp_path, mobilenet_h5):
   missing = tmp_path / "nowhere.weights.h5"
   with pytest.raises(ValueError, match="does not exist") as error:

@@ -3,12 +3,15 @@
 import json
 import subprocess
 
+import pytest
+
 from tests.helpers import console_script
 
 SMALL = ["--num_species=13", "--max_train_per_species=8", "--max_side=64", "--image_size=48",
          "--epochs=3", "--notflite"]
 
 
+@pytest.mark.slow
 def test_quickstart_runs_every_stage_and_reuses_them(tmp_path):
   command = [console_script("inat-quickstart"), f"--output_dir={tmp_path}"] + SMALL
   first = subprocess.run(command, capture_output=True, text=True)

@@ -149,10 +149,12 @@ def _check_locations(directory, docs):
         assert 0 <= r["date_c"] <= 1
 
 
+@pytest.mark.slow
 def test_default_sample_passes_third_party_checks(sample_dir):
   check_download(sample_dir, SampleConfig())
 
 
+@pytest.mark.slow
 def test_default_ids_are_gapped_and_lists_unaligned(sample_dir):
   """Code that joins by list position instead of id must fail on the default sample."""
   train = _load(sample_dir, "train2017.json")
@@ -162,6 +164,7 @@ def test_default_ids_are_gapped_and_lists_unaligned(sample_dir):
   assert any(image["id"] != annotation["image_id"] for image, annotation in pairs)
 
 
+@pytest.mark.slow
 def test_siblings_differ_only_in_spot_count(sample_dir):
   categories = _load(sample_dir, "train2017.json")["categories"]
   genera = collections.defaultdict(set)
@@ -172,6 +175,7 @@ def test_siblings_differ_only_in_spot_count(sample_dir):
   assert all(e in sample_download.SPOT_EPITHETS for es in genera.values() for e in es)
 
 
+@pytest.mark.slow
 def test_quirky_images_are_what_they_claim(sample_dir):
   """One grayscale, one CMYK, one PNG under a .jpg name, one progressive JPEG."""
   images = _archive_images(sample_dir / sample_download.TRAIN_VAL_ARCHIVE)
@@ -187,6 +191,7 @@ def _digests(directory):
   return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_other_seed_differs(sample_dir, tmp_path):
   sample_download.make_sample(str(tmp_path / "again"), SampleConfig(num_workers=1))
   sample_download.make_sample(str(tmp_path / "other"), SampleConfig(seed=1))
@@ -195,6 +200,7 @@ def test_same_seed_same_bytes_other_seed_differs(sample_dir, tmp_path):
   assert not list(tmp_path.glob("*/*.partial"))
 
 
+@pytest.mark.slow
 def test_tfds_layout_is_what_the_tfds_builder_needs(tmp_path):
   config = SampleConfig(num_species=13, min_train_per_species=2, max_train_per_species=4,
                         species_names="tfds")
@@ -209,6 +215,7 @@ def test_tfds_layout_is_what_the_tfds_builder_needs(tmp_path):
   assert [c["name"] for c in train["categories"]] == names.splitlines()[:13]
 
 
+@pytest.mark.slow
 def test_larger_setting_at_full_resolution(tmp_path):
   """200 species at the real download's 800 px (~3,400 images; headers parsed, not decoded)."""
   config = SampleConfig(num_species=200, min_train_per_species=8, max_train_per_species=10,
@@ -229,6 +236,7 @@ def test_bad_settings_are_named(kwargs, message, tmp_path):
   assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_console_script(tmp_path):
   result = subprocess.run(
       [console_script("inat-make-sample"), f"--output_dir={tmp_path}", "--num_species=13",

@@ -70,6 +70,7 @@ def test_table3_flagfiles_carry_the_papers_recipe(name):
   assert config.dropout_rate < 0 and (default_dropout == 0.5) == model.endswith("_drp")
 
 
+@pytest.mark.slow
 @TRAINED_MODEL_GROUP
 def test_a_tiny_set_is_learned_to_perfection(tiny_built_dir, trained_dir):
   """52 images of 13 species, from scratch: ~100 % top-1 on them: learning really happens."""
@@ -89,6 +90,7 @@ def _wait_for(predicate, timeout=300):
   return False
 
 
+@pytest.mark.slow
 def test_kill_minus_nine_then_resume_continues_the_step_count(tiny_built_dir, tmp_path):
   args = cli_args(tiny_built_dir, tmp_path, train_steps=30, checkpoint_steps=10,
                   eval_every_epochs=100)
@@ -114,6 +116,7 @@ def test_kill_minus_nine_then_resume_continues_the_step_count(tiny_built_dir, tm
   assert summary["steps"] == 30 and summary["steps_this_run"] == 30 - killed_at
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_over_two_cpu_devices(tiny_built_dir, tmp_path):
   result = subprocess.run(cli_args(tiny_built_dir, tmp_path, train_steps=4, log_steps=2,
                                    distribution="mirrored", num_cpu_devices=2),
@@ -133,6 +136,7 @@ def _free_ports(count):
   return ports
 
 
+@pytest.mark.slow
 def test_two_workers_on_loopback_end_with_identical_weights(tiny_built_dir, tmp_path):
   cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
   processes = []
@@ -151,6 +155,7 @@ def test_two_workers_on_loopback_end_with_identical_weights(tiny_built_dir, tmp_
   assert chief["weights_sha256"] == worker["weights_sha256"]
 
 
+@pytest.mark.slow
 def test_head_only_phase_leaves_the_backbone_as_loaded(tiny_built_dir, tmp_path):
   backbone = keras.applications.MobileNet(include_top=False, weights=None,
                                           input_shape=(32, 32, 3))
@@ -182,6 +187,7 @@ def _scalar_tags(log_dir):
   return tags
 
 
+@pytest.mark.slow
 def test_model_files_tensorboard_and_ema(tiny_built_dir, tmp_path):
   summary = train_lib.train(quick_config(tiny_built_dir, tmp_path, epochs=2, ema_decay=0.9,
                                          aux_logits=False), log=lambda message: None)
@@ -196,6 +202,7 @@ def test_model_files_tensorboard_and_ema(tiny_built_dir, tmp_path):
   assert summary["best_val_top1"] >= 0 and summary["final_val_top5"] is not None
 
 
+@pytest.mark.slow
 def test_aux_logits_train_and_are_dropped_from_saved_models(tiny_built_dir, tmp_path):
   train_lib.train(quick_config(tiny_built_dir, tmp_path, model="inception_v3", image_size=75,
                                aux_logits=True, train_steps=2, eval_every_epochs=100),
@@ -204,6 +211,7 @@ def test_aux_logits_train_and_are_dropped_from_saved_models(tiny_built_dir, tmp_
   assert model.output_shape == (None, 13)
 
 
+@pytest.mark.slow
 def test_model_dir_on_a_gfile_filesystem(tiny_built_dir):
   model_dir = "ram://inat-train-test/model"
   train_lib.train(quick_config(tiny_built_dir, model_dir, train_steps=3, eval_every_epochs=100),
@@ -212,6 +220,7 @@ def test_model_dir_on_a_gfile_filesystem(tiny_built_dir):
     assert tf.io.gfile.exists(f"{model_dir}/{name}"), name
 
 
+@pytest.mark.slow
 def test_bad_settings_say_what_to_do(tiny_built_dir, tmp_path):
   with pytest.raises(train_lib.TrainError, match="--epochs.*--train_steps"):
     train_lib.train(quick_config(tiny_built_dir, tmp_path), log=lambda message: None)

@@ -37,7 +37,7 @@ from tfrecord_builder import plan as plan_lib
 from tfrecord_builder import progress as progress_lib
 from tfrecord_builder import sources
 from tfrecord_builder import spill as spill_lib
-from inat_tf import label_map as label_map_lib
+from inat_tf import records
 
 Problem = annotations.Problem
 
@@ -50,7 +50,7 @@ class BuildError(Exception):
 class BuildConfig:
   raw_dir: str
   data_dir: str
-  splits: tuple = layout.SPLITS
+  splits: tuple = records.SPLITS
   seed: int = 0
   examples_per_shard: int = 1024
   task_index: int = 0
@@ -63,9 +63,9 @@ class BuildConfig:
 
   def validate(self):
     problems = []
-    unknown = set(self.splits) - set(layout.SPLITS)
+    unknown = set(self.splits) - set(records.SPLITS)
     if unknown or not self.splits:
-      problems.append(f"splits={','.join(self.splits)}: choose from {','.join(layout.SPLITS)}")
+      problems.append(f"splits={','.join(self.splits)}: choose from {','.join(records.SPLITS)}")
     if self.examples_per_shard < 1:
       problems.append(f"examples_per_shard={self.examples_per_shard}: must be >= 1")
     if not 0 <= self.task_index < self.num_tasks:
@@ -126,7 +126,7 @@ def _result(outcome_or_future):
 
 def _default_spill_dir(config):
   if "://" not in config.data_dir:
-    return os.path.join(config.data_dir, manifest_lib.BUILD_DIR, "spill")
+    return os.path.join(config.data_dir, records.BUILD_DIR, "spill")
   digest = hashlib.md5(config.data_dir.encode()).hexdigest()[:12]
   return os.path.join(tempfile.gettempdir(), f"inat-build-spill-{digest}")
 
@@ -141,9 +141,9 @@ class _Build:
         "train" not in self.inputs) else self.inputs["train"].annotations
     self.catalog = annotations.load_catalog(self.inputs, train_json)
     self.label_map = self.catalog.label_map
-    self.plans = {split: plan_lib.plan_split(split, [r.image_id for r in records.values()],
+    self.plans = {split: plan_lib.plan_split(split, [r.image_id for r in split_records.values()],
                                              config.examples_per_shard, config.seed)
-                  for split, records in self.catalog.records.items()}
+                  for split, split_records in self.catalog.records.items()}
     self.run_problems = []                               # archive-level, this run
     self.shard_problems = collections.defaultdict(list)  # shard file -> [Problem]
     self.unlisted = collections.Counter()                # archive -> members no JSON lists
@@ -277,9 +277,9 @@ class _Build:
     start = time.monotonic()
     if config.overwrite:
       manifest_lib.remove_build(config.data_dir)
-    tf.io.gfile.makedirs(os.path.join(config.data_dir, manifest_lib.BUILD_DIR, "shards"))
+    tf.io.gfile.makedirs(os.path.join(config.data_dir, records.BUILD_DIR, "shards"))
     state = manifest_lib.check_and_update_state(config.data_dir, self._state(), config.overwrite)
-    manifest_lib.write_json(os.path.join(config.data_dir, label_map_lib.FILENAME),
+    manifest_lib.write_json(os.path.join(config.data_dir, records.LABEL_MAP),
                             self.label_map.to_json())
     manifest_lib.update_image_ids(config.data_dir, self.catalog.listed_ids)
 
@@ -311,7 +311,7 @@ class _Build:
   def _write_task_report(self, seconds):
     config = self.config
     manifest_lib.write_json(
-        os.path.join(config.data_dir, manifest_lib.BUILD_DIR, config.task_name + ".json"), {
+        os.path.join(config.data_dir, records.BUILD_DIR, config.task_name + ".json"), {
             "task": config.task_name, "seconds": round(seconds, 1),
             "flags": {k: v for k, v in dataclasses.asdict(config).items()},
             "archives": {path: {"bytes": stats.size, "md5": stats.md5 or None}
@@ -341,7 +341,7 @@ class _Build:
     for p in own_problems[:20]:
       lines.append(f"    {p.kind}: {p.where}: {p.message}")
     if len(own_problems) > 20:
-      lines.append(f"    ... and {len(own_problems) - 20} more in {manifest_lib.MANIFEST}")
+      lines.append(f"    ... and {len(own_problems) - 20} more in {records.MANIFEST}")
     failed = len(own_problems) > self.config.max_rejects
     if failed:
       lines.append(f"inat-build: {len(own_problems)} problem(s) exceed --max_rejects="

@@ -1,4 +1,4 @@
-"""Where each split's files are in RAW_DIR, for the published iNat2017 and iNat2021 layouts.
+"""Where each split's files are in RAW_DIR, for the published editions (inat_tf/editions.py).
 
 Images may be in the published `.tar.gz` (streamed, never extracted) or in a folder already
 extracted from it; the JSON `file_name`s are paths relative to RAW_DIR either way.
@@ -9,7 +9,9 @@ import os
 
 import tensorflow as tf
 
-SPLITS = ("train", "val", "test")
+from inat_tf import editions
+
+SPLITS = editions.SPLITS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,33 +24,17 @@ class SplitInputs:
   folder: str = ""          # RAW_DIR itself, when the images were extracted there
 
 
-# Per layout and split: (annotations, boxes, locations, image root). The image root is both the
-# archive's stem and the first path component of every file_name.
-_LAYOUTS = {
-    "inat2017": {
-        "train": ("train2017.json", "train_2017_bboxes.json", "train2017_locations.json",
-                  "train_val_images"),
-        "val": ("val2017.json", "val_2017_bboxes.json", "val2017_locations.json",
-                "train_val_images"),
-        "test": ("test2017.json", "", "", "test2017"),
-    },
-    "inat2021": {
-        "train": ("train.json", "", "", "train"),
-        "val": ("val.json", "", "", "val"),
-        "test": ("public_test.json", "", "", "public_test"),
-    },
-}
-
-
 def _join(raw_dir, name):
   return os.path.join(raw_dir, name) if name else ""
 
 
 def detect_layout(raw_dir):
-  for name, files in _LAYOUTS.items():
-    if tf.io.gfile.exists(_join(raw_dir, files["train"][0])):
-      return name
-  expected = " or ".join(f"{files['train'][0]} ({name})" for name, files in _LAYOUTS.items())
+  """The editions.Edition whose train JSON is in raw_dir (the first, in editions.EDITIONS order)."""
+  for edition in editions.EDITIONS.values():
+    if tf.io.gfile.exists(_join(raw_dir, edition.splits["train"].annotations)):
+      return edition
+  expected = " or ".join(f"{edition.splits['train'].annotations} ({name})"
+                         for name, edition in editions.EDITIONS.items())
   raise FileNotFoundError(
       f"No annotation file in RAW_DIR {raw_dir}: expected {expected}. Point --raw_dir at the "
       f"folder holding the downloaded files under their published names.")
@@ -56,16 +42,16 @@ def detect_layout(raw_dir):
 
 def find_inputs(raw_dir, splits=SPLITS):
   """{split: SplitInputs}; raises FileNotFoundError naming what is missing and where."""
-  layout = detect_layout(raw_dir)
+  edition = detect_layout(raw_dir)
   inputs = {}
   for split in splits:
-    annotations, boxes, locations, image_root = _LAYOUTS[layout][split]
-    annotations_path = _join(raw_dir, annotations)
+    files = edition.splits[split]
+    annotations_path = _join(raw_dir, files.annotations)
     if not tf.io.gfile.exists(annotations_path):
       raise FileNotFoundError(f"{annotations_path} not found (needed for the {split} split; "
                               f"leave the split out with --splits if you do not have it)")
-    archive = _join(raw_dir, image_root + ".tar.gz")
-    folder = _join(raw_dir, image_root)
+    archive = _join(raw_dir, files.archive)
+    folder = _join(raw_dir, files.image_root)
     if tf.io.gfile.exists(archive):
       source = {"archive": archive}
     elif tf.io.gfile.isdir(folder):
@@ -74,8 +60,8 @@ def find_inputs(raw_dir, splits=SPLITS):
       raise FileNotFoundError(
           f"Images for the {split} split not found: expected {archive} (as downloaded) or the "
           f"folder {folder} extracted from it.")
-    optional = {key: path for key, path in (("boxes", _join(raw_dir, boxes)),
-                                            ("locations", _join(raw_dir, locations)))
+    optional = {key: path for key, path in (("boxes", _join(raw_dir, files.boxes)),
+                                            ("locations", _join(raw_dir, files.locations)))
                 if path and tf.io.gfile.exists(path)}
     inputs[split] = SplitInputs(split=split, annotations=annotations_path, **optional, **source)
   return inputs

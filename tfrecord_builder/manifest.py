@@ -18,13 +18,9 @@ import tempfile
 
 import tensorflow as tf
 
-from inat_tf import label_map as label_map_lib
+from inat_tf import records
 from inat_tf import schema
-from tfrecord_builder import plan as plan_lib
 
-BUILD_DIR = "_build"
-MANIFEST = "manifest.json"
-IMAGE_IDS = "image_ids.json"
 
 
 class StateMismatch(Exception):
@@ -45,7 +41,7 @@ def read_json(path):
 
 
 def shard_record_path(data_dir, shard_file):
-  return os.path.join(data_dir, BUILD_DIR, "shards", shard_file + ".json")
+  return os.path.join(data_dir, records.BUILD_DIR, "shards", shard_file + ".json")
 
 
 def check_and_update_state(data_dir, state, overwrite):
@@ -54,7 +50,7 @@ def check_and_update_state(data_dir, state, overwrite):
   state: {"seed", "examples_per_shard", "inputs": {name: fingerprint}, "num_shards": {split: n}}.
   Builds of different splits into one data dir are compatible; their states are merged.
   """
-  path = os.path.join(data_dir, BUILD_DIR, "state.json")
+  path = os.path.join(data_dir, records.BUILD_DIR, "state.json")
   if tf.io.gfile.exists(path) and not overwrite:
     previous = read_json(path)
     differences = [f"{key}: {previous[key]} then, {state[key]} now"
@@ -77,7 +73,7 @@ def check_and_update_state(data_dir, state, overwrite):
 
 def update_image_ids(data_dir, listed_ids):
   """Adds this build's splits to image_ids.json (builds of other splits may have written it)."""
-  path = os.path.join(data_dir, IMAGE_IDS)
+  path = os.path.join(data_dir, records.IMAGE_IDS)
   known = read_json(path) if tf.io.gfile.exists(path) else {}
   write_json(path, {**known, **listed_ids})
 
@@ -89,10 +85,10 @@ def remove_build(data_dir):
   for name in tf.io.gfile.listdir(data_dir):
     name = name.rstrip("/")
     path = os.path.join(data_dir, name)
-    if name == BUILD_DIR:
+    if name == records.BUILD_DIR:
       tf.io.gfile.rmtree(path)
-    elif (".tfrecord" in name or name in (MANIFEST, IMAGE_IDS, label_map_lib.FILENAME)
-          or name in ("dataset_info.json", "features.json") or name.endswith(".labels.txt")):
+    elif (records.SHARD_SUFFIX in name or name.endswith(".labels.txt") or name in (
+        records.MANIFEST, records.IMAGE_IDS, records.LABEL_MAP) + records.TFDS_METADATA):
       tf.io.gfile.remove(path)
 
 
@@ -110,10 +106,10 @@ def write_tfds_metadata(data_dir, label_map, split_infos):
     infos = []
     for split, (shard_lengths, num_bytes) in sorted(split_infos.items()):
       for shard in range(len(shard_lengths)):
-        open(os.path.join(local, plan_lib.shard_file(split, shard, len(shard_lengths))),
+        open(os.path.join(local, records.shard_file(split, shard, len(shard_lengths))),
              "wb").close()
       template = tfds.core.ShardedFileTemplate(
-          data_dir=local, template=plan_lib.FILENAME_TEMPLATE, split=split,
+          data_dir=local, template=records.FILENAME_TEMPLATE, split=split,
           filetype_suffix="tfrecord")
       infos.append(tfds.core.SplitInfo(name=split, shard_lengths=list(shard_lengths),
                                        num_bytes=num_bytes, filename_template=template))
@@ -121,11 +117,11 @@ def write_tfds_metadata(data_dir, label_map, split_infos):
         data_dir=local,
         features=schema.tfds_features(list(label_map.names),
                                       list(label_map.supercategory_names)),
-        split_infos=infos, filename_template=plan_lib.FILENAME_TEMPLATE, check_data=False,
+        split_infos=infos, filename_template=records.FILENAME_TEMPLATE, check_data=False,
         description="iNaturalist species images, written by inat-build (inat-tf).",
         homepage="https://github.com/visipedia/inat_comp")
     for name in os.listdir(local):
-      if ".tfrecord" not in name:
+      if records.SHARD_SUFFIX not in name:
         tf.io.gfile.copy(os.path.join(local, name), os.path.join(data_dir, name), overwrite=True)
 
 
@@ -137,30 +133,30 @@ def finalize(data_dir, label_map, state, annotation_problems, log):
   """
   splits = {}
   for split, num_shards in sorted(state["num_shards"].items()):
-    records = []
+    shard_records = []
     for shard in range(num_shards):
-      shard_file = plan_lib.shard_file(split, shard, num_shards)
+      shard_file = records.shard_file(split, shard, num_shards)
       if not tf.io.gfile.exists(os.path.join(data_dir, shard_file)):
         return None
-      records.append(read_json(shard_record_path(data_dir, shard_file)))
-    splits[split] = records
-  build_dir = os.path.join(data_dir, BUILD_DIR)
+      shard_records.append(read_json(shard_record_path(data_dir, shard_file)))
+    splits[split] = shard_records
+  build_dir = os.path.join(data_dir, records.BUILD_DIR)
   tasks = [read_json(os.path.join(build_dir, name)) for name in sorted(tf.io.gfile.listdir(
       build_dir)) if name.startswith("task-") and name.endswith(".json")]
   problems = [p.to_json() for p in annotation_problems]
   problems += [p for task in tasks for p in task["problems"]]
   repairs = []
-  for records in splits.values():
-    for record in records:
+  for shard_records in splits.values():
+    for record in shard_records:
       problems += record["problems"]
       repairs += record["repairs"]
   manifest = {
       "splits": {split: {
-          "examples": sum(r["examples"] for r in records),
-          "bytes": sum(r["bytes"] for r in records),
-          "num_shards": len(records),
+          "examples": sum(r["examples"] for r in shard_records),
+          "bytes": sum(r["bytes"] for r in shard_records),
+          "num_shards": len(shard_records),
           "shards": [{key: r[key] for key in ("file", "examples", "bytes", "sha256")}
-                     for r in records]} for split, records in splits.items()},
+                     for r in shard_records]} for split, shard_records in splits.items()},
       "inputs": state["inputs"],
       "flags": {key: state[key] for key in ("seed", "examples_per_shard")},
       "tasks": [{key: task[key] for key in ("task", "flags", "archives", "seconds",
@@ -169,9 +165,9 @@ def finalize(data_dir, label_map, state, annotation_problems, log):
       "rejected": problems,
       "repaired": repairs,
   }
-  write_json(os.path.join(data_dir, MANIFEST), manifest)
+  write_json(os.path.join(data_dir, records.MANIFEST), manifest)
   write_tfds_metadata(data_dir, label_map, {
       split: ([r["examples"] for r in records], sum(r["bytes"] for r in records))
       for split, records in splits.items()})
-  log(f"inat-build: all shards present; wrote {MANIFEST} and TFDS metadata to {data_dir}")
+  log(f"inat-build: all shards present; wrote {records.MANIFEST} and TFDS metadata to {data_dir}")
   return manifest

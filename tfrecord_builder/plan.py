@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+from inat_tf import records
+
 SPLIT_SEED_OFFSETS = {"train": 0, "val": 1, "test": 2}
 
 
@@ -25,19 +27,11 @@ class SplitPlan:
   shard_sizes: list  # planned examples per shard
 
   def shard_name(self, shard):
-    return shard_file(self.split, shard, self.num_shards)
+    return records.shard_file(self.split, shard, self.num_shards)
 
   def owned_shards(self, task_index, num_tasks):
     """Shards this task of a job array builds; tasks own disjoint sets and together all."""
     return [s for s in range(self.num_shards) if s % num_tasks == task_index]
-
-
-FILENAME_TEMPLATE = "{SPLIT}-{SHARD_X_OF_Y}.{FILEFORMAT}"
-
-
-def shard_file(split, shard, num_shards):
-  """Shard file name, e.g. train-00003-of-00567.tfrecord (FILENAME_TEMPLATE, which TFDS reads)."""
-  return f"{split}-{shard:05d}-of-{num_shards:05d}.tfrecord"
 
 
 def plan_split(split, image_ids, examples_per_shard, seed):

@@ -9,7 +9,9 @@
 
 import dataclasses
 
-from inat_tf.sample_download import BOXED_SUPERCATEGORIES  # the paper's nine (Sec. 3.3)
+from inat_tf.editions import INAT2017
+
+BOXED_SUPERCATEGORIES = INAT2017.boxed_supercategories  # the paper's nine (Sec. 3.3)
 
 GRANULARITIES = ("species", "superclass", "agnostic")
 AGNOSTIC_ID = 1

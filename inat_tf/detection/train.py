@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from inat_tf import label_map as label_map_lib
+from inat_tf import records
 from inat_tf.detection import backbones
 from inat_tf.detection import classes as classes_lib
 from inat_tf.detection import data
@@ -150,8 +151,8 @@ def train(config, log=print):
   if latest:
     log(f"inat-detect-train: resuming from {latest} at step {step:,}")
   model_lib.write_config(config.model_dir, detector_config, classes)
-  tf.io.gfile.copy(os.path.join(config.data_dir, label_map_lib.FILENAME),
-                   os.path.join(config.model_dir, label_map_lib.FILENAME), overwrite=True)
+  tf.io.gfile.copy(os.path.join(config.data_dir, records.LABEL_MAP),
+                   os.path.join(config.model_dir, records.LABEL_MAP), overwrite=True)
   _write_json(os.path.join(config.model_dir, "train_config.json"), {
       **dataclasses.asdict(config), "total_steps": total_steps,
       "boxed_train_images": boxed_images, "num_classes": classes.num_classes})
