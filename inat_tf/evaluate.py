@@ -10,7 +10,6 @@ predictions.csv (image id, label, top-5 category ids). Top-5 error is the compet
 
 import collections
 import csv
-import dataclasses
 import io
 import json
 import os
@@ -19,53 +18,12 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from inat_tf import preprocessing
 from inat_tf import records
-from inat_tf import schema
 from inat_tf import trained_model
 
-TOP_K = 5
+TOP_K = trained_model.TOP_K
 # Bins of training images per species for Fig. 5 (lower edges; the last is open-ended).
 TRAIN_COUNT_BINS = (0, 10, 20, 50, 100, 200, 500, 1000)
-
-
-@dataclasses.dataclass
-class Predictions:
-  """Per image of a split: id, true class index (-1 unlabelled), top-5 indices and scores."""
-  image_ids: np.ndarray
-  labels: np.ndarray
-  top_indices: np.ndarray
-  top_scores: np.ndarray
-
-
-def predict(trained, data_dir, split, batch_size=64, flip=False, multi_crop=False):
-  """Runs `trained` over every example of a split once; softmax averaged over the views."""
-  def views(example):
-    images = preprocessing.eval_views(example[schema.ENCODED], trained.image_size, flip,
-                                      multi_crop)
-    return trained.normalize(images), example[schema.LABEL], example[schema.IMAGE_ID]
-
-  dataset = (records.examples(data_dir, split, [schema.ENCODED, schema.LABEL, schema.IMAGE_ID])
-             .map(views, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
-             .prefetch(tf.data.AUTOTUNE))
-
-  @tf.function
-  def top_k(images):
-    shape = tf.shape(images)  # [batch, views, h, w, 3]
-    logits = trained.model(tf.reshape(images, tf.concat([[-1], shape[2:]], 0)), training=False)
-    probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
-    probabilities = tf.reduce_mean(tf.reshape(probabilities, [shape[0], shape[1], -1]), axis=1)
-    return tf.math.top_k(probabilities, TOP_K)
-
-  ids, labels, indices, scores = [], [], [], []
-  for images, batch_labels, batch_ids in dataset:
-    top = top_k(images)
-    ids.append(batch_ids.numpy())
-    labels.append(batch_labels.numpy())
-    indices.append(top.indices.numpy())
-    scores.append(top.values.numpy())
-  return Predictions(np.concatenate(ids), np.concatenate(labels), np.concatenate(indices),
-                     np.concatenate(scores))
 
 
 def per_class_scores(predictions, num_classes):
@@ -200,7 +158,7 @@ def evaluate(data_dir, model_dir, split="val", output_dir="", which="best", flip
              multi_crop=False, batch_size=64):
   """Scores a trained model on a split; writes the report if output_dir; returns the report."""
   trained = trained_model.load(model_dir, which)
-  predictions = predict(trained, data_dir, split, batch_size, flip, multi_crop)
+  predictions = trained_model.predict(trained, data_dir, split, batch_size, flip, multi_crop)
   report = summarize(predictions, trained.label_map)
   report.update(split=split, model_dir=model_dir, model=which, flip=flip, multi_crop=multi_crop)
   if output_dir:

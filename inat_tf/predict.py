@@ -34,10 +34,9 @@ def listed_image_ids(data_dir, split):
 
 def from_keras(data_dir, model_dir, split, which="best", batch_size=64, flip=False):
   """{image id: [5 category ids]} from a model dir (inat-train)."""
-  from inat_tf import evaluate  # pylint: disable=g-import-not-at-top
   from inat_tf import trained_model  # pylint: disable=g-import-not-at-top
   trained = trained_model.load(model_dir, which)
-  predictions = evaluate.predict(trained, data_dir, split, batch_size, flip=flip)
+  predictions = trained_model.predict(trained, data_dir, split, batch_size, flip=flip)
   ids = np.asarray(trained.label_map.category_ids)
   return _by_image(predictions.image_ids, ids[predictions.top_indices])
 

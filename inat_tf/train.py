@@ -8,19 +8,14 @@ Read top to bottom: strategy → data → model and optimizer → checkpoint (re
 steps, progress, checkpoints, evaluation at epoch ends, best model) → final model. A rerun with the
 same --model_dir resumes from the last checkpoint (step, weights, optimizer state, best score).
 
-Everything under --model_dir goes through tf.io.gfile, so gs:// works:
-  checkpoints/          tf.train.Checkpoint: model, optimizer (with EMA), best val top-1
-  logs/train, logs/val  TensorBoard scalars: loss, learning rate, top-1, top-5, images/s
-  best.keras            the model with the best val top-1 (EMA weights when --ema_decay > 0)
-  final.keras           the model at the end (EMA weights when --ema_decay > 0)
-  label_map.json        copied from the data dir: class index ↔ category id ↔ name
-  train_config.json     what inat-eval / inat-predict / inat-export need to use the model
-  train_summary.json    steps, images/s, best val scores, a sha256 of the weights (per task)
+Everything under --model_dir goes through tf.io.gfile, so gs:// works. Its files (checkpoints/,
+logs/train and logs/val, best.keras, final.keras, label_map.json, train_config.json,
+train_summary.json) are the model-dir contract of inat_tf/trained_model.py; with --ema_decay > 0
+the saved models hold the moving-average weights.
 """
 
 import dataclasses
 import hashlib
-import json
 import math
 import os
 import sys
@@ -36,7 +31,9 @@ from inat_tf import distribution
 from inat_tf import input_pipeline
 from inat_tf import label_map as label_map_lib
 from inat_tf import records
+from inat_tf import run_common
 from inat_tf import schedules
+from inat_tf import trained_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,10 +87,6 @@ class TrainError(Exception):
   """Training cannot start; the message says why and what to do."""
 
 
-def _weights_argument(config):
-  return None if config.weights.lower() in ("", "none", "random") else config.weights
-
-
 def _optimizer(config, schedule, policy):
   ema = {"use_ema": config.ema_decay > 0, "ema_momentum": config.ema_decay or 0.99}
   if config.optimizer == "rmsprop":
@@ -145,23 +138,10 @@ def _weights_digest(model):
   return digest.hexdigest()
 
 
-def _write_json(path, document):
-  with tf.io.gfile.GFile(path + ".tmp", "w") as f:
-    json.dump(document, f, indent=1, sort_keys=True)
-  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
-
-
 def _duration(seconds):
   seconds = int(seconds)
   return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
       f"{seconds // 60}m{seconds % 60:02d}s"
-
-
-def serving_model(model):
-  """The classifier alone: drops the auxiliary head, which only helps training."""
-  if isinstance(model.output, dict):
-    return keras.Model(model.input, model.output["logits"], name=model.name)
-  return model
 
 
 def train(config, log=print):
@@ -195,7 +175,7 @@ def train(config, log=print):
   ) if has_val else None
 
   # -- model, optimizer, checkpoint -------------------------------------------------------------
-  checkpoint_dir = os.path.join(config.model_dir, "checkpoints")
+  checkpoint_dir = os.path.join(config.model_dir, trained_model.CHECKPOINTS)
   if not chief:  # every worker saves (it is collective); only the chief's copy is kept
     checkpoint_dir = os.path.join(checkpoint_dir, f".{task}")
   resuming = tf.train.latest_checkpoint(checkpoint_dir) is not None
@@ -208,15 +188,12 @@ def train(config, log=print):
   with strategy.scope():
     try:
       model = models.build(config.model, label_map.num_classes, config.image_size,
-                           weights=None if resuming else _weights_argument(config),
+                           weights=None if resuming else run_common.weights_argument(config.weights),
                            aux_logits=config.aux_logits,
                            dropout_rate=None if config.dropout_rate < 0 else config.dropout_rate)
     except ValueError as e:
       raise TrainError(str(e)) from None
-    if config.bn_momentum >= 0:
-      for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-          layer.momentum = config.bn_momentum
+    run_common.set_batch_norm_momentum(model, config.bn_momentum)
     optimizer = _optimizer(config, schedule, policy)
     optimizer.build(model.trainable_variables)
     best_top1 = tf.Variable(-1.0, trainable=False, name="best_val_top1")
@@ -229,9 +206,7 @@ def train(config, log=print):
     log(f"inat-train: resuming from {manager.latest_checkpoint} at step {step:,} "
         f"(epoch {step / steps_per_epoch:.2f})")
   if chief:
-    tf.io.gfile.copy(os.path.join(config.data_dir, records.LABEL_MAP),
-                     os.path.join(config.model_dir, records.LABEL_MAP), overwrite=True)
-    _write_json(os.path.join(config.model_dir, "train_config.json"), {
+    trained_model.start(config.model_dir, config.data_dir, {
         **dataclasses.asdict(config), "num_classes": label_map.num_classes,
         "steps_per_epoch": steps_per_epoch, "total_steps": total_steps})
 
@@ -342,20 +317,19 @@ def train(config, log=print):
       _swap_ema(optimizer)
     return totals[0] / totals[2], totals[1] / totals[2]
 
-  def save_model(name):
-    """Chief only: the serving model (EMA weights if kept) as a .keras file."""
+  def save_model(which):
+    """Chief only: the serving model (EMA weights if kept) as best.keras / final.keras."""
     if config.ema_decay > 0:
       _swap_ema(optimizer)
     try:
-      path = os.path.join(config.model_dir, name)
-      serving_model(model).save(path + ".tmp.keras")
-      tf.io.gfile.rename(path + ".tmp.keras", path, overwrite=True)
+      trained_model.save(model, config.model_dir, which)
     finally:
       if config.ema_decay > 0:
         _swap_ema(optimizer)
 
   # -- the loop -----------------------------------------------------------------------------------
-  writers = {name: tf.summary.create_file_writer(os.path.join(config.model_dir, "logs", name))
+  writers = {name: tf.summary.create_file_writer(os.path.join(config.model_dir,
+                                                              trained_model.LOGS, name))
              for name in ("train", "val")} if chief else {}
   iterator = iter(train_data)
   eval_interval = max(1, int(round(config.eval_every_epochs * steps_per_epoch)))
@@ -364,13 +338,9 @@ def train(config, log=print):
   totals, last_log_time, last_log_step = np.zeros(4), time.monotonic(), step
   start_time, start_step, val_scores, train_top1 = time.monotonic(), step, None, None
   while step < total_steps:
-    boundaries = [total_steps, (step // config.log_steps + 1) * config.log_steps,
-                  (step // config.checkpoint_steps + 1) * config.checkpoint_steps,
-                  (step // eval_interval + 1) * eval_interval,
-                  step + config.steps_per_loop]
-    if step < head_steps:
-      boundaries.append(head_steps)
-    num_steps = min(boundaries) - step
+    num_steps = run_common.steps_to_next_stop(
+        step, total_steps, every=(config.log_steps, config.checkpoint_steps, eval_interval),
+        stops=(step + config.steps_per_loop, head_steps))
     if step < head_steps:
       freeze_backbone(True)
       loop = train_head_only
@@ -410,7 +380,7 @@ def train(config, log=print):
       if improved:
         best_top1.assign(val_scores[0])
         if chief:
-          save_model("best.keras")
+          save_model("best")
       if chief:
         with writers["val"].as_default(step=step):
           tf.summary.scalar("top1", val_scores[0])
@@ -420,9 +390,9 @@ def train(config, log=print):
 
   # -- the end ------------------------------------------------------------------------------------
   if chief:
-    save_model("final.keras")
-    if not tf.io.gfile.exists(os.path.join(config.model_dir, "best.keras")):
-      save_model("best.keras")  # no val split: the final model is the best we know
+    save_model("final")
+    if not trained_model.exists(config.model_dir, "best"):
+      save_model("best")  # no val split: the final model is the best we know
   seconds = time.monotonic() - start_time
   summary = {
       "task": task, "steps": step, "epochs": step / steps_per_epoch,
@@ -434,8 +404,8 @@ def train(config, log=print):
       "final_val_top5": val_scores[1] if val_scores else None,
       "weights_sha256": _weights_digest(model),
   }
-  name = "train_summary.json" if chief else f"train_summary-{task}.json"
-  _write_json(os.path.join(config.model_dir, name), summary)
+  name = trained_model.TRAIN_SUMMARY if chief else f"train_summary-{task}.json"
+  run_common.write_json(os.path.join(config.model_dir, name), summary)
   for writer in writers.values():
     writer.flush()
   log(f"inat-train: done, step {step:,}; models in {config.model_dir}")

@@ -1,17 +1,68 @@
-"""A trained model as inat-train left it in --model_dir: the Keras model, how to feed it, and the
-label map that turns its output indices into category ids and names."""
+"""The model-dir contract: what inat-train writes into --model_dir, and how eval, predict and
+export choose, load and run a trained model from it.
+
+  checkpoints/          tf.train.Checkpoint (resume)
+  logs/<name>/          TensorBoard event files
+  best.keras            the model with the best val top-1 (--which best)
+  final.keras           the model at the end of training (--which final)
+  label_map.json        copied from the data dir: class index <-> category id <-> name
+  train_config.json     the run's settings: what a reader needs to feed the model
+  train_summary.json    steps, speed, best val scores
+"""
 
 import dataclasses
-import json
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 import models
 from inat_tf import label_map as label_map_lib
+from inat_tf import preprocessing
+from inat_tf import records
+from inat_tf import run_common
+from inat_tf import schema
 
-CHOICES = ("best", "final")
+CHOICES = ("best", "final")  # --which
+CHECKPOINTS = "checkpoints"
+LOGS = "logs"
+TRAIN_CONFIG = "train_config.json"
+TRAIN_SUMMARY = "train_summary.json"
+TOP_K = 5
+
+
+def model_file(which):
+  """The file of a saved model: `best.keras` or `final.keras`."""
+  if which not in CHOICES:
+    raise ValueError(f"which={which!r}: expected one of {', '.join(CHOICES)}")
+  return f"{which}.keras"
+
+
+def start(model_dir, data_dir, config_document):
+  """Makes model_dir, copies the data dir's label map into it, writes train_config.json."""
+  tf.io.gfile.makedirs(model_dir)
+  tf.io.gfile.copy(os.path.join(data_dir, records.LABEL_MAP),
+                   os.path.join(model_dir, records.LABEL_MAP), overwrite=True)
+  run_common.write_json(os.path.join(model_dir, TRAIN_CONFIG), config_document)
+
+
+def serving_model(model):
+  """The classifier alone: drops the auxiliary head, which only helps training."""
+  if isinstance(model.output, dict):
+    return keras.Model(model.input, model.output["logits"], name=model.name)
+  return model
+
+
+def save(model, model_dir, which):
+  """Saves the serving model as best.keras / final.keras, atomically (temporary name, rename)."""
+  path = os.path.join(model_dir, model_file(which))
+  serving_model(model).save(path + ".tmp.keras")
+  tf.io.gfile.rename(path + ".tmp.keras", path, overwrite=True)
+
+
+def exists(model_dir, which):
+  return tf.io.gfile.exists(os.path.join(model_dir, model_file(which)))
 
 
 @dataclasses.dataclass
@@ -28,16 +79,53 @@ class TrainedModel:
 
 def load(model_dir, which="best"):
   """Loads `best.keras` or `final.keras` from a model dir written by inat-train (gfile paths)."""
-  if which not in CHOICES:
-    raise ValueError(f"which={which!r}: expected one of {', '.join(CHOICES)}")
-  path = os.path.join(model_dir, f"{which}.keras")
-  config_path = os.path.join(model_dir, "train_config.json")
+  path = os.path.join(model_dir, model_file(which))
+  config_path = os.path.join(model_dir, TRAIN_CONFIG)
   if not tf.io.gfile.exists(path) or not tf.io.gfile.exists(config_path):
     raise FileNotFoundError(
-        f"{path} (or train_config.json beside it) not found: MODEL_DIR must be a directory "
+        f"{path} (or {TRAIN_CONFIG} beside it) not found: MODEL_DIR must be a directory "
         f"written by inat-train, after training has saved a model.")
-  with tf.io.gfile.GFile(config_path) as f:
-    config = json.load(f)
+  config = run_common.read_json(config_path)
   return TrainedModel(model=keras.models.load_model(path), model_name=config["model"],
                       image_size=config["image_size"],
                       label_map=label_map_lib.LabelMap.load(model_dir))
+
+
+@dataclasses.dataclass
+class Predictions:
+  """Per image of a split: id, true class index (-1 unlabelled), top-5 indices and scores."""
+  image_ids: np.ndarray
+  labels: np.ndarray
+  top_indices: np.ndarray
+  top_scores: np.ndarray
+
+
+def predict(trained, data_dir, split, batch_size=64, flip=False, multi_crop=False):
+  """The inference loop: `trained` over every example of a split once, in shard order; softmax
+  averaged over the views (preprocessing.eval_views); the top TOP_K classes per image."""
+  def views(example):
+    images = preprocessing.eval_views(example[schema.ENCODED], trained.image_size, flip,
+                                      multi_crop)
+    return trained.normalize(images), example[schema.LABEL], example[schema.IMAGE_ID]
+
+  dataset = (records.examples(data_dir, split, [schema.ENCODED, schema.LABEL, schema.IMAGE_ID])
+             .map(views, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+             .prefetch(tf.data.AUTOTUNE))
+
+  @tf.function
+  def top_k(images):
+    shape = tf.shape(images)  # [batch, views, h, w, 3]
+    logits = trained.model(tf.reshape(images, tf.concat([[-1], shape[2:]], 0)), training=False)
+    probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
+    probabilities = tf.reduce_mean(tf.reshape(probabilities, [shape[0], shape[1], -1]), axis=1)
+    return tf.math.top_k(probabilities, TOP_K)
+
+  ids, labels, indices, scores = [], [], [], []
+  for images, batch_labels, batch_ids in dataset:
+    top = top_k(images)
+    ids.append(batch_ids.numpy())
+    labels.append(batch_labels.numpy())
+    indices.append(top.indices.numpy())
+    scores.append(top.values.numpy())
+  return Predictions(np.concatenate(ids), np.concatenate(labels), np.concatenate(indices),
+                     np.concatenate(scores))

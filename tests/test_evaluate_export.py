@@ -86,7 +86,8 @@ def _views_by_hand(jpeg, image_size):
 def test_eval_with_flips_and_crops_and_on_unlabelled_split(tiny_built_dir, model_dir):
   """flip + multi_crop averages the softmax over exactly the ten views, and scores that."""
   trained = trained_model.load(str(model_dir))
-  got = evaluate.predict(trained, str(tiny_built_dir), "val", flip=True, multi_crop=True)
+  got = trained_model.predict(trained, str(tiny_built_dir), "val", flip=True,
+                              multi_crop=True)
   examples = list(records.examples(str(tiny_built_dir), "val",
                                    [schema.ENCODED, schema.LABEL, schema.IMAGE_ID]))
   assert got.image_ids.tolist() == [int(e[schema.IMAGE_ID]) for e in examples]
@@ -95,7 +96,7 @@ def test_eval_with_flips_and_crops_and_on_unlabelled_split(tiny_built_dir, model
       for e in examples])
   np.testing.assert_allclose(got.top_scores, -np.sort(-expected, axis=1)[:, :5], atol=1e-4)
   assert np.mean(got.top_indices[:, 0] == expected.argmax(axis=1)) >= 0.95  # ties aside
-  plain = evaluate.predict(trained, str(tiny_built_dir), "val")
+  plain = trained_model.predict(trained, str(tiny_built_dir), "val")
   assert not np.allclose(plain.top_scores, got.top_scores, atol=1e-3)  # the views are used
   report = evaluate.evaluate(str(tiny_built_dir), str(model_dir), "val", flip=True,
                              multi_crop=True)

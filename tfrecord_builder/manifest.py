@@ -12,32 +12,21 @@
   _build/task-*.json      per job-array task: archives read, archive-level problems, timings
 """
 
-import json
 import os
 import tempfile
 
 import tensorflow as tf
 
 from inat_tf import records
+from inat_tf import run_common
 from inat_tf import schema
 
+# Atomic JSON (temporary name, then rename): the one copy, shared with the trainers.
+write_json, read_json = run_common.write_json, run_common.read_json
 
 
 class StateMismatch(Exception):
   """DATA_DIR was planned from other inputs or flags; resuming would mix two datasets."""
-
-
-def write_json(path, document):
-  """Atomic: a reader never sees half a file (temporary name, then rename)."""
-  temporary = f"{path}.incomplete-{os.getpid()}"
-  with tf.io.gfile.GFile(temporary, "w") as f:
-    json.dump(document, f, indent=1, sort_keys=True)
-  tf.io.gfile.rename(temporary, path, overwrite=True)
-
-
-def read_json(path):
-  with tf.io.gfile.GFile(path) as f:
-    return json.load(f)
 
 
 def shard_record_path(data_dir, shard_file):

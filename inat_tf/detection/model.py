@@ -18,12 +18,12 @@ import tensorflow as tf
 # Not exported by keras_hub 0.32's public API; the detector's own default encoder is this class.
 from keras_hub.src.models.retinanet.retinanet_label_encoder import RetinaNetLabelEncoder
 
+from inat_tf import trained_model
 from inat_tf.detection import backbones
 from inat_tf.detection import classes as classes_lib
 from inat_tf.detection import decoder
 
 CONFIG_FILE = "detector.json"
-CHECKPOINT_DIR = "checkpoints"
 PRIOR_PROBABILITY = 0.01  # focal loss paper: background-heavy start, stable first steps
 
 
@@ -117,10 +117,11 @@ def read_config(model_dir):
 def load(model_dir):
   """(detector with the latest checkpoint's weights, DetectorConfig, DetectionClasses)."""
   config, classes = read_config(model_dir)
-  latest = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_DIR))
+  checkpoint_dir = os.path.join(model_dir, trained_model.CHECKPOINTS)
+  latest = tf.train.latest_checkpoint(checkpoint_dir)
   if latest is None:
-    raise FileNotFoundError(f"No checkpoint in {os.path.join(model_dir, CHECKPOINT_DIR)}: run "
-                            f"inat-detect-train with --model_dir {model_dir} first.")
+    raise FileNotFoundError(f"No checkpoint in {checkpoint_dir}: run inat-detect-train with "
+                            f"--model_dir {model_dir} first.")
   detector = build(config)
   restore(detector, latest)
   return detector, config, classes

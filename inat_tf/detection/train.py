@@ -17,7 +17,6 @@ MODEL_DIR (all through tf.io.gfile):
 """
 
 import dataclasses
-import json
 import math
 import os
 import sys
@@ -28,7 +27,8 @@ import numpy as np
 import tensorflow as tf
 
 from inat_tf import label_map as label_map_lib
-from inat_tf import records
+from inat_tf import run_common
+from inat_tf import trained_model
 from inat_tf.detection import backbones
 from inat_tf.detection import classes as classes_lib
 from inat_tf.detection import data
@@ -66,16 +66,6 @@ class DetectTrainError(Exception):
   """Training cannot start; the message says why and what to do."""
 
 
-def _weights_argument(weights):
-  return None if weights.lower() in ("", "none", "random") else weights
-
-
-def _write_json(path, document):
-  with tf.io.gfile.GFile(path + ".tmp", "w") as f:
-    json.dump(document, f, indent=1, sort_keys=True)
-  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
-
-
 def _check(config):
   problems = []
   try:
@@ -99,15 +89,15 @@ def _check(config):
 
 def _config_to_resume(config, model_dir):
   """The detector.json written by an earlier run must describe the same detector."""
-  path = os.path.join(model_dir, "train_config.json")
+  path = os.path.join(model_dir, trained_model.TRAIN_CONFIG)
   if not tf.io.gfile.exists(path):
     return
-  with tf.io.gfile.GFile(path) as f:
-    earlier = json.load(f)
+  earlier = run_common.read_json(path)
   fixed = ("granularity", "backbone", "image_size", "anchor_size", "head_convs", "head_norm")
   changed = [f"--{k}={earlier.get(k)!r} then, {getattr(config, k)!r} now" for k in fixed
              if earlier.get(k) != getattr(config, k)]
-  if changed and tf.train.latest_checkpoint(os.path.join(model_dir, model_lib.CHECKPOINT_DIR)):
+  checkpoints = os.path.join(model_dir, trained_model.CHECKPOINTS)
+  if changed and tf.train.latest_checkpoint(checkpoints):
     raise DetectTrainError(f"{model_dir} holds a detector trained with other settings "
                            f"({'; '.join(changed)}): use another --model_dir, or the same flags "
                            f"to resume.")
@@ -131,15 +121,12 @@ def train(config, log=print):
   detector_config = model_lib.DetectorConfig(
       backbone=config.backbone, image_size=config.image_size, num_classes=classes.num_classes,
       anchor_size=config.anchor_size, head_convs=config.head_convs, head_norm=config.head_norm)
-  checkpoint_dir = os.path.join(config.model_dir, model_lib.CHECKPOINT_DIR)
+  checkpoint_dir = os.path.join(config.model_dir, trained_model.CHECKPOINTS)
   latest = tf.train.latest_checkpoint(checkpoint_dir)
   keras.utils.set_random_seed(config.seed)
   detector = model_lib.build(detector_config,
-                             weights=None if latest else _weights_argument(config.weights))
-  if config.bn_momentum >= 0:
-    for layer in detector._flatten_layers():  # pylint: disable=protected-access
-      if isinstance(layer, keras.layers.BatchNormalization):
-        layer.momentum = config.bn_momentum
+                             weights=None if latest else run_common.weights_argument(config.weights))
+  run_common.set_batch_norm_momentum(detector, config.bn_momentum)
   optimizer = model_lib.make_optimizer(config.learning_rate, config.warmup_steps,
                                        config.clip_norm)
   optimizer.build(detector.trainable_variables)
@@ -151,9 +138,7 @@ def train(config, log=print):
   if latest:
     log(f"inat-detect-train: resuming from {latest} at step {step:,}")
   model_lib.write_config(config.model_dir, detector_config, classes)
-  tf.io.gfile.copy(os.path.join(config.data_dir, records.LABEL_MAP),
-                   os.path.join(config.model_dir, records.LABEL_MAP), overwrite=True)
-  _write_json(os.path.join(config.model_dir, "train_config.json"), {
+  trained_model.start(config.model_dir, config.data_dir, {
       **dataclasses.asdict(config), "total_steps": total_steps,
       "boxed_train_images": boxed_images, "num_classes": classes.num_classes})
 
@@ -178,14 +163,14 @@ def train(config, log=print):
   log(f"inat-detect-train: {config.backbone} RetinaNet, {classes.num_classes} "
       f"{config.granularity} classes, {config.image_size} px, batch {config.batch_size}, "
       f"{total_steps:,} steps")
-  writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "logs", "train"))
+  writer = tf.summary.create_file_writer(os.path.join(config.model_dir, trained_model.LOGS,
+                                                      "train"))
   iterator = iter(dataset)
   start, start_step, loss_sum, last_time, last_step = time.monotonic(), step, 0.0, None, step
   loss = None
   while step < total_steps:
-    boundaries = (total_steps, (step // config.log_steps + 1) * config.log_steps,
-                  (step // config.checkpoint_steps + 1) * config.checkpoint_steps)
-    num_steps = min(boundaries) - step
+    num_steps = run_common.steps_to_next_stop(step, total_steps,
+                                              every=(config.log_steps, config.checkpoint_steps))
     if last_time is None:  # the first call traces the step: timed apart from the rest
       num_steps, trace_start = 1, time.monotonic()
     loss_sum += float(train_loop(iterator, tf.constant(num_steps)).numpy())
@@ -217,7 +202,7 @@ def train(config, log=print):
              "seconds_this_run": round(seconds, 1),
              "seconds_per_step": round(seconds / max(step - start_step, 1), 3),
              "last_loss": loss}
-  _write_json(os.path.join(config.model_dir, "train_summary.json"), summary)
+  run_common.write_json(os.path.join(config.model_dir, trained_model.TRAIN_SUMMARY), summary)
   log(f"inat-detect-train: done, step {step:,}; checkpoints in {checkpoint_dir}")
   return summary
 

@@ -1,0 +1,49 @@
+"""Run plumbing the commands share, as plain functions: atomic JSON files (builder and both
+trainers), and for inat-train and inat-detect-train the --weights argument, batch-norm momentum,
+and where the training loop stops next."""
+
+import json
+import os
+
+import tensorflow as tf
+
+
+def write_json(path, document):
+  """Atomic on any gfile path: a reader sees the old file or the whole new one, never half.
+
+  Writes `path.incomplete-<pid>`, then renames it over `path` (the pid keeps concurrent writers,
+  e.g. job-array tasks, from sharing a temporary name).
+  """
+  temporary = f"{path}.incomplete-{os.getpid()}"
+  with tf.io.gfile.GFile(temporary, "w") as f:
+    json.dump(document, f, indent=1, sort_keys=True)
+  tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
+def read_json(path):
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
+def weights_argument(weights):
+  """--weights as models.build takes it: None for '', 'none' or 'random'; else 'imagenet' or a
+  file path, unchanged."""
+  return None if weights.lower() in ("", "none", "random") else weights
+
+
+def set_batch_norm_momentum(model, momentum):
+  """Sets every BatchNormalization layer's moving-average momentum, nested layers included;
+  a negative momentum leaves the network's default (Keras: 0.99)."""
+  if momentum < 0:
+    return
+  import keras  # pylint: disable=g-import-not-at-top  (the builder shares this module, not Keras)
+  for layer in model._flatten_layers():  # pylint: disable=protected-access  (nested backbones)
+    if isinstance(layer, keras.layers.BatchNormalization):
+      layer.momentum = momentum
+
+
+def steps_to_next_stop(step, total_steps, every=(), stops=()):
+  """Steps the loop runs before it must stop to log, save, evaluate or change phase: up to
+  total_steps, the next multiple of each period in `every`, or the first of `stops` after step."""
+  return min([total_steps] + [(step // period + 1) * period for period in every] +
+             [stop for stop in stops if stop > step]) - step
