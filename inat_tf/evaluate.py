@@ -154,13 +154,13 @@ def write_report(output_dir, report, predictions, label_map, title):
   return paths
 
 
-def evaluate(data_dir, model_dir, split="val", output_dir="", which="best", flip=False,
+def evaluate(data_dir, model_dir, split="val", *, output_dir="", which="best", flip=False,
              multi_crop=False, batch_size=64):
   """Scores a trained model on a split; writes the report if output_dir; returns the report."""
   trained = trained_model.load(model_dir, which)
   predictions = trained_model.predict(trained, data_dir, split, batch_size, flip, multi_crop)
   report = summarize(predictions, trained.label_map)
-  report.update(split=split, model_dir=model_dir, model=which, flip=flip, multi_crop=multi_crop)
+  report.update(split=split, model_dir=model_dir, which=which, flip=flip, multi_crop=multi_crop)
   if output_dir:
     views = " + ".join(["central crop"] + ["4 corner crops"] * multi_crop + ["flips"] * flip)
     write_report(output_dir, report, predictions, trained.label_map,
@@ -176,17 +176,17 @@ def run(argv=None):
   flags.DEFINE_string("model_dir", None, "Model dir written by inat-train.", required=True)
   flags.DEFINE_enum("split", "val", list(records.SPLITS), "Split to score (needs labels).")
   flags.DEFINE_string("output_dir", "", "Where to write the report (default: MODEL_DIR/eval-SPLIT).")
-  flags.DEFINE_enum("model", "best", list(trained_model.CHOICES), "Which saved model.")
+  trained_model.define_which_flag(flags)
   flags.DEFINE_bool("flip", False, "Average with the mirrored view.")
   flags.DEFINE_bool("multi_crop", False, "Average the central and the four corner crops.")
   flags.DEFINE_integer("batch_size", 64, "Images per batch.")
 
   def main(_):
     f = flags.FLAGS
-    output_dir = f.output_dir or os.path.join(f.model_dir, f"eval-{f.split}")
+    output_dir = f.output_dir or trained_model.eval_dir(f.model_dir, f.split)
     try:
-      report = evaluate(f.data_dir, f.model_dir, f.split, output_dir, f.model, f.flip,
-                        f.multi_crop, f.batch_size)
+      report = evaluate(f.data_dir, f.model_dir, f.split, output_dir=output_dir, which=f.which,
+                        flip=f.flip, multi_crop=f.multi_crop, batch_size=f.batch_size)
     except (ValueError, FileNotFoundError) as e:
       sys.exit(f"inat-eval: {e}")
     print(markdown(report, f"{f.split}: {report['images']:,} images"))

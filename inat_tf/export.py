@@ -35,11 +35,8 @@ WARMUP_PATH = os.path.join("assets.extra", "tf_serving_warmup_requests")
 def _decode_view(image_bytes, image_size):
   """Central crop of any encoded image; JPEGs take the same fused path as evaluation."""
   def other_formats():
-    image = tf.cast(tf.io.decode_image(image_bytes, channels=3, expand_animations=False),
-                    tf.float32)
-    window = preprocessing.center_crop_window(tf.shape(image))
-    image = image[window[0]:window[0] + window[2], window[1]:window[1] + window[3]]
-    return tf.image.resize(image, [image_size, image_size])
+    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+    return preprocessing.center_crop_and_resize(tf.cast(image, tf.float32), image_size)
   return tf.cond(tf.io.is_jpeg(image_bytes),
                  lambda: preprocessing.eval_image(image_bytes, image_size), other_formats)
 
@@ -75,9 +72,7 @@ def serving_module(trained, top_k):
 
   @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
   def from_images(images):
-    window = preprocessing.center_crop_window(tf.shape(images)[1:])
-    images = images[:, window[0]:window[0] + window[2], window[1]:window[1] + window[3]]
-    return classify(tf.image.resize(images, [size, size]))
+    return classify(preprocessing.center_crop_and_resize(images, size))
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
   def from_examples(examples):
@@ -164,7 +159,7 @@ def export_tflite(module, export_dir, data_dir):
   return paths
 
 
-def export(model_dir, export_dir, data_dir="", which="best", top_k=5, tflite=True):
+def export(model_dir, export_dir, *, data_dir="", which="best", top_k=5, tflite=True):
   """Writes the SavedModel (and TFLite models); returns export_info."""
   trained = trained_model.load(model_dir, which)
   module = serving_module(trained, top_k)
@@ -192,14 +187,15 @@ def run(argv=None):
   flags.DEFINE_string("model_dir", None, "Model dir written by inat-train.", required=True)
   flags.DEFINE_string("export_dir", None, "Where to write (any gfile path).", required=True)
   flags.DEFINE_string("data_dir", "", "Data dir: int8 calibration images and the warm-up image.")
-  flags.DEFINE_enum("model", "best", list(trained_model.CHOICES), "Which saved model.")
+  trained_model.define_which_flag(flags)
   flags.DEFINE_integer("top_k", 5, "Categories returned per image.")
   flags.DEFINE_bool("tflite", True, "Also write TFLite models.")
 
   def main(_):
     f = flags.FLAGS
     try:
-      info = export(f.model_dir, f.export_dir, f.data_dir, f.model, f.top_k, f.tflite)
+      info = export(f.model_dir, f.export_dir, data_dir=f.data_dir, which=f.which,
+                    top_k=f.top_k, tflite=f.tflite)
     except FileNotFoundError as e:
       sys.exit(f"inat-export: {e}")
     for name, path in info["files"].items():

@@ -32,16 +32,16 @@ def listed_image_ids(data_dir, split):
   return listed[split]
 
 
-def from_keras(data_dir, model_dir, split, which="best", batch_size=64, flip=False):
+def from_keras(data_dir, model_dir, split, *, which="best", batch_size=64, flip=False):
   """{image id: [5 category ids]} from a model dir (inat-train)."""
-  from inat_tf import trained_model  # pylint: disable=g-import-not-at-top
+  from inat_tf import trained_model  # pylint: disable=g-import-not-at-top  (Keras: not for inat-score)
   trained = trained_model.load(model_dir, which)
   predictions = trained_model.predict(trained, data_dir, split, batch_size, flip=flip)
   ids = np.asarray(trained.label_map.category_ids)
   return _by_image(predictions.image_ids, ids[predictions.top_indices])
 
 
-def from_saved_model(data_dir, export_dir, split, batch_size=64):
+def from_saved_model(data_dir, export_dir, split, *, batch_size=64):
   """{image id: [5 category ids]} from a SavedModel (inat-export), fed the stored JPEG bytes."""
   serve = tf.saved_model.load(export_dir).signatures["serving_default"]
   dataset = records.examples(data_dir, split, [schema.ENCODED, schema.IMAGE_ID]).batch(batch_size)
@@ -86,7 +86,7 @@ def write_submission(path, rows):
   tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
-def predict_to_csv(data_dir, split, output, model_dir="", saved_model="", which="best",
+def predict_to_csv(data_dir, split, output, *, model_dir="", saved_model="", which="best",
                    batch_size=64, flip=False, log=print):
   """Writes the submission CSV; returns the number of rows filled by the fallback."""
   if bool(model_dir) == bool(saved_model):
@@ -94,9 +94,10 @@ def predict_to_csv(data_dir, split, output, model_dir="", saved_model="", which=
                        "(inat-export)")
   label_map = label_map_lib.LabelMap.load(data_dir)
   if saved_model:
-    predicted = from_saved_model(data_dir, saved_model, split, batch_size)
+    predicted = from_saved_model(data_dir, saved_model, split, batch_size=batch_size)
   else:
-    predicted = from_keras(data_dir, model_dir, split, which, batch_size, flip)
+    predicted = from_keras(data_dir, model_dir, split, which=which, batch_size=batch_size,
+                           flip=flip)
   most_frequent = np.argsort(label_map.train_counts, kind="stable")[::-1][:5]
   fallback = [label_map.category_ids[i] for i in most_frequent]
   rows, filled = submission_rows(listed_image_ids(data_dir, split), predicted, fallback)
@@ -118,15 +119,17 @@ def run(argv=None):
   flags.DEFINE_string("saved_model", "", "Or: a SavedModel written by inat-export.")
   flags.DEFINE_enum("split", "test", list(records.SPLITS), "Split to predict.")
   flags.DEFINE_string("output", None, "CSV path (any gfile path).", required=True)
-  flags.DEFINE_enum("model", "best", ["best", "final"], "Which model of --model_dir.")
+  from inat_tf import trained_model  # pylint: disable=g-import-not-at-top
+  trained_model.define_which_flag(flags)
   flags.DEFINE_bool("flip", False, "Average with the mirrored view (--model_dir only).")
   flags.DEFINE_integer("batch_size", 64, "Images per batch.")
 
   def main(_):
     f = flags.FLAGS
     try:
-      predict_to_csv(f.data_dir, f.split, f.output, f.model_dir, f.saved_model, f.model,
-                     f.batch_size, f.flip, log=lambda message: print(message, file=sys.stderr))
+      predict_to_csv(f.data_dir, f.split, f.output, model_dir=f.model_dir,
+                     saved_model=f.saved_model, which=f.which, batch_size=f.batch_size,
+                     flip=f.flip, log=lambda message: print(message, file=sys.stderr))
     except (PredictError, FileNotFoundError) as e:
       sys.exit(f"inat-predict: {e}")
 

@@ -78,8 +78,25 @@ def center_crop_window(image_shape, crop_fraction=EVAL_CROP_FRACTION):
   return tf.stack([(height - side + 1) // 2, (width - side + 1) // 2, side, side])
 
 
+def center_crop_and_resize(images, image_size):
+  """The evaluation view of decoded images: the central square (center_crop_window), resized
+  bilinearly to image_size x image_size.
+
+  images: [height, width, 3] or [batch, height, width, 3], float32 [0, 255]; returns the same
+  rank with image_size x image_size pixels. eval_image is this, fused with JPEG decoding; export's
+  other formats and image tensors go through this function, so serving matches evaluation.
+  """
+  window = center_crop_window(tf.shape(images)[-3:-1])
+  cropped = images[..., window[0]:window[0] + window[2], window[1]:window[1] + window[3], :]
+  return _resize(cropped, image_size)
+
+
 def eval_image(image_bytes, image_size):
-  """The evaluation view of one JPEG: decode the central crop only, resize; float32 [0, 255]."""
+  """The evaluation view of one JPEG: decode the central crop only, resize; float32 [0, 255].
+
+  Equal to center_crop_and_resize of the decoded image; decode_and_crop_jpeg skips the IDCT of
+  the pixels outside the window.
+  """
   window = center_crop_window(tf.image.extract_jpeg_shape(image_bytes))
   image = tf.image.decode_and_crop_jpeg(image_bytes, window, channels=3)
   return _resize(tf.cast(image, tf.float32), image_size)

@@ -60,9 +60,11 @@ def _reusable(name, paths):
     return _sample_is_complete(paths["download"])
   outputs = {"eval": os.path.join(paths["eval"], "report.json"), "predict": paths["submission"],
              "export": os.path.join(paths["export"], "export_info.json")}
-  model = os.path.join(paths["model"], "best.keras")
-  return (name in outputs and os.path.exists(outputs[name]) and os.path.exists(model)
-          and os.path.getmtime(outputs[name]) >= os.path.getmtime(model))
+  if name not in outputs or not os.path.exists(outputs[name]):
+    return False
+  from inat_tf import trained_model  # pylint: disable=g-import-not-at-top  (TensorFlow: only here)
+  model = os.path.join(paths["model"], trained_model.model_file("best"))
+  return os.path.exists(model) and os.path.getmtime(outputs[name]) >= os.path.getmtime(model)
 
 
 def _sample_is_complete(download):

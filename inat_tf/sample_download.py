@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image
 
 from inat_tf import editions
+from inat_tf import flag_config
 from inat_tf import sample_images
 
 # The sample is an iNat2017 download: its file names, super-categories (with the real species
@@ -71,18 +72,26 @@ _GENUS_ENDINGS = ("us", "a", "ella", "is", "ops", "ia", "ax", "ium", "odes", "ur
 # them. Named by what they are, stored under a .jpg name like everything else.
 QUIRKS = ("grayscale_jpeg", "cmyk_jpeg", "png_named_jpg", "progressive_jpeg")
 
+_flag = flag_config.field  # a config field that is also a command-line flag
+
 
 @dataclasses.dataclass(frozen=True)
 class SampleConfig:
-  """Size and shape of the generated download."""
-  num_species: int = 40
-  min_train_per_species: int = 8    # the paper's minimum
-  max_train_per_species: int = 80   # the head of the long tail; at least 10x the minimum
-  max_side: int = 128               # the real download's is 800
-  seed: int = 0
-  species_names: str = "generated"  # or "tfds": TFDS's inaturalist_labels.txt and layout
-  quirky_images: bool = True        # include one image of each kind in QUIRKS (train split)
-  num_workers: int = 0              # processes drawing images; 0 = one per CPU core
+  """Size and shape of the generated download; one field per inat-make-sample flag."""
+  num_species: int = _flag(40, "Number of species (>= 13).")
+  min_train_per_species: int = _flag(
+      8, "Train images of the rarest species (the paper's minimum is 8).")
+  max_train_per_species: int = _flag(
+      80, "Train images of the commonest species (long tail in between).")
+  max_side: int = _flag(128, "Longest image side in pixels (the real download uses 800).")
+  seed: int = _flag(0, "Random seed; equal seeds give equal files.")
+  species_names: str = _flag(
+      "generated", "'tfds': use TFDS's iNat2017 names and the id layout its builder needs.",
+      choices=("generated", "tfds"))
+  quirky_images: bool = _flag(
+      True, "Include grayscale, CMYK, PNG-named-.jpg and progressive images, as the real "
+      "download's converters must cope with.")
+  num_workers: int = _flag(0, "Processes drawing images; 0 means one per CPU core.")
 
   def validate(self):
     problems = []
@@ -484,32 +493,13 @@ def run(argv=None):
   """Console entry point `inat-make-sample` (absl flags)."""
   from absl import app, flags  # pylint: disable=g-import-not-at-top
 
-  defaults = SampleConfig()
   flags.DEFINE_string("output_dir", None, "Directory to write the download into.",
                       required=True)
-  flags.DEFINE_integer("num_species", defaults.num_species, "Number of species (>= 13).")
-  flags.DEFINE_integer("min_train_per_species", defaults.min_train_per_species,
-                       "Train images of the rarest species (the paper's minimum is 8).")
-  flags.DEFINE_integer("max_train_per_species", defaults.max_train_per_species,
-                       "Train images of the commonest species (long tail in between).")
-  flags.DEFINE_integer("max_side", defaults.max_side,
-                       "Longest image side in pixels (the real download uses 800).")
-  flags.DEFINE_integer("seed", defaults.seed, "Random seed; equal seeds give equal files.")
-  flags.DEFINE_enum("species_names", defaults.species_names, ["generated", "tfds"],
-                    "'tfds': use TFDS's iNat2017 names and the id layout its builder needs.")
-  flags.DEFINE_bool("quirky_images", defaults.quirky_images,
-                    "Include grayscale, CMYK, PNG-named-.jpg and progressive images, as the real "
-                    "download's converters must cope with.")
-  flags.DEFINE_integer("num_workers", defaults.num_workers,
-                       "Processes drawing images; 0 means one per CPU core.")
+  flag_config.define_flags(SampleConfig)
 
   def main(_):
     f = flags.FLAGS
-    config = SampleConfig(
-        num_species=f.num_species, min_train_per_species=f.min_train_per_species,
-        max_train_per_species=f.max_train_per_species, max_side=f.max_side, seed=f.seed,
-        species_names=f.species_names, quirky_images=f.quirky_images,
-        num_workers=f.num_workers)
+    config = flag_config.from_flags(SampleConfig, f)
     try:
       summary = make_sample(f.output_dir, config)
     except ValueError as e:

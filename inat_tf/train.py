@@ -28,6 +28,7 @@ import tensorflow as tf
 
 import models
 from inat_tf import distribution
+from inat_tf import flag_config
 from inat_tf import input_pipeline
 from inat_tf import label_map as label_map_lib
 from inat_tf import records
@@ -35,52 +36,68 @@ from inat_tf import run_common
 from inat_tf import schedules
 from inat_tf import trained_model
 
+_flag = flag_config.field  # a config field that is also a command-line flag
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-  """One field per inat-train flag (see `define_flags` for what each means)."""
-  data_dir: str
-  model_dir: str
-  model: str = "inception_v3"
-  image_size: int = 299
-  batch_size: int = 32
-  epochs: float = 0.0
-  train_steps: int = 0
-  learning_rate: float = 0.0045
-  optimizer: str = "rmsprop"
-  momentum: float = 0.9
-  rmsprop_decay: float = 0.9
-  rmsprop_epsilon: float = 1.0
-  lr_schedule: str = "exponential"
-  lr_decay_rate: float = 0.94
-  lr_decay_epochs: float = 4.0
-  warmup_epochs: float = 0.0
-  weight_decay: float = 4e-5
-  label_smoothing: float = 0.0
-  aux_logits: bool = False
-  aux_loss_weight: float = 0.4
-  dropout_rate: float = -1.0          # < 0: the network's default
-  bn_momentum: float = -1.0           # < 0: the network's default (Keras: 0.99)
-  ema_decay: float = 0.0
-  weights: str = "imagenet"
-  train_head_epochs: float = 0.0
-  sampling: str = "uniform"
-  color_distortion: bool = False
-  crop_with_boxes: bool = False
-  distribution: str = "auto"
-  tpu: str = ""
-  num_cpu_devices: int = 0
-  mixed_precision: bool = False
-  checkpoint_steps: int = 1000
-  keep_checkpoints: int = 3
-  eval_every_epochs: float = 1.0
-  log_steps: int = 100
-  steps_per_loop: int = 1
-  seed: int = 0
-  data_service: str = ""
-  deterministic: bool = False
-  synthetic: bool = False
-  cache: bool = False
+  """One field per inat-train flag: its default and help text (flag_config)."""
+  data_dir: str = _flag(help="Data dir written by inat-build.")
+  model_dir: str = _flag(help="Where checkpoints, logs and models go (gs:// works).")
+  model: str = _flag("inception_v3", "Network (models.MODEL_NAMES).", choices=models.MODEL_NAMES)
+  image_size: int = _flag(299, "Input size in pixels (the paper: 299).")
+  batch_size: int = _flag(32, "Global batch size, over all replicas.")
+  epochs: float = _flag(0.0, "Epochs to train (or --train_steps).")
+  train_steps: int = _flag(0, "Steps to train; overrides --epochs.")
+  learning_rate: float = _flag(
+      0.0045, "Learning rate for a global batch of 32; scaled linearly with --batch_size.")
+  optimizer: str = _flag("rmsprop", "Optimizer.", choices=("rmsprop", "sgd", "adamw"))
+  momentum: float = _flag(0.9, "Momentum (RMSProp and SGD).")
+  rmsprop_decay: float = _flag(0.9, "RMSProp decay (rho).")
+  rmsprop_epsilon: float = _flag(1.0, "RMSProp epsilon.")
+  lr_schedule: str = _flag(
+      "exponential", "exponential: x lr_decay_rate every lr_decay_epochs (staircase); cosine.",
+      choices=("exponential", "cosine"))
+  lr_decay_rate: float = _flag(0.94, "Exponential decay factor.")
+  lr_decay_epochs: float = _flag(4.0, "Epochs between decays.")
+  warmup_epochs: float = _flag(0.0, "Linear learning-rate warm-up.")
+  weight_decay: float = _flag(4e-5, "L2 weight decay on kernels (TF-slim's).")
+  label_smoothing: float = _flag(0.0, "Label smoothing.")
+  aux_logits: bool = _flag(False, "Inception auxiliary head (loss weight below).")
+  aux_loss_weight: float = _flag(0.4, "Weight of the auxiliary loss.")
+  dropout_rate: float = _flag(-1.0, "Dropout before the classifier; negative = the network's "
+                              "default.")
+  bn_momentum: float = _flag(
+      -1.0, "Batch-norm moving-average momentum; lower it (e.g. 0.9) for runs of a few hundred "
+      "steps, whose statistics would otherwise not settle. Negative = the network's default "
+      "(0.99).")
+  ema_decay: float = _flag(
+      0.0, "Keep an exponential moving average of the weights (e.g. 0.9999) and use it for "
+      "evaluation and the saved models; 0 = off.")
+  weights: str = _flag("imagenet",
+                   "Initialisation: imagenet (downloads Keras's weights), none, or a file.")
+  train_head_epochs: float = _flag(
+      0.0, "Train only the new layers (classifier, SE blocks) for this many epochs.")
+  sampling: str = _flag("uniform", "Class sampling: uniform over images (the paper), balanced, or "
+                    "sqrt.", choices=input_pipeline.SAMPLINGS)
+  color_distortion: bool = _flag(False, "Inception colour distortion.")
+  crop_with_boxes: bool = _flag(False, "Use boxes as crop hints.")
+  distribution: str = _flag("auto", "tf.distribute strategy (see inat_tf/distribution.py).",
+                        choices=distribution.STRATEGIES)
+  tpu: str = _flag("", "TPU name or address; implies --distribution=tpu.")
+  num_cpu_devices: int = _flag(0, "Split the CPU into this many devices (to try mirrored "
+                               "training).")
+  mixed_precision: bool = _flag(False, "bfloat16 on TPU/CPU, float16 with loss scaling on GPU.")
+  checkpoint_steps: int = _flag(1000, "Checkpoint every N steps (and at each epoch end).")
+  keep_checkpoints: int = _flag(3, "Checkpoints kept.")
+  eval_every_epochs: float = _flag(1.0, "Validate every N epochs.")
+  log_steps: int = _flag(100, "Progress line and TensorBoard every N steps.")
+  steps_per_loop: int = _flag(1, "Steps per tf.function call (raise on TPUs, e.g. 100).")
+  seed: int = _flag(0, "Random seed (initialisation and input order).")
+  data_service: str = _flag("", "tf.data service dispatcher host:port (see inat-data-service).")
+  deterministic: bool = _flag(False, "Reproducible input order (slower).")
+  synthetic: bool = _flag(False, "Random input: time the model alone.")
+  cache: bool = _flag(False, "Cache the encoded training set in memory (small sets).")
 
 
 class TrainError(Exception):
@@ -188,7 +205,8 @@ def train(config, log=print):
   with strategy.scope():
     try:
       model = models.build(config.model, label_map.num_classes, config.image_size,
-                           weights=None if resuming else run_common.weights_argument(config.weights),
+                           weights=(None if resuming else
+                                    run_common.weights_argument(config.weights)),
                            aux_logits=config.aux_logits,
                            dropout_rate=None if config.dropout_rate < 0 else config.dropout_rate)
     except ValueError as e:
@@ -414,82 +432,11 @@ def train(config, log=print):
 
 def define_flags(flag_values=None):
   """The inat-train flags, on `flag_values` (absl's global FLAGS by default; once per process)."""
-  from absl import flags as absl_flags  # pylint: disable=g-import-not-at-top
-
-  flag_values = absl_flags.FLAGS if flag_values is None else flag_values  # empty ones are falsy
-
-  class _Bound:  # absl's DEFINE_* functions, all pointed at flag_values
-    def __getattr__(self, name):
-      define = getattr(absl_flags, name)
-      return lambda *args, **kwargs: define(*args, flag_values=flag_values, **kwargs)
-
-  flags = _Bound()
-  d = TrainConfig("", "")
-  flags.DEFINE_string("data_dir", None, "Data dir written by inat-build.", required=True)
-  flags.DEFINE_string("model_dir", None, "Where checkpoints, logs and models go (gs:// works).",
-                      required=True)
-  flags.DEFINE_enum("model", d.model, list(models.MODEL_NAMES), "Network (models.MODEL_NAMES).")
-  flags.DEFINE_integer("image_size", d.image_size, "Input size in pixels (the paper: 299).")
-  flags.DEFINE_integer("batch_size", d.batch_size, "Global batch size, over all replicas.")
-  flags.DEFINE_float("epochs", d.epochs, "Epochs to train (or --train_steps).")
-  flags.DEFINE_integer("train_steps", d.train_steps, "Steps to train; overrides --epochs.")
-  flags.DEFINE_float("learning_rate", d.learning_rate,
-                     "Learning rate for a global batch of 32; scaled linearly with --batch_size.")
-  flags.DEFINE_enum("optimizer", d.optimizer, ["rmsprop", "sgd", "adamw"], "Optimizer.")
-  flags.DEFINE_float("momentum", d.momentum, "Momentum (RMSProp and SGD).")
-  flags.DEFINE_float("rmsprop_decay", d.rmsprop_decay, "RMSProp decay (rho).")
-  flags.DEFINE_float("rmsprop_epsilon", d.rmsprop_epsilon, "RMSProp epsilon.")
-  flags.DEFINE_enum("lr_schedule", d.lr_schedule, ["exponential", "cosine"],
-                    "exponential: x lr_decay_rate every lr_decay_epochs (staircase); cosine.")
-  flags.DEFINE_float("lr_decay_rate", d.lr_decay_rate, "Exponential decay factor.")
-  flags.DEFINE_float("lr_decay_epochs", d.lr_decay_epochs, "Epochs between decays.")
-  flags.DEFINE_float("warmup_epochs", d.warmup_epochs, "Linear learning-rate warm-up.")
-  flags.DEFINE_float("weight_decay", d.weight_decay, "L2 weight decay on kernels (TF-slim's).")
-  flags.DEFINE_float("label_smoothing", d.label_smoothing, "Label smoothing.")
-  flags.DEFINE_bool("aux_logits", d.aux_logits, "Inception auxiliary head (loss weight below).")
-  flags.DEFINE_float("aux_loss_weight", d.aux_loss_weight, "Weight of the auxiliary loss.")
-  flags.DEFINE_float("dropout_rate", d.dropout_rate,
-                     "Dropout before the classifier; negative = the network's default.")
-  flags.DEFINE_float("bn_momentum", d.bn_momentum,
-                     "Batch-norm moving-average momentum; lower it (e.g. 0.9) for runs of a few "
-                     "hundred steps, whose statistics would otherwise not settle. Negative = "
-                     "the network's default (0.99).")
-  flags.DEFINE_float("ema_decay", d.ema_decay,
-                     "Keep an exponential moving average of the weights (e.g. 0.9999) and use "
-                     "it for evaluation and the saved models; 0 = off.")
-  flags.DEFINE_string("weights", d.weights,
-                      "Initialisation: imagenet (downloads Keras's weights), none, or a file.")
-  flags.DEFINE_float("train_head_epochs", d.train_head_epochs,
-                     "Train only the new layers (classifier, SE blocks) for this many epochs.")
-  flags.DEFINE_enum("sampling", d.sampling, list(input_pipeline.SAMPLINGS),
-                    "Class sampling: uniform over images (the paper), balanced, or sqrt.")
-  flags.DEFINE_bool("color_distortion", d.color_distortion, "Inception colour distortion.")
-  flags.DEFINE_bool("crop_with_boxes", d.crop_with_boxes, "Use boxes as crop hints.")
-  flags.DEFINE_enum("distribution", d.distribution, list(distribution.STRATEGIES),
-                    "tf.distribute strategy (see inat_tf/distribution.py).")
-  flags.DEFINE_string("tpu", d.tpu, "TPU name or address; implies --distribution=tpu.")
-  flags.DEFINE_integer("num_cpu_devices", d.num_cpu_devices,
-                       "Split the CPU into this many devices (to try mirrored training).")
-  flags.DEFINE_bool("mixed_precision", d.mixed_precision,
-                    "bfloat16 on TPU/CPU, float16 with loss scaling on GPU.")
-  flags.DEFINE_integer("checkpoint_steps", d.checkpoint_steps,
-                       "Checkpoint every N steps (and at each epoch end).")
-  flags.DEFINE_integer("keep_checkpoints", d.keep_checkpoints, "Checkpoints kept.")
-  flags.DEFINE_float("eval_every_epochs", d.eval_every_epochs, "Validate every N epochs.")
-  flags.DEFINE_integer("log_steps", d.log_steps, "Progress line and TensorBoard every N steps.")
-  flags.DEFINE_integer("steps_per_loop", d.steps_per_loop,
-                       "Steps per tf.function call (raise on TPUs, e.g. 100).")
-  flags.DEFINE_integer("seed", d.seed, "Random seed (initialisation and input order).")
-  flags.DEFINE_string("data_service", d.data_service,
-                      "tf.data service dispatcher host:port (see inat-data-service).")
-  flags.DEFINE_bool("deterministic", d.deterministic, "Reproducible input order (slower).")
-  flags.DEFINE_bool("synthetic", d.synthetic, "Random input: time the model alone.")
-  flags.DEFINE_bool("cache", d.cache, "Cache the encoded training set in memory (small sets).")
+  flag_config.define_flags(TrainConfig, flag_values)
 
 
-def config_from_flags(flag_values):
-  return TrainConfig(**{field.name: getattr(flag_values, field.name)
-                        for field in dataclasses.fields(TrainConfig)})
+def config_from_flags(flag_values=None):
+  return flag_config.from_flags(TrainConfig, flag_values)
 
 
 def run(argv=None):

@@ -61,6 +61,17 @@ def save(model, model_dir, which):
   tf.io.gfile.rename(path + ".tmp.keras", path, overwrite=True)
 
 
+def eval_dir(model_dir, split):
+  """Where inat-eval and inat-detect-eval write a split's report by default: MODEL_DIR/eval-SPLIT."""
+  return os.path.join(model_dir, f"eval-{split}")
+
+
+def define_which_flag(flags):
+  """--which best|final, the same for inat-eval, inat-predict and inat-export."""
+  flags.DEFINE_enum("which", "best", list(CHOICES),
+                    "Which saved model of --model_dir: best (best val top-1) or final.")
+
+
 def exists(model_dir, which):
   return tf.io.gfile.exists(os.path.join(model_dir, model_file(which)))
 

@@ -1,5 +1,6 @@
 """inat-eval, inat-predict, inat-score and inat-export on a model trained on the tiny sample."""
 
+import collections
 import io
 import json
 import os
@@ -46,7 +47,8 @@ def tiny_raw_dir(tiny_built_dir):
 @pytest.mark.slow
 def test_eval_report_matches_its_own_predictions(tiny_built_dir, model_dir, tiny_raw_dir,
                                                  tmp_path):
-  report = evaluate.evaluate(str(tiny_built_dir), str(model_dir), "val", str(tmp_path))
+  report = evaluate.evaluate(str(tiny_built_dir), str(model_dir), "val",
+                             output_dir=str(tmp_path))
   for name in ("report.json", "report.md", "per_class.csv", "accuracy_vs_train_images.csv",
                "predictions.csv"):
     assert (tmp_path / name).exists(), name
@@ -94,7 +96,7 @@ def test_eval_with_flips_and_crops_and_on_unlabelled_split(tiny_built_dir, model
   expected = np.stack([tf.reduce_mean(tf.nn.softmax(trained.model(
       trained.normalize(_views_by_hand(e[schema.ENCODED], trained.image_size)))), axis=0).numpy()
       for e in examples])
-  np.testing.assert_allclose(got.top_scores, -np.sort(-expected, axis=1)[:, :5], atol=1e-4)
+  np.testing.assert_allclose(got.top_scores, -np.sort(-expected, axis=1)[:, :5], atol=1e-3)
   assert np.mean(got.top_indices[:, 0] == expected.argmax(axis=1)) >= 0.95  # ties aside
   plain = trained_model.predict(trained, str(tiny_built_dir), "val")
   assert not np.allclose(plain.top_scores, got.top_scores, atol=1e-3)  # the views are used
@@ -159,30 +161,15 @@ def valid_csv(tiny_built_dir, model_dir, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case, edit, message", [
-    ("header", lambda lines: ["image,labels"] + lines[1:], "expected the header 'id,predicted'"),
-    ("malformed", lambda lines: lines[:3] + ["12;1 2 3 4 5"] + lines[4:], "line 4: expected"),
-    ("not numbers", lambda lines: lines[:2] + ["abc,1 2 3 4 5"] + lines[3:],
-     "ids must be integers"),
-    ("four labels", lambda lines: lines[:1] + [" ".join(lines[1].split()[:-1])] + lines[2:],
-     "has 4 predicted labels, expected 5"),
-    ("unknown image", lambda lines: lines + ["99999999,1 2 3 4 5"], "99999999 is not in the"),
-    ("twice", lambda lines: lines + [lines[1]], "again (first on line 2)"),
-    ("unknown category", lambda lines: lines[:1] + [lines[1].split(",")[0] + ",77777 1 2 3 4"] +
-     lines[2:], "unknown category ids [77777"),
-    ("missing", lambda lines: lines[:-1], "have no row"),
-])
-def test_scorer_names_each_malformed_case(case, edit, message, valid_csv, tiny_raw_dir, tmp_path):
-  path = tmp_path / f"{case}.csv"
-  path.write_text("\n".join(edit(list(valid_csv))) + "\n")
-  with pytest.raises(score.ScoreError) as error:
-    score.score(str(path), f"{tiny_raw_dir}/val2017.json")
-  assert message in str(error.value), str(error.value)
+def test_scorer_cli_rejects_a_malformed_submission(valid_csv, tiny_raw_dir, tmp_path):
+  """Each malformed case is named by tests/test_fast_units.py; here the command's exit status."""
+  path = tmp_path / "header.csv"
+  path.write_text("\n".join(["image,labels"] + valid_csv[1:]) + "\n")
   result = subprocess.run([console_script("inat-score"), f"--predictions={path}",
                            f"--annotations={tiny_raw_dir}/val2017.json"],
-                          capture_output=True, text=True) if case == "header" else None
-  if result is not None:
-    assert result.returncode != 0 and "problem(s)" in result.stderr
+                          capture_output=True, text=True)
+  assert result.returncode != 0 and "problem(s)" in result.stderr
+  assert "expected the header 'id,predicted'" in result.stderr and "Traceback" not in result.stderr
 
 
 def _saved_model(export_dir):
@@ -289,7 +276,16 @@ def test_tflite_float_agrees_with_keras_on_val(export_dir, tiny_built_dir, model
                          for image in images])
   float_top1 = _tflite_top1(str(export_dir / "model.tflite"), images)
   assert np.mean(float_top1 == keras_top1) >= 0.99
-  int8_top1 = _tflite_top1(str(export_dir / "model_int8.tflite"), images)
-  assert int8_top1.shape == keras_top1.shape  # runs; agreement is reported by the quickstart
+  int8_path = str(export_dir / "model_int8.tflite")
+  int8_top1 = _tflite_top1(int8_path, images)
+  # Really quantised: int8 weights and activations inside (float only at the two ends), a
+  # quarter of the float model's bytes, and still the float model's answers.
+  dtypes = collections.Counter(d["dtype"] for d in
+                               tf.lite.Interpreter(model_path=int8_path).get_tensor_details())
+  assert dtypes[np.int8] > 10 * dtypes[np.float32], dtypes
+  assert os.path.getsize(int8_path) < 0.4 * os.path.getsize(export_dir / "model.tflite")
+  agreement = np.mean(int8_top1 == float_top1)
+  print(f"int8 top-1 agreement with float: {agreement:.3f} on {len(images)} val images")
+  assert agreement >= 0.8, agreement
   labels = (export_dir / "labels.txt").read_text().splitlines()
   assert len(labels) == trained.label_map.num_classes

@@ -3,7 +3,9 @@
 import collections
 import dataclasses
 import io
+import os
 import re
+import shutil
 import socket
 import subprocess
 
@@ -194,12 +196,41 @@ def test_padded_eval_batches_weigh_padding_zero(built_dir):
 
 
 @pytest.mark.slow
-def test_synthetic_and_cached_modes(built_dir):
+def test_synthetic_mode_is_one_random_batch_repeated(built_dir):
   synthetic = input_pipeline.train_dataset(_config(built_dir, synthetic=True))
-  images, labels = next(iter(synthetic))
-  assert images.shape == (16, 75, 75, 3) and labels.shape == (16,)
-  cached = input_pipeline.train_dataset(_config(built_dir, cache=True))
-  assert next(iter(cached))[0].shape == (16, 75, 75, 3)
+  first, second = list(synthetic.take(2))
+  assert first[0].shape == (16, 75, 75, 3) and first[1].shape == (16,)
+  np.testing.assert_array_equal(first[0], second[0])
+  assert -1 <= float(tf.reduce_min(first[0])) < float(tf.reduce_max(first[0])) <= 1
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_cache_serves_later_epochs_from_memory(tiny_built_dir, tmp_path, cache):
+  """With cache, the epochs after the first read no file (the shards are gone by then); without,
+  the same run fails: a test that caching is really used, not just accepted as a setting."""
+  data_dir = tmp_path / "data"
+  shutil.copytree(tiny_built_dir, data_dir)
+  config = _config(data_dir, split="val", global_batch_size=8, cache=cache)
+  evaluation = input_pipeline.eval_dataset(config, with_ids=True)
+  first = [int(i) for batch in evaluation for i in batch["image_id"]]
+  training = iter(input_pipeline.train_dataset(dataclasses.replace(config, shuffle_buffer=1)))
+  next(training)  # the buffer of one: the first epoch is read as the batches are drawn
+  epoch_batches = -(-len(first) // 8)
+  for _ in range(epoch_batches):  # past the end of the first epoch: its cache is complete
+    next(training)
+  for path in records.shard_files(str(data_dir), "val"):
+    os.remove(path)
+
+  def read_again():
+    again = [int(i) for batch in evaluation for i in batch["image_id"]]
+    for _ in range(4 * epoch_batches):
+      next(training)
+    return again
+  if cache:
+    assert read_again() == first
+  else:
+    with pytest.raises(tf.errors.NotFoundError):
+      read_again()
 
 
 @pytest.mark.slow

@@ -37,6 +37,7 @@ from tfrecord_builder import plan as plan_lib
 from tfrecord_builder import progress as progress_lib
 from tfrecord_builder import sources
 from tfrecord_builder import spill as spill_lib
+from inat_tf import flag_config
 from inat_tf import records
 
 Problem = annotations.Problem
@@ -46,20 +47,28 @@ class BuildError(Exception):
   """The build cannot start or continue; the message says why and what to do."""
 
 
+_flag = flag_config.field  # a config field that is also a command-line flag
+
+
 @dataclasses.dataclass(frozen=True)
 class BuildConfig:
-  raw_dir: str
-  data_dir: str
-  splits: tuple = records.SPLITS
-  seed: int = 0
-  examples_per_shard: int = 1024
-  task_index: int = 0
-  num_tasks: int = 1
-  max_rejects: int = 0
-  num_threads: int = 0      # 0: one per CPU core
-  spill_dir: str = ""       # local scratch; "" = DATA_DIR/_build/spill when local, else /tmp
-  verify_decode: bool = False
-  overwrite: bool = False
+  """One field per inat-build flag: its default and help text (flag_config)."""
+  raw_dir: str = _flag(help="Folder with the download under its published names.")
+  data_dir: str = _flag(help="Output folder (local, gs://, any tf.io.gfile path).")
+  splits: tuple = _flag(records.SPLITS, "Splits to build.")
+  seed: int = _flag(0, "Seed of the shuffle into shards.")
+  examples_per_shard: int = _flag(1024, "Examples per shard (the last shards of a split may hold "
+                                  "fewer).")
+  task_index: int = _flag(0, "This task's index in a job array.")
+  num_tasks: int = _flag(1, "Tasks in the job array; each builds a disjoint set of shards.")
+  max_rejects: int = _flag(0, "Problems (rejected images, bad records) tolerated before exiting "
+                           "1.")
+  num_threads: int = _flag(0, "Worker threads; 0 = CPU cores.")
+  spill_dir: str = _flag("", "Local scratch for resumable builds (about one shard set's size); "
+                         "default: DATA_DIR/_build/spill when local, else the temp folder.")
+  verify_decode: bool = _flag(False, "Also decode every image with TensorFlow's decoder (costs "
+                              "~2 ms/image/core).")
+  overwrite: bool = _flag(False, "Delete an earlier build in DATA_DIR first.")
 
   def validate(self):
     problems = []
@@ -367,34 +376,11 @@ def run(argv=None):
   """Console entry point `inat-build`."""
   from absl import app, flags  # pylint: disable=g-import-not-at-top
 
-  defaults = BuildConfig("", "")
-  flags.DEFINE_string("raw_dir", None, "Folder with the download under its published names.",
-                      required=True)
-  flags.DEFINE_string("data_dir", None, "Output folder (local, gs://, any tf.io.gfile path).",
-                      required=True)
-  flags.DEFINE_list("splits", list(defaults.splits), "Splits to build.")
-  flags.DEFINE_integer("seed", defaults.seed, "Seed of the shuffle into shards.")
-  flags.DEFINE_integer("examples_per_shard", defaults.examples_per_shard,
-                       "Examples per shard (the last shards of a split may hold fewer).")
-  flags.DEFINE_integer("task_index", defaults.task_index, "This task's index in a job array.")
-  flags.DEFINE_integer("num_tasks", defaults.num_tasks,
-                       "Tasks in the job array; each builds a disjoint set of shards.")
-  flags.DEFINE_integer("max_rejects", defaults.max_rejects,
-                       "Problems (rejected images, bad records) tolerated before exiting 1.")
-  flags.DEFINE_integer("num_threads", defaults.num_threads, "Worker threads; 0 = CPU cores.")
-  flags.DEFINE_string("spill_dir", defaults.spill_dir,
-                      "Local scratch for resumable builds (about one shard set's size).")
-  flags.DEFINE_bool("verify_decode", defaults.verify_decode,
-                    "Also decode every image with TensorFlow's decoder (costs ~2 ms/image/core).")
-  flags.DEFINE_bool("overwrite", defaults.overwrite, "Delete an earlier build in DATA_DIR first.")
+  flag_config.define_flags(BuildConfig)
 
   def main(_):
     f = flags.FLAGS
-    config = BuildConfig(
-        raw_dir=f.raw_dir, data_dir=f.data_dir, splits=tuple(f.splits), seed=f.seed,
-        examples_per_shard=f.examples_per_shard, task_index=f.task_index,
-        num_tasks=f.num_tasks, max_rejects=f.max_rejects, num_threads=f.num_threads,
-        spill_dir=f.spill_dir, verify_decode=f.verify_decode, overwrite=f.overwrite)
+    config = flag_config.from_flags(BuildConfig, f)
     log = lambda message: print(message, file=sys.stderr, flush=True)
     try:
       status, summary = build(config, log)

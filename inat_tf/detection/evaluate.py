@@ -1,7 +1,7 @@
 """`inat-detect-eval`: COCO metrics of a detector (pycocotools), per super-category (Table 5) and,
 for a species or superclass detector, at the coarser granularities too (Table 6).
 
-  inat-detect-eval --data_dir D --model_dir M [--split val] [--output_dir M/eval_val]
+  inat-detect-eval --data_dir D --model_dir M [--split val] [--output_dir M/eval-val]
 
 Scores the val images with exactly one box (the paper's protocol; the published val boxes cover
 only those), or every boxed image of --split train. OUTPUT_DIR (tf.io.gfile):
@@ -19,6 +19,7 @@ import time
 import tensorflow as tf
 
 from inat_tf import label_map as label_map_lib
+from inat_tf import trained_model
 from inat_tf.detection import classes as classes_lib
 from inat_tf.detection import coco
 from inat_tf.detection import data
@@ -81,7 +82,7 @@ def _write(path, text):
   tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
 
 
-def evaluate(data_dir, model_dir, split="val", output_dir=None, batch_size=8, log=print):
+def evaluate(data_dir, model_dir, split="val", *, output_dir=None, batch_size=8, log=print):
   """Scores the detector of model_dir on data_dir's `split`; writes and returns the report."""
   start = time.monotonic()
   detector, config, classes = model_lib.load(model_dir)
@@ -99,7 +100,7 @@ def evaluate(data_dir, model_dir, split="val", output_dir=None, batch_size=8, lo
   results = coco.results_json(detections, classes)
   species_supercategory = [label_map.supercategory_names[s] for s in label_map.supercategories]
 
-  output_dir = output_dir or os.path.join(model_dir, f"eval_{split}")
+  output_dir = output_dir or trained_model.eval_dir(model_dir, split)
   tf.io.gfile.makedirs(output_dir)
   tables = {}
   order = classes_lib.GRANULARITIES
@@ -134,14 +135,14 @@ def run(argv=None):
   flags.DEFINE_string("model_dir", None, "Model dir written by inat-detect-train.", required=True)
   flags.DEFINE_enum("split", "val", ["val", "train"],
                     "val: its single-instance images (the paper); train: all boxed images.")
-  flags.DEFINE_string("output_dir", None, "Where the report goes (default MODEL_DIR/eval_SPLIT).")
+  flags.DEFINE_string("output_dir", None, "Where the report goes (default MODEL_DIR/eval-SPLIT).")
   flags.DEFINE_integer("batch_size", 8, "Images per forward pass.")
 
   def main(_):
     f = flags.FLAGS
     try:
-      evaluate(f.data_dir, f.model_dir, f.split, f.output_dir, f.batch_size,
-               log=lambda message: print(message, flush=True))
+      evaluate(f.data_dir, f.model_dir, f.split, output_dir=f.output_dir,
+               batch_size=f.batch_size, log=lambda message: print(message, flush=True))
     except (data.DetectionDataError, FileNotFoundError, ValueError, RuntimeError) as e:
       sys.exit(f"inat-detect-eval: {e}")
 

@@ -26,6 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from inat_tf import flag_config
 from inat_tf import label_map as label_map_lib
 from inat_tf import run_common
 from inat_tf import trained_model
@@ -34,32 +35,39 @@ from inat_tf.detection import classes as classes_lib
 from inat_tf.detection import data
 from inat_tf.detection import model as model_lib
 
+_flag = flag_config.field  # a config field that is also a command-line flag
+
 
 @dataclasses.dataclass(frozen=True)
 class DetectTrainConfig:
-  """One field per inat-detect-train flag (see `define_flags`)."""
-  data_dir: str
-  model_dir: str
-  granularity: str = "species"
-  backbone: str = "resnet50"
-  image_size: int = 512
-  batch_size: int = 8
-  epochs: float = 0.0
-  train_steps: int = 0
-  learning_rate: float = 1e-4
-  warmup_steps: int = 100
-  clip_norm: float = 10.0
-  weights: str = "imagenet"
-  anchor_size: float = 4.0
-  head_convs: int = 4
-  head_norm: bool = True
-  bn_momentum: float = -1.0
-  max_boxes: int = data.DEFAULT_MAX_BOXES
-  flip: bool = True
-  checkpoint_steps: int = 500
-  keep_checkpoints: int = 3
-  log_steps: int = 50
-  seed: int = 0
+  """One field per inat-detect-train flag: its default and help text (flag_config)."""
+  data_dir: str = _flag(help="Data dir written by inat-build (with boxes).")
+  model_dir: str = _flag(help="Where checkpoints and logs go (gs:// works).")
+  granularity: str = _flag("species", "Detector classes: species (2,854), superclass (9) or "
+                           "agnostic (1).", choices=classes_lib.GRANULARITIES)
+  backbone: str = _flag("resnet50", "Network of models/.", choices=backbones.BACKBONES)
+  image_size: int = _flag(512, "Square input side, a multiple of 32; images keep their aspect "
+                          "(padded).")
+  batch_size: int = _flag(8, "Images per step.")
+  epochs: float = _flag(0.0, "Epochs over the boxed train images (or --train_steps).")
+  train_steps: int = _flag(0, "Steps to train; overrides --epochs.")
+  learning_rate: float = _flag(1e-4, "Adam learning rate after warm-up.")
+  warmup_steps: int = _flag(100, "Linear learning-rate warm-up.")
+  clip_norm: float = _flag(10.0, "Global gradient-norm clipping; 0 = off.")
+  weights: str = _flag("imagenet",
+                       "Backbone init: imagenet (Keras's download), none, or a weights file.")
+  anchor_size: float = _flag(4.0, "Anchor side in strides (P3 anchors = 8 x this, in pixels); "
+                             "keras-hub's 4 suits 512+ px inputs, lower it for small inputs.")
+  head_convs: int = _flag(4, "3x3 convolutions in each head.")
+  head_norm: bool = _flag(True, "GroupNorm in the heads.")
+  bn_momentum: float = _flag(-1.0, "Backbone batch-norm momentum; lower (e.g. 0.5) for short runs "
+                             "from scratch. Negative = the network's default.")
+  max_boxes: int = _flag(data.DEFAULT_MAX_BOXES, "Boxes kept per image (the rest dropped).")
+  flip: bool = _flag(True, "Random horizontal flips (with the boxes).")
+  checkpoint_steps: int = _flag(500, "Checkpoint every N steps.")
+  keep_checkpoints: int = _flag(3, "Checkpoints kept.")
+  log_steps: int = _flag(50, "Progress line every N steps.")
+  seed: int = _flag(0, "Random seed (initialisation, input order, flips).")
 
 
 class DetectTrainError(Exception):
@@ -125,7 +133,8 @@ def train(config, log=print):
   latest = tf.train.latest_checkpoint(checkpoint_dir)
   keras.utils.set_random_seed(config.seed)
   detector = model_lib.build(detector_config,
-                             weights=None if latest else run_common.weights_argument(config.weights))
+                             weights=(None if latest else
+                                      run_common.weights_argument(config.weights)))
   run_common.set_batch_norm_momentum(detector, config.bn_momentum)
   optimizer = model_lib.make_optimizer(config.learning_rate, config.warmup_steps,
                                        config.clip_norm)
@@ -209,53 +218,11 @@ def train(config, log=print):
 
 def define_flags(flag_values=None):
   """The inat-detect-train flags, on `flag_values` (absl's global FLAGS by default)."""
-  from absl import flags as absl_flags  # pylint: disable=g-import-not-at-top
-
-  flag_values = absl_flags.FLAGS if flag_values is None else flag_values
-
-  class _Bound:  # absl's DEFINE_* functions, all pointed at flag_values
-    def __getattr__(self, name):
-      define = getattr(absl_flags, name)
-      return lambda *args, **kwargs: define(*args, flag_values=flag_values, **kwargs)
-
-  flags = _Bound()
-  d = DetectTrainConfig("", "")
-  flags.DEFINE_string("data_dir", None, "Data dir written by inat-build (with boxes).",
-                      required=True)
-  flags.DEFINE_string("model_dir", None, "Where checkpoints and logs go (gs:// works).",
-                      required=True)
-  flags.DEFINE_enum("granularity", d.granularity, list(classes_lib.GRANULARITIES),
-                    "Detector classes: species (2,854), superclass (9) or agnostic (1).")
-  flags.DEFINE_enum("backbone", d.backbone, list(backbones.BACKBONES), "Network of models/.")
-  flags.DEFINE_integer("image_size", d.image_size,
-                       "Square input side, a multiple of 32; images keep their aspect (padded).")
-  flags.DEFINE_integer("batch_size", d.batch_size, "Images per step.")
-  flags.DEFINE_float("epochs", d.epochs, "Epochs over the boxed train images (or --train_steps).")
-  flags.DEFINE_integer("train_steps", d.train_steps, "Steps to train; overrides --epochs.")
-  flags.DEFINE_float("learning_rate", d.learning_rate, "Adam learning rate after warm-up.")
-  flags.DEFINE_integer("warmup_steps", d.warmup_steps, "Linear learning-rate warm-up.")
-  flags.DEFINE_float("clip_norm", d.clip_norm, "Global gradient-norm clipping; 0 = off.")
-  flags.DEFINE_string("weights", d.weights,
-                      "Backbone init: imagenet (Keras's download), none, or a weights file.")
-  flags.DEFINE_float("anchor_size", d.anchor_size,
-                     "Anchor side in strides (P3 anchors = 8 x this, in pixels); keras-hub's 4 "
-                     "suits 512+ px inputs, lower it for small inputs.")
-  flags.DEFINE_integer("head_convs", d.head_convs, "3x3 convolutions in each head.")
-  flags.DEFINE_bool("head_norm", d.head_norm, "GroupNorm in the heads.")
-  flags.DEFINE_float("bn_momentum", d.bn_momentum,
-                     "Backbone batch-norm momentum; lower (e.g. 0.5) for short runs from "
-                     "scratch. Negative = the network's default.")
-  flags.DEFINE_integer("max_boxes", d.max_boxes, "Boxes kept per image (the rest dropped).")
-  flags.DEFINE_bool("flip", d.flip, "Random horizontal flips (with the boxes).")
-  flags.DEFINE_integer("checkpoint_steps", d.checkpoint_steps, "Checkpoint every N steps.")
-  flags.DEFINE_integer("keep_checkpoints", d.keep_checkpoints, "Checkpoints kept.")
-  flags.DEFINE_integer("log_steps", d.log_steps, "Progress line every N steps.")
-  flags.DEFINE_integer("seed", d.seed, "Random seed (initialisation, input order, flips).")
+  flag_config.define_flags(DetectTrainConfig, flag_values)
 
 
-def config_from_flags(flag_values):
-  return DetectTrainConfig(**{field.name: getattr(flag_values, field.name)
-                              for field in dataclasses.fields(DetectTrainConfig)})
+def config_from_flags(flag_values=None):
+  return flag_config.from_flags(DetectTrainConfig, flag_values)
 
 
 def run(argv=None):

@@ -1,0 +1,72 @@
+"""One way from a command's config dataclass to its absl flags and back, for every command.
+
+Each field of the config carries its help text (and, for an enum, its choices) in its metadata,
+next to its default, so a flag is declared once:
+
+  @dataclasses.dataclass(frozen=True)
+  class BuildConfig:
+    raw_dir: str = flag_config.field(help="Folder with the download.")          # required
+    seed: int = flag_config.field(0, "Seed of the shuffle into shards.")
+
+  flag_config.define_flags(BuildConfig)              # --raw_dir (required), --seed
+  config = flag_config.from_flags(BuildConfig)       # after absl has parsed argv
+
+The flag's kind follows the field's type: bool, int, float, str, tuple (a comma-separated list),
+or an enum when `choices` is given. A field without a default is a required flag.
+"""
+
+import dataclasses
+import sys
+import typing
+
+
+def field(default=dataclasses.MISSING, help="", *, choices=None):  # pylint: disable=redefined-builtin
+  """A dataclass field that is also a flag: `help` is the flag's help text; `choices` makes it an
+  enum flag. Without a default, the field (and the flag) is required."""
+  if not help:
+    raise ValueError("every flag needs its help text")
+  metadata = {"help": help, "choices": tuple(choices) if choices is not None else None}
+  return dataclasses.field(default=default, metadata=metadata)
+
+
+def _flags_module():
+  from absl import flags  # pylint: disable=g-import-not-at-top  (commands only)
+  return flags
+
+
+def define_flags(config_class, flag_values=None):
+  """Defines one absl flag per field of config_class on flag_values (absl's FLAGS by default)."""
+  flags = _flags_module()
+  flag_values = flags.FLAGS if flag_values is None else flag_values  # empty ones are falsy
+  hints = typing.get_type_hints(config_class)
+  for f in dataclasses.fields(config_class):
+    if "help" not in f.metadata:
+      raise TypeError(f"{config_class.__name__}.{f.name} is not a flag_config.field")
+    kind, help_text = hints[f.name], f.metadata["help"]
+    required = f.default is dataclasses.MISSING
+    default = None if required else f.default
+    # Declared for the running script: absl's --help lists the main module's flags only.
+    common = dict(flag_values=flag_values, required=required, module_name=sys.argv[0])
+    if f.metadata["choices"] is not None:
+      flags.DEFINE_enum(f.name, default, list(f.metadata["choices"]), help_text, **common)
+    elif kind is bool:
+      flags.DEFINE_bool(f.name, default, help_text, **common)
+    elif kind is int:
+      flags.DEFINE_integer(f.name, default, help_text, **common)
+    elif kind is float:
+      flags.DEFINE_float(f.name, default, help_text, **common)
+    elif kind is str:
+      flags.DEFINE_string(f.name, default, help_text, **common)
+    elif kind is tuple:
+      flags.DEFINE_list(f.name, None if required else list(default), help_text, **common)
+    else:
+      raise TypeError(f"{config_class.__name__}.{f.name}: no flag kind for {kind}")
+
+
+def from_flags(config_class, flag_values=None):
+  """config_class built from the parsed flags that define_flags defined."""
+  flag_values = _flags_module().FLAGS if flag_values is None else flag_values
+  hints = typing.get_type_hints(config_class)
+  return config_class(**{
+      f.name: tuple(getattr(flag_values, f.name)) if hints[f.name] is tuple
+      else getattr(flag_values, f.name) for f in dataclasses.fields(config_class)})
