@@ -70,3 +70,22 @@ def from_flags(config_class, flag_values=None):
   return config_class(**{
       f.name: tuple(getattr(flag_values, f.name)) if hints[f.name] is tuple
       else getattr(flag_values, f.name) for f in dataclasses.fields(config_class)})
+
+
+def run_command(name, config_class, main, *, errors=(), extra_flags=None, argv=None):
+  """A console entry point: defines config_class's flags (and extra_flags(absl.flags), if any),
+  parses argv, calls main(config, flag_values); an exception of a type in `errors` (the user's
+  mistake) exits with one line, `NAME: message`, instead of a traceback."""
+  from absl import app  # pylint: disable=g-import-not-at-top
+  flags = _flags_module()
+  define_flags(config_class)
+  if extra_flags is not None:
+    extra_flags(flags)
+
+  def absl_main(_):
+    try:
+      main(from_flags(config_class), flags.FLAGS)
+    except tuple(errors) as e:
+      sys.exit(f"{name}: {e}")
+
+  app.run(absl_main, argv=argv)

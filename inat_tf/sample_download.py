@@ -490,20 +490,13 @@ def make_sample(output_dir, config=SampleConfig()):
 
 
 def run(argv=None):
-  """Console entry point `inat-make-sample` (absl flags)."""
-  from absl import app, flags  # pylint: disable=g-import-not-at-top
+  """Console entry point `inat-make-sample`: --output_dir and SampleConfig's flags."""
+  def output_dir_flag(flags):
+    flags.DEFINE_string("output_dir", None, "Directory to write the download into.",
+                        required=True, module_name=sys.argv[0])
 
-  flags.DEFINE_string("output_dir", None, "Directory to write the download into.",
-                      required=True)
-  flag_config.define_flags(SampleConfig)
-
-  def main(_):
-    f = flags.FLAGS
-    config = flag_config.from_flags(SampleConfig, f)
-    try:
-      summary = make_sample(f.output_dir, config)
-    except ValueError as e:
-      sys.exit(f"inat-make-sample: {e}")
+  def main(config, flag_values):
+    summary = make_sample(flag_values.output_dir, config)
     images = summary["images"]
     print(f"Wrote a sample iNat2017 download to {summary['output_dir']}: "
           f"{summary['num_species']} species, {images['train']} train / {images['val']} val / "
@@ -512,7 +505,8 @@ def run(argv=None):
     for name in sorted(summary["files"]):
       print(f"  {name}")
 
-  app.run(main, argv=argv)
+  flag_config.run_command("inat-make-sample", SampleConfig, main, errors=(ValueError,),
+                          extra_flags=output_dir_flag, argv=argv)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import dataclasses
 import hashlib
 import math
 import os
-import sys
 import time
 
 from absl import logging
@@ -430,28 +429,12 @@ def train(config, log=print):
   return summary
 
 
-def define_flags(flag_values=None):
-  """The inat-train flags, on `flag_values` (absl's global FLAGS by default; once per process)."""
-  flag_config.define_flags(TrainConfig, flag_values)
-
-
-def config_from_flags(flag_values=None):
-  return flag_config.from_flags(TrainConfig, flag_values)
-
-
 def run(argv=None):
   """Console entry point `inat-train`."""
-  from absl import app, flags  # pylint: disable=g-import-not-at-top
-
-  define_flags()
-
-  def main(_):
-    try:
-      train(config_from_flags(flags.FLAGS), log=lambda message: print(message, flush=True))
-    except (TrainError, FileNotFoundError) as e:
-      sys.exit(f"inat-train: {e}")
-
-  app.run(main, argv=argv)
+  flag_config.run_command(
+      "inat-train", TrainConfig,
+      lambda config, _: train(config, log=lambda message: print(message, flush=True)),
+      errors=(TrainError, FileNotFoundError), argv=argv)
 
 
 if __name__ == "__main__":

@@ -288,6 +288,7 @@ def test_trap_default_decoder_drops_scores_below_one_half():
   np.testing.assert_allclose(detector.box_head.prediction_layer.bias.numpy(), 0.0)
 
 
+@pytest.mark.slow  # builds a full-size network
 def test_trap_inception_odd_maps_are_padded_to_the_anchor_grid():
   size = 96
   network = models.build("inception_v3", 2, size)

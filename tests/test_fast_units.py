@@ -51,8 +51,9 @@ def test_serving_views_equal_the_evaluation_view():
   assert batch.shape == (2, 32, 32, 3)
   np.testing.assert_allclose(batch[1], expected, atol=1e-3)
   png = _encoded(decoded, "PNG")  # the JPEG's own pixels, losslessly: the other-formats branch
-  np.testing.assert_allclose(export._decode_view(tf.constant(png), 32), expected, atol=1e-3)  # pylint: disable=protected-access
-  np.testing.assert_allclose(export._decode_view(tf.constant(jpeg), 32), expected, atol=1e-3)  # pylint: disable=protected-access
+  decode_view = export._decode_view  # pylint: disable=protected-access
+  np.testing.assert_allclose(decode_view(tf.constant(png), 32), expected, atol=1e-3)
+  np.testing.assert_allclose(decode_view(tf.constant(jpeg), 32), expected, atol=1e-3)
 
 
 # -- the data-dir contract ---------------------------------------------------------------------

@@ -174,6 +174,7 @@ def test_training_step_and_save_load_round_trip(built, tmp_path):
     assert np.array_equal(again[key], predictions[key]), key
 
 
+@pytest.mark.slow  # builds a full-size network
 def test_aux_head_is_tf_slims_at_299_px():
   model = models.build("inception_v3", NUM_CLASSES, 299, aux_logits=True)
   pool = model.get_layer("head_aux_avg_pool")
@@ -196,6 +197,7 @@ def test_aux_kernel_sizes_fit_small_maps(height, expected):
   assert heads.aux_kernel_sizes(height, height) == expected
 
 
+@pytest.mark.slow  # builds a full-size network
 def test_mixed_precision_keeps_logits_float32():
   previous = keras.mixed_precision.global_policy()
   keras.mixed_precision.set_global_policy("mixed_float16")

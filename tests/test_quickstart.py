@@ -24,7 +24,20 @@ def test_quickstart_runs_every_stage_and_reuses_them(tmp_path):
                "eval/accuracy_vs_train_images.png", "model/logs/train", "logs/train.log"):
     assert (tmp_path / path).exists(), path
   report = json.loads((tmp_path / "eval" / "report.json").read_text())
-  assert report["num_classes"] == 13 and 0 <= report["top1"] <= report["top5"] <= 1
+  assert report["num_classes"] == 13
+  # The scores it prints are the eval stage's, recomputed here from its predictions.csv against
+  # the val JSON (first row: id, label, top-5 category ids), as a third party would.
+  val = json.loads((tmp_path / "download" / "val2017.json").read_text())
+  labels = {a["image_id"]: a["category_id"] for a in val["annotations"]}
+  rows = [line.split(",") for line in
+          (tmp_path / "eval" / "predictions.csv").read_text().splitlines()[1:]]
+  top5 = {int(r[0]): [int(c) for c in r[2].split()] for r in rows}
+  assert sorted(top5) == sorted(labels) and report["images"] == len(labels)
+  top1 = sum(top5[i][0] == labels[i] for i in labels) / len(labels)
+  in_top5 = sum(labels[i] in top5[i] for i in labels) / len(labels)
+  assert (report["top1"], report["top5"]) == (pytest.approx(top1), pytest.approx(in_top5))
+  assert f"top-1 {100 * top1:.1f}%" in first.stdout
+  assert f"top-5 {100 * in_top5:.1f}%" in first.stdout
   rows = (tmp_path / "submission.csv").read_text().splitlines()
   assert rows[0] == "id,predicted" and len(rows) == 1 + 13 * 4
 

@@ -18,6 +18,7 @@ import tensorflow as tf
 import models
 from inat_tf import configs
 from inat_tf import evaluate
+from inat_tf import flag_config
 from inat_tf import schedules
 from inat_tf import train as train_lib
 from tests.conftest import TRAINED_MODEL_GROUP
@@ -55,9 +56,9 @@ def test_learning_rate_follows_the_papers_formula():
 @pytest.mark.parametrize("name", configs.available())
 def test_table3_flagfiles_carry_the_papers_recipe(name):
   flag_values = flags.FlagValues()
-  train_lib.define_flags(flag_values)
+  flag_config.define_flags(train_lib.TrainConfig, flag_values)
   flag_values(["inat-train", f"--flagfile={configs.path(name)}", "--data_dir=D", "--model_dir=M"])
-  config = train_lib.config_from_flags(flag_values)
+  config = flag_config.from_flags(train_lib.TrainConfig, flag_values)
   model = name.split("/")[-1]
   assert config.model == model and config.weights == "imagenet"
   assert (config.optimizer, config.momentum, config.rmsprop_decay, config.rmsprop_epsilon) == (

@@ -374,22 +374,12 @@ def build(config, log=print):
 
 def run(argv=None):
   """Console entry point `inat-build`."""
-  from absl import app, flags  # pylint: disable=g-import-not-at-top
-
-  flag_config.define_flags(BuildConfig)
-
-  def main(_):
-    f = flags.FLAGS
-    config = flag_config.from_flags(BuildConfig, f)
-    log = lambda message: print(message, file=sys.stderr, flush=True)
-    try:
-      status, summary = build(config, log)
-    except BuildError as e:
-      sys.exit(f"inat-build: {e}")
+  def main(config, _):
+    status, summary = build(config, lambda message: print(message, file=sys.stderr, flush=True))
     print(summary)
     sys.exit(status)
 
-  app.run(main, argv=argv)
+  flag_config.run_command("inat-build", BuildConfig, main, errors=(BuildError,), argv=argv)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ MODEL_DIR (all through tf.io.gfile):
 import dataclasses
 import math
 import os
-import sys
 import time
 
 import keras
@@ -216,29 +215,14 @@ def train(config, log=print):
   return summary
 
 
-def define_flags(flag_values=None):
-  """The inat-detect-train flags, on `flag_values` (absl's global FLAGS by default)."""
-  flag_config.define_flags(DetectTrainConfig, flag_values)
-
-
-def config_from_flags(flag_values=None):
-  return flag_config.from_flags(DetectTrainConfig, flag_values)
-
-
 def run(argv=None):
   """Console entry point `inat-detect-train`."""
-  from absl import app, flags  # pylint: disable=g-import-not-at-top
-
-  define_flags()
-
-  def main(_):
-    try:
-      train(config_from_flags(flags.FLAGS), log=lambda message: print(message, flush=True))
-    except (DetectTrainError, data.DetectionDataError, FileNotFoundError, ValueError,
-            tf.errors.InvalidArgumentError) as e:  # the last: a box outside the boxed classes
-      sys.exit(f"inat-detect-train: {e}")
-
-  app.run(main, argv=argv)
+  flag_config.run_command(
+      "inat-detect-train", DetectTrainConfig,
+      lambda config, _: train(config, log=lambda message: print(message, flush=True)),
+      # The last: a box outside the boxed classes.
+      errors=(DetectTrainError, data.DetectionDataError, FileNotFoundError, ValueError,
+              tf.errors.InvalidArgumentError), argv=argv)
 
 
 if __name__ == "__main__":
