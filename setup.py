@@ -41,6 +41,7 @@ setuptools.setup(
         # Well-kept C libraries doing jobs better than our Python would (BUILD_NOTES.md):
         "isal>=1.6",            # gzip inflate 1.3-1.5x zlib, in a background thread
         "google-crc32c>=1.5",   # TFRecord framing checksums
+        "simplejpeg>=1.8",      # strict (warnings are errors), DCT-scaled libjpeg-turbo decode check
         "tensorboard>=2.20",    # tf.summary needs it; TensorFlow 2.21 no longer installs it
         "matplotlib>=3.8",      # the accuracy-vs-training-images box plot (paper Fig. 5)
         "tensorflow-serving-api>=2.21,<2.22",  # PredictionLog protos of the warm-up file

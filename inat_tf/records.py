@@ -4,7 +4,8 @@
   label_map.json                    class index <-> category id <-> name (inat_tf.label_map)
   image_ids.json                    per split, every image id its JSON lists
   manifest.json                     per split and shard: examples, bytes, sha256; problems
-  _build/                           the builder's own state (resume guard, per-shard records)
+  _build/                           the builder's own state (resume guard, per-shard records,
+                                    lock-<task> files naming a running build)
 
 The builder names its files with these constants and functions; the readers (input pipeline,
 trainers, eval, predict, export, detection, benchmarks) find them the same way.
@@ -24,6 +25,7 @@ LABEL_MAP = "label_map.json"
 IMAGE_IDS = "image_ids.json"
 MANIFEST = "manifest.json"
 BUILD_DIR = "_build"
+LOCK_PREFIX = "lock-"  # _build/lock-task-00000-of-00001: the build holding the data dir
 TFDS_METADATA = ("dataset_info.json", "features.json")
 # TFDS's name template for the shards (tfds.core.ShardedFileTemplate); shard_file() spells it out.
 FILENAME_TEMPLATE = "{SPLIT}-{SHARD_X_OF_Y}.{FILEFORMAT}"

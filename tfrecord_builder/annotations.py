@@ -11,11 +11,13 @@ import collections
 import dataclasses
 import hashlib
 import json
+import math
 import os
 
 import tensorflow as tf
 
 from inat_tf.label_map import LabelMap
+from tfrecord_builder import sources
 
 
 class AnnotationError(Exception):
@@ -68,7 +70,7 @@ class ImageRecord:
 @dataclasses.dataclass
 class Catalog:
   """Everything the builder needs from the JSONs."""
-  records: dict          # split -> {file_name: ImageRecord}
+  records: dict          # split -> {image_id: ImageRecord}
   listed_ids: dict       # split -> sorted ids of every image the JSON lists, kept or not
   label_map: LabelMap
   problems: list         # [Problem]
@@ -107,7 +109,9 @@ def _is_int(value):
 
 
 def _is_number(value):
-  return isinstance(value, (int, float)) and not isinstance(value, bool)
+  """A finite number: JSON's NaN and Infinity (which Python's json accepts) count as missing."""
+  return (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value))
 
 
 def _read_categories(document, path):
@@ -139,9 +143,12 @@ def _check_same_categories(reference, reference_path, categories, path):
 
 def _read_images(document, path, split, problems):
   """({image_id: ImageRecord}, {ids left out}); malformed and duplicated records become Problems.
+
+  Several ids may share one file_name: each keeps the image (one Example per id), so no id of a
+  readable image loses its record or its prediction.
   """
   name = os.path.basename(path)
-  by_id, by_name = {}, collections.Counter()
+  by_id = {}
   duplicates = set()
   for i, image in enumerate(_section(document, path, "images")):
     where = f"{name} images[{i}]"
@@ -153,25 +160,22 @@ def _read_images(document, path, split, problems):
                               f"{image!r}: expected integer id, width > 0, height > 0 and a "
                               f"file_name"))
       continue
+    try:
+      sources.check_file_name(image["file_name"])
+    except sources.UnsafePath as e:
+      problems.append(Problem("unsafe file_name", f"{where} (id {image['id']})", str(e)))
+      duplicates.add(image["id"])  # left out; its annotations are not reported again
+      continue
     if image["id"] in by_id:
       duplicates.add(image["id"])
       continue
-    by_name[image["file_name"]] += 1
     by_id[image["id"]] = ImageRecord(split, image["id"], image["file_name"], image["width"],
                                      image["height"], location=_inline_location(image))
-  for image_id in sorted(duplicates):
+  for image_id in sorted(duplicates & set(by_id)):
     problems.append(Problem("duplicate image id", f"{name} image id {image_id}",
                             "several images share this id; all of them are left out because "
                             "their labels and Kaggle ids would be ambiguous"))
     del by_id[image_id]
-  for file_name, count in by_name.items():
-    if count > 1:
-      ids = sorted(r.image_id for r in by_id.values() if r.file_name == file_name)
-      problems.append(Problem("duplicate file_name", f"{name} file_name {file_name}",
-                              f"images {ids} share one file; all are left out"))
-      for image_id in ids:
-        del by_id[image_id]
-        duplicates.add(image_id)
   return by_id, duplicates
 
 
@@ -188,7 +192,7 @@ def _location(lat, lon, uncertainty, date, date_c, user_id):
   return Location(
       latitude=float(lat) if coordinates_ok else None,
       longitude=float(lon) if coordinates_ok else None,
-      uncertainty=float(uncertainty) if _is_number(uncertainty) else None,
+      uncertainty=float(uncertainty) if _is_number(uncertainty) and uncertainty >= 0 else None,
       date=date if isinstance(date, str) and date else None,
       date_c=float(date_c) if _is_number(date_c) else None,
       user_id=int(user_id) if _is_int(user_id) else None)
@@ -256,6 +260,16 @@ def _apply_boxes(path, by_id, categories, md5, problems):
       problems.append(Problem("unknown category id", where,
                               f"box category_id {box['category_id']} is unknown; box ignored"))
       continue
+    x, y, w, h = bbox
+    overlap_w = min(x + w, record.width) - max(x, 0)
+    overlap_h = min(y + h, record.height) - max(y, 0)
+    # A box overhanging the edge a little is clipped (some published ones do); one that keeps
+    # less than a pixel (or its own size, if smaller) inside the image marks nothing in it.
+    if overlap_w < min(1.0, w) or overlap_h < min(1.0, h):
+      problems.append(Problem("box outside its image", where,
+                              f"bbox {bbox} lies outside the {record.width}x{record.height} image "
+                              f"{box['image_id']}; box ignored"))
+      continue
     area = box.get("area")
     record.boxes.append(Box(*map(float, bbox), category_id=box["category_id"],
                             area=float(area) if _is_number(area) else bbox[2] * bbox[3] / 2.0))
@@ -311,21 +325,20 @@ def load_catalog(inputs, train_annotations):
       _apply_boxes(split_inputs.boxes, by_id, categories, md5, problems)
     if split_inputs.locations:
       _apply_locations(split_inputs.locations, by_id, md5, problems)
-    records[split] = {r.file_name: r for r in by_id.values()}
-  _drop_files_listed_twice(records, problems)
+    records[split] = by_id
+  _report_files_listed_twice(records, problems)
   return Catalog(records=records, listed_ids=listed_ids, label_map=label_map, problems=problems,
                  md5=md5)
 
 
-def _drop_files_listed_twice(records, problems):
-  """train and val share one archive: a file both list could go to either split, so to none."""
-  splits_of = collections.defaultdict(list)
-  for split, by_name in records.items():
-    for file_name in by_name:
-      splits_of[file_name].append(split)
-  for file_name, splits in splits_of.items():
+def _report_files_listed_twice(records, problems):
+  """train and val share one archive: a file both list is kept in both, and reported, since a val
+  image that is also a train image inflates val accuracy."""
+  splits_of = collections.defaultdict(set)
+  for split, by_id in records.items():
+    for record in by_id.values():
+      splits_of[record.file_name].add(split)
+  for file_name, splits in sorted(splits_of.items()):
     if len(splits) > 1:
       problems.append(Problem("file in several splits", file_name,
-                              f"listed by the {' and '.join(splits)} JSONs; left out of all"))
-      for split in splits:
-        del records[split][file_name]
+                              f"listed by the {' and '.join(sorted(splits))} JSONs; kept in each"))

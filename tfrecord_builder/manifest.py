@@ -12,6 +12,7 @@
   _build/task-*.json      per job-array task: archives read, archive-level problems, timings
 """
 
+import errno
 import os
 import tempfile
 
@@ -22,11 +23,21 @@ from inat_tf import run_common
 from inat_tf import schema
 
 # Atomic JSON (temporary name, then rename): the one copy, shared with the trainers.
-write_json, read_json = run_common.write_json, run_common.read_json
+read_json = run_common.read_json
 
 
 class StateMismatch(Exception):
   """DATA_DIR was planned from other inputs or flags; resuming would mix two datasets."""
+
+
+def write_json(path, document):
+  """run_common.write_json (atomic); a full disk raises OSError(ENOSPC) naming `path`."""
+  try:
+    run_common.write_json(path, document)
+  except tf.errors.OpError as e:
+    if "No space left" in e.message:
+      raise OSError(errno.ENOSPC, "No space left on device", path) from None
+    raise
 
 
 def shard_record_path(data_dir, shard_file):
@@ -36,8 +47,10 @@ def shard_record_path(data_dir, shard_file):
 def check_and_update_state(data_dir, state, overwrite):
   """Refuses to resume on a data dir planned from different inputs or flags.
 
-  state: {"seed", "examples_per_shard", "inputs": {name: fingerprint}, "num_shards": {split: n}}.
-  Builds of different splits into one data dir are compatible; their states are merged.
+  state: {"seed", "examples_per_shard", "inputs": {JSON name: md5}, "archives": {name: size},
+  "num_shards": {split: n}}. Builds of different splits into one data dir are compatible; their
+  states are merged. Image archives are not compared: a replaced archive (a damaged download
+  fixed) is what a rerun is for, and the build redoes the shards it changes.
   """
   path = os.path.join(data_dir, records.BUILD_DIR, "state.json")
   if tf.io.gfile.exists(path) and not overwrite:
@@ -53,8 +66,8 @@ def check_and_update_state(data_dir, state, overwrite):
       raise StateMismatch(
           f"{data_dir} holds a build from other inputs or flags ({'; '.join(differences)}). "
           f"Rerun with --overwrite to rebuild it, or choose another --data_dir.")
-    state = {**previous, **state, "inputs": {**previous["inputs"], **state["inputs"]},
-             "num_shards": {**previous["num_shards"], **state["num_shards"]}}
+    state = {**previous, **state, **{group: {**previous.get(group, {}), **state[group]}
+                                     for group in ("inputs", "archives", "num_shards")}}
   tf.io.gfile.makedirs(os.path.dirname(path))
   write_json(path, state)
   return state
@@ -74,8 +87,12 @@ def remove_build(data_dir):
   for name in tf.io.gfile.listdir(data_dir):
     name = name.rstrip("/")
     path = os.path.join(data_dir, name)
-    if name == records.BUILD_DIR:
-      tf.io.gfile.rmtree(path)
+    if name == records.BUILD_DIR:  # all but the lock files, one of which is this build's own
+      for entry in tf.io.gfile.listdir(path):
+        entry = entry.rstrip("/")
+        if not entry.startswith(records.LOCK_PREFIX):
+          target = os.path.join(path, entry)
+          (tf.io.gfile.rmtree if tf.io.gfile.isdir(target) else tf.io.gfile.remove)(target)
     elif (records.SHARD_SUFFIX in name or name.endswith(".labels.txt") or name in (
         records.MANIFEST, records.IMAGE_IDS, records.LABEL_MAP) + records.TFDS_METADATA):
       tf.io.gfile.remove(path)
@@ -125,9 +142,13 @@ def finalize(data_dir, label_map, state, annotation_problems, log):
     shard_records = []
     for shard in range(num_shards):
       shard_file = records.shard_file(split, shard, num_shards)
-      if not tf.io.gfile.exists(os.path.join(data_dir, shard_file)):
+      path = os.path.join(data_dir, shard_file)
+      if not tf.io.gfile.exists(path):
         return None
-      shard_records.append(read_json(shard_record_path(data_dir, shard_file)))
+      record = read_json(shard_record_path(data_dir, shard_file))
+      if tf.io.gfile.stat(path).length != record["bytes"]:
+        return None  # never listed with bytes that are not its own; the owner's rerun redoes it
+      shard_records.append(record)
     splits[split] = shard_records
   build_dir = os.path.join(data_dir, records.BUILD_DIR)
   tasks = [read_json(os.path.join(build_dir, name)) for name in sorted(tf.io.gfile.listdir(
@@ -146,7 +167,7 @@ def finalize(data_dir, label_map, state, annotation_problems, log):
           "num_shards": len(shard_records),
           "shards": [{key: r[key] for key in ("file", "examples", "bytes", "sha256")}
                      for r in shard_records]} for split, shard_records in splits.items()},
-      "inputs": state["inputs"],
+      "inputs": {**state["inputs"], **state.get("archives", {})},
       "flags": {key: state[key] for key in ("seed", "examples_per_shard")},
       "tasks": [{key: task[key] for key in ("task", "flags", "archives", "seconds",
                                             "unlisted_members")} for task in tasks],

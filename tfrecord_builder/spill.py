@@ -12,6 +12,7 @@ uninterrupted run's.
 """
 
 import collections
+import errno
 import hashlib
 import os
 import struct
@@ -119,7 +120,15 @@ class SpillStore:
     return files
 
   def append(self, key, image_id, note, example):
-    """Appends one serialized Example; the index line follows its record (recovery relies on it)."""
+    """Appends one serialized Example; the index line follows its record (recovery relies on it).
+
+    An OSError (a full disk) names the shard's scratch file."""
+    try:
+      self._append(key, image_id, note, example)
+    except OSError as e:
+      raise OSError(e.errno, e.strerror, e.filename or self._paths(key)[0]) from None
+
+  def _append(self, key, image_id, note, example):
     framed = frame(example)
     records, index = self._open(key)
     records.write(framed)
@@ -142,6 +151,17 @@ class SpillStore:
       f.close()
 
   def finish(self, key, destination, before_move):
+    """See _finish; an OSError or a gfile error for a full disk names the file."""
+    try:
+      return self._finish(key, destination, before_move)
+    except OSError as e:
+      raise OSError(e.errno, e.strerror, e.filename or destination) from None
+    except tf.errors.OpError as e:
+      if "No space left" in e.message:
+        raise OSError(errno.ENOSPC, "No space left on device", destination) from None
+      raise
+
+  def _finish(self, key, destination, before_move):
     """Moves a finished shard to `destination` (any gfile path); returns (examples, bytes, sha256).
 
     before_move(examples, bytes, sha256): called first; a crash during the move leaves the shard
