@@ -33,11 +33,15 @@ WARMUP_PATH = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
 def _decode_view(image_bytes, image_size):
-  """Central crop of any encoded image; JPEGs take the same fused path as evaluation."""
+  """Central crop of any encoded image, upright by its EXIF orientation as the builder stores it;
+  JPEGs without a rotation take the same fused path as evaluation."""
+  orientation = preprocessing.exif_orientation(image_bytes)
+
   def other_formats():
     image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+    image = preprocessing.apply_orientation(image, orientation)
     return preprocessing.center_crop_and_resize(tf.cast(image, tf.float32), image_size)
-  return tf.cond(tf.io.is_jpeg(image_bytes),
+  return tf.cond(tf.logical_and(tf.io.is_jpeg(image_bytes), tf.equal(orientation, 1)),
                  lambda: preprocessing.eval_image(image_bytes, image_size), other_formats)
 
 

@@ -71,10 +71,18 @@ def train_image(image_bytes, image_size, seed, boxes=None, color_distortion=Fals
   return image
 
 
-def center_crop_window(image_shape, crop_fraction=EVAL_CROP_FRACTION):
-  """[offset_y, offset_x, side, side]: the central square, `crop_fraction` of the short side."""
-  height, width = image_shape[0], image_shape[1]
+def _crop_side(height, width, crop_fraction):
+  # At least one pixel: a 1 x 1 image (which the builder keeps) has a 1 x 1 central crop, not an
+  # empty window that decode_and_crop_jpeg rejects.
   side = tf.cast(crop_fraction * tf.cast(tf.minimum(height, width), tf.float32), tf.int32)
+  return tf.maximum(side, 1)
+
+
+def center_crop_window(image_shape, crop_fraction=EVAL_CROP_FRACTION):
+  """[offset_y, offset_x, side, side]: the central square, `crop_fraction` of the short side
+  (at least 1 pixel)."""
+  height, width = image_shape[0], image_shape[1]
+  side = _crop_side(height, width, crop_fraction)
   return tf.stack([(height - side + 1) // 2, (width - side + 1) // 2, side, side])
 
 
@@ -104,7 +112,7 @@ def eval_image(image_bytes, image_size):
 
 def _corner_windows(image_shape, crop_fraction):
   height, width = image_shape[0], image_shape[1]
-  side = tf.cast(crop_fraction * tf.cast(tf.minimum(height, width), tf.float32), tf.int32)
+  side = _crop_side(height, width, crop_fraction)
   return [(0, 0), (0, width - side), (height - side, 0), (height - side, width - side)], side
 
 
@@ -120,3 +128,63 @@ def eval_views(image_bytes, image_size, flip=False, multi_crop=False):
   if flip:
     views += [tf.image.flip_left_right(view) for view in views]
   return tf.stack(views)
+
+
+def exif_orientation(image_bytes):
+  """EXIF Orientation (int32 scalar, 1-8; 1 when absent) of JPEG bytes, read in the graph.
+
+  Looks for the APP1 "Exif\\0\\0" TIFF block in the first 64 KiB and the Orientation entry (tag
+  0x0112, SHORT) of its IFD0, in either byte order (EXIF 2.32, CIPA DC-008, sec. 4.5.2, 4.6.4).
+  The builder applies the same tag with Pillow (tfrecord_builder.image_check), so an image sent to
+  an exported model is seen upright, as it was in the records.
+  """
+  head = tf.io.decode_raw(tf.strings.substr(image_bytes, 0, 65536, unit="BYTE")
+                          + tf.constant(b"\0" * 16), tf.uint8)
+  head = tf.cast(head, tf.int32)
+  n = tf.shape(head)[0] - 16
+  pattern = [ord(c) for c in "Exif"] + [0, 0]
+  hits = tf.ones([n], tf.bool)
+  for k, value in enumerate(pattern):
+    hits &= tf.equal(head[k:k + n], value)
+  found = tf.where(hits)
+  has_exif = tf.logical_and(tf.shape(found)[0] > 0, tf.io.is_jpeg(image_bytes))
+
+  def read():
+    tiff = tf.cast(found[0, 0], tf.int32) + 6
+    little = tf.equal(head[tiff], ord("I"))
+
+    def u16(at):
+      at = tf.clip_by_value(at, 0, n)
+      return tf.where(little, head[at] + 256 * head[at + 1], 256 * head[at] + head[at + 1])
+
+    def u32(at):
+      return tf.where(little, u16(at) + 65536 * u16(at + 2), 65536 * u16(at) + u16(at + 2))
+
+    ifd = tiff + u32(tiff + 4)
+    count = tf.minimum(u16(ifd), 64)
+    entries = ifd + 2 + 12 * tf.range(count)
+    tags = tf.map_fn(u16, entries)
+    kinds = tf.map_fn(lambda at: u16(at + 2), entries)
+    values = tf.map_fn(lambda at: u16(at + 8), entries)
+    match = tf.where(tf.logical_and(tf.equal(tags, 0x0112), tf.equal(kinds, 3)))
+    value = tf.cond(tf.shape(match)[0] > 0, lambda: tf.gather(values, match[0, 0]),
+                    lambda: tf.constant(1, tf.int32))
+    return tf.where(tf.logical_and(value >= 1, value <= 8), value, 1)
+
+  return tf.cond(has_exif, read, lambda: tf.constant(1, tf.int32))
+
+
+def apply_orientation(image, orientation):
+  """[H, W, C] pixels as stored -> as displayed for EXIF orientation 1-8 (what Pillow's
+  ImageOps.exif_transpose does)."""
+  branches = [
+      lambda: image,                                           # 1
+      lambda: tf.image.flip_left_right(image),                 # 2
+      lambda: tf.image.rot90(image, 2),                        # 3
+      lambda: tf.image.flip_up_down(image),                    # 4
+      lambda: tf.transpose(image, [1, 0, 2]),                  # 5 transpose
+      lambda: tf.image.rot90(image, 3),                        # 6 90 degrees clockwise
+      lambda: tf.image.rot90(tf.transpose(image, [1, 0, 2]), 2),  # 7 transverse
+      lambda: tf.image.rot90(image, 1),                        # 8 90 degrees counter-clockwise
+  ]
+  return tf.switch_case(tf.clip_by_value(orientation, 1, 8) - 1, branches)

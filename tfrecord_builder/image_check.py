@@ -189,7 +189,9 @@ def _reencode(data, what, max_pixels=DEFAULT_MAX_PIXELS):
       repair = f"{what}; EXIF orientation {orientation} applied; re-encoded as RGB JPEG"
     image = _to_8bit_rgb(image)
     out = io.BytesIO()
-    image.save(out, "JPEG", quality=REENCODE_QUALITY)
+    # 4:4:4 (no chroma subsampling): palette and drawn content has sharp colour edges that
+    # 4:2:0 blurs by several grey levels; repairs are rare, so their size does not matter.
+    image.save(out, "JPEG", quality=REENCODE_QUALITY, subsampling=0)
   except ImageRejected:
     raise
   except Exception as e:  # pylint: disable=broad-except  (any library error rejects one image)
