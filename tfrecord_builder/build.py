@@ -157,10 +157,17 @@ def _default_spill_dir(config):
 
 
 def _fingerprint(path):
-  """'size:mtime_ns' of a file (any gfile path), or 'absent': how a rerun sees a replaced input."""
+  """'size:mtime_ns' of a file (any gfile path), or 'absent': how a rerun sees a replaced input.
+
+  Local files through os.stat: gfile's local mtime has whole-second resolution, too coarse for a
+  file replaced within the second it was first read.
+  """
   try:
+    if "://" not in path:
+      stat = os.stat(path)
+      return f"{stat.st_size}:{stat.st_mtime_ns}"
     stat = tf.io.gfile.stat(path)
-  except tf.errors.NotFoundError:
+  except (FileNotFoundError, tf.errors.NotFoundError):
     return "absent"
   return f"{stat.length}:{stat.mtime_nsec}"
 
