@@ -1,6 +1,8 @@
 """inat-build against TensorFlow Datasets' own `i_naturalist2017` builder, on the same files.
 
   python benchmarks/builder.py --work_dir /tmp/inat-bench            # ~6,000 and ~12,000 images
+  python benchmarks/builder.py --num_species 30 --scales 1 --contenders floor-isal,inat,inat-baseline \
+      --baseline /tmp/main-checkout                                  # this builder against another
 
 Generates a download with TFDS's own species names (its label feature accepts only the 5,089 real
 names) at 800 px, then, each in a fresh process so that peak memory is its own:
@@ -108,11 +110,15 @@ def child(contender, raw_dir, out_dir):
   print(json.dumps({"images": images, "seconds": time.perf_counter() - start}))
 
 
-def measure(contender, raw_dir, out_dir):
+def measure(contender, raw_dir, out_dir, baseline=""):
+  """contender 'inat-baseline' is our builder imported from another checkout (`baseline`)."""
   shutil.rmtree(out_dir, ignore_errors=True)
+  env = dict(os.environ)
+  if contender == "inat-baseline":
+    contender, env["PYTHONPATH"] = "inat", baseline
   process = subprocess.Popen([sys.executable, __file__, "--child", contender, "--raw_dir",
                               raw_dir, "--out_dir", out_dir], stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, text=True)
+                             stderr=subprocess.DEVNULL, text=True, env=env)
   output = process.stdout.read()
   _, status, usage = os.wait4(process.pid, 0)
   if status != 0:
@@ -140,6 +146,12 @@ def main():
   parser.add_argument("--num_species", type=int, default=100,
                       help="~61 images per species; 100 gives ~6,150 images")
   parser.add_argument("--max_side", type=int, default=800)
+  parser.add_argument("--contenders", default="",
+                      help="comma-separated subset, e.g. floor-isal,inat (default: all)")
+  parser.add_argument("--scales", default="1,2", help="download sizes to run, in multiples")
+  parser.add_argument("--baseline", default="",
+                      help="another checkout (e.g. `git archive main` extracted): adds the "
+                           "contender inat-baseline, its builder on the same files")
   parser.add_argument("--child", help=argparse.SUPPRESS)
   parser.add_argument("--raw_dir", help=argparse.SUPPRESS)
   parser.add_argument("--out_dir", help=argparse.SUPPRESS)
@@ -149,32 +161,37 @@ def main():
     return
 
   rows = []
-  for scale in (1, 2):
+  scales = [int(x) for x in args.scales.split(",")]
+  chosen = [c for c in contenders() + (["inat-baseline"] if args.baseline else [])
+            if not args.contenders or c in args.contenders.split(",")]
+  for scale in scales:
     raw_dir = os.path.join(args.work_dir, f"download-x{scale}")
     make_sample(raw_dir, args.num_species * scale, args.max_side)
     size_mb = sum(os.path.getsize(os.path.join(raw_dir, a)) for a in ARCHIVES) / 1e6
-    for contender in contenders():
-      result = measure(contender, raw_dir, os.path.join(args.work_dir, "out"))
+    for contender in chosen:
+      result = measure(contender, raw_dir, os.path.join(args.work_dir, "out"), args.baseline)
       rows.append({"scale": scale, "contender": contender, "archives_mb": size_mb, **result})
       print(f"x{scale} {contender:16s} {result['images']:6d} images {result['seconds']:7.1f} s "
             f"{result['images'] / result['seconds']:7.0f} images/s "
             f"peak RSS {result['peak_rss_mb']:6.0f} MB", flush=True)
 
   print("\nSummary (wall time of the build call; fresh process each):")
-  for scale in (1, 2):
+  for scale in scales:
     by = {r["contender"]: r for r in rows if r["scale"] == scale}
     rate = lambda name: by[name]["images"] / by[name]["seconds"]
-    print(f"  x{scale} ({by['inat']['images']} images, {by['inat']['archives_mb']:.0f} MB of "
-          f"archives): inat-build {rate('inat'):.0f} images/s = {rate('inat') / rate('tfds'):.2f}x "
-          f"TFDS ({rate('tfds'):.0f}), {rate('inat') / rate('floor-isal'):.2f}x the ISA-L floor "
-          f"({rate('floor-isal'):.0f}); zlib floor {rate('floor-zlib'):.0f}" + (
-              f", rapidgzip floor {rate('floor-rapidgzip'):.0f}" if "floor-rapidgzip" in by
-              else ""))
+    parts = [f"{name} {rate(name):.0f} images/s" for name in by]
+    if "inat" in by:
+      parts += [f"inat-build = {rate('inat') / rate(name):.2f}x {name}" for name in by
+                if name != "inat"]
+    print(f"  x{scale} ({next(iter(by.values()))['images']} images, "
+          f"{next(iter(by.values()))['archives_mb']:.0f} MB of archives): " + "; ".join(parts))
   for name in ("inat", "tfds"):
-    small, large = (next(r for r in rows if r["scale"] == s and r["contender"] == name)
-                    for s in (1, 2))
-    print(f"  peak RSS {name}: {small['peak_rss_mb']:.0f} MB -> {large['peak_rss_mb']:.0f} MB "
-          f"when the input doubles ({large['peak_rss_mb'] / small['peak_rss_mb']:.2f}x)")
+    runs = [next((r for r in rows if r["scale"] == s and r["contender"] == name), None)
+            for s in scales]
+    if len(runs) == 2 and all(runs):
+      small, large = runs
+      print(f"  peak RSS {name}: {small['peak_rss_mb']:.0f} MB -> {large['peak_rss_mb']:.0f} MB "
+            f"when the input doubles ({large['peak_rss_mb'] / small['peak_rss_mb']:.2f}x)")
   print(f"  (this machine: {os.cpu_count()} cores)")
 
 
