@@ -222,12 +222,14 @@ def test_kill_minus_nine_then_rerun_gives_identical_shards(tmp_path):
   process.send_signal(signal.SIGKILL)
   assert process.wait() == -signal.SIGKILL, "the build finished before it could be killed"
   assert not list(data_dir.glob("train-*.tfrecord"))  # nothing looks finished
+  lock = data_dir / "_build" / "lock-task-00000-of-00001"
+  assert json.loads(lock.read_text())["pid"] == process.pid  # the dead owner's lock is left
   spilled = {key: ids for key, ids in spill_lib.SpillStore(str(spill_dir)).recover().items()}
   assert sum(map(len, spilled.values())) > 0
-  status, _ = run_build(raw, data_dir, examples_per_shard=64)
+  status, _ = run_build(raw, data_dir, examples_per_shard=64)  # takes the stale lock over
   assert status == 0
   assert shard_digests(data_dir) == shard_digests(tmp_path / "reference")
-  assert not list(data_dir.glob("*.incomplete*"))
+  assert not list(data_dir.glob("*.incomplete*")) and not lock.exists()
 
 
 def test_spill_recovery_drops_torn_records(tmp_path):

@@ -243,7 +243,8 @@ class _Build:
       if why:
         redo[why] += 1
         tf.io.gfile.remove(path)
-        tf.io.gfile.remove(record_path) if tf.io.gfile.exists(record_path) else None
+        if tf.io.gfile.exists(record_path):
+          tf.io.gfile.remove(record_path)
         pending[name] = (split, shard)
     for why, count in sorted(redo.items()):
       self.log(f"inat-build: rebuilding {count} finished shard(s): {why} since they were built")
