@@ -12,6 +12,7 @@ CONSOLE_SCRIPTS = [
     "inat-predict = inat_tf.predict:run",
     "inat-score = inat_tf.score:run",
     "inat-export = inat_tf.export:run",
+    "inat-adjust = inat_tf.adjust:run",
     "inat-quickstart = inat_tf.quickstart:run",
     "inat-detect-train = inat_tf.detection.train:run",
     "inat-detect-eval = inat_tf.detection.evaluate:run",

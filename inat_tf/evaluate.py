@@ -6,10 +6,14 @@ Writes to R: report.json (everything), report.md (tables a person reads), per_cl
 and training images per species), accuracy_vs_train_images.csv and .png (the paper's Fig. 5: a box
 plot of per-species top-1 accuracy, species binned by their number of training images) and
 predictions.csv (image id, label, top-5 category ids). Top-5 error is the competition's metric.
+Next to overall top-1 / top-5: the many / medium / few-shot species' (long_tail.py). A long-tail
+adjustment stored by inat-adjust is applied (trained_model.load); if it was tuned on half of this
+split, only the other half is scored, and the report says so.
 """
 
 import collections
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -18,6 +22,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from inat_tf import long_tail
 from inat_tf import records
 from inat_tf import trained_model
 
@@ -72,7 +77,10 @@ def summarize(predictions, label_map):
       bins.append({"train_images": f"{low}-{high - 1}" if high != float("inf") else f"{low}+",
                    "low": low, "species": len(members), "top1_mean": float(np.mean(accuracies)),
                    "top1_median": float(np.median(accuracies)), "top1": accuracies})
+  examples, hits1, hits5 = (np.array([per_class.get(c, (0, 0, 0))[k]
+                                       for c in range(label_map.num_classes)]) for k in range(3))
   return {"images": int(labelled.sum()), "top1": top1, "top5": top5, "top5_error": 1 - top5,
+          "shots": long_tail.shot_scores(examples, hits1, hits5, label_map.train_counts),
           "chance_top1": 1 / label_map.num_classes,
           "chance_top5": min(1.0, TOP_K / label_map.num_classes),
           "num_classes": label_map.num_classes, "supercategories": supercategories,
@@ -85,6 +93,13 @@ def markdown(report, title):
            f"Top-1 **{100 * report['top1']:.2f}%**, top-5 **{100 * report['top5']:.2f}%**, "
            f"top-5 error **{100 * report['top5_error']:.2f}%** (chance: top-1 "
            f"{100 * report['chance_top1']:.2f}%, top-5 {100 * report['chance_top5']:.2f}%).", "",
+           "## Many / medium / few-shot species (> 100, 20-100, < 20 training images; mean over "
+           "species)", "", "| Shots | Species | Images | Top-1 | Top-5 |",
+           "|---|---:|---:|---:|---:|"]
+  for bucket, row in report["shots"].items():
+    lines.append(f"| {bucket} | {row['classes']} | {row['images']} | " + " | ".join(
+        "-" if row[k] is None else f"{100 * row[k]:.2f}%" for k in ("top1", "top5")) + " |")
+  lines += ["",
            "## Per super-category (the paper's Table 4: mean over species)", "",
            "| Super-category | Species | Avg train images | Top-1 | Top-5 |",
            "|---|---:|---:|---:|---:|"]
@@ -159,12 +174,23 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir="", which="best", f
   """Scores a trained model on a split; writes the report if output_dir; returns the report."""
   trained = trained_model.load(model_dir, which)
   predictions = trained_model.predict(trained, data_dir, split, batch_size, flip, multi_crop)
+  keep = long_tail.reported_mask(predictions.labels, predictions.image_ids, trained.adjustment,
+                                 split)
+  if keep is not None:  # the adjustment was tuned on the other half of this split
+    predictions = trained_model.Predictions(*(getattr(predictions, f.name)[keep] for f in
+                                              dataclasses.fields(trained_model.Predictions)))
   report = summarize(predictions, trained.label_map)
-  report.update(split=split, model_dir=model_dir, which=which, flip=flip, multi_crop=multi_crop)
+  report.update(split=split, model_dir=model_dir, which=which, flip=flip, multi_crop=multi_crop,
+                long_tail_adjustment=dataclasses.asdict(trained.adjustment)
+                if trained.adjustment else None,
+                scored_part="report half (the adjustment was tuned on the other)"
+                if keep is not None else "all")
   if output_dir:
     views = " + ".join(["central crop"] + ["4 corner crops"] * multi_crop + ["flips"] * flip)
+    adjusted = f", {trained.adjustment.describe()}" if trained.adjustment else ""
+    part = "the report half of " if keep is not None else ""
     write_report(output_dir, report, predictions, trained.label_map,
-                 f"{trained.model_name} on {split} ({views})")
+                 f"{trained.model_name} on {part}{split} ({views}{adjusted})")
   return report
 
 

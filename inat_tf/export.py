@@ -178,7 +178,9 @@ def export(model_dir, export_dir, *, data_dir="", which="best", top_k=5, tflite=
         zip(label_map.category_ids, label_map.names))))
   info = {"model": trained.model_name, "image_size": trained.image_size,
           "num_classes": label_map.num_classes, "top_k": module.top_k,
-          "files": files, "model_dir": model_dir, "which": which}
+          "files": files, "model_dir": model_dir, "which": which,
+          # inside the exported graphs too (trained_model.load applied it): serving = inat-eval
+          "long_tail_adjustment": trained.adjustment.describe() if trained.adjustment else None}
   with tf.io.gfile.GFile(os.path.join(export_dir, "export_info.json"), "w") as f:
     json.dump(info, f, indent=1)
   return info
@@ -200,7 +202,7 @@ def run(argv=None):
     try:
       info = export(f.model_dir, f.export_dir, data_dir=f.data_dir, which=f.which,
                     top_k=f.top_k, tflite=f.tflite)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:  # ValueError: a stale long-tail adjustment
       sys.exit(f"inat-export: {e}")
     for name, path in info["files"].items():
       print(f"{name}: {path}")

@@ -130,7 +130,7 @@ def run(argv=None):
       predict_to_csv(f.data_dir, f.split, f.output, model_dir=f.model_dir,
                      saved_model=f.saved_model, which=f.which, batch_size=f.batch_size,
                      flip=f.flip, log=lambda message: print(message, file=sys.stderr))
-    except (PredictError, FileNotFoundError) as e:
+    except (PredictError, FileNotFoundError, ValueError) as e:  # ValueError: long_tail's
       sys.exit(f"inat-predict: {e}")
 
   app.run(main, argv=argv)

@@ -84,6 +84,10 @@ class SampleConfig:
   max_train_per_species: int = _flag(
       80, "Train images of the commonest species (long tail in between).")
   max_side: int = _flag(128, "Longest image side in pixels (the real download uses 800).")
+  val_per_species: int = _flag(
+      0, "Val and test images per species; 0 = the paper's rule (half the train count, 4 to 30). "
+      "A fixed count makes a balanced held-out set for long-tail benchmarks (e.g. with "
+      "--min_train_per_species 1 --max_train_per_species 200).")
   seed: int = _flag(0, "Random seed; equal seeds give equal files.")
   species_names: str = _flag(
       "generated", "'tfds': use TFDS's iNat2017 names and the id layout its builder needs.",
@@ -102,6 +106,8 @@ class SampleConfig:
     if self.max_train_per_species < self.min_train_per_species:
       problems.append(f"max_train_per_species={self.max_train_per_species} is below "
                       f"min_train_per_species={self.min_train_per_species}")
+    if self.val_per_species < 0:
+      problems.append(f"val_per_species={self.val_per_species}: must be >= 0 (0: the paper's rule)")
     if self.max_side < 32:
       problems.append(f"max_side={self.max_side}: must be >= 32 pixels")
     if self.species_names not in ("generated", "tfds"):
@@ -209,6 +215,8 @@ def _make_species(config, rng):
                                                                   train_counts):
     # Validation takes observers until it has >30 photos or 33% of train+val (paper Sec. 3.2).
     n_val = int(min(30, max(4, round(n_train / 2))))
+    if config.val_per_species:  # balanced held-out images, as long-tail benchmarks test on
+      n_val = config.val_per_species
     species.append(_Species(
         category_id=int(category_id), name=name, supercategory=supercategory, look=look,
         counts={"train": n_train, "val": n_val, "test": n_val},

@@ -11,7 +11,8 @@ same --model_dir resumes from the last checkpoint (step, weights, optimizer stat
 Everything under --model_dir goes through tf.io.gfile, so gs:// works. Its files (checkpoints/,
 logs/train and logs/val, best.keras, final.keras, label_map.json, train_config.json,
 train_summary.json) are the model-dir contract of inat_tf/trained_model.py; with --ema_decay > 0
-the saved models hold the moving-average weights.
+the saved models hold the moving-average weights. The val pass also reports top-1 / top-5 on
+many-, medium- and few-shot species (log line, TensorBoard `top1_few_shot` etc.; long_tail.py).
 """
 
 import dataclasses
@@ -30,6 +31,7 @@ from inat_tf import distribution
 from inat_tf import flag_config
 from inat_tf import input_pipeline
 from inat_tf import label_map as label_map_lib
+from inat_tf import long_tail
 from inat_tf import records
 from inat_tf import run_common
 from inat_tf import schedules
@@ -79,6 +81,18 @@ class TrainConfig:
       0.0, "Train only the new layers (classifier, SE blocks) for this many epochs.")
   sampling: str = _flag("uniform", "Class sampling: uniform over images (the paper), balanced, or "
                     "sqrt.", choices=input_pipeline.SAMPLINGS)
+  loss: str = _flag(
+      "cross_entropy", "Long-tail loss (inat_tf/long_tail.py): cross_entropy; class_balanced "
+      "(Cui et al. 2019, effective number); logit_adjusted (Menon et al. 2021); balanced_softmax "
+      "(Ren et al. 2020).", choices=long_tail.LOSSES)
+  class_balanced_beta: float = _flag(
+      0.9999, "beta of the effective number (1 - beta^n) / (1 - beta), --loss class_balanced.")
+  logit_adjustment_tau: float = _flag(
+      1.0, "tau of --loss logit_adjusted: logits + tau * log(prior) in the loss.")
+  deferred_start_epoch: float = _flag(
+      0.0, "Apply --loss and --sampling only from this epoch, plain cross-entropy over uniformly "
+      "drawn images before (deferred re-weighting / re-sampling, Cao et al. 2019: e.g. 60 of 90 "
+      "epochs); 0 = from the start.")
   color_distortion: bool = _flag(False, "Inception colour distortion.")
   crop_with_boxes: bool = _flag(False, "Use boxes as crop hints.")
   distribution: str = _flag("auto", "tf.distribute strategy (see inat_tf/distribution.py).",
@@ -182,8 +196,24 @@ def train(config, log=print):
       deterministic=config.deterministic, seed=config.seed, synthetic=config.synthetic,
       data_service=config.data_service, dtype="bfloat16" if policy == "mixed_bfloat16" and
       isinstance(strategy, tf.distribute.TPUStrategy) else "float32")
-  train_data = strategy.distribute_datasets_from_function(
-      lambda context: input_pipeline.train_dataset(input_config, context))
+  # Long-tail remedies (long_tail.py): the loss's per-class weights and logit offsets, and from
+  # which step they and --sampling apply (deferred re-weighting / re-sampling, Cao et al. 2019).
+  try:
+    remedy_terms = long_tail.loss_terms(config.loss, label_map.train_counts,
+                                        config.class_balanced_beta, config.logit_adjustment_tau)
+  except long_tail.LongTailError as e:
+    raise TrainError(str(e)) from None
+  plain_terms = long_tail.loss_terms("cross_entropy", label_map.train_counts)
+  remedy_step = int(round(config.deferred_start_epoch * steps_per_epoch))
+  if remedy_step and config.loss == "cross_entropy" and config.sampling == "uniform":
+    raise TrainError("--deferred_start_epoch defers a remedy: give --loss (e.g. class_balanced: "
+                     "deferred re-weighting) or --sampling balanced (deferred re-sampling)")
+  train_data = {True: strategy.distribute_datasets_from_function(
+      lambda context: input_pipeline.train_dataset(input_config, context))}
+  if remedy_step and config.sampling != "uniform":  # images drawn uniformly until remedy_step
+    uniform_config = dataclasses.replace(input_config, sampling="uniform")
+    train_data[False] = strategy.distribute_datasets_from_function(
+        lambda context: input_pipeline.train_dataset(uniform_config, context))
   has_val = records.has_shards(config.data_dir, "val")
   val_config = dataclasses.replace(input_config, split="val", deterministic=True)
   val_data = strategy.distribute_datasets_from_function(
@@ -248,17 +278,15 @@ def train(config, log=print):
 
   freeze_backbone.frozen = False
 
-  def replica_step(images, labels, variables):
+  def replica_step(images, labels, variables, class_weights, logit_offsets):
     """One step on one replica; returns [loss sum, top-1 hits, top-5 hits, examples]."""
     with tf.GradientTape() as tape:
       outputs = model(images, training=True)
       logits = outputs["logits"] if config.aux_logits else outputs
-      one_hot = tf.one_hot(labels, label_map.num_classes)
 
       def cross_entropy(logits):
-        per_example = keras.losses.categorical_crossentropy(
-            one_hot, tf.cast(logits, tf.float32), from_logits=True,
-            label_smoothing=config.label_smoothing)
+        per_example = long_tail.per_example_loss(labels, logits, class_weights, logit_offsets,
+                                                 config.label_smoothing)
         return tf.nn.compute_average_loss(per_example, global_batch_size=config.batch_size)
 
       loss = cross_entropy(logits)
@@ -281,10 +309,10 @@ def train(config, log=print):
   def make_train_loop(variables):
     # `variables` is closed over, not passed through strategy.run: as an argument every variable
     # would be read and regrouped per step (half the speed of a small model on CPU).
-    step_fn = lambda images, labels: replica_step(images, labels, variables)
-
     @tf.function
-    def train_loop(iterator, num_steps):
+    def train_loop(iterator, num_steps, class_weights, logit_offsets):
+      step_fn = lambda images, labels: replica_step(images, labels, variables, class_weights,
+                                                    logit_offsets)
       totals = tf.zeros([4])
       for _ in tf.range(num_steps):
         images, labels = next(iterator)
@@ -314,25 +342,30 @@ def train(config, log=print):
 
   @tf.function
   def eval_step(images, labels, weights):
+    """[num_classes, 3]: per class, top-1 hits, top-5 hits and examples (for the shot buckets)."""
     def replica(images, labels, weights):
       outputs = model(images, training=False)
       logits = tf.cast(outputs["logits"] if config.aux_logits else outputs, tf.float32)
       safe = tf.maximum(labels, 0)  # padding has label -1 and weight 0
-      return tf.stack([tf.reduce_sum(tf.cast(tf.math.in_top_k(safe, logits, k), tf.float32) *
-                                     weights) for k in (1, 5)] + [tf.reduce_sum(weights)])
+      hits = tf.stack([tf.cast(tf.math.in_top_k(safe, logits, k), tf.float32) * weights
+                       for k in (1, 5)] + [weights], axis=1)
+      return tf.math.unsorted_segment_sum(hits, safe, label_map.num_classes)
     sums = strategy.run(replica, args=(images, labels, weights))
     return strategy.reduce(tf.distribute.ReduceOp.SUM, sums, axis=None)
 
   def evaluate():
-    """Val top-1 / top-5, with the EMA weights when they are kept."""
+    """Val (top-1, top-5, shot buckets), with the EMA weights when they are kept."""
     if config.ema_decay > 0:
       _swap_ema(optimizer)
-    totals = np.zeros(3)
+    per_class = np.zeros([label_map.num_classes, 3])
     for images, labels, weights in val_data:
-      totals += eval_step(images, labels, weights).numpy()
+      per_class += eval_step(images, labels, weights).numpy()
     if config.ema_decay > 0:
       _swap_ema(optimizer)
-    return totals[0] / totals[2], totals[1] / totals[2]
+    totals = per_class.sum(axis=0)
+    return (totals[0] / totals[2], totals[1] / totals[2],
+            long_tail.shot_scores(per_class[:, 2], per_class[:, 0], per_class[:, 1],
+                                  label_map.train_counts))
 
   def save_model(which):
     """Chief only: the serving model (EMA weights if kept) as best.keras / final.keras."""
@@ -348,7 +381,7 @@ def train(config, log=print):
   writers = {name: tf.summary.create_file_writer(os.path.join(config.model_dir,
                                                               trained_model.LOGS, name))
              for name in ("train", "val")} if chief else {}
-  iterator = iter(train_data)
+  iterators = {remedy: iter(data) for remedy, data in train_data.items()}
   eval_interval = max(1, int(round(config.eval_every_epochs * steps_per_epoch)))
   log(f"inat-train: {config.model} on {label_map.num_classes} classes, {steps_per_epoch:,} steps "
       f"per epoch of {config.batch_size} images, {total_steps:,} steps in all")
@@ -357,14 +390,17 @@ def train(config, log=print):
   while step < total_steps:
     num_steps = run_common.steps_to_next_stop(
         step, total_steps, every=(config.log_steps, config.checkpoint_steps, eval_interval),
-        stops=(step + config.steps_per_loop, head_steps))
+        stops=(step + config.steps_per_loop, head_steps, remedy_step))
     if step < head_steps:
       freeze_backbone(True)
       loop = train_head_only
     else:
       freeze_backbone(False)
       loop = train_everything
-    totals += loop(iterator, tf.constant(num_steps)).numpy()
+    remedy = step >= remedy_step
+    class_weights, logit_offsets = remedy_terms if remedy else plain_terms
+    totals += loop(iterators[remedy if remedy in iterators else True], tf.constant(num_steps),
+                   tf.constant(class_weights), tf.constant(logit_offsets)).numpy()
     if strategy.num_replicas_in_sync > 1 and moving_statistics:
       average_moving_statistics()
     step += num_steps
@@ -392,8 +428,8 @@ def train(config, log=print):
       val_scores = evaluate()
       improved = val_scores[0] > float(best_top1.numpy())
       log(f"val at step {step:,}: top-1 {100 * val_scores[0]:.2f}% top-5 "
-          f"{100 * val_scores[1]:.2f}% top-5 error {100 * (1 - val_scores[1]):.2f}%"
-          + (" (best so far)" if improved else ""))
+          f"{100 * val_scores[1]:.2f}% top-5 error {100 * (1 - val_scores[1]):.2f}%; top-1 "
+          f"{long_tail.format_shots(val_scores[2])}" + (" (best so far)" if improved else ""))
       if improved:
         best_top1.assign(val_scores[0])
         if chief:
@@ -402,6 +438,10 @@ def train(config, log=print):
         with writers["val"].as_default(step=step):
           tf.summary.scalar("top1", val_scores[0])
           tf.summary.scalar("top5", val_scores[1])
+          for bucket, scores in val_scores[2].items():  # many / medium / few-shot species
+            for key in ("top1", "top5"):
+              if scores[key] is not None:
+                tf.summary.scalar(f"{key}_{bucket}_shot", scores[key])
     if step % config.checkpoint_steps == 0 or epoch_end or step == total_steps:
       manager.save(checkpoint_number=step)
 
@@ -419,6 +459,7 @@ def train(config, log=print):
       "best_val_top1": float(best_top1.numpy()),
       "final_val_top1": val_scores[0] if val_scores else None,
       "final_val_top5": val_scores[1] if val_scores else None,
+      "final_val_shots": val_scores[2] if val_scores else None,  # many / medium / few top-1, top-5
       "weights_sha256": _weights_digest(model),
   }
   name = trained_model.TRAIN_SUMMARY if chief else f"train_summary-{task}.json"

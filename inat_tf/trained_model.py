@@ -8,6 +8,9 @@ export choose, load and run a trained model from it.
   label_map.json        copied from the data dir: class index <-> category id <-> name
   train_config.json     the run's settings: what a reader needs to feed the model
   train_summary.json    steps, speed, best val scores
+  long_tail_adjustment-<which>.json, long_tail_classifier-<which>.npz
+                        inat-adjust's post-hoc long-tail adjustment of that model (long_tail.py),
+                        applied by load() unless adjusted=False
 """
 
 import dataclasses
@@ -19,6 +22,7 @@ import tensorflow as tf
 
 import models
 from inat_tf import label_map as label_map_lib
+from inat_tf import long_tail
 from inat_tf import preprocessing
 from inat_tf import records
 from inat_tf import run_common
@@ -82,14 +86,20 @@ class TrainedModel:
   model_name: str             # e.g. "inception_v3": picks the input normalisation
   image_size: int
   label_map: label_map_lib.LabelMap
+  adjustment: object = None   # the long_tail.Adjustment applied to the classifier, if any
 
   @property
   def normalize(self):
     return models.preprocess_input(self.model_name)
 
 
-def load(model_dir, which="best"):
-  """Loads `best.keras` or `final.keras` from a model dir written by inat-train (gfile paths)."""
+def load(model_dir, which="best", adjusted=True):
+  """Loads `best.keras` or `final.keras` from a model dir written by inat-train (gfile paths).
+
+  adjusted: apply the long-tail adjustment inat-adjust stored for this model, if any
+  (long_tail.apply_stored: the one place it is applied); raises long_tail.LongTailError (a
+  ValueError) if it was made for other weights.
+  """
   path = os.path.join(model_dir, model_file(which))
   config_path = os.path.join(model_dir, TRAIN_CONFIG)
   if not tf.io.gfile.exists(path) or not tf.io.gfile.exists(config_path):
@@ -97,9 +107,12 @@ def load(model_dir, which="best"):
         f"{path} (or {TRAIN_CONFIG} beside it) not found: MODEL_DIR must be a directory "
         f"written by inat-train, after training has saved a model.")
   config = run_common.read_json(config_path)
-  return TrainedModel(model=keras.models.load_model(path), model_name=config["model"],
-                      image_size=config["image_size"],
-                      label_map=label_map_lib.LabelMap.load(model_dir))
+  model = keras.models.load_model(path)
+  label_map = label_map_lib.LabelMap.load(model_dir)
+  adjustment = long_tail.apply_stored(model, model_dir, which, label_map.train_counts) \
+      if adjusted else None
+  return TrainedModel(model=model, model_name=config["model"], image_size=config["image_size"],
+                      label_map=label_map, adjustment=adjustment)
 
 
 @dataclasses.dataclass

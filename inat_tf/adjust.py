@@ -1,0 +1,235 @@
+"""`inat-adjust`: a post-hoc long-tail remedy for a trained model, chosen on held-out images.
+
+  inat-adjust --data_dir D --model_dir M --method logit_adjustment   # or tau_norm, crt, none
+
+The backbone is never retrained. Each method replaces the classifier (`head_logits`) of
+M/best.keras (or --which final), see inat_tf/long_tail.py for the papers and formulas:
+  logit_adjustment  logits - tau * log(train prior)            (Menon et al. 2021), tau chosen
+  tau_norm          class weights / ||w||^tau, no bias          (Kang et al. 2020), tau chosen
+  crt               a new linear classifier trained on the frozen network's features of class-
+                    balanced, augmented train batches (Kang et al. 2020: cRT)
+  none              remove the stored adjustment
+
+tau is chosen (grid 0, 0.1, ..., 2; best top-1, the smaller tau on ties) on --tune_split, never
+on the images that are then reported: with --tune_split val (the default) val is split per species
+into a tune half and a report half (long_tail.stratified_halves, seeded), inat-adjust prints both,
+and inat-eval --split val scores the report half only. A split held out of training (e.g. a
+minival, once the data dir has one) is used whole, and then val is reported whole. The training
+split is refused: the network has fit it, so it says nothing about held-out images.
+
+The result is written beside the model (long_tail_adjustment-best.json, plus
+long_tail_classifier-best.npz for cRT) and applied by every later load of that model
+(trained_model.load -> long_tail.apply_stored): inat-eval, inat-predict and inat-export's
+SavedModel and TFLite files all use the adjusted classifier.
+"""
+
+import dataclasses
+import math
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from inat_tf import flag_config
+from inat_tf import input_pipeline
+from inat_tf import long_tail
+from inat_tf import preprocessing
+from inat_tf import records
+from inat_tf import schema
+from inat_tf import trained_model
+
+TAUS = tuple(round(0.1 * i, 1) for i in range(21))  # Kang et al.'s tau_norm.py grid: 0 to 2
+
+
+_flag = flag_config.field  # a config field that is also a command-line flag
+
+
+@dataclasses.dataclass(frozen=True)
+class AdjustConfig:
+  """One field per inat-adjust flag: its default and help text (flag_config)."""
+  data_dir: str = _flag(help="Data dir written by inat-build.")
+  model_dir: str = _flag(help="Model dir written by inat-train.")
+  method: str = _flag(help="logit_adjustment, tau_norm, crt, or none (remove the stored one).",
+                      choices=long_tail.METHODS + ("none",))
+  which: str = _flag("best", "Which saved model of --model_dir.",
+                     choices=trained_model.CHOICES)
+  tune_split: str = _flag(
+      "val", "Labelled split that chooses tau: val (its tune half; inat-eval then reports the "
+      "other half) or a split held out of training (used whole).")
+  seed: int = _flag(0, "Seed of the tune/report halves and of cRT.")
+  batch_size: int = _flag(64, "Images per batch (features).")
+  crt_epochs: float = _flag(10.0, "cRT: epochs of class-balanced batches (Kang et al.: 10 on "
+                            "ImageNet-LT, 30 on iNaturalist 2018).")
+  crt_batch_size: int = _flag(128, "cRT: batch size.")
+  crt_learning_rate: float = _flag(
+      0.2, "cRT: SGD learning rate per 512 images, scaled with --crt_batch_size (Kang et al.).")
+  crt_weight_decay: float = _flag(1e-4, "cRT: L2 weight decay (Kang et al.'s iNaturalist config).")
+
+
+class AdjustError(Exception):
+  """The adjustment cannot be made as asked; the message says why and what to do."""
+
+
+def _classifier(model):
+  layer = model.get_layer(long_tail.CLASSIFIER_LAYER)
+  kernel, bias = (np.asarray(w) for w in layer.get_weights())
+  return layer, kernel, bias
+
+
+def _feature_model(model):
+  """The network up to the classifier's input (features [batch, ...]; inference mode)."""
+  return keras.Model(model.input, model.get_layer(long_tail.CLASSIFIER_LAYER).input)
+
+
+def split_features(trained, data_dir, split, batch_size=64):
+  """(features [N, d] float32, labels [N], image ids [N]) of a split's central crops."""
+  features_of = _feature_model(trained.model)
+
+  def view(example):
+    image = trained.normalize(preprocessing.eval_image(example[schema.ENCODED],
+                                                       trained.image_size))
+    return image, example[schema.LABEL], example[schema.IMAGE_ID]
+
+  dataset = records.examples(data_dir, split, [schema.ENCODED, schema.LABEL, schema.IMAGE_ID]) \
+      .map(view, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(2)
+  run = tf.function(lambda images: features_of(images, training=False))
+  features, labels, ids = [], [], []
+  for images, batch_labels, batch_ids in dataset:
+    features.append(tf.reshape(run(images), [tf.shape(images)[0], -1]).numpy())
+    labels.append(batch_labels.numpy())
+    ids.append(batch_ids.numpy())
+  return np.concatenate(features), np.concatenate(labels), np.concatenate(ids)
+
+
+def _logits(features, kernel, bias):
+  return features.astype(np.float64) @ np.asarray(kernel, np.float64).reshape(
+      features.shape[1], -1) + np.asarray(bias, np.float64)
+
+
+def retrain_classifier(trained, config, log=print):
+  """cRT (Kang et al. 2020): a freshly initialised linear classifier trained on the frozen
+  network's features of class-balanced (input_pipeline sampling="balanced"), augmented train
+  batches; SGD with momentum 0.9, cosine decay to 0, L2 weight decay. Returns (kernel [d, C],
+  bias [C]) float32.
+  """
+  features_of = _feature_model(trained.model)
+  num_classes = trained.label_map.num_classes
+  input_config = input_pipeline.InputConfig(
+      data_dir=config.data_dir, model_name=trained.model_name, split="train",
+      image_size=trained.image_size, global_batch_size=config.crt_batch_size,
+      sampling="balanced", seed=config.seed)
+  steps = max(1, math.ceil(config.crt_epochs * records.steps_per_epoch(
+      config.data_dir, "train", config.crt_batch_size)))
+  keras.utils.set_random_seed(config.seed)
+  head = keras.layers.Dense(num_classes, dtype="float32")  # glorot kernel, zero bias: re-init
+  head.build((None, int(np.prod(features_of.output.shape[1:]))))
+  rate = config.crt_learning_rate * config.crt_batch_size / 512
+  optimizer = keras.optimizers.SGD(keras.optimizers.schedules.CosineDecay(rate, steps),
+                                   momentum=0.9)
+
+  @tf.function
+  def step(images, labels):
+    features = tf.reshape(tf.cast(features_of(images, training=False), tf.float32),
+                          [tf.shape(images)[0], -1])
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, head(features)))
+      loss += config.crt_weight_decay * 0.5 * tf.reduce_sum(tf.square(head.kernel.value))
+    optimizer.apply_gradients(zip(tape.gradient(loss, head.trainable_variables),
+                                  head.trainable_variables))
+    return loss
+
+  log(f"inat-adjust: cRT, {steps:,} steps of {config.crt_batch_size} class-balanced train images")
+  for i, (images, labels) in enumerate(input_pipeline.train_dataset(input_config).take(steps)):
+    loss = step(images, labels)
+    if (i + 1) % max(1, steps // 5) == 0 or i + 1 == steps:
+      log(f"  step {i + 1:,}/{steps:,} loss {float(loss):.3f}")
+  return (np.asarray(head.kernel.numpy(), np.float32), np.asarray(head.bias.numpy(), np.float32))
+
+
+def _table(result):
+  rows = [("images", "top-1", "top-5") + long_tail.BUCKETS]
+  for part in ("tune", "report"):
+    for when in ("before", "after"):
+      scores = result.get(part, {}).get(when)
+      if scores:
+        rows.append((f"{part} {when}", f"{scores['images']}", f"{100 * scores['top1']:.2f}%",
+                     f"{100 * scores['top5']:.2f}%") + tuple(
+                         "-" if scores["shots"][b]["top1"] is None
+                         else f"{100 * scores['shots'][b]['top1']:.2f}%"
+                         for b in long_tail.BUCKETS))
+  rows[0] = ("",) + rows[0]
+  return "\n".join("  ".join(f"{c:>13}" for c in row) for row in rows)
+
+
+def adjust(config, log=print):
+  """Chooses and stores the adjustment (or removes it for method "none"); returns what it measured:
+  {"adjustment": Adjustment or None, "tune": {"before", "after"}, "report": {...}, "grid"}."""
+  if config.method == "none":
+    found = long_tail.remove_adjustment(config.model_dir, config.which)
+    log(f"inat-adjust: {'removed the' if found else 'there was no'} adjustment of "
+        f"{config.which}.keras in {config.model_dir}")
+    return {"adjustment": None}
+  if config.method not in long_tail.METHODS:
+    raise AdjustError(f"method={config.method!r}: expected one of "
+                      f"{', '.join(long_tail.METHODS + ('none',))}")
+  if config.tune_split == "train":
+    raise AdjustError("--tune_split train: the network has fit those images, so they cannot choose "
+                      "tau for held-out ones; use val (its tune half) or a held-out minival")
+  trained = trained_model.load(config.model_dir, config.which, adjusted=False)
+  counts = trained.label_map.train_counts
+  _, kernel, bias = _classifier(trained.model)
+  features, labels, ids = split_features(trained, config.data_dir, config.tune_split,
+                                         config.batch_size)
+  if (labels < 0).all():
+    raise AdjustError(f"--tune_split {config.tune_split} has no labels; use val or a minival")
+  halves = config.tune_split == "val"
+  tune = long_tail.stratified_halves(labels, ids, config.seed) if halves else \
+      np.ones(len(labels), bool)
+  parts = {"tune": tune, "report": ~tune} if halves else {"tune": tune}
+
+  def scores(part, new_kernel, new_bias):
+    mask = parts[part]
+    return long_tail.scores_from_logits(_logits(features[mask], new_kernel, new_bias),
+                                        labels[mask], counts)
+
+  tuned_on = {"split": config.tune_split, "part": "tune" if halves else "all",
+              "seed": config.seed, "images": int(tune.sum())}
+  result = {part: {"before": scores(part, kernel, bias)} for part in parts}
+  crt_classifier, grid = None, []
+  if config.method == "crt":
+    crt_classifier = retrain_classifier(trained, config, log)
+    chosen = long_tail.Adjustment("crt", 0.0, tuned_on, long_tail.classifier_digest(kernel, bias))
+  else:
+    for tau in TAUS:
+      candidate = long_tail.Adjustment(config.method, tau, tuned_on, "")
+      grid.append((tau, scores("tune", *long_tail.adjusted_classifier(kernel, bias, candidate,
+                                                                      counts))["top1"]))
+    best_tau = max(grid, key=lambda entry: (entry[1], -entry[0]))[0]
+    chosen = long_tail.Adjustment(config.method, best_tau, tuned_on,
+                                  long_tail.classifier_digest(kernel, bias))
+  new_kernel, new_bias = long_tail.adjusted_classifier(kernel, bias, chosen, counts,
+                                                       crt_classifier)
+  for part in parts:
+    result[part]["after"] = scores(part, new_kernel, new_bias)
+  chosen = dataclasses.replace(chosen, scores={**result, "grid": grid})
+  long_tail.save_adjustment(config.model_dir, config.which, chosen, crt_classifier)
+  result.update(adjustment=chosen, grid=grid)
+  log(f"inat-adjust: {chosen.describe()} for {config.which}.keras, stored in "
+      f"{long_tail.adjustment_path(config.model_dir, config.which)}\n{_table(result)}")
+  if halves:
+    log("inat-adjust: the report half is held out from the choice; inat-eval --split val now "
+        "scores that half only.")
+  return result
+
+
+def run(argv=None):
+  """Console entry point `inat-adjust`."""
+  flag_config.run_command(
+      "inat-adjust", AdjustConfig,
+      lambda config, _: adjust(config, log=lambda message: print(message, flush=True)),
+      errors=(AdjustError, FileNotFoundError, ValueError), argv=argv)
+
+
+if __name__ == "__main__":
+  run()
