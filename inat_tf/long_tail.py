@@ -131,7 +131,7 @@ def effective_number(train_counts, beta):
     raise LongTailError(f"class_balanced_beta={beta}: must be in [0, 1) (Cui et al. use 0.9999 "
                         f"on iNaturalist, 0.999 on smaller sets)")
   counts = _positive_counts(train_counts, "the class-balanced loss")
-  # -expm1(n log beta) = 1 - beta^n, exact for beta near 1 (beta^n underflows nothing there).
+  # 1 - beta^n as -expm1(n log beta): no cancellation when beta is close to 1.
   return -np.expm1(counts * np.log(beta)) / (1 - beta) if beta > 0 else np.ones_like(counts)
 
 
@@ -264,9 +264,10 @@ class Adjustment:
   scores: dict = dataclasses.field(default_factory=dict)
 
   def describe(self):
-    knob = f" tau={self.tau:g}" if self.method != "crt" else ""
+    if self.method == "crt":
+      return "crt (classifier re-trained on class-balanced train batches)"
     part = "the tune half of " if self.tuned_on.get("part") == "tune" else ""
-    return f"{self.method}{knob} (chosen on {part}{self.tuned_on.get('split')})"
+    return f"{self.method} tau={self.tau:g} (chosen on {part}{self.tuned_on.get('split')})"
 
 
 def adjustment_path(model_dir, which):

@@ -1,0 +1,132 @@
+"""Long-tail remedies on real models: inat-adjust's stored classifier reaches inat-eval, inat-predict
+and the exported SavedModel / TFLite alike; inat-train's loss flags and shot-bucket val scores."""
+
+import dataclasses
+import glob
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from inat_tf import adjust
+from inat_tf import evaluate
+from inat_tf import export
+from inat_tf import long_tail
+from inat_tf import predict
+from inat_tf import preprocessing
+from inat_tf import records
+from inat_tf import schema
+from inat_tf import train as train_lib
+from inat_tf import trained_model
+from tests.conftest import TRAINED_MODEL_GROUP
+from tests.helpers import console_script
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def crt_dir(trained_dir, tiny_built_dir, tmp_path_factory):
+  """A copy of the trained model with a cRT classifier stored by inat-adjust (the shared model dir
+  is left as it is for the other tests)."""
+  path = tmp_path_factory.mktemp("crt") / "model"
+  shutil.copytree(trained_dir, path)
+  result = adjust.adjust(adjust.AdjustConfig(
+      data_dir=str(tiny_built_dir), model_dir=str(path), method="crt", crt_epochs=2,
+      crt_batch_size=16), log=lambda message: None)
+  assert result["adjustment"].method == "crt"
+  return path
+
+
+@TRAINED_MODEL_GROUP
+def test_export_and_predict_agree_with_an_adjustment_stored(crt_dir, tiny_built_dir, tmp_path):
+  data_dir = str(tiny_built_dir)
+  stored = np.load(long_tail.crt_path(str(crt_dir), "best"))
+  trained = trained_model.load(str(crt_dir))
+  kernel, bias = trained.model.get_layer(long_tail.CLASSIFIER_LAYER).get_weights()
+  np.testing.assert_allclose(kernel.reshape(stored["kernel"].shape), stored["kernel"])
+  np.testing.assert_allclose(bias, stored["bias"])
+  adjusted = predict.from_keras(data_dir, str(crt_dir), "val")
+  plain = trained_model.load(str(crt_dir), adjusted=False)
+  scored = evaluate.predict(plain, data_dir, "val")
+  unadjusted = predict._by_image(  # pylint: disable=protected-access
+      scored.image_ids, np.asarray(plain.label_map.category_ids)[scored.top_indices])
+  assert adjusted != unadjusted  # the stored classifier changes the answers ...
+
+  info = export.export(str(crt_dir), str(tmp_path / "export"), tflite=True)
+  assert info["long_tail_adjustment"].startswith("crt")
+  served = predict.from_saved_model(data_dir, info["files"]["saved_model"], "val")
+  assert served == adjusted  # ... and serving gives the same top-5 as inat-predict
+
+  interpreter = tf.lite.Interpreter(model_path=info["files"]["model.tflite"])
+  interpreter.allocate_tensors()
+  source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+  category_ids = np.asarray(trained.label_map.category_ids)
+  agree = []
+  for example in records.examples(data_dir, "val", [schema.ENCODED, schema.IMAGE_ID]):
+    image = preprocessing.eval_image(example[schema.ENCODED], trained.image_size).numpy()
+    interpreter.set_tensor(source["index"], image[np.newaxis].astype(np.float32))
+    interpreter.invoke()
+    top1 = category_ids[int(np.argmax(interpreter.get_tensor(target["index"])))]
+    agree.append(top1 == adjusted[int(example[schema.IMAGE_ID])][0])
+  assert np.mean(agree) >= 0.95
+
+
+@TRAINED_MODEL_GROUP
+def test_eval_scores_the_report_half_and_shows_the_shot_buckets(crt_dir, tiny_built_dir,
+                                                                tmp_path):
+  report = evaluate.evaluate(str(tiny_built_dir), str(crt_dir), "val", str(tmp_path))
+  # 13 species x 4 val images: 2 of each tune, 2 are reported.
+  assert report["images"] == 26 and report["scored_part"].startswith("report half")
+  assert report["long_tail_adjustment"]["method"] == "crt"
+  assert set(report["shots"]) == {"many", "medium", "few"}
+  assert report["shots"]["few"]["classes"] == 13  # 4 training images each
+  text = (tmp_path / "report.md").read_text()
+  assert "| Shots | Species | Images | Top-1 | Top-5 |" in text and "report half of val" in text
+
+
+@TRAINED_MODEL_GROUP
+def test_a_stale_adjustment_is_refused_and_none_removes_it(crt_dir, trained_dir, tmp_path):
+  stale = tmp_path / "model"
+  shutil.copytree(trained_dir, stale)
+  for name in ("long_tail_adjustment-best.json", "long_tail_classifier-best.npz"):
+    shutil.copy(crt_dir / name, stale / name)
+  document = json.loads((stale / "long_tail_adjustment-best.json").read_text())
+  document["base_sha256"] = "0" * 64  # as if best.keras had been retrained since
+  (stale / "long_tail_adjustment-best.json").write_text(json.dumps(document))
+  with pytest.raises(long_tail.LongTailError, match="made for other best.keras weights"):
+    trained_model.load(str(stale))
+  adjust.adjust(adjust.AdjustConfig("unused", str(stale), "none"), log=lambda message: None)
+  assert trained_model.load(str(stale)).adjustment is None
+
+
+def test_inat_adjust_refuses_to_tune_on_the_training_split(tmp_path):
+  result = subprocess.run([console_script("inat-adjust"), f"--data_dir={tmp_path}",
+                           f"--model_dir={tmp_path}", "--method=tau_norm", "--tune_split=train"],
+                          capture_output=True, text=True)
+  assert result.returncode != 0 and "Traceback" not in result.stderr
+  assert "the network has fit those images" in result.stderr.splitlines()[-1]
+
+
+def test_remedy_flags_train_and_val_reports_shot_buckets(tiny_built_dir, tmp_path):
+  config = train_lib.TrainConfig(
+      data_dir=str(tiny_built_dir), model_dir=str(tmp_path), model="mobilenet_v1", image_size=32,
+      batch_size=16, weights="none", learning_rate=0.02, bn_momentum=0.9, train_steps=8,
+      log_steps=4, eval_every_epochs=1000, loss="logit_adjusted", sampling="balanced",
+      deferred_start_epoch=1.0)  # 4 steps per epoch: the remedy from step 4 on
+  lines = []
+  summary = train_lib.train(config, log=lines.append)
+  assert summary["final_val_shots"]["few"]["classes"] == 13
+  assert any(re.search(r"top-1 many - medium - few \d+\.\d%", line) for line in lines), lines
+  tags = set()
+  for path in glob.glob(str(tmp_path / "logs" / "val" / "*")):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      tags.update(value.tag for value in event.summary.value)
+  assert {"top1_few_shot", "top5_few_shot", "top1", "top5"} <= tags
+  with pytest.raises(train_lib.TrainError, match="defers a remedy"):
+    train_lib.train(dataclasses.replace(config, loss="cross_entropy", sampling="uniform",
+                                        model_dir=str(tmp_path / "other")),
+                    log=lambda message: None)
