@@ -59,7 +59,7 @@ def _data(args):
 
 def _train(args, data_dir, name):
   from inat_tf import train
-  model_dir = os.path.join(args.work_dir, name)
+  model_dir = os.path.join(args.work_dir, f"{name}-seed{args.train_seed}")
   shutil.rmtree(model_dir, ignore_errors=True)
   remedy = {
       "cross_entropy": {}, "class_balanced": {"loss": "class_balanced"},
@@ -71,7 +71,7 @@ def _train(args, data_dir, name):
       data_dir=data_dir, model_dir=model_dir, model="mobilenet_v1", image_size=args.image_size,
       batch_size=args.batch_size, epochs=args.epochs, weights="none", optimizer="rmsprop",
       learning_rate=args.learning_rate, lr_schedule="cosine", warmup_epochs=1, bn_momentum=0.9,
-      eval_every_epochs=1e9, log_steps=10 ** 9, checkpoint_steps=10 ** 9, seed=args.seed,
+      eval_every_epochs=1e9, log_steps=10 ** 9, checkpoint_steps=10 ** 9, seed=args.train_seed,
       **remedy)
   train.train(config, log=lambda message: None)
   return model_dir
@@ -79,7 +79,7 @@ def _train(args, data_dir, name):
 
 def _post_hoc(args, data_dir, ce_dir, name):
   from inat_tf import adjust
-  model_dir = os.path.join(args.work_dir, name)
+  model_dir = os.path.join(args.work_dir, f"{name}-seed{args.train_seed}")
   shutil.rmtree(model_dir, ignore_errors=True)
   shutil.copytree(ce_dir, model_dir)
   result = adjust.adjust(adjust.AdjustConfig(
@@ -118,7 +118,9 @@ def main():
   parser.add_argument("--learning_rate", type=float, default=0.05,
                       help="per 32 images (inat-train's convention)")
   parser.add_argument("--crt_epochs", type=float, default=10)
-  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--seed", type=int, default=0, help="of the generated data")
+  parser.add_argument("--train_seed", type=int, default=0,
+                      help="of initialisation and input order (all runs share it)")
   parser.add_argument("--methods", default=",".join(TRAINED + tuple(POST_HOC)))
   args = parser.parse_args()
   methods = args.methods.split(",")
@@ -135,14 +137,14 @@ def main():
             f"{b} {int((buckets == b).sum())}" for b in long_tail.BUCKETS), flush=True)
 
   rows, seconds = {}, {}
-  ce_dir = os.path.join(args.work_dir, "cross_entropy")
+  ce_dir = os.path.join(args.work_dir, f"cross_entropy-seed{args.train_seed}")
   for name in methods:
     start = time.monotonic()
     if name in TRAINED:
       model_dir, label = _train(args, data_dir, name), name
     else:
       model_dir, adjustment = _post_hoc(args, data_dir, ce_dir, name)
-      label = f"{name}: CE + {adjustment.describe()}"
+      label = f"CE + {adjustment.describe()}"
     seconds[name] = time.monotonic() - start
     rows[name] = (label, _report_half_scores(data_dir, model_dir))
     scores = rows[name][1]
@@ -153,7 +155,7 @@ def main():
   images = next(iter(rows.values()))[1]["images"]
   print(f"\nval report half: {images} images (held out from every choice); top-1 per bucket is "
         f"the mean over its species; (+x) = points over cross-entropy")
-  header = f"{'method':58}" + "".join(f"{k:>16}" for k in keys)
+  header = f"{'method':16}" + "".join(f"{k:>14}" for k in keys)
   print(header + "\n" + "-" * len(header))
   for name, (label, scores) in rows.items():
     cells = []
@@ -164,7 +166,9 @@ def main():
       value = 100 * scores[k]
       gain = f" ({value - 100 * base[k]:+.1f})" if base and name != "cross_entropy" else ""
       cells.append(f"{value:.1f}{gain}")
-    print(f"{label[:58]:58}" + "".join(f"{c:>16}" for c in cells))
+    print(f"{name:16}" + "".join(f"{c:>14}" for c in cells))
+  print("\n" + "\n".join(f"{name}: {label}" for name, (label, _) in rows.items()
+                         if name in POST_HOC))
   peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   print(f"\nwall time per method: " + ", ".join(f"{n} {s:.0f} s" for n, s in seconds.items()) +
         f"; peak RSS {peak:.0f} MB")
