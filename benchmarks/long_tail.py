@@ -29,6 +29,7 @@ import dataclasses
 import os
 import resource
 import shutil
+import subprocess
 import sys
 import time
 
@@ -39,21 +40,21 @@ POST_HOC = {"posthoc_la": "logit_adjustment", "tau_norm": "tau_norm", "crt": "cr
 
 
 def _data(args):
-  from inat_tf import sample_download
-  from tfrecord_builder import build
+  """The generated download and its build, by the commands themselves (reused if present)."""
   data_dir = os.path.join(args.work_dir, "data")
   if os.path.exists(os.path.join(data_dir, "manifest.json")):
     return data_dir
   raw = os.path.join(args.work_dir, "raw")
-  sample_download.make_sample(raw, sample_download.SampleConfig(
-      num_species=args.num_species, min_train_per_species=max(1, round(
-          args.max_train / args.imbalance)), max_train_per_species=args.max_train,
-      val_per_species=args.val_per_species, max_side=args.max_side, seed=args.seed,
-      quirky_images=False))
-  status, summary = build.build(build.BuildConfig(raw_dir=raw, data_dir=data_dir,
-                                                  examples_per_shard=1000), log=lambda m: None)
-  if status:
-    sys.exit(f"inat-build failed: {summary}")
+  bin_dir = os.path.dirname(sys.executable)
+  for command in (
+      [os.path.join(bin_dir, "inat-make-sample"), f"--output_dir={raw}",
+       f"--num_species={args.num_species}", f"--max_train_per_species={args.max_train}",
+       f"--min_train_per_species={max(1, round(args.max_train / args.imbalance))}",
+       f"--val_per_species={args.val_per_species}", f"--max_side={args.max_side}",
+       f"--seed={args.seed}", "--noquirky_images"],
+      [os.path.join(bin_dir, "inat-build"), f"--raw_dir={raw}", f"--data_dir={data_dir}",
+       "--examples_per_shard=1000"]):
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
   return data_dir
 
 
@@ -95,10 +96,10 @@ def _report_half_scores(data_dir, model_dir):
   from inat_tf import long_tail
   from inat_tf import trained_model
   trained = trained_model.load(model_dir, "final")
-  predictions = evaluate.predict(trained, data_dir, "val")
+  predictions = trained_model.predict(trained, data_dir, "val")
   keep = ~long_tail.stratified_halves(predictions.labels, predictions.image_ids, 0)
-  predictions = evaluate.Predictions(*(getattr(predictions, f.name)[keep]
-                                       for f in dataclasses.fields(evaluate.Predictions)))
+  predictions = trained_model.Predictions(*(getattr(predictions, f.name)[keep]
+                                            for f in dataclasses.fields(trained_model.Predictions)))
   report = evaluate.summarize(predictions, trained.label_map)
   return {"top1": report["top1"], "top5": report["top5"], "images": int(np.sum(keep)),
           **{b: report["shots"][b]["top1"] for b in long_tail.BUCKETS}}

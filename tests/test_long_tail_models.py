@@ -51,7 +51,7 @@ def test_export_and_predict_agree_with_an_adjustment_stored(crt_dir, tiny_built_
   np.testing.assert_allclose(bias, stored["bias"])
   adjusted = predict.from_keras(data_dir, str(crt_dir), "val")
   plain = trained_model.load(str(crt_dir), adjusted=False)
-  scored = evaluate.predict(plain, data_dir, "val")
+  scored = trained_model.predict(plain, data_dir, "val")
   unadjusted = predict._by_image(  # pylint: disable=protected-access
       scored.image_ids, np.asarray(plain.label_map.category_ids)[scored.top_indices])
   assert adjusted != unadjusted  # the stored classifier changes the answers ...
@@ -78,7 +78,7 @@ def test_export_and_predict_agree_with_an_adjustment_stored(crt_dir, tiny_built_
 @TRAINED_MODEL_GROUP
 def test_eval_scores_the_report_half_and_shows_the_shot_buckets(crt_dir, tiny_built_dir,
                                                                 tmp_path):
-  report = evaluate.evaluate(str(tiny_built_dir), str(crt_dir), "val", str(tmp_path))
+  report = evaluate.evaluate(str(tiny_built_dir), str(crt_dir), "val", output_dir=str(tmp_path))
   # 13 species x 4 val images: 2 of each tune, 2 are reported.
   assert report["images"] == 26 and report["scored_part"].startswith("report half")
   assert report["long_tail_adjustment"]["method"] == "crt"
