@@ -25,7 +25,6 @@ SavedModel and TFLite files all use the adjusted classifier.
 
 import dataclasses
 import math
-import sys
 
 import keras
 import numpy as np
@@ -40,8 +39,6 @@ from inat_tf import schema
 from inat_tf import trained_model
 
 TAUS = tuple(round(0.1 * i, 1) for i in range(21))  # Kang et al.'s tau_norm.py grid: 0 to 2
-
-
 _flag = flag_config.field  # a config field that is also a command-line flag
 
 

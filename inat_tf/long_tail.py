@@ -3,8 +3,8 @@ classifier adjustments, as pure functions of logits, classifier weights and per-
 image counts (numpy; the loss is TensorFlow so it runs inside the training step).
 
 Scores (Liu et al. 2019, "Large-Scale Long-Tailed Recognition in an Open World", and every paper
-since): classes are *many*-shot with more than 100 training images, *medium*-shot with 20-100, *few*-
-shot with fewer than 20; a bucket's accuracy is the mean of its classes' accuracies.
+since): classes are *many*-shot with more than 100 training images, *medium*-shot with 20-100,
+*few*-shot with fewer than 20; a bucket's accuracy is the mean of its classes' accuracies.
 
 Training-time remedies (inat-train --loss, --deferred_start_epoch), all one formula: per-example
 cross-entropy on `logits + logit_offsets[class]`, times `class_weights[label]`:

@@ -1,5 +1,6 @@
-"""Long-tail remedies on real models: inat-adjust's stored classifier reaches inat-eval, inat-predict
-and the exported SavedModel / TFLite alike; inat-train's loss flags and shot-bucket val scores."""
+"""Long-tail remedies on real models: inat-adjust's stored classifier reaches inat-eval,
+inat-predict and the exported SavedModel / TFLite alike; inat-train's loss flags and shot-bucket
+val scores."""
 
 import dataclasses
 import glob
