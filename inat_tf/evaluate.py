@@ -25,6 +25,8 @@ import tensorflow as tf
 from inat_tf import long_tail
 from inat_tf import records
 from inat_tf import trained_model
+from inat_tf.geo import prior as geo_prior_lib
+from inat_tf.geo import report as geo_report
 
 TOP_K = trained_model.TOP_K
 # Bins of training images per species for Fig. 5 (lower edges; the last is open-ended).
@@ -112,6 +114,8 @@ def markdown(report, title):
   for row in report["train_count_bins"]:
     lines.append(f"| {row['train_images']} | {row['species']} | {100 * row['top1_mean']:.2f}% | "
                  f"{100 * row['top1_median']:.2f}% |")
+  if "location_prior" in report:
+    lines += ["", geo_report.markdown(report["location_prior"])]
   return "\n".join(lines) + "\n"
 
 
@@ -170,21 +174,32 @@ def write_report(output_dir, report, predictions, label_map, title):
 
 
 def evaluate(data_dir, model_dir, split="val", *, output_dir="", which="best", flip=False,
-             multi_crop=False, batch_size=64):
-  """Scores a trained model on a split; writes the report if output_dir; returns the report."""
+             multi_crop=False, batch_size=64, geo_dir=""):
+  """Scores a trained model on a split; writes the report if output_dir; returns the report.
+
+  geo_dir: a location prior (inat-train-geo); the report then gains "location_prior", the scores
+  with and without it side by side (inat_tf.geo.report).
+  """
   trained = trained_model.load(model_dir, which)
-  predictions = trained_model.predict(trained, data_dir, split, batch_size, flip, multi_crop)
+  prior = geo_prior_lib.load(geo_dir) if geo_dir else None
+  if prior is not None:
+    prior.check_matches(trained.label_map, model_dir)
+  predictions = trained_model.predict(trained, data_dir, split, batch_size, flip, multi_crop,
+                                      prior)
   keep = long_tail.reported_mask(predictions.labels, predictions.image_ids, trained.adjustment,
                                  split)
   if keep is not None:  # the adjustment was tuned on the other half of this split
-    predictions = trained_model.Predictions(*(getattr(predictions, f.name)[keep] for f in
-                                              dataclasses.fields(trained_model.Predictions)))
+    predictions = trained_model.Predictions(*(
+        None if getattr(predictions, f.name) is None else getattr(predictions, f.name)[keep]
+        for f in dataclasses.fields(trained_model.Predictions)))
   report = summarize(predictions, trained.label_map)
   report.update(split=split, model_dir=model_dir, which=which, flip=flip, multi_crop=multi_crop,
                 long_tail_adjustment=dataclasses.asdict(trained.adjustment)
                 if trained.adjustment else None,
                 scored_part="report half (the adjustment was tuned on the other)"
                 if keep is not None else "all")
+  if prior is not None:
+    report["location_prior"] = dict(geo_report.compare(predictions), geo_dir=geo_dir)
   if output_dir:
     views = " + ".join(["central crop"] + ["4 corner crops"] * multi_crop + ["flips"] * flip)
     adjusted = f", {trained.adjustment.describe()}" if trained.adjustment else ""
@@ -206,14 +221,17 @@ def run(argv=None):
   flags.DEFINE_bool("flip", False, "Average with the mirrored view.")
   flags.DEFINE_bool("multi_crop", False, "Average the central and the four corner crops.")
   flags.DEFINE_integer("batch_size", 64, "Images per batch.")
+  flags.DEFINE_string("geo_dir", "", "A location prior (inat-train-geo): report the scores with "
+                      "and without it, side by side.")
 
   def main(_):
     f = flags.FLAGS
     output_dir = f.output_dir or trained_model.eval_dir(f.model_dir, f.split)
     try:
       report = evaluate(f.data_dir, f.model_dir, f.split, output_dir=output_dir, which=f.which,
-                        flip=f.flip, multi_crop=f.multi_crop, batch_size=f.batch_size)
-    except (ValueError, FileNotFoundError) as e:
+                        flip=f.flip, multi_crop=f.multi_crop, batch_size=f.batch_size,
+                        geo_dir=f.geo_dir)
+    except (ValueError, FileNotFoundError, geo_prior_lib.GeoError) as e:
       sys.exit(f"inat-eval: {e}")
     print(markdown(report, f"{f.split}: {report['images']:,} images"))
     print(f"Report written to {output_dir}")

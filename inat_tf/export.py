@@ -1,6 +1,6 @@
 """`inat-export`: a trained model as a SavedModel for TF Serving, and as TFLite models.
 
-  inat-export --model_dir M --export_dir E [--data_dir D] [--top_k 5] [--notflite]
+  inat-export --model_dir M --export_dir E [--data_dir D] [--top_k 5] [--notflite] [--geo_dir G]
 
 E/saved_model/   signatures (all return category_ids, class_names, scores: the top-k, best first)
   serving_default     image_bytes: [batch] encoded JPEG/PNG/GIF/BMP; decoded, centre-cropped
@@ -8,9 +8,18 @@ E/saved_model/   signatures (all return category_ids, class_names, scores: the t
                       API accepts {"instances": [{"image_bytes": {"b64": "..."}}]}.
   serving_images      images: [batch, height, width, 3] float RGB in [0, 255], any size.
   serving_examples    examples: [batch] serialized tf.Example with image/encoded (our records).
+  serving_with_place  (with --geo_dir) image_bytes as serving_default, plus per image latitude,
+                      longitude ([batch] float32 degrees; NaN = unknown) and date ([batch] string
+                      "YYYY-MM-DD..."; "" = unknown); the location prior is folded in
+                      (inat_tf.geo.prior.combine); an image without a place (or without a date,
+                      for a prior trained with dates) gets exactly serving_default's answer.
+                      Also returns used_place: [batch] bool.
   assets.extra/tf_serving_warmup_requests   one request, so TF Serving loads the model warm.
 E/model.tflite, E/model_int8.tflite   [1, size, size, 3] float RGB [0, 255] -> probabilities;
                       int8 is quantised with images from the train records (needs --data_dir).
+E/model_with_place.tflite   (with --geo_dir) inputs image as model.tflite, latitude [1],
+                      longitude [1] float32 (NaN = unknown), date [1, 3] int32 year, month, day
+                      (0 = unknown) -> probabilities with the prior folded in.
 E/labels.txt          class index -> category id and name, for the TFLite models.
 E/export_info.json    image size, model, top-k, files.
 
@@ -28,6 +37,8 @@ from inat_tf import preprocessing
 from inat_tf import records
 from inat_tf import schema
 from inat_tf import trained_model
+from inat_tf.geo import encoding as geo_encoding
+from inat_tf.geo import prior as geo_prior_lib
 
 WARMUP_PATH = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
@@ -45,9 +56,10 @@ def _decode_view(image_bytes, image_size):
                  lambda: preprocessing.eval_image(image_bytes, image_size), other_formats)
 
 
-def serving_module(trained, top_k):
+def serving_module(trained, top_k, geo_prior=None):
   """A tf.Module holding the classifier with its preprocessing and label map, as tf.functions:
-  from_bytes, from_images, from_examples (the three signatures) and probabilities (TFLite).
+  from_bytes, from_images, from_examples (the three signatures) and probabilities (TFLite); with
+  geo_prior (inat_tf.geo.prior.GeoPrior) also from_bytes_and_place and probabilities_with_place.
 
   The Keras model is captured by the functions, and its variables are listed as the underlying
   tf.Variables: tracked any other way (the model as an attribute, or its keras.Variable objects),
@@ -62,11 +74,16 @@ def serving_module(trained, top_k):
   module.model_variables = [variable.value for variable in model.variables]
   module.image_size, module.top_k = size, top_k
 
-  def classify(images):
-    logits = model(normalize(images), training=False)
-    top = tf.math.top_k(tf.nn.softmax(tf.cast(logits, tf.float32)), top_k)
+  def image_probabilities(images):
+    return tf.nn.softmax(tf.cast(model(normalize(images), training=False), tf.float32))
+
+  def top_categories(probabilities):
+    top = tf.math.top_k(probabilities, top_k)
     return {"category_ids": tf.gather(category_ids, top.indices),
             "class_names": tf.gather(class_names, top.indices), "scores": top.values}
+
+  def classify(images):
+    return top_categories(image_probabilities(images))
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
   def from_bytes(image_bytes):
@@ -89,7 +106,40 @@ def serving_module(trained, top_k):
 
   module.from_bytes, module.from_images = from_bytes, from_images
   module.from_examples, module.probabilities = from_examples, probabilities
+  if geo_prior is not None:
+    _add_place_functions(module, geo_prior, size, image_probabilities, top_categories)
   return module
+
+
+def _add_place_functions(module, geo_prior, size, image_probabilities, top_categories):
+  """from_bytes_and_place (signature serving_with_place) and probabilities_with_place (TFLite):
+  the image model's probabilities, then the one combination of inat_tf.geo.prior."""
+  module.geo_variables = [variable.value for variable in geo_prior.model.variables]
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes"),
+                                tf.TensorSpec([None], tf.float32, name="latitude"),
+                                tf.TensorSpec([None], tf.float32, name="longitude"),
+                                tf.TensorSpec([None], tf.string, name="date")])
+  def from_bytes_and_place(image_bytes, latitude, longitude, date):
+    images = tf.map_fn(lambda b: _decode_view(b, size), image_bytes,
+                       fn_output_signature=tf.TensorSpec([None, None, 3], tf.float32))
+    places = geo_encoding.place(latitude, longitude, geo_encoding.date_fraction(date))
+    outputs = top_categories(geo_prior.apply(image_probabilities(images), places))
+    outputs["used_place"] = geo_prior.available(places)
+    return outputs
+
+  @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32),
+                                tf.TensorSpec([1], tf.float32), tf.TensorSpec([1], tf.float32),
+                                tf.TensorSpec([1, 3], tf.int32)])
+  def probabilities_with_place(images, latitude, longitude, date):
+    """For TFLite: image as `probabilities`; latitude, longitude (NaN = unknown); date as
+    (year, month, day), 0 = unknown -> softmax with the prior folded in."""
+    fraction = geo_encoding.date_fraction_from_parts(date[:, 0], date[:, 1], date[:, 2])
+    places = geo_encoding.place(latitude, longitude, fraction)
+    return geo_prior.apply(image_probabilities(images), places)
+
+  module.from_bytes_and_place = from_bytes_and_place
+  module.probabilities_with_place = probabilities_with_place
 
 
 def _warmup_request(example_jpeg):
@@ -118,9 +168,11 @@ def _sample_jpeg(data_dir, image_size):
 
 def export_saved_model(module, export_dir, sample_jpeg):
   path = os.path.join(export_dir, "saved_model")
-  tf.saved_model.save(module, path, signatures={
-      "serving_default": module.from_bytes, "serving_images": module.from_images,
-      "serving_examples": module.from_examples})
+  signatures = {"serving_default": module.from_bytes, "serving_images": module.from_images,
+                "serving_examples": module.from_examples}
+  if hasattr(module, "from_bytes_and_place"):
+    signatures["serving_with_place"] = module.from_bytes_and_place
+  tf.saved_model.save(module, path, signatures=signatures)
   tf.io.gfile.makedirs(os.path.join(path, "assets.extra"))
   with tf.io.TFRecordWriter(os.path.join(path, WARMUP_PATH)) as writer:
     writer.write(_warmup_request(sample_jpeg))
@@ -145,13 +197,16 @@ def export_tflite(module, export_dir, data_dir):
   function or its SavedModel leaves READ_VARIABLE ops the TFLite runtime cannot resolve.
   """
   size = module.image_size
-  frozen = convert_to_constants.convert_variables_to_constants_v2(
-      module.probabilities.get_concrete_function())
-  variants = {"model.tflite": None}
+  freeze = lambda function: convert_to_constants.convert_variables_to_constants_v2(
+      function.get_concrete_function())
+  frozen = freeze(module.probabilities)
+  variants = {"model.tflite": (frozen, None)}
   if data_dir:
-    variants["model_int8.tflite"] = _representative_images(data_dir, size)
+    variants["model_int8.tflite"] = (frozen, _representative_images(data_dir, size))
+  if hasattr(module, "probabilities_with_place"):
+    variants["model_with_place.tflite"] = (freeze(module.probabilities_with_place), None)
   paths = {}
-  for name, representative in variants.items():
+  for name, (frozen, representative) in variants.items():
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
     if representative is not None:
       converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -163,10 +218,18 @@ def export_tflite(module, export_dir, data_dir):
   return paths
 
 
-def export(model_dir, export_dir, *, data_dir="", which="best", top_k=5, tflite=True):
-  """Writes the SavedModel (and TFLite models); returns export_info."""
+def export(model_dir, export_dir, *, data_dir="", which="best", top_k=5, tflite=True,
+           geo_dir=""):
+  """Writes the SavedModel (and TFLite models); returns export_info.
+
+  geo_dir: a location prior (inat-train-geo) to fold into serving_with_place and
+  model_with_place.tflite; serving_default and model.tflite stay image-only.
+  """
   trained = trained_model.load(model_dir, which)
-  module = serving_module(trained, top_k)
+  geo_prior = geo_prior_lib.load(geo_dir) if geo_dir else None
+  if geo_prior is not None:
+    geo_prior.check_matches(trained.label_map, model_dir)
+  module = serving_module(trained, top_k, geo_prior)
   tf.io.gfile.makedirs(export_dir)
   files = {"saved_model": export_saved_model(module, export_dir,
                                             _sample_jpeg(data_dir, trained.image_size))}
@@ -178,7 +241,8 @@ def export(model_dir, export_dir, *, data_dir="", which="best", top_k=5, tflite=
         zip(label_map.category_ids, label_map.names))))
   info = {"model": trained.model_name, "image_size": trained.image_size,
           "num_classes": label_map.num_classes, "top_k": module.top_k,
-          "files": files, "model_dir": model_dir, "which": which,
+          "files": files, "model_dir": model_dir, "which": which, "geo_dir": geo_dir,
+          "geo_use_date": geo_prior.use_date if geo_prior is not None else None,
           # inside the exported graphs too (trained_model.load applied it): serving = inat-eval
           "long_tail_adjustment": trained.adjustment.describe() if trained.adjustment else None}
   with tf.io.gfile.GFile(os.path.join(export_dir, "export_info.json"), "w") as f:
@@ -196,13 +260,16 @@ def run(argv=None):
   trained_model.define_which_flag(flags)
   flags.DEFINE_integer("top_k", 5, "Categories returned per image.")
   flags.DEFINE_bool("tflite", True, "Also write TFLite models.")
+  flags.DEFINE_string("geo_dir", "", "A location prior (inat-train-geo): adds the signature "
+                      "serving_with_place and model_with_place.tflite.")
 
   def main(_):
     f = flags.FLAGS
     try:
       info = export(f.model_dir, f.export_dir, data_dir=f.data_dir, which=f.which,
-                    top_k=f.top_k, tflite=f.tflite)
-    except (FileNotFoundError, ValueError) as e:  # ValueError: a stale long-tail adjustment
+                    top_k=f.top_k, tflite=f.tflite, geo_dir=f.geo_dir)
+    except (FileNotFoundError, ValueError, geo_prior_lib.GeoError) as e:  # ValueError: a stale
+      # long-tail adjustment
       sys.exit(f"inat-export: {e}")
     for name, path in info["files"].items():
       print(f"{name}: {path}")

@@ -9,6 +9,7 @@ frequent training species, and a warning names it. Category ids are the dataset'
 the model's class indices.
 """
 
+import os
 import sys
 
 import numpy as np
@@ -39,6 +40,25 @@ def from_keras(data_dir, model_dir, split, *, which="best", batch_size=64, flip=
   predictions = trained_model.predict(trained, data_dir, split, batch_size, flip=flip)
   ids = np.asarray(trained.label_map.category_ids)
   return _by_image(predictions.image_ids, ids[predictions.top_indices])
+
+
+def from_keras_with_prior(data_dir, model_dir, geo_dir, split, *, which="best", batch_size=64,
+                          flip=False):
+  """({image id: 5 category ids} image only, the same with the location prior, its comparison
+  (inat_tf.geo.report.compare, scored where the split has labels)) from a model dir and a
+  prior dir (inat-train-geo)."""
+  from inat_tf import trained_model  # pylint: disable=g-import-not-at-top
+  from inat_tf.geo import prior as prior_lib  # pylint: disable=g-import-not-at-top
+  from inat_tf.geo import report  # pylint: disable=g-import-not-at-top
+  trained = trained_model.load(model_dir, which)
+  prior = prior_lib.load(geo_dir)
+  prior.check_matches(trained.label_map, model_dir)
+  predictions = trained_model.predict(trained, data_dir, split, batch_size, flip=flip,
+                                      geo_prior=prior)
+  ids = np.asarray(trained.label_map.category_ids)
+  return (_by_image(predictions.image_ids, ids[predictions.top_indices]),
+          _by_image(predictions.image_ids, ids[predictions.geo_top_indices]),
+          report.compare(predictions))
 
 
 def from_saved_model(data_dir, export_dir, split, *, batch_size=64):
@@ -86,22 +106,45 @@ def write_submission(path, rows):
   tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
+def image_only_path(output):
+  """Where inat-predict --geo_dir writes the image-only submission beside `output`."""
+  stem, extension = os.path.splitext(output)
+  return f"{stem}.image_only{extension or '.csv'}"
+
+
 def predict_to_csv(data_dir, split, output, *, model_dir="", saved_model="", which="best",
-                   batch_size=64, flip=False, log=print):
-  """Writes the submission CSV; returns the number of rows filled by the fallback."""
+                   batch_size=64, flip=False, log=print, geo_dir=""):
+  """Writes the submission CSV; returns the number of rows filled by the fallback.
+
+  geo_dir: a location prior (inat-train-geo, --model_dir only); `output` then holds the
+  predictions with the prior, image_only_path(output) those without, and the log compares them.
+  """
   if bool(model_dir) == bool(saved_model):
     raise PredictError("Give exactly one of --model_dir (inat-train) and --saved_model "
                        "(inat-export)")
+  if geo_dir and saved_model:
+    raise PredictError("--geo_dir goes with --model_dir; a SavedModel exported with --geo_dir "
+                       "has the prior inside (signature serving_with_place)")
   label_map = label_map_lib.LabelMap.load(data_dir)
+  image_only = None
   if saved_model:
     predicted = from_saved_model(data_dir, saved_model, split, batch_size=batch_size)
+  elif geo_dir:
+    image_only, predicted, comparison = from_keras_with_prior(
+        data_dir, model_dir, geo_dir, split, which=which, batch_size=batch_size, flip=flip)
   else:
     predicted = from_keras(data_dir, model_dir, split, which=which, batch_size=batch_size,
                            flip=flip)
   most_frequent = np.argsort(label_map.train_counts, kind="stable")[::-1][:5]
   fallback = [label_map.category_ids[i] for i in most_frequent]
-  rows, filled = submission_rows(listed_image_ids(data_dir, split), predicted, fallback)
+  listed = listed_image_ids(data_dir, split)
+  rows, filled = submission_rows(listed, predicted, fallback)
   write_submission(output, rows)
+  if image_only is not None:
+    from inat_tf.geo import report  # pylint: disable=g-import-not-at-top
+    write_submission(image_only_path(output), submission_rows(listed, image_only, fallback)[0])
+    log(f"inat-predict: image-only predictions in {image_only_path(output)}")
+    log(report.markdown(comparison))
   if filled:
     log(f"inat-predict: warning: {len(filled)} images of the {split} JSON are not in the "
         f"records (rejected by inat-build, see manifest.json); they get the 5 most frequent "
@@ -123,14 +166,18 @@ def run(argv=None):
   trained_model.define_which_flag(flags)
   flags.DEFINE_bool("flip", False, "Average with the mirrored view (--model_dir only).")
   flags.DEFINE_integer("batch_size", 64, "Images per batch.")
+  flags.DEFINE_string("geo_dir", "", "A location prior (inat-train-geo): --output gets the "
+                      "predictions with it, OUTPUT.image_only.csv those without.")
 
   def main(_):
+    from inat_tf.geo.prior import GeoError  # pylint: disable=g-import-not-at-top
     f = flags.FLAGS
     try:
       predict_to_csv(f.data_dir, f.split, f.output, model_dir=f.model_dir,
                      saved_model=f.saved_model, which=f.which, batch_size=f.batch_size,
-                     flip=f.flip, log=lambda message: print(message, file=sys.stderr))
-    except (PredictError, FileNotFoundError, ValueError) as e:  # ValueError: long_tail's
+                     flip=f.flip, log=lambda message: print(message, file=sys.stderr),
+                     geo_dir=f.geo_dir)
+    except (PredictError, FileNotFoundError, ValueError, GeoError) as e:  # ValueError: long_tail's
       sys.exit(f"inat-predict: {e}")
 
   app.run(main, argv=argv)

@@ -125,6 +125,7 @@ class _Species:
   counts: dict  # split -> number of images
   home: tuple   # (lat, lon) centre of its range
   peak_day: int  # day of year it is most often photographed
+  genus: int = 0  # species of one genus are look-alike siblings with overlapping ranges
 
 
 @dataclasses.dataclass
@@ -211,8 +212,8 @@ def _make_species(config, rng):
     category_ids = sorted(rng.choice(5 * config.num_species, size=config.num_species,
                                      replace=False).tolist())
   species = []
-  for (supercategory, _, look), name, category_id, n_train in zip(generated, names, category_ids,
-                                                                  train_counts):
+  for (supercategory, genus, look), name, category_id, n_train in zip(generated, names,
+                                                                      category_ids, train_counts):
     # Validation takes observers until it has >30 photos or 33% of train+val (paper Sec. 3.2).
     n_val = int(min(30, max(4, round(n_train / 2))))
     if config.val_per_species:  # balanced held-out images, as long-tail benchmarks test on
@@ -221,8 +222,32 @@ def _make_species(config, rng):
         category_id=int(category_id), name=name, supercategory=supercategory, look=look,
         counts={"train": n_train, "val": n_val, "test": n_val},
         home=(float(rng.uniform(-45, 60)), float(rng.uniform(-170, 170))),
-        peak_day=int(rng.integers(0, 365))))
+        peak_day=int(rng.integers(0, 365)), genus=genus))
+  _share_ranges_within_genera(species)
   return species
+
+
+# Photos scatter around their species' range centre and seasonal peak with these standard
+# deviations, and siblings' centres and peaks sit SIBLING_OFFSET apart (under one deviation), so
+# siblings' ranges and seasons overlap: where and when a photo was taken helps tell them apart
+# (which their images do only by spot count) but does not decide. Unrelated genera live anywhere.
+RANGE_SCATTER = (12.0, 20.0, 45.0)  # degrees latitude, degrees longitude, days
+SIBLING_OFFSET = (6.0, 10.0, 30)   # degrees latitude, degrees longitude, days
+
+
+def _share_ranges_within_genera(species):
+  """Moves each genus's species around the first one's home and season (no random draws, so
+  the rest of the sample is unchanged)."""
+  by_genus = {}
+  for sp in species:
+    by_genus.setdefault(sp.genus, []).append(sp)
+  for members in by_genus.values():
+    (lat, lon), day = members[0].home, members[0].peak_day
+    for k, sp in enumerate(members):
+      shift = k - (len(members) - 1) / 2
+      sp.home = (float(np.clip(lat + shift * SIBLING_OFFSET[0], -60, 75)),
+                 float((lon + shift * SIBLING_OFFSET[1] + 180) % 360 - 180))
+      sp.peak_day = int(round(day + shift * SIBLING_OFFSET[2])) % 365
 
 
 def _photo_size(max_side, rng):
@@ -391,10 +416,12 @@ def _locations_json(photos, split, rng):
     record = {"id": photo.image_id, "lat": None, "lon": None, "date": None, "date_c": None,
               "user_id": _user_id(photo)}
     if rng.uniform() > 0.08:
-      record["lat"] = round(float(np.clip(sp.home[0] + rng.normal(0, 3), -89.9, 89.9)), 5)
-      record["lon"] = round(float((sp.home[1] + rng.normal(0, 5) + 180) % 360 - 180), 5)
+      record["lat"] = round(float(np.clip(sp.home[0] + rng.normal(0, RANGE_SCATTER[0]), -89.9,
+                                          89.9)), 5)
+      record["lon"] = round(float((sp.home[1] + rng.normal(0, RANGE_SCATTER[1]) + 180) % 360
+                                  - 180), 5)
     if rng.uniform() > 0.04:
-      day = int(sp.peak_day + rng.normal(0, 30)) % 365
+      day = int(sp.peak_day + rng.normal(0, RANGE_SCATTER[2])) % 365
       year = int(rng.integers(0, 9))
       seconds = int(rng.integers(6 * 3600, 20 * 3600))
       when = epoch + datetime.timedelta(days=365 * year + day, seconds=seconds)

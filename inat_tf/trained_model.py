@@ -27,6 +27,7 @@ from inat_tf import preprocessing
 from inat_tf import records
 from inat_tf import run_common
 from inat_tf import schema
+from inat_tf.geo import encoding as geo_encoding
 
 CHOICES = ("best", "final")  # --which
 CHECKPOINTS = "checkpoints"
@@ -122,34 +123,57 @@ class Predictions:
   labels: np.ndarray
   top_indices: np.ndarray
   top_scores: np.ndarray
+  # With a location prior (inat_tf.geo): top-5 of the combination, and which images had a place.
+  geo_top_indices: np.ndarray = None
+  geo_top_scores: np.ndarray = None
+  has_place: np.ndarray = None
 
 
-def predict(trained, data_dir, split, batch_size=64, flip=False, multi_crop=False):
+def predict(trained, data_dir, split, batch_size=64, flip=False, multi_crop=False,
+            geo_prior=None):
   """The inference loop: `trained` over every example of a split once, in shard order; softmax
-  averaged over the views (preprocessing.eval_views); the top TOP_K classes per image."""
+  averaged over the views (preprocessing.eval_views); the top TOP_K classes per image.
+
+  geo_prior: an inat_tf.geo.prior.GeoPrior; then the top TOP_K of the image probabilities
+  combined with it (inat_tf.geo.prior.combine) are returned too, with which images had a place.
+  """
+  keys = [schema.ENCODED, schema.LABEL, schema.IMAGE_ID] + list(
+      geo_encoding.PLACE_KEYS if geo_prior else [])
+
   def views(example):
     images = preprocessing.eval_views(example[schema.ENCODED], trained.image_size, flip,
                                       multi_crop)
-    return trained.normalize(images), example[schema.LABEL], example[schema.IMAGE_ID]
+    places = geo_encoding.places_from_examples(example) if geo_prior else tf.zeros([3])
+    return trained.normalize(images), example[schema.LABEL], example[schema.IMAGE_ID], places
 
-  dataset = (records.examples(data_dir, split, [schema.ENCODED, schema.LABEL, schema.IMAGE_ID])
+  dataset = (records.examples(data_dir, split, keys)
              .map(views, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
              .prefetch(tf.data.AUTOTUNE))
 
   @tf.function
-  def top_k(images):
+  def top_k(images, places):
     shape = tf.shape(images)  # [batch, views, h, w, 3]
     logits = trained.model(tf.reshape(images, tf.concat([[-1], shape[2:]], 0)), training=False)
     probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
     probabilities = tf.reduce_mean(tf.reshape(probabilities, [shape[0], shape[1], -1]), axis=1)
-    return tf.math.top_k(probabilities, TOP_K)
+    if geo_prior is None:
+      return tf.math.top_k(probabilities, TOP_K), None, None
+    return (tf.math.top_k(probabilities, TOP_K),
+            tf.math.top_k(geo_prior.apply(probabilities, places), TOP_K),
+            geo_prior.available(places))
 
-  ids, labels, indices, scores = [], [], [], []
-  for images, batch_labels, batch_ids in dataset:
-    top = top_k(images)
+  ids, labels, indices, scores, geo_indices, geo_scores, has_place = [], [], [], [], [], [], []
+  for images, batch_labels, batch_ids, places in dataset:
+    top, geo_top, available = top_k(images, places)
     ids.append(batch_ids.numpy())
     labels.append(batch_labels.numpy())
     indices.append(top.indices.numpy())
     scores.append(top.values.numpy())
+    if geo_prior is not None:
+      geo_indices.append(geo_top.indices.numpy())
+      geo_scores.append(geo_top.values.numpy())
+      has_place.append(available.numpy())
+  joined = lambda parts: np.concatenate(parts) if parts else None
   return Predictions(np.concatenate(ids), np.concatenate(labels), np.concatenate(indices),
-                     np.concatenate(scores))
+                     np.concatenate(scores), joined(geo_indices), joined(geo_scores),
+                     joined(has_place))

@@ -1,0 +1,240 @@
+"""`inat-train-geo`: trains the location/date prior on the train split's places alone.
+
+  inat-train-geo --data_dir D --geo_dir G [--epochs 30] [--nouse_date]
+
+Mac Aodha, Cole and Perona, "Presence-Only Geographical Priors for Fine-Grained Image
+Classification", ICCV 2019: network and loss in inat_tf/geo/model.py. The paper's settings are
+the defaults (width 256, 4 residual blocks, Adam, batch 1024, learning rate 5e-4 decayed ×0.98
+per epoch, λ = number of classes). No images are read: one train example is one (species,
+latitude, longitude, date) observation; examples without coordinates (or without a date, when
+dates are used) are left out and counted. Small enough for a CPU: the whole split's places live in
+memory (iNat2017: 579k × 3 floats).
+
+Like inat-train, a rerun with the same --geo_dir resumes from the last checkpoint (step, weights,
+optimizer state, best score), and the same epoch order follows (each epoch's shuffle is seeded by
+(seed, epoch); each step's background places by (seed, step)). Under --geo_dir (gfile paths):
+  checkpoints/ logs/train logs/val   tf.train.Checkpoint; TensorBoard scalars
+  best.keras final.keras             the prior with the best val prior-only top-1; the last one
+  label_map.json geo_config.json     classes, and how places are encoded (use_date)
+  train_summary.json                 steps, seconds, val scores
+"""
+
+import dataclasses
+import math
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from inat_tf import flag_config
+from inat_tf import label_map as label_map_lib
+from inat_tf import records
+from inat_tf import run_common
+from inat_tf import schema
+from inat_tf import train as image_train
+from inat_tf.geo import encoding
+from inat_tf.geo import model as geo_model
+from inat_tf.geo import prior as prior_lib
+
+_flag = flag_config.field  # a config field that is also a command-line flag
+# inat-train's plumbing, shared so that both model dirs are written the same way.
+duration = image_train._duration  # pylint: disable=protected-access
+
+
+@dataclasses.dataclass(frozen=True)
+class GeoTrainConfig:
+  """One field per inat-train-geo flag: its default and help text (flag_config)."""
+  data_dir: str = _flag(help="Data dir written by inat-build.")
+  geo_dir: str = _flag(help="Where the prior's checkpoints, logs and models go (gs:// works).")
+  epochs: float = _flag(30.0, "Epochs over the train places.")
+  batch_size: int = _flag(1024, "Places per step.")
+  learning_rate: float = _flag(5e-4, "Adam learning rate.")
+  lr_decay_rate: float = _flag(0.98, "Learning-rate factor per epoch (the paper's code).")
+  width: int = _flag(256, "Units per layer (the paper: 256).")
+  num_blocks: int = _flag(4, "Residual blocks (the paper: 4).")
+  dropout_rate: float = _flag(0.5, "Dropout inside the blocks.")
+  positive_weight: float = _flag(0.0, "λ of the loss; 0 = the number of classes (the paper's "
+                                 "choice).")
+  use_date: bool = _flag(True, "Condition on the date as well as the position; --nouse_date "
+                         "gives a location-only prior, usable on photos without a date.")
+  keep_checkpoints: int = _flag(3, "Checkpoints kept.")
+  log_steps: int = _flag(100, "Progress line every N steps.")
+  seed: int = _flag(0, "Random seed (initialisation, epoch order, background places).")
+
+
+def split_places(data_dir, split, use_date):
+  """(places [N, 3] float32, labels [N] int64, examples read) for a split's labelled examples
+  with a usable place, read from the records (no image is decoded)."""
+  keys = [schema.LABEL, *encoding.PLACE_KEYS]
+  dataset = records.examples(data_dir, split, keys).batch(4096).map(
+      lambda e: (encoding.places_from_examples(e), e[schema.LABEL]))
+  places, labels = [np.zeros([0, 3], np.float32)], [np.zeros([0], np.int64)]
+  for batch_places, batch_labels in dataset:
+    places.append(batch_places.numpy())
+    labels.append(batch_labels.numpy())
+  places, labels = np.concatenate(places), np.concatenate(labels)
+  keep = encoding.has_place(tf.constant(places), use_date).numpy() & (labels >= 0)
+  return places[keep], labels[keep], len(labels)
+
+
+def _top_k_accuracy(logits, labels):
+  top = tf.math.top_k(logits, min(5, logits.shape[1])).indices.numpy()
+  return float(np.mean(top[:, 0] == labels)), float(np.mean((top == labels[:, None]).any(1)))
+
+
+def train(config, log=print):
+  """Trains (or resumes) the prior per `config`; returns the train summary dict."""
+  label_map = label_map_lib.LabelMap.load(config.data_dir)
+  places, labels, read = split_places(config.data_dir, "train", config.use_date)
+  what = "coordinates and a date" if config.use_date else "coordinates"
+  if len(labels) == 0:
+    raise image_train.TrainError(
+        f"None of the {read:,} train examples in {config.data_dir} has {what}: the prior has "
+        f"nothing to learn from (locations are published for iNat2017 in "
+        f"train2017_locations.json; rebuild with it beside the JSON)")
+  has_val = records.has_shards(config.data_dir, "val")
+  val_places, val_labels, _ = (split_places(config.data_dir, "val", config.use_date)
+                               if has_val else (None, np.zeros([0]), 0))
+  steps_per_epoch = int(math.ceil(len(labels) / config.batch_size))
+  total_steps = int(math.ceil(config.epochs * steps_per_epoch))
+  if total_steps <= 0:
+    raise image_train.TrainError("Say how long to train: --epochs must be > 0")
+  log(f"inat-train-geo: {len(labels):,} of {read:,} train examples have {what}; "
+      f"{label_map.num_classes} classes, {steps_per_epoch:,} steps per epoch of "
+      f"{config.batch_size}, {total_steps:,} steps in all")
+
+  tf.io.gfile.makedirs(config.geo_dir)
+  checkpoint_dir = os.path.join(config.geo_dir, "checkpoints")
+  resuming = tf.train.latest_checkpoint(checkpoint_dir) is not None
+  config_path = os.path.join(config.geo_dir, prior_lib.CONFIG_FILE)
+  if resuming and tf.io.gfile.exists(config_path):
+    previous = run_common.read_json(config_path)
+    changed = [k for k in ("num_classes", "use_date", "width", "num_blocks")
+               if previous.get(k) != {**dataclasses.asdict(config),
+                                      "num_classes": label_map.num_classes}[k]]
+    if changed:
+      raise image_train.TrainError(
+          f"{config.geo_dir} holds a prior trained with other {', '.join(changed)}: give a new "
+          f"--geo_dir, or the same settings to resume")
+  keras.utils.set_random_seed(config.seed)
+  model = geo_model.build(label_map.num_classes, encoding.num_features(config.use_date),
+                          config.width, config.num_blocks, config.dropout_rate)
+  schedule = keras.optimizers.schedules.ExponentialDecay(
+      config.learning_rate, steps_per_epoch, config.lr_decay_rate, staircase=True)
+  optimizer = keras.optimizers.Adam(schedule)
+  optimizer.build(model.trainable_variables)
+  best_top1 = tf.Variable(-1.0, trainable=False, name="best_val_top1")
+  checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, best_top1=best_top1)
+  manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, config.keep_checkpoints)
+  if resuming:
+    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+  step = int(optimizer.iterations.numpy())
+  if resuming:
+    log(f"inat-train-geo: resuming from {manager.latest_checkpoint} at step {step:,} "
+        f"(epoch {step / steps_per_epoch:.2f})")
+  tf.io.gfile.copy(os.path.join(config.data_dir, records.LABEL_MAP),
+                   os.path.join(config.geo_dir, records.LABEL_MAP), overwrite=True)
+  run_common.write_json(config_path, {
+      **dataclasses.asdict(config), "num_classes": label_map.num_classes,
+      "train_places": len(labels), "steps_per_epoch": steps_per_epoch,
+      "total_steps": total_steps,
+      "method": "Mac Aodha, Cole, Perona 2019, presence-only loss L_full-assym"})
+
+  positive_weight = config.positive_weight or float(label_map.num_classes)
+
+  @tf.function
+  def train_step(batch_places, batch_labels, step_seed):
+    background = geo_model.random_places(tf.shape(batch_places)[0], step_seed)
+    with tf.GradientTape() as tape:
+      both = model(encoding.encode(tf.concat([batch_places, background], 0), config.use_date),
+                   training=True)
+      n = tf.shape(batch_places)[0]
+      loss = geo_model.presence_only_loss(both[:n], both[n:], batch_labels, positive_weight)
+    gradients = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+    return loss
+
+  @tf.function
+  def prior_logits(batch_places):
+    return model(encoding.encode(batch_places, config.use_date), training=False)
+
+  def evaluate():
+    logits = np.concatenate([prior_logits(val_places[i:i + 8192]).numpy()
+                             for i in range(0, len(val_labels), 8192)])
+    return _top_k_accuracy(tf.constant(logits), val_labels)
+
+  def save_model(name):
+    path = os.path.join(config.geo_dir, name)
+    model.save(path + ".tmp.keras")
+    tf.io.gfile.rename(path + ".tmp.keras", path, overwrite=True)
+
+  writers = {name: tf.summary.create_file_writer(os.path.join(config.geo_dir, "logs", name))
+             for name in ("train", "val")}
+  start_time, start_step, val_scores = time.monotonic(), step, None
+  losses, last_time, last_step = [], time.monotonic(), step
+  order, order_epoch = None, -1
+  while step < total_steps:
+    epoch, offset = divmod(step, steps_per_epoch)
+    if epoch != order_epoch:
+      order = np.random.default_rng([config.seed, epoch]).permutation(len(labels))
+      order_epoch = epoch
+    chosen = order[offset * config.batch_size:(offset + 1) * config.batch_size]
+    losses.append(float(train_step(tf.constant(places[chosen]), tf.constant(labels[chosen]),
+                                   tf.constant([config.seed, step], tf.int64))))
+    step += 1
+    epoch_end = step % steps_per_epoch == 0 or step == total_steps
+    if step % config.log_steps == 0 or epoch_end:
+      now = time.monotonic()
+      rate = (step - last_step) * config.batch_size / max(now - last_time, 1e-9)
+      eta = (total_steps - step) * config.batch_size / max(rate, 1e-9)
+      loss = float(np.mean(losses))
+      log(f"step {step:,}/{total_steps:,} (epoch {step / steps_per_epoch:.2f}) loss {loss:.4f} "
+          f"lr {float(schedule(step)):.6f} {rate:,.0f} places/s "
+          f"ETA {duration(eta)}")
+      with writers["train"].as_default(step=step):
+        tf.summary.scalar("loss", loss)
+        tf.summary.scalar("places_per_second", rate)
+      losses, last_time, last_step = [], now, step
+    if epoch_end:
+      if len(val_labels):
+        val_scores = evaluate()
+        improved = val_scores[0] > float(best_top1.numpy())
+        log(f"val at step {step:,}: prior-only top-1 {100 * val_scores[0]:.2f}% top-5 "
+            f"{100 * val_scores[1]:.2f}% on {len(val_labels):,} places"
+            + (" (best so far)" if improved else ""))
+        if improved:
+          best_top1.assign(val_scores[0])
+          save_model("best.keras")
+        with writers["val"].as_default(step=step):
+          tf.summary.scalar("prior_top1", val_scores[0])
+          tf.summary.scalar("prior_top5", val_scores[1])
+      manager.save(checkpoint_number=step)
+
+  save_model("final.keras")
+  if not tf.io.gfile.exists(os.path.join(config.geo_dir, "best.keras")):
+    save_model("best.keras")  # no val places: the final prior is the best we know
+  seconds = time.monotonic() - start_time
+  summary = {"steps": step, "epochs": step / steps_per_epoch, "steps_this_run": step - start_step,
+             "seconds_this_run": round(seconds, 1), "train_places": len(labels),
+             "val_places": int(len(val_labels)), "best_val_prior_top1": float(best_top1.numpy()),
+             "final_val_prior_top1": val_scores[0] if val_scores else None,
+             "final_val_prior_top5": val_scores[1] if val_scores else None}
+  run_common.write_json(os.path.join(config.geo_dir, "train_summary.json"), summary)
+  for writer in writers.values():
+    writer.flush()
+  log(f"inat-train-geo: done, step {step:,}; prior in {config.geo_dir}")
+  return summary
+
+
+def run(argv=None):
+  """Console entry point `inat-train-geo`."""
+  flag_config.run_command(
+      "inat-train-geo", GeoTrainConfig,
+      lambda config, _: train(config, log=lambda message: print(message, flush=True)),
+      errors=(image_train.TrainError, FileNotFoundError), argv=argv)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,361 @@
+"""The location prior (inat_tf/geo): encoding, loss, combination, training, and its use by
+inat-eval, inat-predict, inat-export and inat-classify."""
+
+import io
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import ExifTags
+from PIL import Image
+
+from inat_tf import classify
+from inat_tf import evaluate
+from inat_tf import export
+from inat_tf import label_map as label_map_lib
+from inat_tf import predict
+from inat_tf import records
+from inat_tf import sample_download
+from inat_tf import schema
+from inat_tf import trained_model
+from inat_tf.geo import encoding
+from inat_tf.geo import model as geo_model
+from inat_tf.geo import prior as prior_lib
+from inat_tf.geo import report
+from inat_tf.geo import train as geo_train
+from tests.conftest import TRAINED_MODEL_GROUP
+from tests.helpers import console_script
+
+NAN = math.nan
+
+
+# -- encoding -------------------------------------------------------------------------------------
+
+def test_date_fraction_on_hand_made_dates():
+  dates = ["2017-01-01 10:00:00+00:00", "2017-12-31", "2016-12-31", "2016-03-01", "2017-03-01",
+           "2017:07:04 11:00:00", "2016-02-29", " 2017-06-01 ",
+           "", "not a date", "2017-13-01", "2017-02-29", "2017-04-31", "2017-00-10"]
+  expected = [0, 364 / 365, 365 / 366, 60 / 366, 59 / 365, 184 / 365, 59 / 366, 151 / 365] + \
+      [NAN] * 6
+  np.testing.assert_allclose(encoding.date_fraction(dates).numpy(), expected, rtol=1e-6)
+  np.testing.assert_allclose(encoding.date_fraction_from_parts([2017, 2016, 0], [3, 3, 0],
+                                                               [1, 1, 0]).numpy(),
+                             [59 / 365, 60 / 366, NAN], rtol=1e-6)
+
+
+def test_encoding_is_the_papers_sin_cos_of_scaled_coordinates():
+  places = encoding.place([45.0, -90.0, 10.0, 95.0], [90.0, 180.0, -200.0, 0.0],
+                          [0.25, 0.5, NAN, 0.0])
+  got = places.numpy()
+  # Out-of-range coordinates become missing, never a different real place.
+  assert np.isnan(got[2, :2]).all() and np.isnan(got[3, :2]).all() and np.isnan(got[2, 2])
+  np.testing.assert_array_equal(encoding.has_place(places).numpy(), [True, True, False, False])
+  np.testing.assert_array_equal(encoding.has_place(places, use_date=False).numpy(),
+                                [True, True, False, False])
+  x = encoding.encode(places[:2]).numpy()
+  lon, lat, day = np.array([0.5, 1.0]), np.array([0.5, -1.0]), np.array([-0.5, 0.0])
+  expected = np.stack([np.sin(np.pi * lon), np.sin(np.pi * lat), np.cos(np.pi * lon),
+                       np.cos(np.pi * lat), np.sin(np.pi * day), np.cos(np.pi * day)], axis=1)
+  np.testing.assert_allclose(x, expected, atol=1e-6)
+  assert encoding.encode(places, use_date=False).shape == (4, 4)
+  assert np.isfinite(encoding.encode(places).numpy()).all()
+  # Location without a date: usable only by a location-only prior.
+  no_date = encoding.place([1.0], [2.0], [NAN])
+  assert not encoding.has_place(no_date).numpy()[0]
+  assert encoding.has_place(no_date, use_date=False).numpy()[0]
+
+
+def test_random_background_places_are_uniform_on_the_sphere():
+  places = geo_model.random_places(40000, tf.constant([3, 4])).numpy()
+  assert (np.abs(places[:, 0]) <= 90).all() and (np.abs(places[:, 1]) <= 180).all()
+  assert ((places[:, 2] >= 0) & (places[:, 2] < 1)).all()
+  # A band |latitude| < 30° holds sin(30°) = half of the sphere's area (a uniform draw of
+  # latitude would put a third there).
+  assert np.mean(np.abs(places[:, 0]) < 30) == pytest.approx(0.5, abs=0.01)
+
+
+# -- loss and combination -------------------------------------------------------------------------
+
+def _log_sigmoid(z):
+  return np.log(1 / (1 + np.exp(-z)))
+
+
+def test_presence_only_loss_equals_the_papers_formula():
+  logits = np.array([[2.0, -1.0, 0.5], [-3.0, 1.0, 0.0]], np.float32)
+  background = np.array([[0.3, -2.0, 1.0], [-1.0, -1.0, 4.0]], np.float32)
+  labels = np.array([0, 2])
+  weight = 3.0
+  expected = 0.0
+  for n in range(2):
+    for c in range(3):
+      expected += (-weight * _log_sigmoid(logits[n, c]) if c == labels[n]
+                   else -np.log(1 - 1 / (1 + np.exp(-logits[n, c]))))
+      expected += -np.log(1 - 1 / (1 + np.exp(-background[n, c])))
+  expected /= 6  # both terms are means over N × C
+  got = geo_model.presence_only_loss(logits, background, labels, weight).numpy()
+  assert got == pytest.approx(expected, rel=1e-5)
+  # Finite for logits whose sigmoid rounds to 0 or 1 in float32.
+  assert np.isfinite(geo_model.presence_only_loss(
+      np.array([[200.0, -200.0]], np.float32), np.array([[300.0, -300.0]], np.float32),
+      np.array([1]), 2.0).numpy())
+
+
+def test_combination_equals_its_formula_and_leaves_rows_without_a_place_untouched():
+  image = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.25, 0.25, 0.5], [0.5, 0.5, 0.0]],
+                   np.float32)
+  prior_logits = np.array([[-2.0, 1.0, 0.0], [3.0, -3.0, 0.5], [5.0, 5.0, -5.0],
+                           [-1.0, 2.0, 0.0]], np.float32)
+  available = np.array([True, True, False, True])
+  got = prior_lib.combine(image, prior_logits, available).numpy()
+  product = image / 1.0 * (1 / (1 + np.exp(-prior_logits.astype(np.float64))))
+  expected = product / product.sum(axis=1, keepdims=True)
+  np.testing.assert_allclose(got[available], expected[available], rtol=1e-5, atol=1e-7)
+  assert got[2].tobytes() == image[2].tobytes()  # bit for bit
+  assert got[3, 2] == 0  # an impossible species stays impossible
+  # No 0/0 when the prior makes every species very unlikely.
+  tiny = prior_lib.combine(image[:1], np.full([1, 3], -300.0, np.float32), [True]).numpy()
+  np.testing.assert_allclose(tiny.sum(), 1.0, rtol=1e-5)
+
+
+def test_side_by_side_report_on_hand_made_predictions():
+  predictions = trained_model.Predictions(
+      image_ids=np.arange(4), labels=np.array([0, 1, 2, -1]),
+      top_indices=np.array([[1, 0], [1, 0], [0, 2], [0, 1]]), top_scores=np.zeros([4, 2]),
+      geo_top_indices=np.array([[0, 1], [1, 0], [0, 2], [1, 0]]), geo_top_scores=np.zeros([4, 2]),
+      has_place=np.array([True, True, False, True]))
+  comparison = report.compare(predictions)
+  rows = {row["name"]: row for row in comparison["subsets"]}
+  assert rows["all images"]["images"] == 3  # the unlabelled image is not scored
+  assert rows["all images"]["image_only"]["top1"] == pytest.approx(1 / 3)
+  assert rows["all images"]["with_prior"]["top1"] == pytest.approx(2 / 3)
+  assert rows["with a place"]["with_prior"]["top1"] == 1.0
+  assert rows["without a place"]["image_only"] == rows["without a place"]["with_prior"]
+  assert comparison["top1_changed"] == 2 and comparison["images_with_place"] == 3
+  assert "| with a place | 2 | 50.00% | 100.00% |" in report.markdown(comparison)
+
+
+def test_a_prior_for_other_classes_is_refused():
+  ours = label_map_lib.LabelMap((3, 5), ("a b", "c d"), (0, 0), ("X",), (1, 1))
+  other = label_map_lib.LabelMap((3, 6), ("a b", "c e"), (0, 0), ("X",), (1, 1))
+  prior = prior_lib.GeoPrior(model=None, use_date=True, label_map=ours)
+  prior.check_matches(ours, "M")
+  with pytest.raises(prior_lib.GeoError, match="inat-train-geo"):
+    prior.check_matches(other, "M")
+
+
+# -- EXIF and the sample --------------------------------------------------------------------------
+
+def _jpeg(pixels, latitude=None, longitude=None, date=None):
+  """JPEG bytes of `pixels`, with EXIF GPS and DateTimeOriginal when given."""
+  image = Image.fromarray(pixels)
+  exif = Image.Exif()
+  if latitude is not None:
+    as_dms = lambda value: (float(int(value)), float(int(value * 60 % 60)),
+                            round(value * 3600 % 60, 4))
+    exif[ExifTags.IFD.GPSInfo] = {1: "N" if latitude >= 0 else "S", 2: as_dms(abs(latitude)),
+                                  3: "E" if longitude >= 0 else "W", 4: as_dms(abs(longitude))}
+  if date is not None:
+    exif[ExifTags.IFD.Exif] = {36867: date.replace("-", ":") + " 10:30:00"}
+  out = io.BytesIO()
+  image.save(out, "JPEG", quality=95, exif=exif)
+  return out.getvalue()
+
+
+def test_exif_place_reads_gps_and_capture_date():
+  pixels = np.full([40, 50, 3], 120, np.uint8)
+  latitude, longitude, date = classify.exif_place(_jpeg(pixels, -33.8568, 151.2153, "2017-06-01"))
+  assert latitude == pytest.approx(-33.8568, abs=1e-4)
+  assert longitude == pytest.approx(151.2153, abs=1e-4)
+  assert date == "2017-06-01"
+  assert classify.exif_place(_jpeg(pixels)) == (None, None, None)
+  assert classify.exif_place(b"not an image") == (None, None, None)
+
+
+def test_sample_siblings_have_overlapping_ranges_and_seasons():
+  config = sample_download.SampleConfig()
+  make_species = sample_download._make_species  # pylint: disable=protected-access
+  species = make_species(config, np.random.default_rng(config.seed))
+  by_genus = {}
+  for sp in species:
+    by_genus.setdefault(sp.genus, []).append(sp)
+  siblings = [members for members in by_genus.values() if len(members) > 1]
+  assert siblings
+  for members in siblings:
+    homes = np.array([sp.home for sp in members])
+    # Apart (location helps) but within a few scatter widths (3° lat, 5° lon) of each other.
+    assert len({tuple(h) for h in homes.tolist()}) == len(members)
+    assert np.ptp(homes[:, 0]) <= 2 * sample_download.SIBLING_OFFSET[0] + 1e-9
+
+
+# -- training and the commands (slow) ------------------------------------------------------------
+
+QUICK_GEO = dict(batch_size=16, learning_rate=0.005, width=32, num_blocks=2, log_steps=1000)
+
+
+@pytest.fixture(scope="module")
+def geo_dir(tiny_built_dir, tmp_path_factory):
+  path = tmp_path_factory.mktemp("geo")
+  geo_train.train(geo_train.GeoTrainConfig(str(tiny_built_dir), str(path), epochs=30,
+                                           **QUICK_GEO), log=lambda m: None)
+  return path
+
+
+@pytest.mark.slow
+def test_train_geo_resumes_where_it_stopped(tiny_built_dir, tmp_path):
+  config = geo_train.GeoTrainConfig(str(tiny_built_dir), str(tmp_path), epochs=1, **QUICK_GEO)
+  first = geo_train.train(config, log=lambda m: None)
+  lines = []
+  second = geo_train.train(geo_train.GeoTrainConfig(str(tiny_built_dir), str(tmp_path),
+                                                    epochs=2, **QUICK_GEO), log=lines.append)
+  assert any("resuming from" in line and f"at step {first['steps']}" in line for line in lines)
+  assert second["steps"] == 2 * first["steps"] and second["steps_this_run"] == first["steps"]
+  for name in ("best.keras", "final.keras", "geo_config.json", "label_map.json",
+               "train_summary.json"):
+    assert (tmp_path / name).exists(), name
+  with pytest.raises(geo_train.image_train.TrainError, match="other width"):
+    geo_train.train(geo_train.GeoTrainConfig(str(tiny_built_dir), str(tmp_path), epochs=3,
+                                             **{**QUICK_GEO, "width": 16}), log=lambda m: None)
+
+
+@pytest.mark.slow
+@TRAINED_MODEL_GROUP
+def test_eval_reports_side_by_side_and_images_without_a_place_keep_their_answer(
+    tiny_built_dir, trained_dir, geo_dir):
+  report_ = evaluate.evaluate(str(tiny_built_dir), str(trained_dir), "val", geo_dir=str(geo_dir))
+  prior = report_["location_prior"]
+  assert prior["images"] == report_["images"] and 0 < prior["images_with_place"] < prior["images"]
+  rows = {row["name"]: row for row in prior["subsets"]}
+  assert rows["all images"]["image_only"]["top1"] == pytest.approx(report_["top1"])
+  assert rows["without a place"]["image_only"] == rows["without a place"]["with_prior"]
+  predictions = trained_model.predict(trained_model.load(str(trained_dir)), str(tiny_built_dir),
+                                      "val", geo_prior=prior_lib.load(str(geo_dir)))
+  missing = ~predictions.has_place
+  assert missing.any()
+  assert predictions.geo_top_scores[missing].tobytes() == predictions.top_scores[missing].tobytes()
+  assert (predictions.geo_top_indices[missing] == predictions.top_indices[missing]).all()
+
+
+@pytest.fixture(scope="module")
+def geo_export_dir(trained_dir, geo_dir, tmp_path_factory):
+  path = tmp_path_factory.mktemp("geo_export")
+  export.export(str(trained_dir), str(path), geo_dir=str(geo_dir))
+  return path
+
+
+_FRESH_PROCESS = """
+import json, math, sys
+import tensorflow as tf
+loaded = tf.saved_model.load(sys.argv[1])
+with_place, default = loaded.signatures['serving_with_place'], loaded.signatures['serving_default']
+spec = {k: tf.io.FixedLenFeature([], t) for k, t in [
+    ('image/encoded', tf.string), ('image/id', tf.int64), ('image/location/latitude', tf.float32),
+    ('image/location/longitude', tf.float32), ('image/location/has_coordinates', tf.int64),
+    ('image/location/date', tf.string)]}
+out = {}
+for b in tf.data.TFRecordDataset(sys.argv[2:]).map(
+    lambda r: tf.io.parse_single_example(r, spec)).batch(16):
+  has = b['image/location/has_coordinates'] > 0
+  lat = tf.where(has, b['image/location/latitude'], math.nan)
+  lon = tf.where(has, b['image/location/longitude'], math.nan)
+  served = with_place(image_bytes=b['image/encoded'], latitude=lat, longitude=lon,
+                      date=b['image/location/date'])
+  alone = default(image_bytes=b['image/encoded'])
+  for i, ids, used, alone_ids in zip(b['image/id'].numpy().tolist(),
+                                     served['category_ids'].numpy().tolist(),
+                                     served['used_place'].numpy().tolist(),
+                                     alone['category_ids'].numpy().tolist()):
+    out[i] = [ids, used, alone_ids]
+assert not [m for m in sys.modules if m.split('.')[0] in ('inat_tf', 'models')]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+@TRAINED_MODEL_GROUP
+def test_two_signature_saved_model_in_a_fresh_process_equals_inat_predict(
+    geo_export_dir, tiny_built_dir, trained_dir, geo_dir):
+  result = subprocess.run([sys.executable, "-c", _FRESH_PROCESS,
+                           str(geo_export_dir / "saved_model")] +
+                          records.shard_files(str(tiny_built_dir), "val"),
+                          capture_output=True, text=True, cwd="/")
+  assert result.returncode == 0, result.stderr[-3000:]
+  served = {int(k): v for k, v in json.loads(result.stdout.splitlines()[-1]).items()}
+  image_only, combined, comparison = predict.from_keras_with_prior(
+      str(tiny_built_dir), str(trained_dir), str(geo_dir), "val")
+  assert {i: v[0] for i, v in served.items()} == combined
+  assert {i: v[2] for i, v in served.items()} == image_only
+  assert sum(v[1] for v in served.values()) == comparison["images_with_place"]
+  for ids, used, alone in served.values():
+    if not used:
+      assert ids == alone
+  # The TFLite model with place inputs agrees with the signature.
+  interpreter = tf.lite.Interpreter(model_path=str(geo_export_dir / "model_with_place.tflite"))
+  interpreter.allocate_tensors()
+  inputs = {d["name"]: d["index"] for d in interpreter.get_input_details()}
+  output = interpreter.get_output_details()[0]["index"]
+  from inat_tf import preprocessing  # pylint: disable=g-import-not-at-top
+  category_ids = label_map_lib.LabelMap.load(str(trained_dir)).category_ids
+  agree, count = 0, 0
+  for e in records.examples(str(tiny_built_dir), "val", [schema.ENCODED, schema.IMAGE_ID,
+                                                         *encoding.PLACE_KEYS]).take(12):
+    size = interpreter.get_input_details()[0]["shape"][1]
+    interpreter.set_tensor(inputs["images"], preprocessing.eval_image(
+        e[schema.ENCODED], size).numpy()[np.newaxis])
+    has = int(e[schema.HAS_COORDINATES]) > 0
+    interpreter.set_tensor(inputs["latitude"], np.array(
+        [e[schema.LATITUDE] if has else NAN], np.float32))
+    interpreter.set_tensor(inputs["longitude"], np.array(
+        [e[schema.LONGITUDE] if has else NAN], np.float32))
+    date = e[schema.DATE].numpy().decode()
+    parts = [int(date[:4]), int(date[5:7]), int(date[8:10])] if date else [0, 0, 0]
+    interpreter.set_tensor(inputs["date"], np.array([parts], np.int32))
+    interpreter.invoke()
+    top1 = category_ids[int(np.argmax(interpreter.get_tensor(output)))]
+    agree += top1 == served[int(e[schema.IMAGE_ID])][0][0]
+    count += 1
+  assert agree == count
+
+
+@pytest.mark.slow
+@TRAINED_MODEL_GROUP
+def test_classify_reads_exif_like_flags_and_skips_unreadable_files(
+    tiny_built_dir, trained_dir, geo_dir, tmp_path):
+  example = next(iter(records.examples(str(tiny_built_dir), "val", [schema.ENCODED])))
+  pixels = tf.io.decode_jpeg(example[schema.ENCODED]).numpy()
+  place = dict(latitude=41.3851, longitude=2.1734, date="2017-06-01")
+  photos = tmp_path / "photos"
+  photos.mkdir()
+  (photos / "with_exif.jpg").write_bytes(_jpeg(pixels, **place))
+  (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a JPEG")
+  bare = tmp_path / "bare.jpg"
+  bare.write_bytes(_jpeg(pixels))
+  result = subprocess.run(
+      [console_script("inat-classify"), str(photos), f"--model_dir={trained_dir}",
+       f"--geo_dir={geo_dir}", "--top_k=3", f"--output_csv={tmp_path / 'out.csv'}",
+       f"--output_json={tmp_path / 'out.json'}"], capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "skipped" in result.stderr and "broken.jpg" in result.stderr
+  assert "position from EXIF GPS, date from EXIF" in result.stdout
+  assert "Traceback" not in result.stderr
+  from_exif = json.loads((tmp_path / "out.json").read_text())
+  assert [p["photo"] for p in from_exif["skipped"]] == [str(photos / "broken.jpg")]
+  (exif_result,) = from_exif["photos"]
+  assert exif_result["place"]["used"] and len(exif_result["predictions"]) == 3
+  assert len((tmp_path / "out.csv").read_text().splitlines()) == 1 + 3
+  with_flags, _ = classify.classify([str(bare)], str(trained_dir), str(geo_dir),
+                                    classify.Place(**place), top_k=3)
+  assert with_flags[0]["place"]["source"] == "position from flags, date from flags"
+  as_pairs = lambda r: [(p["category_id"], round(p["probability"], 5)) for p in r["predictions"]]
+  assert as_pairs(with_flags[0]) == as_pairs(exif_result)
+  image_only, _ = classify.classify([str(bare)], str(trained_dir), top_k=3)
+  assert image_only[0]["place"] is None
+  assert as_pairs(image_only[0]) != as_pairs(exif_result)  # the prior did take part
+  with pytest.raises(classify.ClassifyError, match="give --geo_dir"):
+    classify.classify([str(bare)], str(trained_dir), given=classify.Place(10.0, 20.0))
+  with pytest.raises(classify.ClassifyError, match="expected a real date"):
+    classify.classify([str(bare)], str(trained_dir), str(geo_dir),
+                      classify.Place(date="2017-02-30"))
