@@ -11,8 +11,8 @@ the terminal and optionally as CSV and JSON. Folders are searched recursively fo
 .png, .gif and .bmp files, in sorted order.
 
 Each photo goes through the same graph as the exported SavedModel (inat_tf.export.serving_module:
-the same decoding, central crop and resize; like TF Serving, no EXIF rotation is applied), so a
-photo gets the answer serving_default (or serving_with_place) would give. With --geo_dir, the
+the same decoding, EXIF orientation of JPEGs, central crop and resize), so a photo gets the
+answer serving_default (or serving_with_place) would give. With --geo_dir, the
 place is --latitude/--longitude and --date where given, otherwise the photo's own EXIF GPS
 position and capture date (DateTimeOriginal, else DateTime) where present; each photo's line says
 which it used. A photo with no usable place gets the image-only answer. Unreadable files are
