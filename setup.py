@@ -16,6 +16,7 @@ CONSOLE_SCRIPTS = [
     "inat-quickstart = inat_tf.quickstart:run",
     "inat-train-geo = inat_tf.geo.train:run",
     "inat-classify = inat_tf.classify:run",
+    "inat-overlap = tfrecord_builder.overlap:run",
     "inat-detect-train = inat_tf.detection.train:run",
     "inat-detect-eval = inat_tf.detection.evaluate:run",
     "inat-detect-export = inat_tf.detection.export:run",

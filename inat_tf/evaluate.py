@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from inat_tf import long_tail
+from inat_tf import rank_metrics
 from inat_tf import records
 from inat_tf import trained_model
 from inat_tf.geo import prior as geo_prior_lib
@@ -86,6 +87,8 @@ def summarize(predictions, label_map):
           "chance_top1": 1 / label_map.num_classes,
           "chance_top5": min(1.0, TOP_K / label_map.num_classes),
           "num_classes": label_map.num_classes, "supercategories": supercategories,
+          "ranks": rank_metrics.rank_accuracy(predictions.labels, predictions.top_indices,
+                                              label_map),
           "train_count_bins": bins, "classes": classes}
 
 
@@ -109,6 +112,8 @@ def markdown(report, title):
     lines.append(f"| {row['supercategory']} | {row['species']} | "
                  f"{row['avg_train_images']:.1f} | {100 * row['top1']:.2f}% | "
                  f"{100 * row['top5']:.2f}% |")
+  lines += ["", "## At every taxonomic rank (a hit when the predicted taxon at that rank is the "
+            "true one)", ""] + rank_metrics.markdown_rows(report.get("ranks", []))
   lines += ["", "## Top-1 by training images per species (the paper's Fig. 5)", "",
             "| Training images | Species | Mean top-1 | Median top-1 |", "|---|---:|---:|---:|"]
   for row in report["train_count_bins"]:
@@ -215,7 +220,7 @@ def run(argv=None):
 
   flags.DEFINE_string("data_dir", None, "Data dir written by inat-build.", required=True)
   flags.DEFINE_string("model_dir", None, "Model dir written by inat-train.", required=True)
-  flags.DEFINE_enum("split", "val", list(records.SPLITS), "Split to score (needs labels).")
+  flags.DEFINE_enum("split", "val", list(records.READABLE_SPLITS), "Split to score (needs labels).")
   flags.DEFINE_string("output_dir", "", "Where to write the report (default: MODEL_DIR/eval-SPLIT).")
   trained_model.define_which_flag(flags)
   flags.DEFINE_bool("flip", False, "Average with the mirrored view.")

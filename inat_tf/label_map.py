@@ -3,6 +3,10 @@
 `inat-build` writes `label_map.json` beside the shards; everything downstream reads it through
 `LabelMap.load(data_dir)`. A model's output index i is category `category_ids[i]`; a submission
 always carries category ids, never indices.
+
+From iNat2018 on, each class also carries its taxonomy (kingdom, phylum, class, order, family,
+genus; inat_tf.editions.TAXONOMY_RANKS) and, in 2021, its common name, so that a record's class
+index (`image/class/label`) leads to every rank: `label_map.taxon(index, "family")`.
 """
 
 import dataclasses
@@ -22,6 +26,10 @@ class LabelMap:
   supercategories: tuple    # super-category index of class index i
   supercategory_names: tuple  # sorted super-category names
   train_counts: tuple       # train images of class index i in the JSON
+  ranks: tuple = ()         # taxonomic ranks carried, top first (() for iNat2017)
+  taxa: tuple = ()          # taxa[i][r]: name of class i's taxon at ranks[r]
+  common_names: tuple = ()  # common name of class index i ("" when unpublished); () if none
+  edition: str = ""         # inat_tf.editions name of the download it was built from
 
   @property
   def num_classes(self):
@@ -43,40 +51,80 @@ class LabelMap:
                          {cid: i for i, cid in enumerate(self.category_ids)})
     return self.__dict__["_index_cache"]
 
+  def taxon(self, index, rank):
+    """Name of class `index`'s taxon at `rank` ("species" and "supercategory" too)."""
+    if rank == "species":
+      return self.names[index]
+    if rank == "supercategory":
+      return self.supercategory_names[self.supercategories[index]]
+    if rank not in self.ranks:
+      raise KeyError(f"rank {rank!r} is not in this label map (ranks: "
+                     f"{', '.join(self.ranks) or 'none, as in iNat2017'})")
+    return self.taxa[index][self.ranks.index(rank)]
+
+  def taxon_indices(self, rank):
+    """int64 array [num_classes]: each class's taxon at `rank` as a small integer (equal taxa,
+    equal integers), for vectorised rank accuracy."""
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    if rank in self.ranks:  # by lineage: a genus name reused in two families is two genera
+      depth = self.ranks.index(rank) + 1
+      names = [self.taxa[i][:depth] for i in range(self.num_classes)]
+    else:
+      names = [self.taxon(i, rank) for i in range(self.num_classes)]
+    ids = {name: n for n, name in enumerate(sorted(set(names)))}
+    return np.asarray([ids[name] for name in names], np.int64)
+
   @classmethod
-  def from_categories(cls, categories, train_counts):
-    """From JSON `categories` records (any order, ids with gaps) and {category_id: count}."""
+  def from_categories(cls, categories, train_counts, ranks=(), edition=""):
+    """From JSON `categories` records (any order, ids with gaps) and {category_id: count}.
+
+    ranks: the taxonomic fields each record carries (a record missing one raises KeyError; the
+    builder checks them first). A `common_name` field is kept when present.
+    """
     ordered = sorted(categories, key=lambda c: c["id"])
     supercategory_names = tuple(sorted({c["supercategory"] for c in ordered}))
     sc_index = {name: i for i, name in enumerate(supercategory_names)}
+    has_common = any("common_name" in c for c in ordered)
     return cls(
         category_ids=tuple(c["id"] for c in ordered),
         names=tuple(c["name"] for c in ordered),
         supercategories=tuple(sc_index[c["supercategory"]] for c in ordered),
         supercategory_names=supercategory_names,
-        train_counts=tuple(train_counts.get(c["id"], 0) for c in ordered))
+        train_counts=tuple(train_counts.get(c["id"], 0) for c in ordered),
+        ranks=tuple(ranks),
+        taxa=tuple(tuple(c[rank] for rank in ranks) for c in ordered) if ranks else (),
+        common_names=tuple(c.get("common_name") or "" for c in ordered) if has_common else (),
+        edition=edition)
 
   def to_json(self):
-    return {
-        "num_classes": self.num_classes,
-        "supercategories": list(self.supercategory_names),
-        "classes": [
-            {"index": i, "category_id": cid, "name": name,
-             "supercategory": self.supercategory_names[sc], "supercategory_index": sc,
-             "train_count": count}
-            for i, (cid, name, sc, count) in enumerate(zip(
-                self.category_ids, self.names, self.supercategories, self.train_counts))],
-    }
+    classes = []
+    for i, (cid, name, sc, count) in enumerate(zip(
+        self.category_ids, self.names, self.supercategories, self.train_counts)):
+      entry = {"index": i, "category_id": cid, "name": name,
+               "supercategory": self.supercategory_names[sc], "supercategory_index": sc,
+               "train_count": count}
+      entry.update(zip(self.ranks, self.taxa[i] if self.ranks else ()))
+      if self.common_names:
+        entry["common_name"] = self.common_names[i]
+      classes.append(entry)
+    return {"num_classes": self.num_classes, "edition": self.edition, "ranks": list(self.ranks),
+            "supercategories": list(self.supercategory_names), "classes": classes}
 
   @classmethod
   def from_json(cls, document):
     classes = sorted(document["classes"], key=lambda c: c["index"])
+    ranks = tuple(document.get("ranks", ()))  # absent in label maps written before taxonomy
     return cls(
         category_ids=tuple(c["category_id"] for c in classes),
         names=tuple(c["name"] for c in classes),
         supercategories=tuple(c["supercategory_index"] for c in classes),
         supercategory_names=tuple(document["supercategories"]),
-        train_counts=tuple(c["train_count"] for c in classes))
+        train_counts=tuple(c["train_count"] for c in classes),
+        ranks=ranks,
+        taxa=tuple(tuple(c[rank] for rank in ranks) for c in classes) if ranks else (),
+        common_names=(tuple(c.get("common_name", "") for c in classes)
+                      if any("common_name" in c for c in classes) else ()),
+        edition=document.get("edition", ""))
 
   @classmethod
   def load(cls, data_dir):

@@ -1,4 +1,8 @@
-"""`inat-predict`: a Kaggle submission: `id,predicted`, five category ids per image, best first.
+"""`inat-predict`: a Kaggle submission in the format of the data dir's edition, best first.
+
+The header and the number of category ids per row are those that edition's competition asked
+for (inat_tf.editions): `id,predicted` with 5 ids (2017), 3 (2018) or 1 (2019); `Id,Predicted`
+with 5 ids (2021).
 
   inat-predict --data_dir D --model_dir M --split test --output submission.csv
   inat-predict --data_dir D --saved_model E --split val --output val.csv   # from inat-export
@@ -15,11 +19,18 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from inat_tf import editions
 from inat_tf import label_map as label_map_lib
 from inat_tf import records
 from inat_tf import schema
 
-HEADER = "id,predicted"
+HEADER = "id,predicted"  # 2017's; each edition's: submission_format()
+
+
+def submission_format(label_map):
+  """(header line, category ids per row) of the edition the label map was built from."""
+  edition = editions.get(label_map.edition or "2017")  # label maps before editions: 2017
+  return ",".join(edition.submission_header), edition.submission_labels
 
 
 class PredictError(Exception):
@@ -99,10 +110,10 @@ def submission_rows(listed_ids, predicted, fallback):
   return rows, filled
 
 
-def write_submission(path, rows):
+def write_submission(path, rows, header=HEADER):
   temporary = path + ".tmp"
   with tf.io.gfile.GFile(temporary, "w") as f:
-    f.write(HEADER + "\n" + "\n".join(rows) + "\n")
+    f.write(header + "\n" + "\n".join(rows) + "\n")
   tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
@@ -135,20 +146,23 @@ def predict_to_csv(data_dir, split, output, *, model_dir="", saved_model="", whi
   else:
     predicted = from_keras(data_dir, model_dir, split, which=which, batch_size=batch_size,
                            flip=flip)
-  most_frequent = np.argsort(label_map.train_counts, kind="stable")[::-1][:5]
+  header, per_row = submission_format(label_map)
+  predicted = {image_id: top[:per_row] for image_id, top in predicted.items()}
+  most_frequent = np.argsort(label_map.train_counts, kind="stable")[::-1][:per_row]
   fallback = [label_map.category_ids[i] for i in most_frequent]
   listed = listed_image_ids(data_dir, split)
   rows, filled = submission_rows(listed, predicted, fallback)
-  write_submission(output, rows)
+  write_submission(output, rows, header)
   if image_only is not None:
     from inat_tf.geo import report  # pylint: disable=g-import-not-at-top
-    write_submission(image_only_path(output), submission_rows(listed, image_only, fallback)[0])
+    write_submission(image_only_path(output), submission_rows(listed, image_only, fallback)[0],
+                     header)
     log(f"inat-predict: image-only predictions in {image_only_path(output)}")
     log(report.markdown(comparison))
   if filled:
     log(f"inat-predict: warning: {len(filled)} images of the {split} JSON are not in the "
-        f"records (rejected by inat-build, see manifest.json); they get the 5 most frequent "
-        f"species: {filled[:10]}{' ...' if len(filled) > 10 else ''}")
+        f"records (rejected by inat-build, see manifest.json); they get the {per_row} most "
+        f"frequent species: {filled[:10]}{' ...' if len(filled) > 10 else ''}")
   log(f"inat-predict: wrote {len(rows):,} rows to {output}")
   return len(filled)
 
@@ -160,7 +174,7 @@ def run(argv=None):
   flags.DEFINE_string("data_dir", None, "Data dir written by inat-build.", required=True)
   flags.DEFINE_string("model_dir", "", "Model dir written by inat-train.")
   flags.DEFINE_string("saved_model", "", "Or: a SavedModel written by inat-export.")
-  flags.DEFINE_enum("split", "test", list(records.SPLITS), "Split to predict.")
+  flags.DEFINE_enum("split", "test", list(records.READABLE_SPLITS), "Split to predict.")
   flags.DEFINE_string("output", None, "CSV path (any gfile path).", required=True)
   from inat_tf import trained_model  # pylint: disable=g-import-not-at-top
   trained_model.define_which_flag(flags)

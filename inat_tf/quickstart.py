@@ -30,7 +30,8 @@ def _script(name):
 def _stages(f, paths):
   sample = [_script("inat-make-sample"), f"--output_dir={paths['download']}",
             f"--num_species={f.num_species}",
-            f"--max_train_per_species={f.max_train_per_species}", f"--max_side={f.max_side}"]
+            f"--max_train_per_species={f.max_train_per_species}", f"--max_side={f.max_side}",
+            f"--edition={f.edition}"]
   build = [_script("inat-build"), f"--raw_dir={paths['download']}",
            f"--data_dir={paths['data']}", f"--examples_per_shard={f.examples_per_shard}"]
   # MobileNet V1 from scratch: the fastest of the paper's networks on a CPU; no ImageNet weights
@@ -57,7 +58,7 @@ def _reusable(name, paths):
   """Whether a stage's result is already there: the sample complete, or an output of the model
   newer than the model. build and train always run: they resume by themselves."""
   if name == "make-sample":
-    return _sample_is_complete(paths["download"])
+    return _sample_is_complete(paths["download"], paths["edition"])
   outputs = {"eval": os.path.join(paths["eval"], "report.json"), "predict": paths["submission"],
              "export": os.path.join(paths["export"], "export_info.json")}
   if name not in outputs or not os.path.exists(outputs[name]):
@@ -67,10 +68,14 @@ def _reusable(name, paths):
   return os.path.exists(model) and os.path.getmtime(outputs[name]) >= os.path.getmtime(model)
 
 
-def _sample_is_complete(download):
-  """Every file of the published iNat2017 download (what inat-make-sample writes) is there."""
-  return all(os.path.exists(os.path.join(download, name))
-             for name in editions.INAT2017.file_names())
+def _sample_is_complete(download, edition_name="2017"):
+  """Every file the edition publishes is there (the generator renames each when complete), and
+  no other edition's train JSON (a reused output_dir from another --edition)."""
+  edition = editions.get(edition_name)
+  others = {e.splits["train"].annotations for e in editions.EDITIONS.values()} - {
+      edition.splits["train"].annotations}
+  return (all(os.path.exists(os.path.join(download, n)) for n in edition.file_names())
+          and not any(os.path.exists(os.path.join(download, n)) for n in others))
 
 
 # TensorFlow's and Keras's own chatter (glog/absl records, converter notes, warnings): kept in the
@@ -106,8 +111,11 @@ def summary_text(paths, report, timings):
            f"top-5 error {100 * report['top5_error']:.1f}%", "",
            "  Super-category   species  top-1   top-5"]
   for row in report["supercategories"]:
-    lines.append(f"  {row['supercategory']:<15} {row['species']:>7}  {100 * row['top1']:5.1f}%  "
+    lines.append(f"  {row['supercategory']:<17} {row['species']:>6}  {100 * row['top1']:5.1f}%  "
                  f"{100 * row['top5']:5.1f}%")
+  if report.get("ranks"):
+    lines += ["", "  At each rank     " + "  ".join(
+        f"{row['rank']} {100 * row['top1']:.1f}%" for row in report["ranks"])]
   lines += ["",
             f"  Kaggle CSV       {paths['submission']}",
             f"  SavedModel       {os.path.join(paths['export'], 'saved_model')}",
@@ -134,6 +142,8 @@ def run(argv=None):
   flags.DEFINE_float("epochs", 10, "Training epochs.")
   flags.DEFINE_float("learning_rate", 0.1, "Learning rate per 32 images.")
   flags.DEFINE_bool("tflite", True, "Also export TFLite models.")
+  flags.DEFINE_enum("edition", "2017", list(editions.NAMES),
+                    "Which competition edition's layout the sample download has (inat_tf.editions).")
 
   def main(_):
     f = flags.FLAGS
@@ -144,6 +154,7 @@ def run(argv=None):
     paths = {name: os.path.join(root, name) for name in ("download", "data", "model", "eval",
                                                           "export")}
     paths["submission"] = os.path.join(root, "submission.csv")
+    paths["edition"] = f.edition
     timings = {}
     for name, command in _stages(f, paths):
       if _reusable(name, paths):

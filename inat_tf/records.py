@@ -21,6 +21,9 @@ from inat_tf import editions
 from inat_tf import schema
 
 SPLITS = editions.SPLITS
+# Every split a data dir may hold: the published ones and the held-out one inat-build can carve
+# out of train (--minival_fraction / --minival_ids).
+READABLE_SPLITS = SPLITS + ("minival",)
 LABEL_MAP = "label_map.json"
 IMAGE_IDS = "image_ids.json"
 MANIFEST = "manifest.json"
@@ -43,8 +46,8 @@ def shard_pattern(split):
 
 
 def _check_split(split):
-  if split not in SPLITS:
-    raise ValueError(f"split={split!r}: expected one of {', '.join(SPLITS)}")
+  if split not in READABLE_SPLITS:
+    raise ValueError(f"split={split!r}: expected one of {', '.join(READABLE_SPLITS)}")
 
 
 def has_shards(data_dir, split):

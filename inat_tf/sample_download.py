@@ -1,6 +1,6 @@
-"""`inat-make-sample`: a small download in exactly the published iNat2017 on-disk format.
+"""`inat-make-sample`: a small download in exactly the published on-disk format of an edition.
 
-Every later stage runs on it as it would on the real 240 GB download:
+Every later stage runs on it as it would on the real download. `--edition 2017` (the default):
 
   train_val_images.tar.gz   train_val_images/<Supercategory>/<Species name>/<32 hex>.jpg
   test2017.tar.gz           test2017/<32 hex>.jpg
@@ -8,8 +8,14 @@ Every later stage runs on it as it would on the real 240 GB download:
   train_2017_bboxes.json  val_2017_bboxes.json           (9 animal super-categories only)
   train2017_locations.json  val2017_locations.json       (lat, lon, date, date_c, user_id)
 
+`--edition 2018|2019|2021|2021_mini` writes that year's files instead (inat_tf.editions: JSON
+and archive names, folder layout, category fields with the full taxonomy, 2018/2019's obfuscated
+split JSONs plus categories.json, 2021's inline locations); only 2017 has boxes and locations
+files.
+
 Usage:
   inat-make-sample --output_dir sample_download                     # default: ~2,400 images, seconds
+  inat-make-sample --output_dir sample2021 --edition 2021
   inat-make-sample --output_dir big --num_species 200 --max_side 800
 
 From Python: `make_sample(output_dir, SampleConfig(num_species=20))`.
@@ -37,10 +43,12 @@ from PIL import Image
 
 from inat_tf import editions
 from inat_tf import flag_config
+from inat_tf import sample_editions
 from inat_tf import sample_images
 
-# The sample is an iNat2017 download: its file names, super-categories (with the real species
-# counts, to share out the sample's species in the same proportions) and boxed super-categories.
+# The default sample is an iNat2017 download: its file names, super-categories (with the real
+# species counts, to share out the sample's species in the same proportions) and boxed
+# super-categories. --edition writes another edition's layout (sample_editions).
 EDITION = editions.INAT2017
 SUPERCATEGORY_SPECIES_COUNTS = EDITION.supercategory_species
 BOXED_SUPERCATEGORIES = EDITION.boxed_supercategories
@@ -96,11 +104,20 @@ class SampleConfig:
       True, "Include grayscale, CMYK, PNG-named-.jpg and progressive images, as the real "
       "download's converters must cope with.")
   num_workers: int = _flag(0, "Processes drawing images; 0 means one per CPU core.")
+  edition: str = _flag("2017", "Which competition edition's published layout, file names and "
+                       "fields to write.", choices=editions.NAMES)
 
   def validate(self):
     problems = []
-    if self.num_species < len(SUPERCATEGORY_SPECIES_COUNTS):
-      problems.append(f"num_species={self.num_species}: need at least 13, one per super-category")
+    if self.edition not in editions.NAMES:
+      raise ValueError(f"Invalid sample settings: edition={self.edition!r}: expected one of "
+                       f"{', '.join(editions.NAMES)}")
+    minimum = len(sample_editions.SUPERCATEGORIES[self.edition])
+    if self.num_species < minimum:
+      problems.append(f"num_species={self.num_species}: need at least {minimum} for iNat"
+                      f"{self.edition}, one per super-category")
+    if self.species_names == "tfds" and self.edition != "2017":
+      problems.append("species_names='tfds' exists for the 2017 edition only")
     if self.min_train_per_species < 1:
       problems.append(f"min_train_per_species={self.min_train_per_species}: must be >= 1")
     if self.max_train_per_species < self.min_train_per_species:
@@ -126,6 +143,7 @@ class _Species:
   home: tuple   # (lat, lon) centre of its range
   peak_day: int  # day of year it is most often photographed
   genus: int = 0  # species of one genus are look-alike siblings with overlapping ranges
+  record: dict = None  # its category record with every field the edition publishes
 
 
 @dataclasses.dataclass
@@ -180,14 +198,13 @@ def _tfds_names(count):
 
 
 def _make_species(config, rng):
-  per_supercategory = _apportion(config.num_species,
-                                 [n for _, n in SUPERCATEGORY_SPECIES_COUNTS])
+  table = sample_editions.SUPERCATEGORIES[config.edition]
+  per_supercategory = _apportion(config.num_species, [n for _, n in table])
   train_counts = _long_tail_train_counts(config, rng)
   outlines = list(sample_images.OUTLINES)
   generated = []  # (supercategory, genus index, look)
   num_genera = 0
-  for sc_index, ((supercategory, _), n) in enumerate(zip(SUPERCATEGORY_SPECIES_COUNTS,
-                                                          per_supercategory)):
+  for sc_index, ((supercategory, _), n) in enumerate(zip(table, per_supercategory)):
     genus_sizes = []
     while sum(genus_sizes) < n:
       genus_sizes.append(min(int(rng.integers(2, 4)), n - sum(genus_sizes)))
@@ -197,11 +214,12 @@ def _make_species(config, rng):
       dark_spots = bool(rng.uniform() < 0.5)
       for spots in sorted(rng.choice(np.arange(1, 8), size=size, replace=False)):
         look = sample_images.SpeciesLook(
-            outline=outlines[sc_index], body_hue=float(hue % 1.0), dark_spots=dark_spots,
-            spot_count=int(spots), habitat_hue=sc_index / len(SUPERCATEGORY_SPECIES_COUNTS))
+            outline=outlines[sc_index % len(outlines)], body_hue=float(hue % 1.0),
+            dark_spots=dark_spots, spot_count=int(spots), habitat_hue=sc_index / len(table))
         generated.append((supercategory, num_genera + g, look))
     num_genera += len(genus_sizes)
 
+  genera = []
   if config.species_names == "tfds":
     names = _tfds_names(config.num_species)
     category_ids = list(range(config.num_species))
@@ -211,9 +229,13 @@ def _make_species(config, rng):
     # Gaps and no order: the builder must map ids, never positions.
     category_ids = sorted(rng.choice(5 * config.num_species, size=config.num_species,
                                      replace=False).tolist())
+    if config.edition != "2017":
+      category_ids = list(range(config.num_species))  # 2018 on: ids 0..N-1, as published
+  genus_taxa = sample_editions.taxonomy(
+      [next(sc for sc, g2, _ in generated if g2 == g) for g in range(num_genera)], config.seed)
   species = []
-  for (supercategory, genus, look), name, category_id, n_train in zip(generated, names,
-                                                                      category_ids, train_counts):
+  for (supercategory, genus, look), name, category_id, n_train in zip(
+      generated, names, category_ids, train_counts):
     # Validation takes observers until it has >30 photos or 33% of train+val (paper Sec. 3.2).
     n_val = int(min(30, max(4, round(n_train / 2))))
     if config.val_per_species:  # balanced held-out images, as long-tail benchmarks test on
@@ -222,7 +244,10 @@ def _make_species(config, rng):
         category_id=int(category_id), name=name, supercategory=supercategory, look=look,
         counts={"train": n_train, "val": n_val, "test": n_val},
         home=(float(rng.uniform(-45, 60)), float(rng.uniform(-170, 170))),
-        peak_day=int(rng.integers(0, 365)), genus=genus))
+        peak_day=int(rng.integers(0, 365)), genus=genus,
+        record=_category_record(config.edition, category_id, name, supercategory,
+                                {**genus_taxa[genus], "genus": genera[genus]} if genera else {},
+                                look)))
   _share_ranges_within_genera(species)
   return species
 
@@ -250,6 +275,18 @@ def _share_ranges_within_genera(species):
       sp.peak_day = int(round(day + shift * SIBLING_OFFSET[2])) % 365
 
 
+def _category_record(edition_name, category_id, name, supercategory, taxa, look):
+  """Every field the edition's category records publish (README "category" format)."""
+  edition = editions.get(edition_name)
+  epithet = name.split(" ", 1)[-1]
+  full = {"id": int(category_id), "name": name, "supercategory": supercategory, **taxa,
+          "specific_epithet": epithet,
+          "common_name": f"{look.spot_count}-spotted {taxa.get('genus', name)}"}
+  if "image_dir_name" in edition.category_fields:
+    full["image_dir_name"] = sample_editions.image_dir_name(int(category_id), taxa, epithet)
+  return {field: full[field] for field in edition.category_fields}
+
+
 def _photo_size(max_side, rng):
   long_side = max_side if rng.uniform() < 0.8 else int(rng.uniform(0.5, 1.0) * max_side)
   short_side = max(24, int(long_side * rng.uniform(0.5, 1.0)))
@@ -268,13 +305,15 @@ def _num_instances(rng):
 
 def _plan_photos(species, config, rng):
   photos = []
+  edition = editions.get(config.edition)
   for sp in species:
     for split in editions.SPLITS:
       for _ in range(sp.counts[split]):
         width, height = _photo_size(config.max_side, rng)
         digest = "".join(rng.choice(list("0123456789abcdef"), size=32))
-        folder = (f"{TEST_DIR}" if split == "test"
-                  else f"{TRAIN_VAL_DIR}/{sp.supercategory}/{sp.name}")
+        if edition.year == 2021:  # 2021 names its images by UUID (TFDS dummy_data)
+          digest = "-".join((digest[:8], digest[8:12], digest[12:16], digest[16:20], digest[20:]))
+        folder = sample_editions.species_folder(edition, split, sp)
         photos.append(_Photo(index=len(photos), species=sp, split=split,
                              file_name=f"{folder}/{digest}.jpg", width=width, height=height,
                              num_instances=_num_instances(rng)))
@@ -345,12 +384,13 @@ def _assign_ids(photos, config, rng):
     next_id += len(members)
 
 
-def _info(split):
-  return {"year": 2017, "version": "1.0",
-          "description": f"iNat-tf synthetic sample in the iNaturalist 2017 format ({split})",
+def _info(split, edition="2017"):
+  year = editions.get(edition).year
+  return {"year": year, "version": "1.0",
+          "description": f"iNat-tf synthetic sample in the iNaturalist {edition} format ({split})",
           "contributor": "inat-tf sample generator (synthetic images)",
-          "url": "https://github.com/visipedia/inat_comp/tree/master/2017",
-          "date_created": "2017-04-05 00:00:00"}
+          "url": editions.get(edition).readme,
+          "date_created": f"{year}-03-01 00:00:00"}
 
 
 def _image_record(photo):
@@ -369,8 +409,10 @@ def _category_records(species, config, rng, only=None):
   chosen = [sp for sp in species if only is None or sp.supercategory in only]
   if config.species_names != "tfds":
     chosen = [chosen[i] for i in rng.permutation(len(chosen))]
-  return [{"id": sp.category_id, "name": sp.name, "supercategory": sp.supercategory}
-          for sp in chosen]
+  edition = editions.get(config.edition)
+  if edition.categories_file:  # 2018, 2019: the split JSONs hide the names
+    return [sample_editions.obfuscated(sp.record, edition) for sp in chosen]
+  return [dict(sp.record) for sp in chosen]
 
 
 def _annotations_json(photos, split, species, config, rng):
@@ -378,8 +420,17 @@ def _annotations_json(photos, split, species, config, rng):
   images_order = list(rng.permutation(len(members))) if config.species_names != "tfds" else list(
       range(len(members)))
   images = [_image_record(members[i]) for i in images_order]
-  document = {"info": _info(split), "images": images,
+  if editions.get(config.edition).year == 2021:  # locations inline, null when unknown
+    located = {r["id"]: r for r in _locations_json(members, split, rng)}
+    for image in images:
+      r = located[image["id"]]
+      image.update(date=r["date"], latitude=r["lat"], longitude=r["lon"],
+                   location_uncertainty=(int(rng.integers(3, 5000)) if r["lat"] is not None
+                                         else None))
+  document = {"info": _info(split, config.edition), "images": images,
               "categories": _category_records(species, config, rng), "licenses": LICENSES}
+  if split == "test" and editions.get(config.edition).year == 2021:
+    del document["categories"]  # public_test.json lists images only (TFDS dummy_data)
   if split != "test":
     annotation_order = (list(rng.permutation(len(members))) if config.species_names != "tfds"
                         else images_order)
@@ -501,25 +552,35 @@ def make_sample(output_dir, config=SampleConfig()):
     os.replace(partial, final)
     written[name] = final
 
-  train_val = [p for p in photos if p.split in ("train", "val")]
-  commit(TRAIN_VAL_ARCHIVE, lambda path: _write_archive(path, train_val, config, rng))
-  commit(TEST_ARCHIVE, lambda path: _write_archive(
-      path, [p for p in photos if p.split == "test"], config, rng))
-  for split, files in EDITION.splits.items():
+  edition = editions.get(config.edition)
+  by_archive = {}  # train and val share one archive up to 2019
+  for split in ("train", "val", "test"):
+    by_archive.setdefault(edition.splits[split].archive, []).append(split)
+  for archive, splits in by_archive.items():
+    commit(archive, lambda path, splits=splits: _write_archive(
+        path, [p for p in photos if p.split in splits], config, rng))
+  for split in ("train", "val", "test"):
     document = _annotations_json(photos, split, species, config, rng)
-    commit(files.annotations, lambda path, d=document: _write_json(path, d))
+    commit(edition.splits[split].annotations, lambda path, d=document: _write_json(path, d))
+  if edition.categories_file:  # the un-obfuscated categories, published separately
+    records = [sp.record for sp in sorted(species, key=lambda sp: sp.category_id)]
+    commit(edition.categories_file, lambda path: _write_json(path, records))
   for split in ("train", "val"):
-    boxes = _boxes_json(photos, split, species, config, rng)
-    commit(EDITION.splits[split].boxes, lambda path, d=boxes: _write_json(path, d))
-    locations = _locations_json(photos, split, rng)
-    commit(EDITION.splits[split].locations, lambda path, d=locations: _write_json(path, d))
+    files = edition.splits[split]
+    if files.boxes:
+      boxes = _boxes_json(photos, split, species, config, rng)
+      commit(files.boxes, lambda path, d=boxes: _write_json(path, d))
+    if files.locations:
+      locations = _locations_json(photos, split, rng)
+      commit(files.locations, lambda path, d=locations: _write_json(path, d))
 
   counts = {split: sum(p.split == split for p in photos) for split in editions.SPLITS}
   return {"output_dir": output_dir, "num_species": len(species), "images": counts,
+          "edition": edition.name,
           "boxes": {split: sum(len(p.boxes) for p in photos if p.split == split and
                                p.species.supercategory in BOXED_SUPERCATEGORIES and
                                (split == "train" or len(p.boxes) == 1))
-                    for split in ("train", "val")},
+                    if edition.splits[split].boxes else 0 for split in ("train", "val")},
           "quirky_images": {p.quirk: p.file_name for p in photos if p.quirk},
           "files": written}
 
@@ -533,7 +594,7 @@ def run(argv=None):
   def main(config, flag_values):
     summary = make_sample(flag_values.output_dir, config)
     images = summary["images"]
-    print(f"Wrote a sample iNat2017 download to {summary['output_dir']}: "
+    print(f"Wrote a sample iNat{summary['edition']} download to {summary['output_dir']}: "
           f"{summary['num_species']} species, {images['train']} train / {images['val']} val / "
           f"{images['test']} test images, {summary['boxes']['train']} train / "
           f"{summary['boxes']['val']} val boxes.")

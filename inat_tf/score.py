@@ -1,26 +1,34 @@
-"""`inat-score`: top-1 and top-5 error of a Kaggle submission CSV against a JSON with annotations.
+"""`inat-score`: the error of a Kaggle submission CSV against a JSON with annotations.
 
-  inat-score --predictions val.csv --annotations val2017.json
+  inat-score --predictions val.csv --annotations val2017.json [--edition 2017]
 
-The competition's metric: an image counts as an error unless its true category id is among the
-five predicted ones. Every problem with the file is named (line, id and what was expected):
-a wrong header, malformed rows, fewer or more than five labels, ids the JSON does not list,
-ids listed twice, category ids the JSON does not know, and images the CSV leaves out.
+The competitions' metric: an image counts as an error unless its true category id is among the
+predicted ones (top-k error; k is the number of labels per row that edition's Kaggle asked for,
+inat_tf.editions: 5 in 2017 and 2021, 3 in 2018, 1 in 2019); top-1 error too. The edition comes
+from --edition, else from the annotations' file name (val2018.json, val.json, ...), else from
+its info.year.
+
+The file is read as CSV (Python's csv module, RFC 4180): quoted fields, CRLF line ends, a UTF-8
+byte-order mark (Excel writes one) and columns in any order are accepted, as Kaggle accepts them;
+the header must use that edition's spelling (`id,predicted`, or `Id,Predicted` for 2021). Every
+problem is named with its line: a wrong header, malformed rows, the wrong number of labels, ids
+the JSON does not list, ids listed twice, unknown category ids, and images the CSV leaves out.
 """
 
+import csv
+import io
 import json
 import sys
 
 import tensorflow as tf
 
-from inat_tf.predict import HEADER
+from inat_tf import editions
 
-NUM_LABELS = 5
 MAX_REPORTED = 20
 
 
 class ScoreError(Exception):
-  """The submission is not valid; `problems` lists every reason, with line numbers."""
+  """The submission (or the annotations) is not valid; `problems` lists every reason."""
 
   def __init__(self, path, problems):
     self.problems = problems
@@ -30,46 +38,123 @@ class ScoreError(Exception):
     super().__init__(f"{path}: {len(problems)} problem(s):\n  {shown}{more}")
 
 
-def _ground_truth(annotations_path):
-  with tf.io.gfile.GFile(annotations_path) as f:
-    try:
-      document = json.load(f)
-    except json.JSONDecodeError as e:
-      raise ValueError(f"{annotations_path}: malformed JSON ({e})") from None
+def _is_int(value):
+  return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _read_json(path):
+  try:
+    with tf.io.gfile.GFile(path, "rb") as f:
+      return json.loads(f.read().decode("utf-8-sig"))
+  except tf.errors.OpError as e:
+    raise ValueError(f"{path}: cannot read it: {e.message}") from None
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise ValueError(f"{path}: malformed JSON ({e})") from None
+
+
+def ground_truth(annotations_path, document=None):
+  """({image id: category id}, {category ids}, {listed image ids}); ScoreError names every bad
+  record (an annotation without an integer image_id or category_id, an image without an id)."""
+  document = _read_json(annotations_path) if document is None else document
   if not isinstance(document, dict) or not document.get("annotations"):
     raise ValueError(f"{annotations_path}: no 'annotations'; scoring needs a JSON with labels "
                      f"(val2017.json, not test2017.json)")
-  labels = {a["image_id"]: a["category_id"] for a in document["annotations"]}
-  categories = {c["id"] for c in document.get("categories", [])}
-  image_ids = {image["id"] for image in document["images"]}
+  problems, labels = [], {}
+  for i, a in enumerate(document["annotations"]):
+    if not (isinstance(a, dict) and _is_int(a.get("image_id")) and _is_int(a.get("category_id"))):
+      problems.append(f"annotations[{i}] = {str(a)[:80]}: expected integer image_id and "
+                      f"category_id")
+    elif labels.setdefault(a["image_id"], a["category_id"]) != a["category_id"]:
+      problems.append(f"annotations[{i}]: image {a['image_id']} has two categories "
+                      f"({labels[a['image_id']]} and {a['category_id']})")
+  images = document.get("images")
+  image_ids = set()
+  for i, image in enumerate(images if isinstance(images, list) else []):
+    if isinstance(image, dict) and _is_int(image.get("id")):
+      image_ids.add(image["id"])
+    else:
+      problems.append(f"images[{i}] = {str(image)[:80]}: expected an object with an integer id")
+  if not isinstance(images, list):
+    problems.append("no 'images' list")
+  categories = {c["id"] for c in document.get("categories", []) if isinstance(c, dict)
+                and _is_int(c.get("id"))}
+  if problems:
+    raise ScoreError(annotations_path, problems)
   return labels, categories, image_ids
 
 
-def read_submission(path, known_images, known_categories):
-  """{image id: [5 category ids]}; raises ScoreError naming every problem."""
-  with tf.io.gfile.GFile(path) as f:
-    lines = f.read().splitlines()
+def edition_of(annotations_path, document, edition=""):
+  """The Edition whose submission format applies; ValueError when it cannot be told."""
+  if edition:
+    return editions.get(edition)
+  found = editions.from_annotations_path(annotations_path)
+  if found is not None:
+    return found
+  year = document.get("info", {}).get("year") if isinstance(document, dict) else None
+  if str(year) in editions.EDITIONS:
+    return editions.get(str(year))
+  raise ValueError(f"{annotations_path}: cannot tell which edition's submission format applies "
+                   f"(not a published file name, no info.year); pass --edition "
+                   f"({', '.join(editions.NAMES)})")
+
+
+def _header_columns(header, edition, problems):
+  """{expected column name: position} or None after recording why the header is wrong."""
+  expected = edition.submission_header
+  names = [name.strip() for name in header]
+  spelled = ",".join(expected)
+  if sorted(names) == sorted(expected):
+    return {name: names.index(name) for name in expected}
+  if sorted(n.lower() for n in names) == sorted(e.lower() for e in expected):
+    problems.append(f"line 1: expected the header {spelled!r} (iNat{edition.name}'s spelling), "
+                    f"found {','.join(names)!r}")
+  else:
+    problems.append(f"line 1: expected the header {spelled!r}, found "
+                    f"{','.join(names)[:60] if names else 'an empty file'!r}")
+  return None
+
+
+def read_submission(path, known_images, known_categories, edition=None):
+  """{image id: [category ids]}; raises ScoreError naming every problem by line."""
+  edition = edition or editions.get("2017")
+  id_column, predicted_column = edition.submission_header
+  count = edition.submission_labels
+  try:
+    with tf.io.gfile.GFile(path, "rb") as f:
+      data = f.read()
+  except tf.errors.OpError as e:
+    raise ScoreError(path, [f"cannot read it: {e.message}"]) from None
+  try:
+    text = data.decode("utf-8-sig")
+  except UnicodeDecodeError as e:
+    raise ScoreError(path, [f"not UTF-8 text ({e}); save the CSV as UTF-8"]) from None
   problems, predictions, first_line = [], {}, {}
-  if not lines or lines[0].strip() != HEADER:
-    problems.append(f"line 1: expected the header {HEADER!r}, found "
-                    f"{lines[0][:60] if lines else 'an empty file'!r}")
-  for number, line in enumerate(lines[1:], start=2):
-    if not line.strip():
+  reader = csv.reader(io.StringIO(text, newline=""))
+  try:
+    header = next(reader, [])
+    columns = _header_columns(header, edition, problems)
+    # reader.line_num: the physical line a row ends on (a quoted field may hold a line break).
+    rows = [] if columns is None else [(reader.line_num, row) for row in reader]
+  except csv.Error as e:
+    raise ScoreError(path, [f"line {reader.line_num}: not valid CSV ({e})"]) from None
+  for number, row in rows:
+    if not any(field.strip() for field in row):
       continue
-    parts = line.split(",")
-    if len(parts) != 2:
-      problems.append(f"line {number}: expected 'id,predicted', found {line[:60]!r}")
+    if len(row) != len(header):
+      problems.append(f"line {number}: expected {len(header)} fields "
+                      f"({','.join(edition.submission_header)}), found {len(row)}: "
+                      f"{','.join(row)[:60]!r}")
       continue
-    image_text, predicted_text = parts[0].strip(), parts[1].split()
+    image_text, predicted_text = row[columns[id_column]], row[columns[predicted_column]]
     try:
-      image_id = int(image_text)
-      labels = [int(x) for x in predicted_text]
+      image_id = int(image_text.strip())
+      labels = [int(x) for x in predicted_text.split()]
     except ValueError:
-      problems.append(f"line {number}: ids must be integers, found {line[:60]!r}")
+      problems.append(f"line {number}: ids must be integers, found {','.join(row)[:60]!r}")
       continue
-    if len(labels) != NUM_LABELS:
+    if len(labels) != count:
       problems.append(f"line {number}: image {image_id} has {len(labels)} predicted labels, "
-                      f"expected {NUM_LABELS}")
+                      f"expected {count} (iNat{edition.name})")
     unknown = [c for c in labels if c not in known_categories]
     if unknown:
       problems.append(f"line {number}: image {image_id}: unknown category ids {unknown}")
@@ -81,7 +166,7 @@ def read_submission(path, known_images, known_categories):
     else:
       predictions[image_id], first_line[image_id] = labels, number
   missing = sorted(known_images - set(predictions))
-  if missing:
+  if missing and columns is not None:
     problems.append(f"{len(missing)} image(s) of the annotations have no row, e.g. "
                     f"{missing[:10]}")
   if problems:
@@ -89,32 +174,46 @@ def read_submission(path, known_images, known_categories):
   return predictions
 
 
-def score(predictions_path, annotations_path):
-  """{"images", "top1_error", "top5_error"} of a CSV; raises ScoreError / ValueError."""
-  labels, categories, image_ids = _ground_truth(annotations_path)
-  predictions = read_submission(predictions_path, image_ids, categories)
+def score(predictions_path, annotations_path, edition=""):
+  """{"images", "edition", "labels_per_row", "top1_error", "top{k}_error"} of a CSV.
+
+  Raises ScoreError (every problem, by line) or ValueError (unreadable annotations).
+  """
+  document = _read_json(annotations_path)
+  edition = edition_of(annotations_path, document, edition)
+  labels, categories, image_ids = ground_truth(annotations_path, document)
+  predictions = read_submission(predictions_path, image_ids, categories, edition)
   scored = [(labels[i], top) for i, top in predictions.items() if i in labels]
-  return {"images": len(scored),
-          "top1_error": sum(top[0] != label for label, top in scored) / len(scored),
-          "top5_error": sum(label not in top for label, top in scored) / len(scored)}
+  if not scored:
+    raise ValueError(f"{annotations_path}: none of its images has a label to score against")
+  k = edition.submission_labels
+  result = {"images": len(scored), "edition": edition.name, "labels_per_row": k,
+            "top1_error": sum(top[0] != label for label, top in scored) / len(scored)}
+  result[f"top{k}_error"] = sum(label not in top for label, top in scored) / len(scored)
+  return result
 
 
 def run(argv=None):
   """Console entry point `inat-score`."""
   from absl import app, flags  # pylint: disable=g-import-not-at-top
 
-  flags.DEFINE_string("predictions", None, "Submission CSV (id,predicted).", required=True)
+  flags.DEFINE_string("predictions", None, "Submission CSV (the edition's Kaggle format).",
+                      required=True)
   flags.DEFINE_string("annotations", None, "COCO-style JSON with annotations (e.g. "
                       "val2017.json).", required=True)
+  flags.DEFINE_enum("edition", "", [""] + list(editions.NAMES),
+                    "Whose submission format; default: from the annotations' file name.")
 
   def main(_):
     f = flags.FLAGS
     try:
-      result = score(f.predictions, f.annotations)
-    except (ScoreError, ValueError) as e:
+      result = score(f.predictions, f.annotations, f.edition)
+    except (ScoreError, ValueError, editions.EditionError) as e:
       sys.exit(f"inat-score: {e}")
-    print(f"{result['images']:,} images: top-1 error {100 * result['top1_error']:.2f}%, "
-          f"top-5 error {100 * result['top5_error']:.2f}%")
+    k = result["labels_per_row"]
+    extra = f", top-{k} error {100 * result[f'top{k}_error']:.2f}%" if k > 1 else ""
+    print(f"{result['images']:,} images (iNat{result['edition']} format): top-1 error "
+          f"{100 * result['top1_error']:.2f}%{extra}")
 
   app.run(main, argv=argv)
 

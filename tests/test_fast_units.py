@@ -111,7 +111,8 @@ def test_layout_is_detected_from_the_editions_names(tmp_path):
   for edition in editions.EDITIONS.values():
     raw = tmp_path / edition.name
     raw.mkdir()
-    with pytest.raises(FileNotFoundError, match="train2017.json \\(inat2017\\) or train.json"):
+    with pytest.raises(FileNotFoundError,
+                       match="train2017.json \\(iNat2017\\).*train.json \\(iNat2021\\)"):
       layout.find_inputs(str(raw))
     for files in edition.splits.values():
       (raw / files.annotations).write_text("{}")
@@ -226,7 +227,7 @@ def annotations(tmp_path):
               "categories": [{"id": c} for c in (1, 2, 3, 4, 5, 6, 9)],
               "annotations": [{"image_id": i, "category_id": c} for i, c in (
                   (11, 1), (12, 2), (13, 3), (14, 4), (15, 5), (16, 9))]}
-  path = tmp_path / "val.json"
+  path = tmp_path / "val2017.json"  # the 2017 edition's name: its format, id,predicted with 5 ids
   path.write_text(json.dumps(document))
   return str(path)
 
@@ -240,7 +241,8 @@ def test_scorer_counts_top1_and_top5_errors(annotations, tmp_path):
   path.write_text("\n".join(VALID) + "\n")
   # Top-1 right: 11, 14, 16; in the top 5: all but 13 (no 3) and 15 (no 5).
   assert score.score(str(path), annotations) == {
-      "images": 6, "top1_error": pytest.approx(3 / 6), "top5_error": pytest.approx(2 / 6)}
+      "images": 6, "edition": "2017", "labels_per_row": 5,
+      "top1_error": pytest.approx(3 / 6), "top5_error": pytest.approx(2 / 6)}
 
 
 @pytest.mark.parametrize("case, edit, message", [

@@ -114,13 +114,17 @@ def _is_number(value):
           and math.isfinite(value))
 
 
-def _read_categories(document, path):
+def _read_categories(document, path, edition=None, supercategory_required=True):
+  """{id: category record} with integer id and string name (and supercategory, but in 2019)."""
+  if edition is not None and edition.supercategory_from_folder:
+    supercategory_required = False
+  text_fields = ("name",) + ("supercategory",) * supercategory_required
   categories = {}
   for i, c in enumerate(_section(document, path, "categories")):
-    if not (isinstance(c, dict) and _is_int(c.get("id")) and isinstance(c.get("name"), str)
-            and isinstance(c.get("supercategory"), str)):
+    if not (isinstance(c, dict) and _is_int(c.get("id"))
+            and all(isinstance(c.get(field), str) for field in text_fields)):
       raise AnnotationError(f"{path}: categories[{i}] = {c!r}: expected an object with integer "
-                            f"'id' and string 'name' and 'supercategory'")
+                            f"'id' and string {', '.join(repr(f) for f in text_fields)}")
     if c["id"] in categories:
       raise AnnotationError(f"{path}: category id {c['id']} appears twice (categories[{i}]); "
                             f"class labels would be ambiguous")
@@ -133,12 +137,81 @@ def _read_categories(document, path):
 def _check_same_categories(reference, reference_path, categories, path):
   for category_id, c in categories.items():
     known = reference.get(category_id)
-    if known is None or (known["name"], known["supercategory"]) != (c["name"], c["supercategory"]):
+    if known is None or (known["name"], known.get("supercategory")) != (
+        c["name"], c.get("supercategory")):
       said = "is not there" if known is None else f"is {known['name']!r}"
       raise AnnotationError(
           f"{path}: category id {category_id} is {c['name']!r}, but in {reference_path} it "
           f"{said}. Every split must use the same categories; are these files from the same "
           f"release?")
+
+
+def _apply_categories_file(categories, path, edition, md5):
+  """2018/2019's separately published categories.json replaces the obfuscated names, by id.
+
+  README (2018, 2019): "replace the `categories` list in the dataset files with the list found in
+  this file". Every train category id must be in it; a supercategory it lacks is kept from the
+  train JSON (or, 2019, from the image folders).
+  """
+  document = _read_json(path, md5)
+  if not isinstance(document, list):
+    raise AnnotationError(f"{path}: expected a JSON list of category records, found a "
+                          f"{type(document).__name__}")
+  published = _read_categories({"categories": document}, path, edition,
+                                supercategory_required=False)
+  missing = sorted(set(categories) - set(published))
+  if missing:
+    raise AnnotationError(f"{path}: category ids {missing[:10]} of the train JSON are not in it; "
+                          f"is it the categories.json of the same edition?")
+  return {cid: {**categories[cid], **{key: value for key, value in published[cid].items()
+                                      if key != "supercategory" or value}}
+          for cid in categories}
+
+
+def _taxonomy_ranks(categories, edition, path):
+  """The edition's ranks that every category carries as a string, top first.
+
+  All or none: a download whose categories carry no taxonomy (2018/2019 without categories.json
+  and with TFDS's stripped-down records) gets ranks (), visible in label_map.json; a rank some
+  categories carry and others lack is an error naming one that lacks it.
+  """
+  ranks = []
+  for rank in (edition.ranks if edition else ()):
+    lacking = [cid for cid, c in categories.items() if not isinstance(c.get(rank), str)]
+    if len(lacking) == len(categories):
+      continue
+    if lacking:
+      raise AnnotationError(f"{path}: category id {lacking[0]} has no string {rank!r} but "
+                            f"{len(categories) - len(lacking)} others have one; every category "
+                            f"needs the same taxonomy fields")
+    ranks.append(rank)
+  return tuple(ranks)
+
+
+def _supercategories_from_folders(categories, document, path):
+  """2019: a category's supercategory is the folder its images are in (file_name part 2)."""
+  parts_of = {image["id"]: image["file_name"].split("/")
+              for image in document.get("images", []) if isinstance(image, dict)
+              and _is_int(image.get("id")) and isinstance(image.get("file_name"), str)}
+  folders = collections.defaultdict(set)
+  for a in document.get("annotations", []):
+    if isinstance(a, dict) and a.get("category_id") in categories:
+      parts = parts_of.get(a.get("image_id"))
+      if parts and len(parts) >= 3:
+        folders[a["category_id"]].add(parts[1])
+  result = {}
+  for cid, c in categories.items():
+    if isinstance(c.get("supercategory"), str) and c["supercategory"]:
+      result[cid] = c
+      continue
+    found = folders.get(cid, set())
+    if len(found) != 1:
+      raise AnnotationError(
+          f"{path}: category id {cid} has no 'supercategory' and its train images are in "
+          f"{len(found)} super-category folders {sorted(found)[:3]}; expected exactly one "
+          f"(<root>/<supercategory>/<category>/<image>.jpg)")
+    result[cid] = {**c, "supercategory": found.pop()}
+  return result
 
 
 def _read_images(document, path, split, problems):
@@ -292,28 +365,39 @@ def _apply_locations(path, by_id, md5, problems):
                                   r.get("date"), r.get("date_c"), r.get("user_id"))
 
 
-def load_catalog(inputs, train_annotations):
+def load_catalog(inputs, train_annotations, edition=None, categories_file=""):
   """Reads every JSON of `inputs` ({split: SplitInputs}); the label map comes from the train JSON.
 
   train_annotations: path of the train JSON, read even when the train split is not being built,
   so that every build of a data dir shares one label map.
+  edition: an inat_tf.editions.Edition (its category fields and taxonomy ranks); None = 2017.
+  categories_file: 2018/2019's un-obfuscated categories.json, when present in RAW_DIR.
   """
   md5, problems, records, listed_ids = {}, [], {}, {}
   train_document = _read_json(train_annotations, md5)
-  categories = _read_categories(train_document, train_annotations)
+  # Splits are compared with the train JSON as published (before categories.json).
+  train_categories = _read_categories(train_document, train_annotations, edition)
+  categories = train_categories
+  if categories_file:
+    categories = _apply_categories_file(categories, categories_file, edition, md5)
+  if edition is not None and edition.supercategory_from_folder:
+    categories = _supercategories_from_folders(categories, train_document, train_annotations)
   train_counts = collections.Counter()
   for i, a in enumerate(_section(train_document, train_annotations, "annotations")):
     if isinstance(a, dict) and a.get("category_id") in categories:
       train_counts[a["category_id"]] += 1
-  label_map = LabelMap.from_categories(categories.values(), train_counts)
+  label_map = LabelMap.from_categories(
+      categories.values(), train_counts,
+      ranks=_taxonomy_ranks(categories, edition, categories_file or train_annotations),
+      edition=edition.name if edition else "")
 
   for split, split_inputs in inputs.items():
     path = split_inputs.annotations
     document = train_document if path == train_annotations else _read_json(path, md5)
     own = _section(document, path, "categories", required=split != "test")
     if own is not None:
-      _check_same_categories(categories, train_annotations, _read_categories(document, path),
-                             path)
+      _check_same_categories(
+          train_categories, train_annotations, _read_categories(document, path, edition), path)
     by_id, left_out = _read_images(document, path, split, problems)
     listed_ids[split] = sorted({image["id"] for image in document["images"]
                                 if isinstance(image, dict) and _is_int(image.get("id"))})

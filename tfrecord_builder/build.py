@@ -3,9 +3,11 @@
   inat-build --raw_dir RAW --data_dir OUT [--splits train,val,test] [--examples_per_shard 1024]
              [--task_index I --num_tasks N] [--max_rejects K] [--verify_decode] [--overwrite]
              [--max_image_pixels P]
+             [--train_set train|train_mini] [--minival_fraction F | --minival_ids FILE]
 
-RAW holds the download under its published names (tarballs or folders extracted from them, and the
-JSONs); OUT (local, gs://, any tf.io.gfile path) receives `train-00000-of-00566.tfrecord`, ...,
+RAW holds the download of one edition (iNat2017, 2018, 2019, 2021 or 2021_mini: inat_tf.editions)
+under its published names (tarballs or folders extracted from them, and the JSONs); OUT (local,
+gs://, any tf.io.gfile path) receives `train-00000-of-00566.tfrecord`, ...,
 label_map.json, manifest.json and TFDS metadata. See BUILD_NOTES.md for the design.
 
 How a build runs:
@@ -36,6 +38,8 @@ from tfrecord_builder import image_check
 from tfrecord_builder import layout
 from tfrecord_builder import lock as lock_lib
 from tfrecord_builder import manifest as manifest_lib
+from tfrecord_builder import minival as minival_lib
+from tfrecord_builder import overlap as overlap_lib
 from tfrecord_builder import plan as plan_lib
 from tfrecord_builder import progress as progress_lib
 from tfrecord_builder import sources
@@ -76,6 +80,13 @@ class BuildConfig:
   max_image_pixels: int = _flag(image_check.DEFAULT_MAX_PIXELS, "Images with more pixels "
                                 "(width x height, from the header) are rejected before decoding; "
                                 "0 = no limit.")
+  train_set: str = _flag("", "iNat2021: build from train.json ('train') or train_mini.json "
+                         "('train_mini'); needed when RAW_DIR holds both.")
+  minival_fraction: float = _flag(0.0, "Hold out this fraction of each species' train images as a "
+                                  "'minival' split (seeded by --seed, by image id; recorded in "
+                                  "manifest.json).")
+  minival_ids: str = _flag("", "Or: a file of image ids (one per line, or a JSON list) forming "
+                           "the 'minival' split, e.g. the 9,697-image iNat2017 minival list.")
 
   def validate(self):
     problems = []
@@ -89,6 +100,10 @@ class BuildConfig:
                       f"0 <= task_index < num_tasks")
     if self.max_rejects < 0 or self.num_threads < 0 or self.max_image_pixels < 0:
       problems.append("max_rejects, num_threads and max_image_pixels must be >= 0")
+    if not 0 <= self.minival_fraction < 1:
+      problems.append(f"minival_fraction={self.minival_fraction}: must be in [0, 1)")
+    if self.minival_fraction and self.minival_ids:
+      problems.append("give --minival_fraction or --minival_ids, not both")
     if problems:
       raise BuildError("Invalid flags: " + "; ".join(problems))
 
@@ -180,11 +195,18 @@ class _Build:
 
   def __init__(self, config, log):
     self.config, self.log = config, log
-    self.inputs = layout.find_inputs(config.raw_dir, config.splits)
-    train_json = layout.find_inputs(config.raw_dir, ("train",))["train"].annotations if (
-        "train" not in self.inputs) else self.inputs["train"].annotations
-    self.catalog = annotations.load_catalog(self.inputs, train_json)
+    self.edition = layout.detect_layout(config.raw_dir, config.train_set)
+    self.inputs = layout.find_inputs(config.raw_dir, config.splits, config.train_set)
+    train_json = layout.find_inputs(config.raw_dir, ("train",), config.train_set)[
+        "train"].annotations if "train" not in self.inputs else self.inputs["train"].annotations
+    self.catalog = annotations.load_catalog(
+        self.inputs, train_json, self.edition,
+        layout.categories_file(config.raw_dir, self.edition))
     self.label_map = self.catalog.label_map
+    self.minival = minival_lib.apply(self.catalog, self.inputs, config)
+    if (config.minival_fraction or config.minival_ids) and not self.minival:
+      log("inat-build: the minival split is carved out of train, which this run does not build; "
+          "--minival_fraction / --minival_ids have no effect here")
     self.plans = {split: plan_lib.plan_split(split, list(split_records),
                                              config.examples_per_shard, config.seed)
                   for split, split_records in self.catalog.records.items()}
@@ -203,10 +225,13 @@ class _Build:
       if split_inputs.archive:
         size = tf.io.gfile.stat(split_inputs.archive).length
         archives[os.path.basename(split_inputs.archive)] = f"{size} bytes"
-    return {"seed": self.config.seed, "examples_per_shard": self.config.examples_per_shard,
-            "inputs": {os.path.basename(path): md5 for path, md5 in self.catalog.md5.items()},
-            "archives": archives,
-            "num_shards": {split: plan.num_shards for split, plan in self.plans.items()}}
+    state = {"seed": self.config.seed, "examples_per_shard": self.config.examples_per_shard,
+             "inputs": {os.path.basename(path): md5 for path, md5 in self.catalog.md5.items()},
+             "archives": archives, "edition": self.edition.name,
+             "num_shards": {split: plan.num_shards for split, plan in self.plans.items()}}
+    if self.minival:  # absent when this run builds no train split: the earlier one's stays
+      state["minival"] = self.minival
+    return state
 
   def _owned(self):
     for split, plan in self.plans.items():
@@ -366,6 +391,7 @@ class _Build:
       manifest_lib.write_json(manifest_lib.shard_record_path(self.config.data_dir, key), {
           "file": key, "split": split, "shard": shard, "examples": count, "bytes": size,
           "sha256": sha256, "repairs": repairs, "inputs": self.shard_inputs[key],
+          "image_sha256": overlap_lib.image_hashes(store._paths(key)[0]),  # pylint: disable=protected-access
           "problems": [p.to_json() for p in self.shard_problems[key]]})
 
     store.finish(key, os.path.join(self.config.data_dir, key), before_move=record_shard)
@@ -493,7 +519,7 @@ def build(config, log=print):
     with lock_lib.BuildLock(config.data_dir, config.task_name):
       return job.run()
   except (FileNotFoundError, annotations.AnnotationError, manifest_lib.StateMismatch,
-          lock_lib.Locked) as e:
+          lock_lib.Locked, minival_lib.MinivalError) as e:
     raise BuildError(str(e)) from None
   except OSError as e:
     if e.errno == errno.ENOSPC:

@@ -1,4 +1,4 @@
-"""Where each split's files are in RAW_DIR, for the published editions (inat_tf/editions.py).
+"""Where each split's files are in RAW_DIR, for every published edition (inat_tf.editions).
 
 Images may be in the published `.tar.gz` (streamed, never extracted) or in a folder already
 extracted from it; the JSON `file_name`s are paths relative to RAW_DIR either way.
@@ -28,28 +28,31 @@ def _join(raw_dir, name):
   return os.path.join(raw_dir, name) if name else ""
 
 
-def detect_layout(raw_dir):
-  """The editions.Edition whose train JSON is in raw_dir (the first, in editions.EDITIONS order)."""
-  for edition in editions.EDITIONS.values():
-    if tf.io.gfile.exists(_join(raw_dir, edition.splits["train"].annotations)):
-      return edition
-  expected = " or ".join(f"{edition.splits['train'].annotations} ({name})"
-                         for name, edition in editions.EDITIONS.items())
-  raise FileNotFoundError(
-      f"No annotation file in RAW_DIR {raw_dir}: expected {expected}. Point --raw_dir at the "
-      f"folder holding the downloaded files under their published names.")
+def detect_layout(raw_dir, train_set=""):
+  """The inat_tf.editions.Edition in raw_dir; FileNotFoundError says what was expected."""
+  try:
+    return editions.detect(raw_dir, train_set)
+  except editions.EditionError as e:
+    raise FileNotFoundError(str(e)) from None
 
 
-def find_inputs(raw_dir, splits=SPLITS):
+def categories_file(raw_dir, edition):
+  """2018/2019's un-obfuscated categories.json when it is in raw_dir, else ""."""
+  path = _join(raw_dir, edition.categories_file)
+  return path if path and tf.io.gfile.exists(path) else ""
+
+
+def find_inputs(raw_dir, splits=SPLITS, train_set=""):
   """{split: SplitInputs}; raises FileNotFoundError naming what is missing and where."""
-  edition = detect_layout(raw_dir)
+  edition = detect_layout(raw_dir, train_set)
   inputs = {}
   for split in splits:
     files = edition.splits[split]
     annotations_path = _join(raw_dir, files.annotations)
     if not tf.io.gfile.exists(annotations_path):
-      raise FileNotFoundError(f"{annotations_path} not found (needed for the {split} split; "
-                              f"leave the split out with --splits if you do not have it)")
+      raise FileNotFoundError(f"{annotations_path} not found (needed for the {split} split of "
+                              f"iNat{edition.name}; leave the split out with --splits if you do "
+                              f"not have it)")
     archive = _join(raw_dir, files.archive)
     folder = _join(raw_dir, files.image_root)
     if tf.io.gfile.exists(archive):

@@ -55,8 +55,9 @@ def check_and_update_state(data_dir, state, overwrite):
   path = os.path.join(data_dir, records.BUILD_DIR, "state.json")
   if tf.io.gfile.exists(path) and not overwrite:
     previous = read_json(path)
-    differences = [f"{key}: {previous[key]} then, {state[key]} now"
-                   for key in ("seed", "examples_per_shard") if previous[key] != state[key]]
+    differences = [f"{key}: {previous[key]} then, {state.get(key)} now"
+                   for key in ("seed", "examples_per_shard", "edition", "minival")
+                   if key in previous and key in state and previous[key] != state[key]]
     for group in ("inputs", "num_shards"):
       for name in set(previous[group]) & set(state[group]):
         if previous[group][name] != state[group][name]:
@@ -124,8 +125,10 @@ def write_tfds_metadata(data_dir, label_map, split_infos):
         features=schema.tfds_features(list(label_map.names),
                                       list(label_map.supercategory_names)),
         split_infos=infos, filename_template=records.FILENAME_TEMPLATE, check_data=False,
-        description="iNaturalist species images, written by inat-build (inat-tf).",
-        homepage="https://github.com/visipedia/inat_comp")
+        description=(f"iNaturalist {label_map.edition or '2017'} species images, written by "
+                     f"inat-build (inat-tf)."),
+        homepage=f"https://github.com/visipedia/inat_comp/tree/master/"
+                 f"{(label_map.edition or '2017')[:4]}")
     for name in os.listdir(local):
       if records.SHARD_SUFFIX not in name:
         tf.io.gfile.copy(os.path.join(local, name), os.path.join(data_dir, name), overwrite=True)
@@ -172,6 +175,13 @@ def finalize(data_dir, label_map, state, annotation_problems, log):
       "tasks": [{key: task[key] for key in ("task", "flags", "archives", "seconds",
                                             "unlisted_members")} for task in tasks],
       "num_classes": label_map.num_classes,
+      "edition": state.get("edition", ""),
+      "minival": state.get("minival"),
+      # Per split, image id -> sha256 (first 32 hex digits) of the stored image bytes: what
+      # inat-overlap compares between two data dirs.
+      "image_sha256": {split: {str(k): v for r in shard_records
+                               for k, v in r.get("image_sha256", {}).items()}
+                       for split, shard_records in splits.items()},
       "rejected": problems,
       "repaired": repairs,
   }

@@ -10,7 +10,7 @@ import numpy as np
 
 from inat_tf import records
 
-SPLIT_SEED_OFFSETS = {"train": 0, "val": 1, "test": 2}
+SPLIT_SEED_OFFSETS = {"train": 0, "val": 1, "test": 2, "minival": 3}
 
 
 @dataclasses.dataclass(frozen=True)
