@@ -33,7 +33,7 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=setuptools.find_packages(include=["inat_tf*", "tfrecord_builder*", "models*"]),
-    package_data={"inat_tf": ["configs/*/*.flags"]},
+    package_data={"inat_tf": ["recipes/*/*.flags"]},
     install_requires=[
         # The full `tensorflow` package (not tensorflow-cpu): GPU hosts use the same
         # package, installed as `tensorflow[and-cuda]` (see README).

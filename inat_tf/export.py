@@ -43,17 +43,20 @@ from inat_tf.geo import prior as geo_prior_lib
 WARMUP_PATH = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
-def _decode_view(image_bytes, image_size):
-  """Central crop of any encoded image, upright by its EXIF orientation as the builder stores it;
-  JPEGs without a rotation take the same fused path as evaluation."""
+def _decode_view(image_bytes, image_size, crop_fraction=preprocessing.EVAL_CROP_FRACTION):
+  """Central crop (crop_fraction of the short side) of any encoded image, upright by its EXIF
+  orientation as the builder stores it; JPEGs without a rotation take the same fused path as
+  evaluation."""
   orientation = preprocessing.exif_orientation(image_bytes)
 
   def other_formats():
     image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
     image = preprocessing.apply_orientation(image, orientation)
-    return preprocessing.center_crop_and_resize(tf.cast(image, tf.float32), image_size)
+    return preprocessing.center_crop_and_resize(tf.cast(image, tf.float32), image_size,
+                                                crop_fraction)
   return tf.cond(tf.logical_and(tf.io.is_jpeg(image_bytes), tf.equal(orientation, 1)),
-                 lambda: preprocessing.eval_image(image_bytes, image_size), other_formats)
+                 lambda: preprocessing.eval_image(image_bytes, image_size, crop_fraction),
+                 other_formats)
 
 
 def serving_module(trained, top_k, geo_prior=None):
@@ -67,12 +70,13 @@ def serving_module(trained, top_k, geo_prior=None):
   some of them, although tf.saved_model.load works.
   """
   model, normalize, size = trained.model, trained.normalize, trained.image_size
+  fraction = trained.eval_crop_fraction  # the same central crop as inat-eval
   top_k = min(top_k, trained.label_map.num_classes)
   category_ids = tf.constant(trained.label_map.category_ids, tf.int64)
   class_names = tf.constant(trained.label_map.names)
   module = tf.Module()
   module.model_variables = [variable.value for variable in model.variables]
-  module.image_size, module.top_k = size, top_k
+  module.image_size, module.top_k, module.eval_crop_fraction = size, top_k, fraction
 
   def image_probabilities(images):
     return tf.nn.softmax(tf.cast(model(normalize(images), training=False), tf.float32))
@@ -87,13 +91,13 @@ def serving_module(trained, top_k, geo_prior=None):
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
   def from_bytes(image_bytes):
-    images = tf.map_fn(lambda b: _decode_view(b, size), image_bytes,
+    images = tf.map_fn(lambda b: _decode_view(b, size, fraction), image_bytes,
                        fn_output_signature=tf.TensorSpec([None, None, 3], tf.float32))
     return classify(images)
 
   @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
   def from_images(images):
-    return classify(preprocessing.center_crop_and_resize(images, size))
+    return classify(preprocessing.center_crop_and_resize(images, size, fraction))
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
   def from_examples(examples):
@@ -179,10 +183,10 @@ def export_saved_model(module, export_dir, sample_jpeg):
   return path
 
 
-def _representative_images(data_dir, image_size, count=100):
+def _representative_images(data_dir, image_size, crop_fraction, count=100):
   """Generator of [1, size, size, 3] train images in [0, 255] for int8 calibration."""
   dataset = records.examples(data_dir, "train", [schema.ENCODED]).take(count).map(
-      lambda e: preprocessing.eval_image(e[schema.ENCODED], image_size)[tf.newaxis])
+      lambda e: preprocessing.eval_image(e[schema.ENCODED], image_size, crop_fraction)[tf.newaxis])
 
   def generate():
     for image in dataset:
@@ -202,7 +206,8 @@ def export_tflite(module, export_dir, data_dir):
   frozen = freeze(module.probabilities)
   variants = {"model.tflite": (frozen, None)}
   if data_dir:
-    variants["model_int8.tflite"] = (frozen, _representative_images(data_dir, size))
+    variants["model_int8.tflite"] = (frozen, _representative_images(
+        data_dir, size, module.eval_crop_fraction))
   if hasattr(module, "probabilities_with_place"):
     variants["model_with_place.tflite"] = (freeze(module.probabilities_with_place), None)
   paths = {}
@@ -240,6 +245,7 @@ def export(model_dir, export_dir, *, data_dir="", which="best", top_k=5, tflite=
     f.write("".join(f"{i}\t{cid}\t{name}\n" for i, (cid, name) in enumerate(
         zip(label_map.category_ids, label_map.names))))
   info = {"model": trained.model_name, "image_size": trained.image_size,
+          "eval_crop_fraction": trained.eval_crop_fraction,
           "num_classes": label_map.num_classes, "top_k": module.top_k,
           "files": files, "model_dir": model_dir, "which": which, "geo_dir": geo_dir,
           "geo_use_date": geo_prior.use_date if geo_prior is not None else None,

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 import models
+from inat_tf import augment as augment_lib
 from inat_tf import label_map as label_map_lib
 from inat_tf import preprocessing
 from inat_tf import records
@@ -46,6 +47,10 @@ class InputConfig:
   synthetic: bool = False             # constant random batches: time a model without input cost
   data_service: str = ""              # tf.data service dispatcher "host:port" (training only)
   dtype: str = "float32"              # "bfloat16" halves host-to-TPU traffic
+  # Crop ranges, flip, RandAugment, MixUp / CutMix (training); with mixing, training labels are
+  # soft: [batch, classes] float32 instead of [batch] int32.
+  augment: augment_lib.AugmentConfig = augment_lib.AugmentConfig()
+  eval_crop_fraction: float = preprocessing.EVAL_CROP_FRACTION  # central crop, of the short side
 
   def validate(self):
     if self.sampling not in SAMPLINGS:
@@ -55,6 +60,10 @@ class InputConfig:
                        f"{models.min_image_size(self.model_name)} pixels")
     if self.global_batch_size < 1:
       raise ValueError(f"global_batch_size={self.global_batch_size}: must be >= 1")
+    if not 0 < self.eval_crop_fraction <= 1:
+      raise ValueError(f"eval_crop_fraction={self.eval_crop_fraction}: expected a fraction of "
+                       f"the short side in (0, 1], e.g. 0.875")
+    self.augment.validate()
 
 
 def _per_replica_batch(config, context):
@@ -138,6 +147,9 @@ def train_dataset(config, context=None):
   keys = [schema.ENCODED, schema.LABEL] + ([schema.BBOX_YMIN, schema.BBOX_XMIN, schema.BBOX_YMAX,
                                             schema.BBOX_XMAX] if config.crop_with_boxes else [])
 
+  rand_augment = augment_lib.rand_augment_layer(config.augment)
+  mix_layers = augment_lib.mix_layers(config.augment)
+
   def parse(serialized):
     return schema.parse(serialized, keys)
 
@@ -147,8 +159,16 @@ def train_dataset(config, context=None):
       boxes = tf.stack([example[schema.BBOX_YMIN], example[schema.BBOX_XMIN],
                         example[schema.BBOX_YMAX], example[schema.BBOX_XMAX]], axis=-1)
     image = preprocessing.train_image(example[schema.ENCODED], config.image_size, element_seed,
-                                      boxes, config.color_distortion)
-    return tf.cast(normalize(image), config.dtype), tf.cast(example[schema.LABEL], tf.int32)
+                                      boxes, config.color_distortion, config.augment, rand_augment)
+    label = tf.cast(example[schema.LABEL], tf.int32)
+    if mix_layers:  # mixed per batch below, then normalised
+      return image, label
+    return tf.cast(normalize(image), config.dtype), label
+
+  def mix(batch, batch_seed):
+    images, labels = augment_lib.mix_batch(
+        mix_layers, batch[0], tf.one_hot(batch[1], label_map.num_classes), batch_seed)
+    return tf.cast(normalize(images), config.dtype), labels
 
   files, record_shard = _files_for_this_pipeline(config, context)
   ds = files.shuffle(1024, seed=seed)                               # a new file order each epoch
@@ -169,6 +189,9 @@ def train_dataset(config, context=None):
   ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed + 2).batch(2)))
   ds = ds.map(view, num_parallel_calls=tf.data.AUTOTUNE)            # decode, crop, augment
   ds = ds.batch(_per_replica_batch(config, context), drop_remainder=True)  # static shapes
+  if mix_layers:                                                     # MixUp / CutMix
+    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed + 3).batch(2)))
+    ds = ds.map(mix, num_parallel_calls=tf.data.AUTOTUNE)
   if config.data_service:                                            # preprocess on workers
     ds = ds.apply(tf.data.experimental.service.distribute(
         processing_mode=tf.data.experimental.service.ShardingPolicy.OFF,
@@ -201,8 +224,8 @@ def eval_dataset(config, context=None, with_ids=False, pad_final_batch=False):
 
   def view(serialized):
     example = schema.parse(serialized, keys)
-    image = tf.cast(normalize(preprocessing.eval_image(example[schema.ENCODED],
-                                                       config.image_size)), config.dtype)
+    image = tf.cast(normalize(preprocessing.eval_image(
+        example[schema.ENCODED], config.image_size, config.eval_crop_fraction)), config.dtype)
     return {"image": image, "label": tf.cast(example[schema.LABEL], tf.int32),
             "image_id": example[schema.IMAGE_ID]}
 

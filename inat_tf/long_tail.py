@@ -172,15 +172,23 @@ def loss_terms(loss, train_counts, beta=0.9999, tau=1.0):
 def per_example_loss(labels, logits, class_weights, logit_offsets, label_smoothing=0.0):
   """The training loss per example, float32 [batch] (TensorFlow ops; see loss_terms).
 
-  labels: [batch] int class indices; logits: [batch, C]; class_weights, logit_offsets: [C].
+  labels: [batch] int class indices, or [batch, C] float soft labels (MixUp / CutMix: each
+  example's class weight is then the label-weighted mean); logits: [batch, C]; class_weights,
+  logit_offsets: [C].
   """
   import keras  # pylint: disable=g-import-not-at-top  (the rest of the module is numpy)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   logits = tf.cast(logits, tf.float32) + tf.cast(logit_offsets, tf.float32)
-  one_hot = tf.one_hot(labels, tf.shape(logits)[-1])
+  class_weights = tf.cast(class_weights, tf.float32)
+  if labels.shape.rank == 2:
+    one_hot = tf.cast(labels, tf.float32)
+    weights = tf.reduce_sum(one_hot * class_weights, axis=-1)
+  else:
+    one_hot = tf.one_hot(labels, tf.shape(logits)[-1])
+    weights = tf.gather(class_weights, labels)
   per_example = keras.losses.categorical_crossentropy(one_hot, logits, from_logits=True,
                                                       label_smoothing=label_smoothing)
-  return per_example * tf.gather(tf.cast(class_weights, tf.float32), labels)
+  return per_example * weights
 
 
 # -- post-hoc adjustments ----------------------------------------------------------------------

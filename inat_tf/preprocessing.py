@@ -7,21 +7,27 @@ after (models.preprocess_input).
 Training follows the paper (random crops with aspect-ratio augmentation) in the Inception style:
 sample a window covering 8-100 % of the image with aspect ratio 3/4-4/3, decode only that window
 (`decode_and_crop_jpeg`, which skips the IDCT of everything outside it), resize, random flip.
-Evaluation decodes only the central square (87.5 % of the short side) and resizes it.
+Evaluation decodes only the central square (87.5 % of the short side by default; a model's own
+fraction is recorded at training, `--eval_crop_fraction`) and resizes it. The crop ranges, the flip
+and RandAugment are set by an `augment.AugmentConfig`.
 """
 
 import tensorflow as tf
+
+from inat_tf import augment as augment_lib
 
 AREA_RANGE = (0.08, 1.0)
 ASPECT_RATIO_RANGE = (3 / 4, 4 / 3)
 EVAL_CROP_FRACTION = 0.875
 
 
-def random_crop_window(image_shape, seed, boxes=None, min_object_covered=0.1):
+def random_crop_window(image_shape, seed, boxes=None, min_object_covered=0.1,
+                       area_range=AREA_RANGE, aspect_ratio_range=ASPECT_RATIO_RANGE):
   """[offset_y, offset_x, height, width] of an Inception-style random crop inside the image.
 
   boxes: optional [N, 4] ground-truth boxes (ymin, xmin, ymax, xmax in [0, 1]) used as hints: the
   crop then covers at least `min_object_covered` of one of them. With none, any window qualifies.
+  area_range: (min, max) fraction of the image area; aspect_ratio_range: (min, max) width/height.
   """
   if boxes is None:
     boxes = tf.zeros([0, 4], tf.float32)
@@ -31,7 +37,7 @@ def random_crop_window(image_shape, seed, boxes=None, min_object_covered=0.1):
   begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
       image_shape, bounding_boxes=tf.reshape(tf.cast(boxes, tf.float32), [1, -1, 4]), seed=seed,
       min_object_covered=min_object_covered,
-      aspect_ratio_range=ASPECT_RATIO_RANGE, area_range=AREA_RANGE, max_attempts=10,
+      aspect_ratio_range=aspect_ratio_range, area_range=area_range, max_attempts=10,
       use_image_if_no_bounding_boxes=True)
   return tf.stack([begin[0], begin[1], size[0], size[1]])
 
@@ -40,9 +46,11 @@ def _resize(image, image_size):
   return tf.image.resize(image, [image_size, image_size], method="bilinear")
 
 
-def decode_and_random_crop(image_bytes, image_size, seed, boxes=None):
+def decode_and_random_crop(image_bytes, image_size, seed, boxes=None,
+                           area_range=AREA_RANGE, aspect_ratio_range=ASPECT_RATIO_RANGE):
   """Random crop fused with JPEG decoding, resized to image_size x image_size; float32 [0, 255]."""
-  window = random_crop_window(tf.image.extract_jpeg_shape(image_bytes), seed, boxes)
+  window = random_crop_window(tf.image.extract_jpeg_shape(image_bytes), seed, boxes,
+                              area_range=area_range, aspect_ratio_range=aspect_ratio_range)
   image = tf.image.decode_and_crop_jpeg(image_bytes, window, channels=3)
   return _resize(tf.cast(image, tf.float32), image_size)
 
@@ -62,12 +70,27 @@ def distort_color(image, seed):
   return tf.clip_by_value(image, 0.0, 1.0) * 255.0
 
 
-def train_image(image_bytes, image_size, seed, boxes=None, color_distortion=False):
-  """The training view of one JPEG: random crop, resize, flip, optional colour distortion."""
+def train_image(image_bytes, image_size, seed, boxes=None, color_distortion=False,
+                augment=None, rand_augment=None):
+  """The training view of one JPEG: random crop, resize, flip, optional colour distortion and
+  RandAugment; float32 [image_size, image_size, 3] in [0, 255].
+
+  augment: an augment.AugmentConfig (None: the paper's crops and flips). rand_augment: the layer
+  of augment.rand_augment_layer(augment), made once per pipeline (None: off).
+  """
+  augment = augment or augment_lib.AugmentConfig()
   crop_seed, flip_seed, colour_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
-  image = random_flip(decode_and_random_crop(image_bytes, image_size, crop_seed, boxes), flip_seed)
+  rand_seed = tf.random.experimental.stateless_fold_in(seed, 3)  # leaves the other streams as were
+  image = decode_and_random_crop(
+      image_bytes, image_size, crop_seed, boxes,
+      area_range=(augment.crop_min_area, augment.crop_max_area),
+      aspect_ratio_range=(augment.crop_min_aspect_ratio, augment.crop_max_aspect_ratio))
+  if augment.horizontal_flip:
+    image = random_flip(image, flip_seed)
   if color_distortion:
     image = distort_color(image, colour_seed)
+  if rand_augment is not None:
+    image = tf.cast(augment_lib.apply(rand_augment, image, rand_seed), tf.float32)
   return image
 
 
@@ -86,26 +109,26 @@ def center_crop_window(image_shape, crop_fraction=EVAL_CROP_FRACTION):
   return tf.stack([(height - side + 1) // 2, (width - side + 1) // 2, side, side])
 
 
-def center_crop_and_resize(images, image_size):
-  """The evaluation view of decoded images: the central square (center_crop_window), resized
-  bilinearly to image_size x image_size.
+def center_crop_and_resize(images, image_size, crop_fraction=EVAL_CROP_FRACTION):
+  """The evaluation view of decoded images: the central square (center_crop_window, crop_fraction
+  of the short side), resized bilinearly to image_size x image_size.
 
   images: [height, width, 3] or [batch, height, width, 3], float32 [0, 255]; returns the same
   rank with image_size x image_size pixels. eval_image is this, fused with JPEG decoding; export's
   other formats and image tensors go through this function, so serving matches evaluation.
   """
-  window = center_crop_window(tf.shape(images)[-3:-1])
+  window = center_crop_window(tf.shape(images)[-3:-1], crop_fraction)
   cropped = images[..., window[0]:window[0] + window[2], window[1]:window[1] + window[3], :]
   return _resize(cropped, image_size)
 
 
-def eval_image(image_bytes, image_size):
+def eval_image(image_bytes, image_size, crop_fraction=EVAL_CROP_FRACTION):
   """The evaluation view of one JPEG: decode the central crop only, resize; float32 [0, 255].
 
   Equal to center_crop_and_resize of the decoded image; decode_and_crop_jpeg skips the IDCT of
   the pixels outside the window.
   """
-  window = center_crop_window(tf.image.extract_jpeg_shape(image_bytes))
+  window = center_crop_window(tf.image.extract_jpeg_shape(image_bytes), crop_fraction)
   image = tf.image.decode_and_crop_jpeg(image_bytes, window, channels=3)
   return _resize(tf.cast(image, tf.float32), image_size)
 
@@ -116,13 +139,14 @@ def _corner_windows(image_shape, crop_fraction):
   return [(0, 0), (0, width - side), (height - side, 0), (height - side, width - side)], side
 
 
-def eval_views(image_bytes, image_size, flip=False, multi_crop=False):
+def eval_views(image_bytes, image_size, flip=False, multi_crop=False,
+               crop_fraction=EVAL_CROP_FRACTION):
   """[views, image_size, image_size, 3] float32 [0, 255]: the central crop, plus optionally its
   mirror image and the four corner crops (and theirs), for test-time averaging."""
-  views = [eval_image(image_bytes, image_size)]
+  views = [eval_image(image_bytes, image_size, crop_fraction)]
   if multi_crop:
     image = tf.cast(tf.io.decode_jpeg(image_bytes, channels=3), tf.float32)
-    corners, side = _corner_windows(tf.shape(image), EVAL_CROP_FRACTION)
+    corners, side = _corner_windows(tf.shape(image), crop_fraction)
     for y, x in corners:
       views.append(_resize(image[y:y + side, x:x + side], image_size))
   if flip:

@@ -14,9 +14,14 @@ def write_json(path, document):
   Writes `path.incomplete-<pid>`, then renames it over `path` (the pid keeps concurrent writers,
   e.g. job-array tasks, from sharing a temporary name).
   """
+  write_text(path, json.dumps(document, indent=1, sort_keys=True))
+
+
+def write_text(path, text):
+  """Atomic as write_json, for any text (inat-train's train.flags)."""
   temporary = f"{path}.incomplete-{os.getpid()}"
   with tf.io.gfile.GFile(temporary, "w") as f:
-    json.dump(document, f, indent=1, sort_keys=True)
+    f.write(text)
   tf.io.gfile.rename(temporary, path, overwrite=True)
 
 

@@ -1,6 +1,6 @@
 """`inat-train`: the paper's recipe, from one CPU to a TPU pod.
 
-  inat-train --flagfile=inat_tf/configs/table3/inception_v3.flags --data_dir D --model_dir M
+  inat-train --recipe table3/inception_v3 --data_dir D --model_dir M
   inat-train --data_dir D --model_dir M --model mobilenet_v1 --image_size 96 --epochs 10 \
              --weights none
 
@@ -13,12 +13,15 @@ logs/train and logs/val, best.keras, final.keras, label_map.json, train_config.j
 train_summary.json) are the model-dir contract of inat_tf/trained_model.py; with --ema_decay > 0
 the saved models hold the moving-average weights. The val pass also reports top-1 / top-5 on
 many-, medium- and few-shot species (log line, TensorBoard `top1_few_shot` etc.; long_tail.py).
+train.flags sets every flag of the run: `inat-train --flagfile=M/train.flags` trains the same
+configuration again.
 """
 
 import dataclasses
 import hashlib
 import math
 import os
+import sys
 import time
 
 from absl import logging
@@ -27,11 +30,13 @@ import numpy as np
 import tensorflow as tf
 
 import models
+from inat_tf import augment
 from inat_tf import distribution
 from inat_tf import flag_config
 from inat_tf import input_pipeline
 from inat_tf import label_map as label_map_lib
 from inat_tf import long_tail
+from inat_tf import recipes
 from inat_tf import records
 from inat_tf import run_common
 from inat_tf import schedules
@@ -62,7 +67,8 @@ class TrainConfig:
   lr_decay_rate: float = _flag(0.94, "Exponential decay factor.")
   lr_decay_epochs: float = _flag(4.0, "Epochs between decays.")
   warmup_epochs: float = _flag(0.0, "Linear learning-rate warm-up.")
-  weight_decay: float = _flag(4e-5, "L2 weight decay on kernels (TF-slim's).")
+  weight_decay: float = _flag(4e-5, "Weight decay on kernels: TF-slim's L2 loss term with "
+                              "rmsprop / sgd, decoupled (AdamW's) with adamw.")
   label_smoothing: float = _flag(0.0, "Label smoothing.")
   aux_logits: bool = _flag(False, "Inception auxiliary head (loss weight below).")
   aux_loss_weight: float = _flag(0.4, "Weight of the auxiliary loss.")
@@ -111,6 +117,27 @@ class TrainConfig:
   deterministic: bool = _flag(False, "Reproducible input order (slower).")
   synthetic: bool = _flag(False, "Random input: time the model alone.")
   cache: bool = _flag(False, "Cache the encoded training set in memory (small sets).")
+  recipe: str = _flag("", "A recipe by name, shipped with the package; it sets defaults, every "
+                      "other flag given wins: " + ", ".join(recipes.available()) + ".")
+  # Augmentation (inat_tf/augment.py) and the evaluation crop (also used by eval/predict/export).
+  crop_min_area: float = _flag(
+      0.08, "Random crop: smallest fraction of the image area (Inception: 0.08).")
+  crop_max_area: float = _flag(1.0, "Random crop: largest area fraction.")
+  crop_min_aspect_ratio: float = _flag(0.75, "Random crop: smallest width / height.")
+  crop_max_aspect_ratio: float = _flag(4 / 3, "Random crop: largest width / height.")
+  horizontal_flip: bool = _flag(True, "Random left-right flips.")
+  randaugment_ops: int = _flag(
+      0, "RandAugment (keras.layers.RandAugment): ops per image; 0 = off.")
+  randaugment_magnitude: float = _flag(0.5, "RandAugment strength in [0, 1] (Keras's factor).")
+  mixup_alpha: float = _flag(
+      0.0, "MixUp (keras.layers.MixUp) Beta(alpha, alpha); 0 = off. With CutMix too, each batch "
+      "uses one of the two.")
+  cutmix_factor: float = _flag(
+      0.0, "CutMix (keras.layers.CutMix) factor in [0, 1]: Beta(a, a), a drawn from [0, factor]; "
+      "0 = off.")
+  eval_crop_fraction: float = _flag(
+      0.875, "Central crop (fraction of the short side) for validation; recorded, and used by "
+      "inat-eval, inat-predict and inat-export.")
 
 
 class TrainError(Exception):
@@ -127,7 +154,8 @@ def _optimizer(config, schedule, policy):
   elif config.optimizer == "sgd":
     optimizer = keras.optimizers.SGD(schedule, momentum=config.momentum, nesterov=True, **ema)
   elif config.optimizer == "adamw":
-    optimizer = keras.optimizers.AdamW(schedule, weight_decay=0.0, **ema)
+    # Decoupled weight decay (Loshchilov & Hutter), on kernels only (see train): not the L2 loss.
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, **ema)
   else:
     raise TrainError(f"optimizer={config.optimizer!r}: expected rmsprop, sgd or adamw")
   if policy == "mixed_float16":  # float16 gradients underflow without loss scaling
@@ -195,7 +223,12 @@ def train(config, log=print):
       crop_with_boxes=config.crop_with_boxes, cache=config.cache,
       deterministic=config.deterministic, seed=config.seed, synthetic=config.synthetic,
       data_service=config.data_service, dtype="bfloat16" if policy == "mixed_bfloat16" and
-      isinstance(strategy, tf.distribute.TPUStrategy) else "float32")
+      isinstance(strategy, tf.distribute.TPUStrategy) else "float32",
+      augment=augment.config_from(config), eval_crop_fraction=config.eval_crop_fraction)
+  try:
+    input_config.validate()
+  except ValueError as e:
+    raise TrainError(str(e)) from None
   # Long-tail remedies (long_tail.py): the loss's per-class weights and logit offsets, and from
   # which step they and --sampling apply (deferred re-weighting / re-sampling, Cao et al. 2019).
   try:
@@ -242,6 +275,9 @@ def train(config, log=print):
       raise TrainError(str(e)) from None
     run_common.set_batch_norm_momentum(model, config.bn_momentum)
     optimizer = _optimizer(config, schedule, policy)
+    if config.optimizer == "adamw":  # decay kernels only, as the L2 term does for the others
+      _inner(optimizer).exclude_from_weight_decay(
+          var_list=[v for v in model.trainable_variables if "kernel" not in v.path])
     optimizer.build(model.trainable_variables)
     best_top1 = tf.Variable(-1.0, trainable=False, name="best_val_top1")
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, best_top1=best_top1)
@@ -255,7 +291,14 @@ def train(config, log=print):
   if chief:
     trained_model.start(config.model_dir, config.data_dir, {
         **dataclasses.asdict(config), "num_classes": label_map.num_classes,
-        "steps_per_epoch": steps_per_epoch, "total_steps": total_steps})
+        "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
+        "inat_tf_version": recipes.package_version()})
+    run_common.write_text(os.path.join(
+        config.model_dir, trained_model.TRAIN_FLAGS), recipes.flagfile_text(
+        dataclasses.asdict(config), [
+            "inat-train flags of this run; `inat-train --flagfile=THIS_FILE` reruns it (later "
+            "flags override).", f"inat-tf {recipes.package_version()}, recipe "
+            f"{config.recipe or '(none)'}"]))
 
   # -- the steps ----------------------------------------------------------------------------------
   new_layers = models.new_layers(model)
@@ -279,20 +322,27 @@ def train(config, log=print):
   freeze_backbone.frozen = False
 
   def replica_step(images, labels, variables, class_weights, logit_offsets):
-    """One step on one replica; returns [loss sum, top-1 hits, top-5 hits, examples]."""
+    """One step on one replica; returns [loss sum, top-1 hits, top-5 hits, examples].
+
+    labels: [batch] int32, or [batch, classes] float32 soft labels (MixUp / CutMix), whose
+    largest entry counts for the top-k scores.
+    """
+    targets = labels  # what the loss compares with
+    if labels.shape.rank == 2:
+      labels = tf.argmax(labels, axis=-1, output_type=tf.int32)
     with tf.GradientTape() as tape:
       outputs = model(images, training=True)
       logits = outputs["logits"] if config.aux_logits else outputs
 
       def cross_entropy(logits):
-        per_example = long_tail.per_example_loss(labels, logits, class_weights, logit_offsets,
+        per_example = long_tail.per_example_loss(targets, logits, class_weights, logit_offsets,
                                                  config.label_smoothing)
         return tf.nn.compute_average_loss(per_example, global_batch_size=config.batch_size)
 
       loss = cross_entropy(logits)
       if config.aux_logits:
         loss += config.aux_loss_weight * cross_entropy(outputs["aux_logits"])
-      if config.weight_decay > 0:  # TF-slim's L2 weight decay on the kernels being trained
+      if config.weight_decay > 0 and config.optimizer != "adamw":  # TF-slim's L2 on kernels
         trained = {id(v) for v in variables}
         l2 = tf.add_n([tf.nn.l2_loss(tf.cast(v.value, tf.float32)) for v in decay_variables
                        if id(v) in trained])
@@ -471,7 +521,15 @@ def train(config, log=print):
 
 
 def run(argv=None):
-  """Console entry point `inat-train`."""
+  """Console entry point `inat-train`; --recipe is expanded first (recipes.expand)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  argv = sys.argv if argv is None else argv
+  flag_values = flags.FlagValues()  # only tells `--flag value` apart for the expansion
+  flag_config.define_flags(TrainConfig, flag_values)
+  try:
+    argv = recipes.expand(argv, flag_values)
+  except recipes.RecipeError as e:
+    sys.exit(f"inat-train: {e}")
   flag_config.run_command(
       "inat-train", TrainConfig,
       lambda config, _: train(config, log=lambda message: print(message, flush=True)),

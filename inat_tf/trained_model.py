@@ -6,7 +6,9 @@ export choose, load and run a trained model from it.
   best.keras            the model with the best val top-1 (--which best)
   final.keras           the model at the end of training (--which final)
   label_map.json        copied from the data dir: class index <-> category id <-> name
-  train_config.json     the run's settings: what a reader needs to feed the model
+  train_config.json     the run's settings: what a reader needs to feed the model (with its
+                        --eval_crop_fraction), the package version
+  train.flags           every flag of the run: `inat-train --flagfile=M/train.flags` reruns it
   train_summary.json    steps, speed, best val scores
   long_tail_adjustment-<which>.json, long_tail_classifier-<which>.npz
                         inat-adjust's post-hoc long-tail adjustment of that model (long_tail.py),
@@ -34,6 +36,7 @@ CHECKPOINTS = "checkpoints"
 LOGS = "logs"
 TRAIN_CONFIG = "train_config.json"
 TRAIN_SUMMARY = "train_summary.json"
+TRAIN_FLAGS = "train.flags"
 TOP_K = 5
 
 
@@ -88,6 +91,9 @@ class TrainedModel:
   image_size: int
   label_map: label_map_lib.LabelMap
   adjustment: object = None   # the long_tail.Adjustment applied to the classifier, if any
+  # The central crop its validation used (inat-train --eval_crop_fraction); model dirs written
+  # before the flag existed used 0.875.
+  eval_crop_fraction: float = preprocessing.EVAL_CROP_FRACTION
 
   @property
   def normalize(self):
@@ -113,7 +119,9 @@ def load(model_dir, which="best", adjusted=True):
   adjustment = long_tail.apply_stored(model, model_dir, which, label_map.train_counts) \
       if adjusted else None
   return TrainedModel(model=model, model_name=config["model"], image_size=config["image_size"],
-                      label_map=label_map, adjustment=adjustment)
+                      label_map=label_map, adjustment=adjustment,
+                      eval_crop_fraction=config.get("eval_crop_fraction",
+                                                    preprocessing.EVAL_CROP_FRACTION))
 
 
 @dataclasses.dataclass
@@ -142,7 +150,7 @@ def predict(trained, data_dir, split, batch_size=64, flip=False, multi_crop=Fals
 
   def views(example):
     images = preprocessing.eval_views(example[schema.ENCODED], trained.image_size, flip,
-                                      multi_crop)
+                                      multi_crop, trained.eval_crop_fraction)
     places = geo_encoding.places_from_examples(example) if geo_prior else tf.zeros([3])
     return trained.normalize(images), example[schema.LABEL], example[schema.IMAGE_ID], places
 

@@ -1,4 +1,4 @@
-"""The paper's classification networks as Keras 3 functional models, by name.
+"""The paper's classification networks, and today's, as Keras 3 functional models, by name.
 
   import models
   model = models.build("inception_v3_se", num_classes=5089, image_size=299, weights="imagenet")
@@ -6,7 +6,9 @@
   logits = model(images)                                              # float32 logits, no softmax
 
 Names (MODEL_NAMES): inception_v3, inception_v3_se, inception_resnet_v2, inception_resnet_v2_se,
-resnet50, resnet101, resnet152, resnet50_drp, resnet101_drp, resnet152_drp, mobilenet_v1.
+resnet50, resnet101, resnet152, resnet50_drp, resnet101_drp, resnet152_drp, mobilenet_v1; and
+the modern backbones (modern.py): efficientnetv2_b0, _b1, _b2, _b3, efficientnetv2_s,
+convnext_tiny, convnext_small.
 
 The backbones are keras.applications' own graphs (identical architectures, parameter counts and
 layer names); SE blocks are inserted into them and a new classifier put on top.
@@ -23,8 +25,8 @@ Backbone layer names are keras.applications' own. Most are explicit (ResNet, Mob
 and Keras numbers such names per session (`conv2d_5`, or `conv2d_99` after other models were
 built). Weights therefore load by topology, as Keras's own loaders do, not by those names.
 
-Modules: builder (build, new_layers), registry (names -> specs), inception / resnet / mobilenet (one
-spec file per family: backbone, SE points, aux tap), heads (SE block, classifier, aux head), weights
+Modules: builder (build, new_layers), registry (names -> specs), inception / resnet / mobilenet /
+modern (one spec file per family: backbone, SE points, aux tap), heads (SE block, classifier, aux head), weights
 (backbones with ImageNet or file weights), preprocessing (input normalisation).
 """
 
@@ -50,6 +52,7 @@ def preprocess_input(name):
 
   TensorFlow ops only. Inceptions and MobileNet: [-1, 1]. ResNets: keras.applications' "caffe"
   mode (RGB -> BGR, ImageNet channel means subtracted), what their ImageNet weights expect.
+  EfficientNetV2 B0-B3 and ConvNeXt: ImageNet mean / std ("torch"); EfficientNetV2 S: x/128 - 1.
   """
   return preprocessing.FUNCTIONS[registry.spec(name).preprocessing]
 

@@ -8,6 +8,9 @@ import tensorflow as tf
 
 # keras.applications' "caffe" mode: ImageNet channel means, in BGR order.
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+# keras.applications' "torch" mode (and EfficientNetV2-B / ConvNeXt's built-in layers): RGB.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def scale_to_symmetric(images):
@@ -22,4 +25,18 @@ def caffe(images):
   return tf.reverse(images, axis=[-1]) - tf.constant(CAFFE_BGR_MEAN, tf.float32)
 
 
-FUNCTIONS = {"inception": scale_to_symmetric, "caffe": caffe}
+def torch(images):
+  """EfficientNetV2 B0-B3, ConvNeXt ("torch" mode): x / 255, minus the ImageNet mean, over the
+  ImageNet standard deviation, per RGB channel."""
+  images = tf.cast(images, tf.float32)
+  return (images / 255.0 - tf.constant(IMAGENET_MEAN)) / tf.constant(IMAGENET_STD)
+
+
+def rescale_128(images):
+  """EfficientNetV2 S/M/L: x / 128 - 1 (its built-in Rescaling(1 / 128, offset=-1))."""
+  images = tf.cast(images, tf.float32)
+  return images / 128.0 - 1.0
+
+
+FUNCTIONS = {"inception": scale_to_symmetric, "caffe": caffe, "torch": torch,
+             "rescale_128": rescale_128}

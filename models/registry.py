@@ -4,9 +4,11 @@ import difflib
 
 from models import inception
 from models import mobilenet
+from models import modern
 from models import resnet
 
-SPECS = {spec.name: spec for family in (inception, resnet, mobilenet) for spec in family.SPECS}
+SPECS = {spec.name: spec for family in (inception, resnet, mobilenet, modern)
+         for spec in family.SPECS}
 MODEL_NAMES = tuple(SPECS)
 
 

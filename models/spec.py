@@ -18,7 +18,9 @@ class ModelSpec:
   backbone_name: str               # e.g. "InceptionV3", for messages
   min_image_size: int              # keras.applications' own minimum
   default_image_size: int          # the size its ImageNet weights were trained at
-  preprocessing: str               # "inception" ([-1, 1]) or "caffe" (BGR, ImageNet mean removed)
+  # "inception" ([-1, 1]), "caffe" (BGR, ImageNet mean removed), "torch" (ImageNet mean / std)
+  # or "rescale_128" (x / 128 - 1): see preprocessing.py
+  preprocessing: str
   # Layer name -> SE block name, for the layers whose output gets a Squeeze-and-Excitation block;
   # None for networks without SE.
   se_block_name: Optional[Callable[[str], Optional[str]]] = None

@@ -16,9 +16,9 @@ import pytest
 import tensorflow as tf
 
 import models
-from inat_tf import configs
 from inat_tf import evaluate
 from inat_tf import flag_config
+from inat_tf import recipes
 from inat_tf import schedules
 from inat_tf import train as train_lib
 from tests.conftest import TRAINED_MODEL_GROUP
@@ -53,11 +53,12 @@ def test_learning_rate_follows_the_papers_formula():
   assert float(cosine(1000)) == pytest.approx(0.0, abs=1e-9)
 
 
-@pytest.mark.parametrize("name", configs.available())
+@pytest.mark.parametrize("name", [n for n in recipes.available() if n.startswith("table3/")])
 def test_table3_flagfiles_carry_the_papers_recipe(name):
   flag_values = flags.FlagValues()
   flag_config.define_flags(train_lib.TrainConfig, flag_values)
-  flag_values(["inat-train", f"--flagfile={configs.path(name)}", "--data_dir=D", "--model_dir=M"])
+  flag_values(recipes.expand(["inat-train", f"--recipe={name}", "--data_dir=D", "--model_dir=M"],
+                             flag_values))
   config = flag_config.from_flags(train_lib.TrainConfig, flag_values)
   model = name.split("/")[-1]
   assert config.model == model and config.weights == "imagenet"
