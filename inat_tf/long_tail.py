@@ -180,6 +180,7 @@ def per_example_loss(labels, logits, class_weights, logit_offsets, label_smoothi
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   logits = tf.cast(logits, tf.float32) + tf.cast(logit_offsets, tf.float32)
   class_weights = tf.cast(class_weights, tf.float32)
+  labels = tf.convert_to_tensor(labels)
   if labels.shape.rank == 2:
     one_hot = tf.cast(labels, tf.float32)
     weights = tf.reduce_sum(one_hot * class_weights, axis=-1)
