@@ -168,7 +168,7 @@ def test_tfds_builder_from_directory_yields_our_examples(built):
 def test_same_output_for_any_thread_count_and_job_array(sample_dir, built, tmp_path):
   expected = shard_digests(built)
   status, _ = run_build(sample_dir, tmp_path / "one_thread", examples_per_shard=300,
-                        num_threads=1)
+                        num_workers=1)
   assert status == 0 and shard_digests(tmp_path / "one_thread") == expected
   # A job array of two tasks: each writes its own shards; the last one writes the manifest.
   for task in (0, 1):
@@ -208,7 +208,7 @@ def test_kill_minus_nine_then_rerun_gives_identical_shards(tmp_path):
   # --verify_decode on one thread makes the stream take seconds, so the kill lands inside it.
   process = subprocess.Popen(
       [console_script("inat-build"), f"--raw_dir={raw}", f"--data_dir={data_dir}",
-       "--examples_per_shard=64", "--verify_decode", "--num_threads=1"],
+       "--examples_per_shard=64", "--verify_decode", "--num_workers=1"],
       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   spill_dir = data_dir / "_build" / "spill" / "task-00000-of-00001"
   deadline = time.monotonic() + 120

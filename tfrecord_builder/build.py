@@ -12,8 +12,10 @@ label_map.json, manifest.json and TFDS metadata. See BUILD_NOTES.md for the desi
 
 How a build runs:
   1. Read the JSONs; plan every image's shard and position from --seed (plan.py).
-  2. Stream each archive once (train and val share one), check each listed image on a thread pool
-     (image_check.py), and append its Example to its shard's local spill file (spill.py).
+  2. Stream each archive once (train and val share one); worker processes (one per core by
+     default) check each listed image (image_check.py) and serialize its Example; results come
+     back in submission order and are appended to their shards' local spill files (spill.py), so
+     the bytes never depend on the number of workers.
   3. Write each shard from its spill file in planned order, under a temporary name, then rename.
   4. When every shard exists, write manifest.json and the TFDS metadata (manifest.py).
 A rerun (after a crash, kill -9 included) keeps finished shards and spilled examples and does the
@@ -22,9 +24,12 @@ rest; the result is byte-identical to an uninterrupted run.
 
 import collections
 import concurrent.futures
+import concurrent.futures.process
 import dataclasses
 import errno
+import gc
 import hashlib
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -70,7 +75,8 @@ class BuildConfig:
   num_tasks: int = _flag(1, "Tasks in the job array; each builds a disjoint set of shards.")
   max_rejects: int = _flag(0, "Problems (rejected images, bad records) tolerated before exiting "
                            "1.")
-  num_threads: int = _flag(0, "Worker threads; 0 = CPU cores.")
+  num_workers: int = _flag(0, "Worker processes that check images and serialize Examples; "
+                           "0 = one per CPU core. The output is the same for any number.")
   spill_dir: str = _flag("", "Local scratch for resumable builds (about one shard set's size); "
                          "default: DATA_DIR/_build/spill when local, else the temp folder.")
   verify_decode: bool = _flag(False, "Also decode every image fully with TensorFlow's decoder "
@@ -98,8 +104,8 @@ class BuildConfig:
     if not 0 <= self.task_index < self.num_tasks:
       problems.append(f"task_index={self.task_index} with num_tasks={self.num_tasks}: need "
                       f"0 <= task_index < num_tasks")
-    if self.max_rejects < 0 or self.num_threads < 0 or self.max_image_pixels < 0:
-      problems.append("max_rejects, num_threads and max_image_pixels must be >= 0")
+    if self.max_rejects < 0 or self.num_workers < 0 or self.max_image_pixels < 0:
+      problems.append("max_rejects, num_workers and max_image_pixels must be >= 0")
     if not 0 <= self.minival_fraction < 1:
       problems.append(f"minival_fraction={self.minival_fraction}: must be in [0, 1)")
     if self.minival_fraction and self.minival_ids:
@@ -108,17 +114,12 @@ class BuildConfig:
       raise BuildError("Invalid flags: " + "; ".join(problems))
 
   @property
+  def workers(self):
+    return self.num_workers or os.cpu_count() or 1
+
+  @property
   def task_name(self):
     return f"task-{self.task_index:05d}-of-{self.num_tasks:05d}"
-
-
-@dataclasses.dataclass
-class _Outcome:
-  """What a worker made of one image: an Example and a repair note, or a rejection reason."""
-  record: annotations.ImageRecord
-  example: bytes = b""
-  note: str = ""
-  reason: str = ""
 
 
 def _verify_with_tensorflow(checked, original, max_pixels):
@@ -136,32 +137,58 @@ def _verify_with_tensorflow(checked, original, max_pixels):
 
 
 def _process(record, data, label_map, config):
-  """Runs on the thread pool: check (and maybe repair) one image and serialize its Example.
+  """Check (and maybe repair) one image and serialize its Example: (example, note, reason).
 
   Whatever goes wrong with one image (a missing file, any image library's exception) rejects that
-  image with the reason; it never stops the build.
+  image with the reason (example b""); it never stops the build.
   """
   try:
-    if callable(data):
-      data = data()
+    if isinstance(data, sources.FileRef):
+      data = sources.read_file(data.raw_dir, data.file_name)
     checked = image_check.check_image(data, (record.width, record.height),
                                       config.max_image_pixels)
     if config.verify_decode:
       checked = _verify_with_tensorflow(checked, data, config.max_image_pixels)
   except FileNotFoundError as e:
-    return _Outcome(record, reason=f"missing file: {e}")
-  except sources.UnsafePath as e:
-    return _Outcome(record, reason=str(e))
-  except image_check.ImageRejected as e:
-    return _Outcome(record, reason=str(e))
+    return b"", "", f"missing file: {e}"
+  except (sources.UnsafePath, image_check.ImageRejected) as e:
+    return b"", "", str(e)
   except Exception as e:  # pylint: disable=broad-except  (one image never stops the build)
-    return _Outcome(record, reason=f"cannot be read ({type(e).__name__}: {e})")
-  return _Outcome(record, examples.serialize(record, checked, label_map), note=checked.repair)
+    return b"", "", f"cannot be read ({type(e).__name__}: {e})"
+  return examples.serialize(record, checked, label_map), checked.repair, ""
 
 
-def _result(outcome_or_future):
-  return (outcome_or_future.result() if isinstance(outcome_or_future, concurrent.futures.Future)
-          else outcome_or_future)
+# What the worker processes need besides the member bytes: set before they fork, so they inherit
+# it (the catalog is never pickled and the JSON never parsed twice).
+_SHARED = {}
+
+
+def _process_batch(batch):
+  """In a worker process: [(split, image_id, bytes or FileRef)] -> [(example, note, reason)]."""
+  by_split, label_map, config = _SHARED["records"], _SHARED["label_map"], _SHARED["config"]
+  return [_process(by_split[split][image_id], data, label_map, config)
+          for split, image_id, data in batch]
+
+
+def _worker_pool(catalog, config):
+  """A pool of `config.workers` processes forked now, before the build starts any thread.
+
+  fork, not spawn or forkserver: those re-import the main module (the `inat-build` script, hence
+  TensorFlow, ~2.5 s and ~700 MB per worker) and would need the catalog pickled to each; a forked
+  worker shares the parent's pages and starts in milliseconds. Workers never call TensorFlow
+  (except --verify_decode's decode_jpeg). gc.freeze() keeps the catalog's pages shared: the
+  children's garbage collector then never writes to them.
+  """
+  _SHARED.update(records=catalog.records, label_map=catalog.label_map, config=config)
+  gc.freeze()
+  pool = concurrent.futures.ProcessPoolExecutor(config.workers,
+                                                mp_context=multiprocessing.get_context("fork"))
+  pool.submit(int).result()  # with fork, the first submit starts every worker
+  return pool
+
+
+_BATCH_IMAGES, _BATCH_BYTES = 16, 2 << 20  # per task: amortizes the pickling and queue overhead
+_BATCHES_PER_WORKER = 3                    # in flight: bounded memory, yet no worker waits
 
 
 def _default_spill_dir(config):
@@ -298,7 +325,7 @@ class _Build:
         raw_dir = source[1]
         names = sorted({r.file_name for split in splits
                         for r in self.catalog.records[split].values()})
-        members = ((name, lambda name=name: sources.read_file(raw_dir, name)) for name in names)
+        members = ((name, sources.FileRef(raw_dir, name)) for name in names)
         result.append((raw_dir, splits, members, []))
     return result
 
@@ -306,77 +333,92 @@ class _Build:
     plan = self.plans[record.split]
     return plan.shard_name(plan.slots[record.image_id].shard)
 
-  def _stream(self, pending, store, progress):
-    """Phase 1: every listed image of a pending shard → checked → appended to its spill file."""
+  def _stream(self, pending, store, progress, pool):
+    """Phase 1: every listed image of a pending shard → checked → appended to its spill file.
+
+    The tar walk stays here; images go to the worker processes in batches, and their results are
+    taken in submission order, so spill files fill in archive order whatever the worker count.
+    """
     done = {key: {image_id for image_id, _ in store.entries(key)} for key in pending}
-    threads = self.config.num_threads or os.cpu_count() or 1
-    inflight = collections.deque()
+    inflight = collections.deque()  # (future, [record], source), oldest first
+    batch, batch_records, batch_bytes = [], [], 0
 
-    def finish(outcome, source):
-      key = self._shard_of(outcome.record)
-      if outcome.reason:
-        self.shard_problems[key].append(Problem("rejected image", outcome.record.file_name,
-                                                outcome.reason))
-        progress.rejects += 1
-        if source not in self.archives:  # a folder: a fixed file is seen by its fingerprint
-          path = os.path.join(source, outcome.record.file_name)
-          self.shard_inputs[key][path] = _fingerprint(path)
-      else:
-        store.append(key, outcome.record.image_id, outcome.note, outcome.example)
-        progress.images += 1
-        progress.repairs += bool(outcome.note)
+    def finish(future, records, source):
+      try:
+        outcomes = future.result()
+      except concurrent.futures.process.BrokenProcessPool:
+        raise BuildError(f"a worker process died while checking images from {source} (killed, "
+                         f"or out of memory); rerun the same command: it resumes where it "
+                         f"stopped") from None
+      for record, (example, note, reason) in zip(records, outcomes):
+        key = self._shard_of(record)
+        if reason:
+          self.shard_problems[key].append(Problem("rejected image", record.file_name, reason))
+          progress.rejects += 1
+          if source not in self.archives:  # a folder: a fixed file is seen by its fingerprint
+            path = os.path.join(source, record.file_name)
+            self.shard_inputs[key][path] = _fingerprint(path)
+        else:
+          store.append(key, record.image_id, note, example)
+          progress.images += 1
+          progress.repairs += bool(note)
 
-    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-      for source, splits, members, source_problems in self._sources():
-        wanted = collections.defaultdict(list)  # file_name -> records (several ids may share it)
-        listed = set()
-        for split in splits:
-          for record in self.catalog.records[split].values():
-            listed.add(record.file_name)
-            key = self._shard_of(record)
-            if key in pending and record.image_id not in done[key]:
-              wanted[record.file_name].append(record)
-              if source in self.archives:
-                self.shard_inputs[key][source] = _fingerprint(source)
-        if not wanted:
-          continue  # every image of this source is already in a shard or spill file
-        unlisted, damaged = 0, False
-        try:
-          for name, data in members:
-            sharing = wanted.pop(name, ())
-            unlisted += not sharing and name not in listed
-            for record in sharing:
-              # The strict decode (~1 ms per 800 px JPEG) releases the GIL, as does reading an
-              # extracted file: both run in parallel on the pool.
-              inflight.append((pool.submit(_process, record, data, self.label_map,
-                                           self.config), source))
-            while len(inflight) > 4 * threads:  # bounded memory: a few images per thread
-              future, where = inflight.popleft()
-              finish(future.result(), where)
-            progress.bytes_read = sum(stats.bytes_read for stats in self.archives.values())
-        except sources.ArchiveTruncated as e:
-          damaged = "compressed data is damaged" in str(e)
-          source_problems.append(Problem("damaged archive" if damaged else "truncated archive",
-                                         source, str(e).removeprefix(f"{source}: ")))
-        while inflight:
-          future, where = inflight.popleft()
-          finish(future.result(), where)
-        for name, sharing in wanted.items():
+    def submit(source):
+      nonlocal batch, batch_records, batch_bytes
+      if batch:
+        inflight.append((pool.submit(_process_batch, batch), batch_records, source))
+        batch, batch_records, batch_bytes = [], [], 0
+      while len(inflight) > _BATCHES_PER_WORKER * self.config.workers:
+        finish(*inflight.popleft())
+
+    for source, splits, members, source_problems in self._sources():
+      wanted = collections.defaultdict(list)  # file_name -> records (several ids may share it)
+      listed = set()
+      for split in splits:
+        for record in self.catalog.records[split].values():
+          listed.add(record.file_name)
+          key = self._shard_of(record)
+          if key in pending and record.image_id not in done[key]:
+            wanted[record.file_name].append(record)
+            if source in self.archives:
+              self.shard_inputs[key][source] = _fingerprint(source)
+      if not wanted:
+        continue  # every image of this source is already in a shard or spill file
+      unlisted, damaged = 0, False
+      try:
+        for name, data in members:
+          sharing = wanted.pop(name, ())
+          unlisted += not sharing and name not in listed
           for record in sharing:
-            key = self._shard_of(record)
-            self.shard_problems[key].append(Problem(
-                "missing image", name, f"listed in the {record.split} JSON but not found in "
-                                       f"{source}"))
-            if source not in self.archives:
-              self.shard_inputs[key][os.path.join(source, name)] = _fingerprint(
-                  os.path.join(source, name))
-            progress.rejects += 1
-        stats = self.archives.get(source)
-        self.report["sources"][source] = {
-            "bytes": stats.size if stats else None, "md5": (stats.md5 or None) if stats else None,
-            "damaged": damaged, "unlisted_members": unlisted,
-            "problems": [p.to_json() for p in source_problems]}
-        self._write_task_report()  # now, not at the end: a kill before the end keeps it
+            batch.append((record.split, record.image_id, data))
+            batch_records.append(record)
+            batch_bytes += len(data) if isinstance(data, bytes) else 0
+          if len(batch) >= _BATCH_IMAGES or batch_bytes >= _BATCH_BYTES:
+            submit(source)
+          progress.bytes_read = sum(stats.bytes_read for stats in self.archives.values())
+      except sources.ArchiveTruncated as e:
+        damaged = "compressed data is damaged" in str(e)
+        source_problems.append(Problem("damaged archive" if damaged else "truncated archive",
+                                       source, str(e).removeprefix(f"{source}: ")))
+      submit(source)
+      while inflight:
+        finish(*inflight.popleft())
+      for name, sharing in wanted.items():
+        for record in sharing:
+          key = self._shard_of(record)
+          self.shard_problems[key].append(Problem(
+              "missing image", name, f"listed in the {record.split} JSON but not found in "
+                                     f"{source}"))
+          if source not in self.archives:
+            self.shard_inputs[key][os.path.join(source, name)] = _fingerprint(
+                os.path.join(source, name))
+          progress.rejects += 1
+      stats = self.archives.get(source)
+      self.report["sources"][source] = {
+          "bytes": stats.size if stats else None, "md5": (stats.md5 or None) if stats else None,
+          "damaged": damaged, "unlisted_members": unlisted,
+          "problems": [p.to_json() for p in source_problems]}
+      self._write_task_report()  # now, not at the end: a kill before the end keeps it
 
   # -- writing shards -------------------------------------------------------------------------
 
@@ -424,10 +466,10 @@ class _Build:
     if pending:
       total_bytes = sum(tf.io.gfile.stat(i.archive).length for i in
                         {i.archive: i for i in self.inputs.values() if i.archive}.values())
-      with progress_lib.Progress(total, total_bytes) as progress:
-        self._stream(pending, store, progress)
-        threads = config.num_threads or os.cpu_count() or 1
-        with concurrent.futures.ThreadPoolExecutor(threads) as pool:  # hashing and copying
+      with _worker_pool(self.catalog, config) as workers, progress_lib.Progress(
+          total, total_bytes) as progress:
+        self._stream(pending, store, progress, workers)
+        with concurrent.futures.ThreadPoolExecutor(config.workers) as pool:  # hash and copy
           for future in [pool.submit(self._finish_shard, key, split, shard, store)
                          for key, (split, shard) in sorted(pending.items())]:
             future.result()

@@ -18,6 +18,7 @@ import posixpath
 import queue
 import tarfile
 import threading
+from typing import NamedTuple
 
 import tensorflow as tf
 from isal import isal_zlib
@@ -219,6 +220,12 @@ def check_file_name(file_name):
   if (file_name.startswith(("/", "\\")) or os.path.isabs(file_name) or ":" in file_name.split("/")[0]
       or normalized == ".." or normalized.startswith("../") or "/../" in f"/{file_name}/"):
     raise UnsafePath(f"file_name {file_name!r} points outside RAW_DIR; not read")
+
+
+class FileRef(NamedTuple):
+  """An extracted image not read yet: a worker process reads it (read_file), not the parent."""
+  raw_dir: str
+  file_name: str
 
 
 def read_file(raw_dir, file_name):
