@@ -42,6 +42,11 @@ def manifest_of(data_dir):
     return json.load(f)
 
 
+def manifest_facts(data_dir):
+  """The manifest without its per-task section (flags such as --num_workers, and timings)."""
+  return {key: value for key, value in manifest_of(data_dir).items() if key != "tasks"}
+
+
 def shard_digests(data_dir):
   return {shard["file"]: shard["sha256"] for split in manifest_of(data_dir)["splits"].values()
           for shard in split["shards"]}
@@ -165,20 +170,27 @@ def test_tfds_builder_from_directory_yields_our_examples(built):
 
 
 @pytest.mark.slow
-def test_same_output_for_any_thread_count_and_job_array(sample_dir, built, tmp_path):
+def test_same_output_for_any_worker_count_and_job_array(sample_dir, built, tmp_path):
   expected = shard_digests(built)
-  status, _ = run_build(sample_dir, tmp_path / "one_thread", examples_per_shard=300,
+  status, _ = run_build(sample_dir, tmp_path / "one_worker", examples_per_shard=300,
                         num_workers=1)
-  assert status == 0 and shard_digests(tmp_path / "one_thread") == expected
-  # A job array of two tasks: each writes its own shards; the last one writes the manifest.
+  assert status == 0 and shard_digests(tmp_path / "one_worker") == expected
+  assert manifest_facts(tmp_path / "one_worker") == manifest_facts(built)
+  # A job array of two tasks with two workers each: each task writes its own shards; the last
+  # one writes the manifest.
   for task in (0, 1):
     status, summary = run_build(sample_dir, tmp_path / "array", examples_per_shard=300,
-                                task_index=task, num_tasks=2)
+                                task_index=task, num_tasks=2, num_workers=2)
     assert status == 0
     assert ("manifest.json is written when" in summary) == (task == 0)
   assert shard_digests(tmp_path / "array") == expected
-  status, _ = run_build(sample_dir, tmp_path / "seed1", examples_per_shard=300, seed=1)
+  assert manifest_facts(tmp_path / "array") == manifest_facts(built)
+  status, _ = run_build(sample_dir, tmp_path / "seed1", examples_per_shard=300, seed=1,
+                        num_workers=2)
   assert shard_digests(tmp_path / "seed1") != expected
+  status, _ = run_build(sample_dir, tmp_path / "seed1_one_worker", examples_per_shard=300,
+                        seed=1, num_workers=1)
+  assert shard_digests(tmp_path / "seed1_one_worker") == shard_digests(tmp_path / "seed1")
 
 
 @pytest.mark.slow
@@ -198,17 +210,18 @@ def test_rerun_keeps_finished_shards_and_rebuilds_missing_ones(sample_dir, built
 
 @pytest.mark.slow
 def test_kill_minus_nine_then_rerun_gives_identical_shards(tmp_path):
-  """A real crash: the CLI is SIGKILLed while streaming; the rerun resumes, ends identical."""
+  """A real crash: the CLI is SIGKILLed while two worker processes check images; the rerun
+  (one worker) resumes and ends identical to an uninterrupted one-worker build."""
   raw = tmp_path / "raw"
   sample_download.make_sample(str(raw), sample_download.SampleConfig(
       num_species=13, max_train_per_species=40, max_side=800, seed=5))
-  status, _ = run_build(raw, tmp_path / "reference", examples_per_shard=64)
+  status, _ = run_build(raw, tmp_path / "reference", examples_per_shard=64, num_workers=1)
   assert status == 0
   data_dir = tmp_path / "crashed"
-  # --verify_decode on one thread makes the stream take seconds, so the kill lands inside it.
+  # --verify_decode makes the stream take seconds, so the kill lands inside it.
   process = subprocess.Popen(
       [console_script("inat-build"), f"--raw_dir={raw}", f"--data_dir={data_dir}",
-       "--examples_per_shard=64", "--verify_decode", "--num_workers=1"],
+       "--examples_per_shard=64", "--verify_decode", "--num_workers=2"],
       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   spill_dir = data_dir / "_build" / "spill" / "task-00000-of-00001"
   deadline = time.monotonic() + 120
@@ -226,9 +239,10 @@ def test_kill_minus_nine_then_rerun_gives_identical_shards(tmp_path):
   assert json.loads(lock.read_text())["pid"] == process.pid  # the dead owner's lock is left
   spilled = {key: ids for key, ids in spill_lib.SpillStore(str(spill_dir)).recover().items()}
   assert sum(map(len, spilled.values())) > 0
-  status, _ = run_build(raw, data_dir, examples_per_shard=64)  # takes the stale lock over
+  status, _ = run_build(raw, data_dir, examples_per_shard=64, num_workers=1)  # takes the lock
   assert status == 0
   assert shard_digests(data_dir) == shard_digests(tmp_path / "reference")
+  assert manifest_facts(data_dir) == manifest_facts(tmp_path / "reference")
   assert not list(data_dir.glob("*.incomplete*")) and not lock.exists()
 
 
@@ -352,9 +366,11 @@ def test_bad_inputs_are_reported_and_nothing_valid_is_lost(corrupted, tmp_path):
 @pytest.mark.slow
 def test_verify_decode_agrees_with_the_header_checks(corrupted, tmp_path):
   raw, _ = corrupted
-  run_build(raw, tmp_path / "fast", examples_per_shard=300)
-  run_build(raw, tmp_path / "decoded", examples_per_shard=300, verify_decode=True)
+  run_build(raw, tmp_path / "fast", examples_per_shard=300, num_workers=2)
+  run_build(raw, tmp_path / "decoded", examples_per_shard=300, verify_decode=True, num_workers=1)
   assert shard_digests(tmp_path / "fast") == shard_digests(tmp_path / "decoded")
+  # The same rejects and repairs, whatever the number of worker processes.
+  assert manifest_facts(tmp_path / "fast") == manifest_facts(tmp_path / "decoded")
 
 
 @pytest.mark.slow
