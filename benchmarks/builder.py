@@ -6,16 +6,23 @@
 
 Generates a download with TFDS's own species names (its label feature accepts only the 5,089 real
 names) at 800 px, then, each in a fresh process so that peak memory is its own:
-  floor     reading and inflating the archives alone (zlib, ISA-L, rapidgzip when installed)
-  inat      our builder (tfrecord_builder.build)
-  tfds      TFDS's INaturalist2017 builder, its split generators pointed at the local files
+  floor-*        reading and inflating the archives alone (zlib, ISA-L, rapidgzip when installed)
+  import-tf      a bare `import tensorflow`: the memory every TensorFlow program starts with
+  inat           our builder (tfrecord_builder.build), one worker process per core
+  inat-1w        our builder with one worker process
+  *-nocheck      the same without the strict 1/8-scale decode check (header checks only): what
+                 the check costs
+  tfds           TFDS's INaturalist2017 builder, its split generators pointed at the local files
 Repeats with a download twice the size, to show whether peak memory stays flat as input grows.
-Prints wall time (the build call, imports excluded), images/s, peak RSS and the ratios.
+Prints wall time (the build call, imports excluded), images/s, peak RSS (the largest process:
+forked workers share the parent's pages, so they do not add to it) and the ratios; for our
+builder also the start-up (imports; reading the JSONs and planning).
 """
 
 import argparse
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -60,15 +67,22 @@ def _floor(raw_dir, backend):
   return count
 
 
-def _inat(raw_dir, out_dir):
+def _inat(raw_dir, out_dir, variant=""):
+  """variant: '' | '-1w' | '-nocheck' | '-1w-nocheck'."""
   from inat_tf import records
   from tfrecord_builder import build
-  status, summary = build.build(build.BuildConfig(raw_dir=raw_dir, data_dir=out_dir),
-                                log=lambda message: None)
+  from tfrecord_builder import image_check
+  if "nocheck" in variant:  # header checks only; the workers fork after this, so they see it
+    image_check._strict_decode_problem = lambda data, facts: ""  # pylint: disable=protected-access
+  config = build.BuildConfig(raw_dir=raw_dir, data_dir=out_dir,
+                             num_workers=1 if "1w" in variant else 0)
+  log = []
+  status, summary = build.build(config, log=log.append)
   if status:
     raise RuntimeError(summary)
   manifest = records.read_manifest(out_dir)
-  return sum(split["examples"] for split in manifest["splits"].values())
+  planned = [float(m) for line in log for m in re.findall(r"planned in ([0-9.]+) s", line)]
+  return sum(split["examples"] for split in manifest["splits"].values()), planned[0]
 
 
 def _tfds(raw_dir, out_dir):
@@ -98,16 +112,28 @@ def _tfds(raw_dir, out_dir):
 
 def child(contender, raw_dir, out_dir):
   """Runs one contender in this process; prints {"images", "seconds"} as JSON."""
+  start = time.perf_counter()
+  extra = {}
   if contender.startswith("floor-"):
     run = lambda: _floor(raw_dir, contender[len("floor-"):])
+  elif contender == "import-tf":
+    import tensorflow  # pylint: disable=unused-import,redefined-outer-name
+    run = lambda: 0
   else:
-    run = lambda: {"inat": _inat, "tfds": _tfds}[contender](raw_dir, out_dir)
+    if contender.startswith("inat"):
+      run = lambda: _inat(raw_dir, out_dir, contender[len("inat"):])
+    else:
+      run = lambda: _tfds(raw_dir, out_dir)
     # Imports outside the timed region, for both builders alike.
     import tensorflow  # pylint: disable=unused-import
     import tensorflow_datasets  # pylint: disable=unused-import
+    from tfrecord_builder import build  # pylint: disable=unused-import
+  extra["import_seconds"] = time.perf_counter() - start
   start = time.perf_counter()
   images = run()
-  print(json.dumps({"images": images, "seconds": time.perf_counter() - start}))
+  if isinstance(images, tuple):
+    images, extra["plan_seconds"] = images
+  print(json.dumps({"images": images, "seconds": time.perf_counter() - start, **extra}))
 
 
 def measure(contender, raw_dir, out_dir, baseline=""):
@@ -115,7 +141,7 @@ def measure(contender, raw_dir, out_dir, baseline=""):
   shutil.rmtree(out_dir, ignore_errors=True)
   env = dict(os.environ)
   if contender == "inat-baseline":
-    contender, env["PYTHONPATH"] = "inat", baseline
+    contender, env["PYTHONPATH"] = "inat-1w", baseline
   process = subprocess.Popen([sys.executable, __file__, "--child", contender, "--raw_dir",
                               raw_dir, "--out_dir", out_dir], stdout=subprocess.PIPE,
                              stderr=subprocess.DEVNULL, text=True, env=env)
@@ -136,7 +162,7 @@ def contenders():
     names.append("floor-rapidgzip")
   except ImportError:
     pass
-  return names + ["inat", "tfds"]
+  return names + ["import-tf", "inat", "inat-1w", "inat-nocheck", "inat-1w-nocheck", "tfds"]
 
 
 def main():
@@ -171,28 +197,35 @@ def main():
     for contender in chosen:
       result = measure(contender, raw_dir, os.path.join(args.work_dir, "out"), args.baseline)
       rows.append({"scale": scale, "contender": contender, "archives_mb": size_mb, **result})
+      startup = (f" (start-up: imports {result['import_seconds']:.1f} s, JSONs + plan "
+                 f"{result['plan_seconds']:.2f} s)" if "plan_seconds" in result else "")
       print(f"x{scale} {contender:16s} {result['images']:6d} images {result['seconds']:7.1f} s "
-            f"{result['images'] / result['seconds']:7.0f} images/s "
-            f"peak RSS {result['peak_rss_mb']:6.0f} MB", flush=True)
+            f"{result['images'] / max(result['seconds'], 1e-9):7.0f} images/s "
+            f"peak RSS {result['peak_rss_mb']:6.0f} MB{startup}", flush=True)
 
   print("\nSummary (wall time of the build call; fresh process each):")
   for scale in scales:
     by = {r["contender"]: r for r in rows if r["scale"] == scale}
+    tf_rss = by.pop("import-tf", {}).get("peak_rss_mb")
     rate = lambda name: by[name]["images"] / by[name]["seconds"]
     parts = [f"{name} {rate(name):.0f} images/s" for name in by]
     if "inat" in by:
       parts += [f"inat-build = {rate('inat') / rate(name):.2f}x {name}" for name in by
                 if name != "inat"]
+    if tf_rss:
+      parts += [f"{name} peak RSS - bare import tensorflow = "
+                f"{by[name]['peak_rss_mb'] - tf_rss:.0f} MB" for name in by
+                if name.startswith("inat")]
     print(f"  x{scale} ({next(iter(by.values()))['images']} images, "
           f"{next(iter(by.values()))['archives_mb']:.0f} MB of archives): " + "; ".join(parts))
-  for name in ("inat", "tfds"):
+  for name in ("inat", "inat-1w", "tfds"):
     runs = [next((r for r in rows if r["scale"] == s and r["contender"] == name), None)
             for s in scales]
     if len(runs) == 2 and all(runs):
       small, large = runs
       print(f"  peak RSS {name}: {small['peak_rss_mb']:.0f} MB -> {large['peak_rss_mb']:.0f} MB "
             f"when the input doubles ({large['peak_rss_mb'] / small['peak_rss_mb']:.2f}x)")
-  print(f"  (this machine: {os.cpu_count()} cores)")
+  print(f"  (this machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

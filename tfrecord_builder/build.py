@@ -222,6 +222,7 @@ class _Build:
 
   def __init__(self, config, log):
     self.config, self.log = config, log
+    start = time.monotonic()
     self.edition = layout.detect_layout(config.raw_dir, config.train_set)
     self.inputs = layout.find_inputs(config.raw_dir, config.splits, config.train_set)
     train_json = layout.find_inputs(config.raw_dir, ("train",), config.train_set)[
@@ -237,6 +238,7 @@ class _Build:
     self.plans = {split: plan_lib.plan_split(split, list(split_records),
                                              config.examples_per_shard, config.seed)
                   for split, split_records in self.catalog.records.items()}
+    self.startup_seconds = time.monotonic() - start  # reading the JSONs and planning, once
     self.shard_problems = collections.defaultdict(list)  # shard file -> [Problem]
     self.shard_inputs = collections.defaultdict(dict)    # shard file -> {path: fingerprint}
     self.archives = {}                                   # path -> ArchiveStats
@@ -462,7 +464,8 @@ class _Build:
         store.discard(key)  # from a build being redone, or a shard finished after all
     total = sum(len(records) for records in self.catalog.records.values())
     self.log(f"inat-build: {total:,} images listed in {', '.join(self.catalog.records)}; "
-             f"{len(pending)} shard(s) to write for {config.task_name}")
+             f"{len(pending)} shard(s) to write for {config.task_name} (JSONs read and shards "
+             f"planned in {self.startup_seconds:.2f} s)")
     if pending:
       total_bytes = sum(tf.io.gfile.stat(i.archive).length for i in
                         {i.archive: i for i in self.inputs.values() if i.archive}.values())
