@@ -25,6 +25,7 @@ rest; the result is byte-identical to an uninterrupted run.
 import collections
 import concurrent.futures
 import concurrent.futures.process
+import contextlib
 import dataclasses
 import errno
 import gc
@@ -170,21 +171,28 @@ def _process_batch(batch):
           for split, image_id, data in batch]
 
 
+@contextlib.contextmanager
 def _worker_pool(catalog, config):
   """A pool of `config.workers` processes forked now, before the build starts any thread.
 
   fork, not spawn or forkserver: those re-import the main module (the `inat-build` script, hence
-  TensorFlow, ~2.5 s and ~700 MB per worker) and would need the catalog pickled to each; a forked
-  worker shares the parent's pages and starts in milliseconds. Workers never call TensorFlow
-  (except --verify_decode's decode_jpeg). gc.freeze() keeps the catalog's pages shared: the
-  children's garbage collector then never writes to them.
+  TensorFlow, ~2.5-5 s and ~570 MB per worker) and would need the catalog pickled to each; a
+  forked worker shares the parent's pages and starts in milliseconds. Workers never call
+  TensorFlow (except --verify_decode's decode_jpeg). gc.freeze() keeps the catalog's pages shared
+  (the children's garbage collector then never writes to them); the parent unfreezes afterwards,
+  so a long-lived caller (tests, notebooks) does not keep every build's objects forever.
   """
   _SHARED.update(records=catalog.records, label_map=catalog.label_map, config=config)
+  gc.collect()
   gc.freeze()
-  pool = concurrent.futures.ProcessPoolExecutor(config.workers,
-                                                mp_context=multiprocessing.get_context("fork"))
-  pool.submit(int).result()  # with fork, the first submit starts every worker
-  return pool
+  try:
+    with concurrent.futures.ProcessPoolExecutor(
+        config.workers, mp_context=multiprocessing.get_context("fork")) as pool:
+      pool.submit(int).result()  # with fork, the first submit starts every worker
+      yield pool
+  finally:
+    gc.unfreeze()
+    _SHARED.clear()
 
 
 _BATCH_IMAGES, _BATCH_BYTES = 16, 2 << 20  # per task: amortizes the pickling and queue overhead
@@ -346,12 +354,7 @@ class _Build:
     batch, batch_records, batch_bytes = [], [], 0
 
     def finish(future, records, source):
-      try:
-        outcomes = future.result()
-      except concurrent.futures.process.BrokenProcessPool:
-        raise BuildError(f"a worker process died while checking images from {source} (killed, "
-                         f"or out of memory); rerun the same command: it resumes where it "
-                         f"stopped") from None
+      outcomes = future.result()
       for record, (example, note, reason) in zip(records, outcomes):
         key = self._shard_of(record)
         if reason:
@@ -570,6 +573,9 @@ def build(config, log=print):
     if e.errno == errno.ENOSPC:
       raise BuildError(_no_space(e.filename, config)) from None
     raise
+  except concurrent.futures.process.BrokenProcessPool:
+    raise BuildError("a worker process died (killed, or out of memory); rerun the same command: "
+                     "it resumes where it stopped") from None
   except tf.errors.OpError as e:
     if "No space left" in e.message:
       raise BuildError(_no_space("", config)) from None
