@@ -49,12 +49,12 @@ setuptools.setup(
         "tensorboard>=2.20",    # tf.summary needs it; TensorFlow 2.21 no longer installs it
         "matplotlib>=3.8",      # the accuracy-vs-training-images box plot (paper Fig. 5)
         "tensorflow-serving-api>=2.21,<2.22",  # PredictionLog protos of the warm-up file
-        # Detection: RetinaNet (keras-hub; its tensorflow-text dependency pins TF < 2.22) and the
-        # reference COCO metrics.
-        "keras-hub>=0.32,<0.33",
-        "pycocotools>=2.0.8",
     ],
     extras_require={
+        # Detection (inat-detect-*): RetinaNet (keras-hub; its tensorflow-text dependency pins
+        # TF < 2.22) and the reference COCO metrics. An extra, so that a classification-only
+        # install is lighter (BUILD_NOTES.md: sizes measured).
+        "detection": ["keras-hub>=0.32,<0.33", "pycocotools>=2.0.8"],
         # pytest 9.2 silently breaks xdist's --dist loadgroup (pytest-xdist issue #1386), which
         # the suite relies on to train its shared model once.
         "test": ["pytest>=8,<9.2", "pytest-xdist>=3.5"],

@@ -6,3 +6,8 @@ import os
 # off unless asked (measured: Inception V3 at 75 px, 17 -> 24 images/s on 2 cores). Must be set
 # before TensorFlow is imported; an explicit setting by the user wins.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+from inat_tf import cli as _cli  # pylint: disable=g-import-not-at-top
+
+if _cli.is_console_command():  # an inat-* command: TensorFlow's start-up records hidden
+  _cli.quiet_tensorflow()

@@ -180,6 +180,9 @@ def classify(paths, model_dir, geo_dir="", given=Place(), top_k=5, which="best")
         place = {"latitude": lat, "longitude": lon, "date": when, "source": source,
                  "used": used}
     except tf.errors.InvalidArgumentError:
+      outputs = None
+    # The serving graph marks an item it cannot decode (or crop) valid = false (inat_tf.export).
+    if outputs is None or not bool(outputs["valid"].numpy()[0]):
       skipped.append({"photo": path, "reason": "not a readable JPEG, PNG, GIF or BMP image"})
       continue
     predictions = []

@@ -14,7 +14,8 @@ import sys
 
 def run(argv=None):
   """Console entry point: starts one server and serves until killed."""
-  from absl import app, flags  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from inat_tf import cli  # pylint: disable=g-import-not-at-top
 
   flags.DEFINE_enum("role", None, ["dispatcher", "worker"], "Which server to run.",
                     required=True)
@@ -41,7 +42,7 @@ def run(argv=None):
     print(f"inat-data-service: {f.role} serving on {address}", flush=True)
     server.join()
 
-  app.run(main, argv=argv)
+  cli.run(main, argv)
 
 
 if __name__ == "__main__":

@@ -12,28 +12,53 @@
 import json
 import os
 
-from absl import logging
 import keras
 import tensorflow as tf
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 
 
+class DistributionError(ValueError):
+  """The strategy asked for cannot be set up here; the message says what to do."""
+
+
 def _in_slurm_job_with_several_tasks():
-  return int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in os.environ
+  """True inside a Slurm job step of several tasks; DistributionError for an sbatch script of
+  several tasks that runs the command directly (not under srun): only srun starts the tasks
+  and sets the SLURM_STEP_* variables that SlurmClusterResolver reads."""
+  if int(os.environ.get("SLURM_NTASKS", "1")) <= 1 or "SLURM_PROCID" not in os.environ:
+    return False
+  if "SLURM_STEP_NUM_TASKS" not in os.environ:
+    raise DistributionError(
+        f"this Slurm job has {os.environ['SLURM_NTASKS']} tasks, but the command was not "
+        f"started by srun, so only one of them runs: in the sbatch script write `srun inat-train "
+        f"...` (one process per task), or ask for one task (#SBATCH --ntasks=1)")
+  return True
 
 
 def split_cpu(num_devices):
-  """Splits the CPU into logical devices, so mirrored training can be tried without GPUs."""
+  """Splits the CPU into logical devices, so mirrored training can be tried without GPUs.
+
+  Once TensorFlow has started, the split cannot change: a process already split into at least
+  `num_devices` keeps its split (the strategy then uses the first `num_devices`), fewer raise
+  DistributionError.
+  """
   cpu = tf.config.list_physical_devices("CPU")[0]
-  tf.config.set_logical_device_configuration(
-      cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices)
+  try:
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices)
+  except RuntimeError:  # TensorFlow has started in this process
+    have = len(tf.config.list_logical_devices("CPU"))
+    if have < num_devices:
+      raise DistributionError(
+          f"num_cpu_devices={num_devices}: this process already runs TensorFlow on {have} CPU "
+          f"device(s); set the split before anything else uses TensorFlow") from None
 
 
 def make_strategy(kind="auto", tpu="", num_cpu_devices=0):
   """Returns a tf.distribute.Strategy; call before creating any tensor."""
   if kind not in STRATEGIES:
-    raise ValueError(f"distribution={kind!r}: expected one of {', '.join(STRATEGIES)}")
+    raise DistributionError(f"distribution={kind!r}: expected one of {', '.join(STRATEGIES)}")
   if num_cpu_devices > 1:
     split_cpu(num_cpu_devices)
   if kind == "auto":
@@ -54,15 +79,19 @@ def make_strategy(kind="auto", tpu="", num_cpu_devices=0):
     resolver = None
     if "TF_CONFIG" not in os.environ:
       if not _in_slurm_job_with_several_tasks():
-        raise ValueError("distribution=multi_worker needs a cluster: set TF_CONFIG, or run "
-                         "under Slurm (srun) with several tasks")
+        raise DistributionError("distribution=multi_worker needs a cluster: set TF_CONFIG, or "
+                                "run under Slurm (srun) with several tasks")
       resolver = tf.distribute.cluster_resolver.SlurmClusterResolver()
     return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
   if kind == "mirrored":
-    devices = None
-    if not tf.config.list_logical_devices("GPU"):
-      devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-    return tf.distribute.MirroredStrategy(devices)
+    if tf.config.list_logical_devices("GPU"):
+      return tf.distribute.MirroredStrategy()
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+    devices = devices[:num_cpu_devices] if num_cpu_devices > 0 else devices
+    # Logical CPUs share one memory: reducing on one of them costs nothing, and unlike the
+    # collective ops it lets strategies over different device counts live in one process.
+    return tf.distribute.MirroredStrategy(
+        devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
   gpus = tf.config.list_logical_devices("GPU")
   return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
 
@@ -94,7 +123,6 @@ def set_mixed_precision(strategy, enabled):
   else:
     policy = "mixed_float16"
   keras.mixed_precision.set_global_policy(policy)
-  logging.info("Mixed precision policy: %s", policy)
   return policy
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from inat_tf import long_tail
+from inat_tf import label_map as label_map_lib
 from inat_tf import rank_metrics
 from inat_tf import records
 from inat_tf import trained_model
@@ -186,6 +187,7 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir="", which="best", f
   with and without it side by side (inat_tf.geo.report).
   """
   trained = trained_model.load(model_dir, which)
+  label_map_lib.check_same(data_dir, model_dir)
   prior = geo_prior_lib.load(geo_dir) if geo_dir else None
   if prior is not None:
     prior.check_matches(trained.label_map, model_dir)
@@ -216,7 +218,8 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir="", which="best", f
 
 def run(argv=None):
   """Console entry point `inat-eval`."""
-  from absl import app, flags  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from inat_tf import cli  # pylint: disable=g-import-not-at-top
 
   flags.DEFINE_string("data_dir", None, "Data dir written by inat-build.", required=True)
   flags.DEFINE_string("model_dir", None, "Model dir written by inat-train.", required=True)
@@ -241,7 +244,7 @@ def run(argv=None):
     print(markdown(report, f"{f.split}: {report['images']:,} images"))
     print(f"Report written to {output_dir}")
 
-  app.run(main, argv=argv)
+  cli.run(main, argv)
 
 
 if __name__ == "__main__":

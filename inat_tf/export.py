@@ -2,7 +2,11 @@
 
   inat-export --model_dir M --export_dir E [--data_dir D] [--top_k 5] [--notflite] [--geo_dir G]
 
-E/saved_model/   signatures (all return category_ids, class_names, scores: the top-k, best first)
+E/saved_model/N/ the SavedModel, in a numbered version dir as TF Serving expects of a model's
+                 base path (E/saved_model): N = 1, or one more than the newest already there, so
+                 a server watching E/saved_model picks a re-export up as a new version.
+                 Signatures (all return category_ids, class_names, scores: the top-k, best first,
+                 and valid: whether the item could be classified)
   serving_default     image_bytes: [batch] encoded JPEG/PNG/GIF/BMP; decoded, centre-cropped
                       and resized in the graph. The name ends in `_bytes`, so TF Serving's REST
                       API accepts {"instances": [{"image_bytes": {"b64": "..."}}]}.
@@ -23,7 +27,9 @@ E/model_with_place.tflite   (with --geo_dir) inputs image as model.tflite, latit
 E/labels.txt          class index -> category id and name, for the TFLite models.
 E/export_info.json    image size, model, top-k, files.
 
-A request with corrupt bytes fails with an error for that request; the server keeps serving.
+Each item of a batch has its own status: an item that cannot be decoded (corrupt, empty, not an
+image) or is too small to crop (1 x 1) gets valid = false, category id -1, name "" and score 0,
+and the other items of the batch their normal answer.
 """
 
 import json
@@ -34,6 +40,7 @@ import tensorflow as tf
 from tensorflow.python.framework import convert_to_constants  # pylint: disable=g-direct-tensorflow-import
 
 from inat_tf import preprocessing
+from inat_tf import progress
 from inat_tf import records
 from inat_tf import schema
 from inat_tf import trained_model
@@ -57,6 +64,48 @@ def _decode_view(image_bytes, image_size, crop_fraction=preprocessing.EVAL_CROP_
   return tf.cond(tf.logical_and(tf.io.is_jpeg(image_bytes), tf.equal(orientation, 1)),
                  lambda: preprocessing.eval_image(image_bytes, image_size, crop_fraction),
                  other_formats)
+
+
+def _decode_valid(image_bytes, size, crop_fraction):
+  """(indices [n] int32, images [n, size, size, 3] float32) of the items of a [batch] of encoded
+  images that decode. A graph cannot catch a decode error, but tf.data can drop the elements that
+  raise one: decode in a dataset with ignore_errors, and keep each survivor's place in the batch."""
+  def view(index, encoded):
+    image = _decode_view(encoded, size, crop_fraction)
+    tf.debugging.assert_all_finite(image, "image")
+    return index, image
+  decoded = (tf.data.Dataset.from_tensor_slices((tf.range(tf.size(image_bytes)), image_bytes))
+             .map(view, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+             .ignore_errors().batch(64))
+  return decoded.reduce(
+      (tf.zeros([0], tf.int32), tf.zeros([0, size, size, 3], tf.float32)),
+      lambda state, batch: (tf.concat([state[0], batch[0]], 0),
+                            tf.concat([state[1], batch[1]], 0)))
+
+
+def _no_answers(top_k):
+  """The outputs for a batch where not a single image decoded: the model is not called on an
+  empty batch (oneDNN rejects it)."""
+  return {"category_ids": tf.zeros([0, top_k], tf.int64), "scores": tf.zeros([0, top_k]),
+          "class_names": tf.fill([0, top_k], "")}
+
+
+# What an item that could not be classified gets, per output.
+_FILLS = {"category_ids": (-1, tf.int64), "class_names": ("", tf.string),
+          "scores": (0.0, tf.float32), "used_place": (False, tf.bool)}
+
+
+def _scatter(outputs, indices, batch):
+  """The answers for the items `indices` ([n] int32) of a batch of `batch`, back in their places;
+  the other items get valid = false and the fills of _FILLS (id -1, name "", score 0)."""
+  indices = indices[:, tf.newaxis]
+
+  def place(values, fill):
+    shape = tf.concat([[batch], tf.shape(values)[1:]], 0)
+    return tf.tensor_scatter_nd_update(tf.fill(shape, fill), indices, values)
+  scattered = {key: place(values, tf.constant(*_FILLS[key])) for key, values in outputs.items()}
+  scattered["valid"] = place(tf.ones_like(indices[:, 0], tf.bool), tf.constant(False))
+  return scattered
 
 
 def serving_module(trained, top_k, geo_prior=None):
@@ -91,13 +140,15 @@ def serving_module(trained, top_k, geo_prior=None):
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
   def from_bytes(image_bytes):
-    images = tf.map_fn(lambda b: _decode_view(b, size, fraction), image_bytes,
-                       fn_output_signature=tf.TensorSpec([None, None, 3], tf.float32))
-    return classify(images)
+    indices, images = _decode_valid(image_bytes, size, fraction)
+    outputs = tf.cond(tf.size(indices) > 0, lambda: classify(images),
+                      lambda: _no_answers(top_k))
+    return _scatter(outputs, indices, tf.size(image_bytes))
 
   @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
   def from_images(images):
-    return classify(preprocessing.center_crop_and_resize(images, size, fraction))
+    outputs = classify(preprocessing.center_crop_and_resize(images, size, fraction))
+    return {**outputs, "valid": tf.ones_like(outputs["scores"][:, 0], tf.bool)}
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
   def from_examples(examples):
@@ -125,12 +176,16 @@ def _add_place_functions(module, geo_prior, size, image_probabilities, top_categ
                                 tf.TensorSpec([None], tf.float32, name="longitude"),
                                 tf.TensorSpec([None], tf.string, name="date")])
   def from_bytes_and_place(image_bytes, latitude, longitude, date):
-    images = tf.map_fn(lambda b: _decode_view(b, size), image_bytes,
-                       fn_output_signature=tf.TensorSpec([None, None, 3], tf.float32))
-    places = geo_encoding.place(latitude, longitude, geo_encoding.date_fraction(date))
-    outputs = top_categories(geo_prior.apply(image_probabilities(images), places))
-    outputs["used_place"] = geo_prior.available(places)
-    return outputs
+    indices, images = _decode_valid(image_bytes, size, module.eval_crop_fraction)
+    places = tf.gather(geo_encoding.place(latitude, longitude, geo_encoding.date_fraction(date)),
+                       indices)
+
+    def combined():
+      outputs = top_categories(geo_prior.apply(image_probabilities(images), places))
+      return {**outputs, "used_place": geo_prior.available(places)}
+    outputs = tf.cond(tf.size(indices) > 0, combined,
+                      lambda: {**_no_answers(top_k), "used_place": tf.zeros([0], tf.bool)})
+    return _scatter(outputs, indices, tf.size(image_bytes))
 
   @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32),
                                 tf.TensorSpec([1], tf.float32), tf.TensorSpec([1], tf.float32),
@@ -170,8 +225,34 @@ def _sample_jpeg(data_dir, image_size):
       .numpy()
 
 
+def _versions(base):
+  """The numbered version dirs under a TF Serving model base path, as ints."""
+  if not tf.io.gfile.isdir(base):
+    return []
+  return sorted(int(name.rstrip("/")) for name in tf.io.gfile.listdir(base)
+                if name.rstrip("/").isdigit())
+
+
+def find_saved_model(path):
+  """(SavedModel dir, export dir) from inat-export's --export_dir, its saved_model/ base path
+  (the newest version) or a version dir; FileNotFoundError when none holds a saved_model.pb."""
+  path = path.rstrip("/")
+  parent, grandparent = os.path.dirname(path), os.path.dirname(os.path.dirname(path))
+  candidates = [(path, grandparent)]  # a version dir
+  for base, export_dir in ((os.path.join(path, "saved_model"), path), (path, parent)):
+    candidates += [(os.path.join(base, str(v)), export_dir) for v in _versions(base)[-1:]]
+  for saved_model, export_dir in candidates:
+    if tf.io.gfile.exists(os.path.join(saved_model, "saved_model.pb")):
+      return saved_model, export_dir
+  raise FileNotFoundError(
+      f"no SavedModel in {path}: give the --export_dir of inat-export, its saved_model/ dir or "
+      f"one of its numbered version dirs (each holds a saved_model.pb)")
+
+
 def export_saved_model(module, export_dir, sample_jpeg):
-  path = os.path.join(export_dir, "saved_model")
+  """Writes export_dir/saved_model/N (N: the next version number); returns that path."""
+  base = os.path.join(export_dir, "saved_model")
+  path = os.path.join(base, str((_versions(base) or [0])[-1] + 1))
   signatures = {"serving_default": module.from_bytes, "serving_images": module.from_images,
                 "serving_examples": module.from_examples}
   if hasattr(module, "from_bytes_and_place"):
@@ -189,8 +270,11 @@ def _representative_images(data_dir, image_size, crop_fraction, count=100):
       lambda e: preprocessing.eval_image(e[schema.ENCODED], image_size, crop_fraction)[tf.newaxis])
 
   def generate():
-    for image in dataset:
-      yield [image]
+    total = min(count, records.split_examples(data_dir, "train"))
+    with progress.Progress("inat-export (int8 calibration)", total) as bar:
+      for image in dataset:
+        yield [image]
+        bar.images += 1
   return generate
 
 
@@ -258,7 +342,8 @@ def export(model_dir, export_dir, *, data_dir="", which="best", top_k=5, tflite=
 
 def run(argv=None):
   """Console entry point `inat-export`."""
-  from absl import app, flags  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from inat_tf import cli  # pylint: disable=g-import-not-at-top
 
   flags.DEFINE_string("model_dir", None, "Model dir written by inat-train.", required=True)
   flags.DEFINE_string("export_dir", None, "Where to write (any gfile path).", required=True)
@@ -280,7 +365,7 @@ def run(argv=None):
     for name, path in info["files"].items():
       print(f"{name}: {path}")
 
-  app.run(main, argv=argv)
+  cli.run(main, argv)
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def run_command(name, config_class, main, *, errors=(), extra_flags=None, argv=N
   """A console entry point: defines config_class's flags (and extra_flags(absl.flags), if any),
   parses argv, calls main(config, flag_values); an exception of a type in `errors` (the user's
   mistake) exits with one line, `NAME: message`, instead of a traceback."""
-  from absl import app  # pylint: disable=g-import-not-at-top
+  from inat_tf import cli  # pylint: disable=g-import-not-at-top
   flags = _flags_module()
   define_flags(config_class)
   if extra_flags is not None:
@@ -88,4 +88,4 @@ def run_command(name, config_class, main, *, errors=(), extra_flags=None, argv=N
     except tuple(errors) as e:
       sys.exit(f"{name}: {e}")
 
-  app.run(absl_main, argv=argv)
+  cli.run(absl_main, argv)

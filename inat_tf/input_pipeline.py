@@ -239,6 +239,10 @@ def eval_dataset(config, context=None, with_ids=False, pad_final_batch=False):
   batch = _per_replica_batch(config, context)
   if pad_final_batch:
     batches = max(math.ceil(n / batch) for n in _pipeline_examples(config, context))
+    # A pipeline feeding several replicas (MirroredStrategy, a TPU host) hands its batches out in
+    # groups, one per replica, and an incomplete last group is dropped: round up to whole groups.
+    group = context.num_replicas_in_sync // context.num_input_pipelines if context else 1
+    batches = math.ceil(batches / group) * group
     padding = {"image": tf.zeros([config.image_size] * 2 + [3], config.dtype),
                "label": tf.constant(-1), "image_id": tf.constant(-1, tf.int64),
                "weight": tf.constant(0.0)}

@@ -134,3 +134,33 @@ class LabelMap:
           f"{path} not found: DATA_DIR must be a directory written by `inat-build`.")
     with tf.io.gfile.GFile(path) as f:
       return cls.from_json(json.load(f))
+
+
+class LabelMapMismatch(ValueError):
+  """A data dir and a model dir have different classes; the message names both."""
+
+
+def check_same(data_dir, model_dir):
+  """Raises LabelMapMismatch unless data_dir's label map has model_dir's classes, in its order.
+
+  A model's output index i means its own label map's class i: a data dir with other classes (or
+  the same number in another order) would be scored or predicted wrong without a word. Train
+  counts may differ (a rebuild with more images is fine); ids, names and super-categories not.
+  """
+  ours, theirs = LabelMap.load(data_dir), LabelMap.load(model_dir)
+  fields = ("category_ids", "names", "supercategories", "supercategory_names")
+  if all(getattr(ours, f) == getattr(theirs, f) for f in fields):
+    return
+  if ours.num_classes != theirs.num_classes:
+    detail = f"{ours.num_classes} classes against the model's {theirs.num_classes}"
+  else:
+    first = next(i for i in range(ours.num_classes) if (ours.category_ids[i], ours.names[i]) !=
+                 (theirs.category_ids[i], theirs.names[i])) if (
+                     ours.category_ids, ours.names) != (theirs.category_ids, theirs.names) else None
+    detail = (f"{ours.num_classes} classes as the model, but class {first} is category "
+              f"{ours.category_ids[first]} ({ours.names[first]}) there and "
+              f"{theirs.category_ids[first]} ({theirs.names[first]}) in the model"
+              if first is not None else "the same classes under other super-categories")
+  raise LabelMapMismatch(
+      f"the label map of data dir {data_dir} differs from model dir {model_dir}'s ({detail}): "
+      f"use the data dir the model was trained on, or train a model on this one")

@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from inat_tf import editions
 from inat_tf import label_map as label_map_lib
+from inat_tf import progress
 from inat_tf import records
 from inat_tf import schema
 
@@ -48,7 +49,9 @@ def from_keras(data_dir, model_dir, split, *, which="best", batch_size=64, flip=
   """{image id: [5 category ids]} from a model dir (inat-train)."""
   from inat_tf import trained_model  # pylint: disable=g-import-not-at-top  (Keras: not for inat-score)
   trained = trained_model.load(model_dir, which)
-  predictions = trained_model.predict(trained, data_dir, split, batch_size, flip=flip)
+  label_map_lib.check_same(data_dir, model_dir)
+  predictions = trained_model.predict(trained, data_dir, split, batch_size, flip=flip,
+                                       command="inat-predict")
   ids = np.asarray(trained.label_map.category_ids)
   return _by_image(predictions.image_ids, ids[predictions.top_indices])
 
@@ -62,25 +65,53 @@ def from_keras_with_prior(data_dir, model_dir, geo_dir, split, *, which="best", 
   from inat_tf.geo import prior as prior_lib  # pylint: disable=g-import-not-at-top
   from inat_tf.geo import report  # pylint: disable=g-import-not-at-top
   trained = trained_model.load(model_dir, which)
+  label_map_lib.check_same(data_dir, model_dir)
   prior = prior_lib.load(geo_dir)
   prior.check_matches(trained.label_map, model_dir)
   predictions = trained_model.predict(trained, data_dir, split, batch_size, flip=flip,
-                                      geo_prior=prior)
+                                      geo_prior=prior, command="inat-predict")
   ids = np.asarray(trained.label_map.category_ids)
   return (_by_image(predictions.image_ids, ids[predictions.top_indices]),
           _by_image(predictions.image_ids, ids[predictions.geo_top_indices]),
           report.compare(predictions))
 
 
+def _check_export_classes(data_dir, export_dir):
+  """The export's labels.txt (class index, category id, name) must match the data dir's."""
+  labels_path = os.path.join(export_dir, "labels.txt")
+  if not tf.io.gfile.exists(labels_path):
+    return  # a SavedModel moved away from its export dir: its category ids are checked per row
+  with tf.io.gfile.GFile(labels_path) as f:
+    exported = [int(line.split("\t")[1]) for line in f.read().splitlines() if line]
+  ours = list(label_map_lib.LabelMap.load(data_dir).category_ids)
+  if exported != ours:
+    raise PredictError(f"the label map of data dir {data_dir} differs from export dir "
+                       f"{export_dir}'s labels.txt ({len(ours)} classes against "
+                       f"{len(exported)}): use the data dir the model was trained on")
+
+
 def from_saved_model(data_dir, export_dir, split, *, batch_size=64):
-  """{image id: [5 category ids]} from a SavedModel (inat-export), fed the stored JPEG bytes."""
-  serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+  """{image id: [5 category ids]} from a SavedModel (inat-export), fed the stored JPEG bytes.
+
+  export_dir: inat-export's --export_dir, its saved_model/ child or a version dir in it. Images
+  the model marks invalid (serving's per-item `valid` output) get no prediction here (the
+  caller's fallback).
+  """
+  from inat_tf import export  # pylint: disable=g-import-not-at-top
+  saved_model, export_dir = export.find_saved_model(export_dir)
+  _check_export_classes(data_dir, export_dir)
+  serve = tf.saved_model.load(saved_model).signatures["serving_default"]
   dataset = records.examples(data_dir, split, [schema.ENCODED, schema.IMAGE_ID]).batch(batch_size)
   image_ids, category_ids = [], []
-  for batch in dataset:
-    outputs = serve(image_bytes=batch[schema.ENCODED])
-    image_ids.append(batch[schema.IMAGE_ID].numpy())
-    category_ids.append(outputs["category_ids"].numpy()[:, :5])
+  total = records.split_examples(data_dir, split)
+  with records.read_guard(data_dir, [split]), progress.Progress("inat-predict", total) as bar:
+    for batch in dataset:
+      outputs = serve(image_bytes=batch[schema.ENCODED])
+      valid = outputs["valid"].numpy() if "valid" in outputs else np.ones(
+          len(batch[schema.IMAGE_ID]), bool)
+      image_ids.append(batch[schema.IMAGE_ID].numpy()[valid])
+      category_ids.append(outputs["category_ids"].numpy()[valid, :5])
+      bar.images += len(valid)
   return _by_image(np.concatenate(image_ids), np.concatenate(category_ids))
 
 
@@ -169,7 +200,8 @@ def predict_to_csv(data_dir, split, output, *, model_dir="", saved_model="", whi
 
 def run(argv=None):
   """Console entry point `inat-predict`."""
-  from absl import app, flags  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from inat_tf import cli  # pylint: disable=g-import-not-at-top
 
   flags.DEFINE_string("data_dir", None, "Data dir written by inat-build.", required=True)
   flags.DEFINE_string("model_dir", "", "Model dir written by inat-train.")
@@ -194,7 +226,7 @@ def run(argv=None):
     except (PredictError, FileNotFoundError, ValueError, GeoError) as e:  # ValueError: long_tail's
       sys.exit(f"inat-predict: {e}")
 
-  app.run(main, argv=argv)
+  cli.run(main, argv)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@ make-sample → build → train → eval → predict → export, each run as the
 would run on the full download (printed before it runs), then a summary: val top-1 / top-5
 against chance, the per-super-category table, where everything is, and how long each stage took.
 A rerun reuses what is finished (the sample, the builder's shards, the trainer's checkpoints, and
-reports, CSV and exports newer than the model); --overwrite starts over.
+reports, CSV and exports newer than the model), but only what was made with the same settings:
+each stage's command line is recorded in OUTPUT_DIR/stages.json, and a stage whose command
+differs from the recorded one is redone from scratch (its output deleted), and every stage after
+it too. --overwrite starts over.
 """
 
 import json
@@ -52,6 +55,44 @@ def _stages(f, paths):
             f"--{'' if f.tflite else 'no'}tflite"]
   return [("make-sample", sample), ("build", build), ("train", train), ("eval", evaluate),
           ("predict", predict), ("export", export)]
+
+
+STAGES_FILE = "stages.json"
+
+
+def _stage_outputs(name, paths):
+  """What a stage writes (deleted before it is redone with other settings)."""
+  return {"make-sample": [paths["download"]], "build": [paths["data"]],
+          "train": [paths["model"]], "eval": [paths["eval"]],
+          "predict": [paths["submission"]], "export": [paths["export"]]}[name]
+
+
+def changed_stages(stages, recorded):
+  """{stage: reason} of the stages to redo from scratch: the first whose command differs from
+  the recorded one (or that has no record), and every stage after it."""
+  changed, reason = {}, None
+  for name, command in stages:
+    before = recorded.get(name)
+    if reason is None and before != command:
+      if before is None:
+        reason = f"no record of its settings in {STAGES_FILE}"
+      else:
+        now_only = [a for a in command[1:] if a not in before]
+        before_only = [a for a in before[1:] if a not in command]
+        reason = (f"settings differ from the last run ({' '.join(now_only) or '-'} now, "
+                  f"{' '.join(before_only) or '-'} before)")
+    elif reason is not None and not reason.startswith("an earlier"):
+      reason = f"an earlier stage was redone ({reason})"
+    if reason is not None:
+      changed[name] = reason
+  return changed
+
+
+def _remove(path):
+  if os.path.isdir(path):
+    shutil.rmtree(path)
+  elif os.path.exists(path):
+    os.remove(path)
 
 
 def _reusable(name, paths):
@@ -102,6 +143,12 @@ def _run_stage(name, command, log_path):
   return time.monotonic() - start
 
 
+def _write_json(path, document):
+  with open(path + ".tmp", "w") as f:
+    json.dump(document, f, indent=1)
+  os.replace(path + ".tmp", path)
+
+
 def summary_text(paths, report, timings):
   lines = ["", "=" * 72,
            f"Quickstart done. On the sample's val split ({report['images']} images, "
@@ -128,7 +175,8 @@ def summary_text(paths, report, timings):
 
 def run(argv=None):
   """Console entry point `inat-quickstart`."""
-  from absl import app, flags  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from inat_tf import cli  # pylint: disable=g-import-not-at-top
 
   flags.DEFINE_string("output_dir", "runs/quickstart", "Where every stage writes.")
   flags.DEFINE_bool("overwrite", False, "Delete output_dir first instead of reusing it.")
@@ -156,17 +204,33 @@ def run(argv=None):
     paths["submission"] = os.path.join(root, "submission.csv")
     paths["edition"] = f.edition
     timings = {}
-    for name, command in _stages(f, paths):
-      if _reusable(name, paths):
+    stages = _stages(f, paths)
+    record_path = os.path.join(root, STAGES_FILE)
+    recorded = {}
+    if os.path.exists(record_path):
+      with open(record_path) as record_file:
+        recorded = json.load(record_file)
+    changed = changed_stages(stages, recorded)
+    for name, command in stages:
+      if name in changed:
+        if any(os.path.exists(p) for p in _stage_outputs(name, paths)):
+          print(f"\n== {name}: redoing it, {changed[name]}")
+        for path in _stage_outputs(name, paths):
+          _remove(path)
+      elif _reusable(name, paths):
         print(f"\n== {name}: reusing its result (--overwrite to redo)")
         timings[name] = 0.0
         continue
+      recorded.pop(name, None)  # no record while its output is being rewritten
+      _write_json(record_path, recorded)
       timings[name] = _run_stage(name, command, os.path.join(root, "logs", f"{name}.log"))
+      recorded[name] = command
+      _write_json(record_path, recorded)
     with open(os.path.join(paths["eval"], "report.json")) as report_file:
       report = json.load(report_file)
     print(summary_text(paths, report, timings))
 
-  app.run(main, argv=argv)
+  cli.run(main, argv)
 
 
 if __name__ == "__main__":

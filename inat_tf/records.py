@@ -14,6 +14,7 @@ trainers, eval, predict, export, detection, benchmarks) find them the same way.
 import json
 import math
 import os
+import re
 
 import tensorflow as tf
 
@@ -104,3 +105,53 @@ def steps_per_epoch(data_dir, split, global_batch_size):
 def image_ids(data_dir):
   """image_ids.json: {split: [every image id the split's JSON lists]}."""
   return _read_json(data_dir, IMAGE_IDS)
+
+
+class DamagedShard(ValueError):
+  """A shard cannot be read; the message names it, the offset, and how to rebuild it."""
+
+
+def read_guard(data_dir, splits):
+  """Context manager: a DataLossError inside becomes DamagedShard (see describe_damage)."""
+  return _ReadGuard(data_dir, splits)
+
+
+class _ReadGuard:
+  def __init__(self, data_dir, splits):
+    self.data_dir, self.splits = data_dir, splits
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, exc_type, error, unused_traceback):
+    if exc_type is not None and issubclass(exc_type, tf.errors.DataLossError):
+      raise DamagedShard(describe_damage(self.data_dir, self.splits, error)) from None
+    return False
+
+
+def _read_all(path):
+  """Reads every record of one shard (in TensorFlow, checksums checked); raises DataLossError."""
+  tf.data.TFRecordDataset(path).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1)
+
+
+def describe_damage(data_dir, splits, error):
+  """One line for a DataLossError met while reading `splits` of data_dir: which shard, at which
+  byte offset, and how to rebuild it. TensorFlow's message names neither the file nor how to
+  repair it, so the shards are read again (only after such a failure) to find the damaged one.
+  """
+  for split in splits:
+    try:
+      paths = shard_files(data_dir, split)
+    except FileNotFoundError:
+      continue
+    for path in paths:
+      try:
+        _read_all(path)
+      except tf.errors.DataLossError as e:
+        offset = re.search(r"record at (\d+)", e.message or "")
+        where = f"at byte offset {offset.group(1)}" if offset else f"({e.message.strip()})"
+        return (f"shard {path} is damaged {where}: delete it and rerun inat-build with the "
+                f"same flags, which writes the missing shard again")
+  first_line = (error.message or str(error)).strip().splitlines()[0]
+  return (f"a record of {data_dir} could not be read ({first_line}), although every shard of "
+          f"{'/'.join(splits)} reads whole now: if it recurs, check the storage")

@@ -175,17 +175,30 @@ def serialize_example(scalars, box_lists=None):
   return _field(1, b"".join(entries[key] for key in sorted(entries)))
 
 
+def _flat(nested, prefix=""):
+  """{"image": {"encoded": x}} -> {"image/encoded": x}."""
+  flat = {}
+  for key, value in nested.items():
+    if isinstance(value, dict):
+      flat.update(_flat(value, f"{prefix}{key}/"))
+    else:
+      flat[f"{prefix}{key}"] = value
+  return flat
+
+
 def tfds_features(class_names, supercategory_names):
   """The same schema as a `tfds.features.FeaturesDict`, for tfds.builder_from_directory.
 
-  Nested dicts flatten to the "/"-joined keys above; TFDS decodes image/encoded to pixels.
+  Flat, with the records' own "/"-joined keys (image/encoded, image/class/label, ...), not
+  nested dicts: TFDS's as_supervised looks features up by top-level key only, so only flat keys
+  let it give (image, label). TFDS decodes image/encoded to pixels.
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (only the builder needs it)
 
   f = tfds.features
   scalar = lambda dtype: f.Scalar(dtype=dtype)
   box_list = lambda dtype: f.Tensor(shape=(None,), dtype=dtype)
-  return f.FeaturesDict({
+  return f.FeaturesDict(_flat({
       "image": {
           "encoded": f.Image(shape=(None, None, 3), encoding_format="jpeg"),
           "format": f.Text(),
@@ -217,4 +230,4 @@ def tfds_features(class_names, supercategory_names):
               "user_id": scalar(tf.int64),
           },
       },
-  })
+  }))

@@ -177,8 +177,13 @@ def read_submission(path, known_images, known_categories, edition=None):
 def score(predictions_path, annotations_path, edition=""):
   """{"images", "edition", "labels_per_row", "top1_error", "top{k}_error"} of a CSV.
 
-  Raises ScoreError (every problem, by line) or ValueError (unreadable annotations).
+  Raises ScoreError (every problem, by line), ValueError (unreadable annotations) or
+  FileNotFoundError naming a file that is not there.
   """
+  for path, what in ((predictions_path, "submission CSV (inat-predict --output)"),
+                     (annotations_path, "annotations JSON (e.g. val2017.json)")):
+    if not tf.io.gfile.exists(path):
+      raise FileNotFoundError(f"{path} not found: expected the {what}")
   document = _read_json(annotations_path)
   edition = edition_of(annotations_path, document, edition)
   labels, categories, image_ids = ground_truth(annotations_path, document)
@@ -195,7 +200,8 @@ def score(predictions_path, annotations_path, edition=""):
 
 def run(argv=None):
   """Console entry point `inat-score`."""
-  from absl import app, flags  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from inat_tf import cli  # pylint: disable=g-import-not-at-top
 
   flags.DEFINE_string("predictions", None, "Submission CSV (the edition's Kaggle format).",
                       required=True)
@@ -208,14 +214,14 @@ def run(argv=None):
     f = flags.FLAGS
     try:
       result = score(f.predictions, f.annotations, f.edition)
-    except (ScoreError, ValueError, editions.EditionError) as e:
+    except (ScoreError, ValueError, FileNotFoundError, editions.EditionError) as e:
       sys.exit(f"inat-score: {e}")
     k = result["labels_per_row"]
     extra = f", top-{k} error {100 * result[f'top{k}_error']:.2f}%" if k > 1 else ""
     print(f"{result['images']:,} images (iNat{result['edition']} format): top-1 error "
           f"{100 * result['top1_error']:.2f}%{extra}")
 
-  app.run(main, argv=argv)
+  cli.run(main, argv)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ configuration again.
 
 import dataclasses
 import hashlib
+import json
 import math
 import os
 import sys
@@ -36,9 +37,11 @@ from inat_tf import flag_config
 from inat_tf import input_pipeline
 from inat_tf import label_map as label_map_lib
 from inat_tf import long_tail
+from inat_tf import progress
 from inat_tf import recipes
 from inat_tf import records
 from inat_tf import run_common
+from inat_tf import run_record
 from inat_tf import schedules
 from inat_tf import trained_model
 
@@ -138,10 +141,16 @@ class TrainConfig:
   eval_crop_fraction: float = _flag(
       0.875, "Central crop (fraction of the short side) for validation; recorded, and used by "
       "inat-eval, inat-predict and inat-export.")
+  overwrite: bool = _flag(False, "Delete --model_dir first: start over where another run was (a "
+                          "rerun into a dir of another run is refused otherwise).")
 
 
 class TrainError(Exception):
   """Training cannot start; the message says why and what to do."""
+
+
+class TrainInterrupted(TrainError):
+  """Ctrl-C (SIGINT) during training; the message says where it stopped and how to resume."""
 
 
 def _optimizer(config, schedule, policy):
@@ -189,6 +198,23 @@ def _swap_ema(optimizer):
     average.assign(current)
 
 
+def _restore(checkpoint, manager, log):
+  """Restores the newest readable checkpoint, falling back to older ones with a warning (a
+  machine lost mid-save can leave the newest one truncated); returns its path."""
+  for path in reversed(manager.checkpoints):
+    try:
+      checkpoint.restore(path).assert_existing_objects_matched()
+      return path
+    except AssertionError as e:  # another network: run_record should have refused the rerun
+      raise TrainError(f"checkpoint {path} does not fit this model ({str(e).splitlines()[0]}): "
+                       f"use a new --model_dir, or --overwrite") from None
+    except (tf.errors.OpError, IndexError, KeyError, ValueError) as e:
+      log(f"inat-train: warning: checkpoint {path} cannot be read ({type(e).__name__}: "
+          f"{(str(e).strip() or repr(e)).splitlines()[0][:200]}); trying the one before it")
+  raise TrainError(f"no checkpoint of {manager.directory} can be read: delete the directory "
+                   f"to start over (or rerun with --overwrite)")
+
+
 def _weights_digest(model):
   digest = hashlib.sha256()
   for weight in model.weights:
@@ -196,16 +222,69 @@ def _weights_digest(model):
   return digest.hexdigest()
 
 
-def _duration(seconds):
-  seconds = int(seconds)
-  return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
-      f"{seconds // 60}m{seconds % 60:02d}s"
+def _finished_run(config, total_steps):
+  """The train summary of a run already trained to total_steps in config.model_dir, else None."""
+  path = os.path.join(config.model_dir, trained_model.TRAIN_SUMMARY)
+  latest = tf.train.latest_checkpoint(os.path.join(config.model_dir, trained_model.CHECKPOINTS))
+  if not latest or not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    summary = json.load(f)
+  if summary.get("steps", -1) < total_steps or not latest.endswith(f"-{summary['steps']}"):
+    return None
+  return summary
+
+
+def _check_before_start(config):
+  """The mistakes found without TensorFlow's runtime (before any device is set up)."""
+  minimum = models.min_image_size(config.model)
+  if config.image_size < minimum:
+    raise TrainError(f"--image_size={config.image_size} is below {config.model}'s minimum of "
+                     f"{minimum} pixels: use --image_size {minimum} or more")
+  if config.overwrite:
+    run_record.clear(config.model_dir)
+  try:
+    run_record.check_rerun(config.model_dir, config.data_dir, dataclasses.asdict(config))
+  except run_record.RunMismatch as e:
+    raise TrainError(str(e)) from None
 
 
 def train(config, log=print):
-  """Trains (or resumes) per `config`; returns the train summary dict."""
+  """Trains (or resumes) per `config`; returns the train summary dict.
+
+  Raises TrainError (the message says what to do) for settings, data or a model dir that cannot
+  give a right run, TrainInterrupted on Ctrl-C. A rerun of a finished run changes no file.
+  """
+  where = {"step": 0}  # the loop's progress, for the Ctrl-C message
+  try:
+    return _train(config, log, where)
+  except KeyboardInterrupt:
+    latest = tf.train.latest_checkpoint(os.path.join(config.model_dir, "checkpoints"))
+    raise TrainInterrupted(
+        f"interrupted at step {where['step']:,}; last checkpoint "
+        f"{latest or 'none (nothing saved yet)'}; rerun the same command to resume") from None
+  except tf.errors.DataLossError as e:
+    raise TrainError(records.describe_damage(config.data_dir, ("train", "val"), e)) from None
+
+
+def _train(config, log, where):
+  _check_before_start(config)
+  label_map = label_map_lib.LabelMap.load(config.data_dir)
+  steps_per_epoch = records.steps_per_epoch(config.data_dir, "train", config.batch_size)
+  total_steps = _total_steps(config, steps_per_epoch)
+  finished = _finished_run(config, total_steps)
+  if finished is not None:
+    log(f"inat-train: {config.model_dir} already holds this run, trained to step "
+        f"{finished['steps']:,} (of {total_steps:,} asked for): nothing to do. Raise --epochs or "
+        f"--train_steps to train longer.")
+    return finished
+
   # -- strategy ---------------------------------------------------------------------------------
-  strategy = distribution.make_strategy(config.distribution, config.tpu, config.num_cpu_devices)
+  try:
+    strategy = distribution.make_strategy(config.distribution, config.tpu,
+                                          config.num_cpu_devices)
+  except distribution.DistributionError as e:
+    raise TrainError(str(e)) from None
   policy = distribution.set_mixed_precision(strategy, config.mixed_precision)
   chief = distribution.is_chief(strategy)
   task = distribution.task_name(strategy)
@@ -213,9 +292,6 @@ def train(config, log=print):
   tf.io.gfile.makedirs(config.model_dir)
 
   # -- data -------------------------------------------------------------------------------------
-  label_map = label_map_lib.LabelMap.load(config.data_dir)
-  steps_per_epoch = records.steps_per_epoch(config.data_dir, "train", config.batch_size)
-  total_steps = _total_steps(config, steps_per_epoch)
   input_config = input_pipeline.InputConfig(
       data_dir=config.data_dir, model_name=config.model, split="train",
       image_size=config.image_size, global_batch_size=config.batch_size,
@@ -271,7 +347,7 @@ def train(config, log=print):
                                     run_common.weights_argument(config.weights)),
                            aux_logits=config.aux_logits,
                            dropout_rate=None if config.dropout_rate < 0 else config.dropout_rate)
-    except ValueError as e:
+    except (ValueError, RuntimeError) as e:  # RuntimeError: ImageNet weights not downloadable
       raise TrainError(str(e)) from None
     run_common.set_batch_norm_momentum(model, config.bn_momentum)
     optimizer = _optimizer(config, schedule, policy)
@@ -280,13 +356,14 @@ def train(config, log=print):
           var_list=[v for v in model.trainable_variables if "kernel" not in v.path])
     optimizer.build(model.trainable_variables)
     best_top1 = tf.Variable(-1.0, trainable=False, name="best_val_top1")
-  checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, best_top1=best_top1)
+    best_step = tf.Variable(-1, trainable=False, dtype=tf.int64, name="best_val_step")
+  checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, best_top1=best_top1,
+                                   best_step=best_step)
   manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, config.keep_checkpoints)
+  restored = _restore(checkpoint, manager, log) if resuming else None
+  step = where["step"] = int(_inner(optimizer).iterations.numpy())
   if resuming:
-    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-  step = int(_inner(optimizer).iterations.numpy())
-  if resuming:
-    log(f"inat-train: resuming from {manager.latest_checkpoint} at step {step:,} "
+    log(f"inat-train: resuming from {restored} at step {step:,} "
         f"(epoch {step / steps_per_epoch:.2f})")
   if chief:
     trained_model.start(config.model_dir, config.data_dir, {
@@ -295,7 +372,8 @@ def train(config, log=print):
         "inat_tf_version": recipes.package_version()})
     run_common.write_text(os.path.join(
         config.model_dir, trained_model.TRAIN_FLAGS), recipes.flagfile_text(
-        dataclasses.asdict(config), [
+        # Without --overwrite: rerunning from this file must resume, never delete the run.
+        {k: v for k, v in dataclasses.asdict(config).items() if k != "overwrite"}, [
             "inat-train flags of this run; `inat-train --flagfile=THIS_FILE` reruns it (later "
             "flags override).", f"inat-tf {recipes.package_version()}, recipe "
             f"{config.recipe or '(none)'}"]))
@@ -351,7 +429,10 @@ def train(config, log=print):
     gradients = tape.gradient(scaled_loss, variables)
     optimizer.apply_gradients(zip(gradients, variables))
     logits = tf.cast(logits, tf.float32)
-    return tf.stack([loss * tf.cast(tf.shape(labels)[0], tf.float32),  # sums, reduced later
+    # `loss` is this replica's share of the global batch's mean loss (compute_average_loss divides
+    # by the global batch): the replicas' shares add up to it, so x global batch size is a sum
+    # over the batch that the SUM over replicas and the division by examples turn back into it.
+    return tf.stack([loss * config.batch_size,
                      tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, 1), tf.float32)),
                      tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, 5), tf.float32)),
                      tf.cast(tf.shape(labels)[0], tf.float32)])
@@ -397,17 +478,21 @@ def train(config, log=print):
       outputs = model(images, training=False)
       logits = tf.cast(outputs["logits"] if config.aux_logits else outputs, tf.float32)
       safe = tf.maximum(labels, 0)  # padding has label -1 and weight 0
-      hits = tf.stack([tf.cast(tf.math.in_top_k(safe, logits, k), tf.float32) * weights
-                       for k in (1, 5)] + [weights], axis=1)
-      return tf.math.unsorted_segment_sum(hits, safe, label_map.num_classes)
+      cross_entropy = keras.losses.categorical_crossentropy(
+          tf.one_hot(safe, label_map.num_classes), logits, from_logits=True)
+      # Per class (for the shot buckets): top-1 hits, top-5 hits, images, summed cross-entropy.
+      sums = tf.stack([tf.cast(tf.math.in_top_k(safe, logits, k), tf.float32) * weights
+                       for k in (1, 5)] + [weights, cross_entropy * weights], axis=1)
+      return tf.math.unsorted_segment_sum(sums, safe, label_map.num_classes)
     sums = strategy.run(replica, args=(images, labels, weights))
     return strategy.reduce(tf.distribute.ReduceOp.SUM, sums, axis=None)
 
   def evaluate():
-    """Val (top-1, top-5, shot buckets), with the EMA weights when they are kept."""
+    """Val (top-1, top-5, shot buckets, images, cross-entropy), with the EMA weights when they
+    are kept."""
     if config.ema_decay > 0:
       _swap_ema(optimizer)
-    per_class = np.zeros([label_map.num_classes, 3])
+    per_class = np.zeros([label_map.num_classes, 4])
     for images, labels, weights in val_data:
       per_class += eval_step(images, labels, weights).numpy()
     if config.ema_decay > 0:
@@ -415,7 +500,8 @@ def train(config, log=print):
     totals = per_class.sum(axis=0)
     return (totals[0] / totals[2], totals[1] / totals[2],
             long_tail.shot_scores(per_class[:, 2], per_class[:, 0], per_class[:, 1],
-                                  label_map.train_counts))
+                                  label_map.train_counts),
+            int(totals[2]), totals[3] / totals[2])
 
   def save_model(which):
     """Chief only: the serving model (EMA weights if kept) as best.keras / final.keras."""
@@ -431,6 +517,10 @@ def train(config, log=print):
   writers = {name: tf.summary.create_file_writer(os.path.join(config.model_dir,
                                                               trained_model.LOGS, name))
              for name in ("train", "val")} if chief else {}
+  if chief:  # the run's settings, in TensorBoard's Text tab (a Markdown table)
+    with writers["train"].as_default(step=step):
+      tf.summary.text("config", "| flag | value |\n|---|---|\n" + "\n".join(
+          f"| {key} | {value} |" for key, value in sorted(dataclasses.asdict(config).items())))
   iterators = {remedy: iter(data) for remedy, data in train_data.items()}
   eval_interval = max(1, int(round(config.eval_every_epochs * steps_per_epoch)))
   log(f"inat-train: {config.model} on {label_map.num_classes} classes, {steps_per_epoch:,} steps "
@@ -454,6 +544,7 @@ def train(config, log=print):
     if strategy.num_replicas_in_sync > 1 and moving_statistics:
       average_moving_statistics()
     step += num_steps
+    where["step"] = step
 
     if step % config.log_steps == 0 or step == total_steps:
       now = time.monotonic()
@@ -464,7 +555,7 @@ def train(config, log=print):
       eta = (total_steps - step) * config.batch_size / max(images_per_second, 1e-9)
       log(f"step {step:,}/{total_steps:,} (epoch {step / steps_per_epoch:.2f}) loss {loss:.3f} "
           f"top-1 {100 * top1:.1f}% top-5 {100 * top5:.1f}% lr {rate:.5f} "
-          f"{images_per_second:,.0f} images/s ETA {_duration(eta)}"
+          f"{images_per_second:,.0f} images/s ETA {progress.duration(eta)}"
           + (" [head only]" if step <= head_steps else ""))
       if chief:
         with writers["train"].as_default(step=step):
@@ -477,11 +568,13 @@ def train(config, log=print):
     if val_data is not None and (step % eval_interval == 0 or step == total_steps):
       val_scores = evaluate()
       improved = val_scores[0] > float(best_top1.numpy())
-      log(f"val at step {step:,}: top-1 {100 * val_scores[0]:.2f}% top-5 "
-          f"{100 * val_scores[1]:.2f}% top-5 error {100 * (1 - val_scores[1]):.2f}%; top-1 "
-          f"{long_tail.format_shots(val_scores[2])}" + (" (best so far)" if improved else ""))
+      log(f"val at step {step:,} ({val_scores[3]:,} images): top-1 {100 * val_scores[0]:.2f}% "
+          f"top-5 {100 * val_scores[1]:.2f}% top-5 error {100 * (1 - val_scores[1]):.2f}% "
+          f"loss {val_scores[4]:.3f}; top-1 {long_tail.format_shots(val_scores[2])}"
+          + (" (best so far)" if improved else ""))
       if improved:
         best_top1.assign(val_scores[0])
+        best_step.assign(step)
         if chief:
           save_model("best")
       if chief:
@@ -492,6 +585,9 @@ def train(config, log=print):
             for key in ("top1", "top5"):
               if scores[key] is not None:
                 tf.summary.scalar(f"{key}_{bucket}_shot", scores[key])
+          tf.summary.scalar("loss", val_scores[4])
+          tf.summary.scalar("best_top1", best_top1)
+          tf.summary.scalar("best_step", best_step)  # the step best.keras comes from
     if step % config.checkpoint_steps == 0 or epoch_end or step == total_steps:
       manager.save(checkpoint_number=step)
 
@@ -507,9 +603,12 @@ def train(config, log=print):
       "images_per_second": (step - start_step) * config.batch_size / max(seconds, 1e-9),
       "last_train_top1": train_top1,  # over the last --log_steps steps, augmented batches
       "best_val_top1": float(best_top1.numpy()),
+      "best_val_step": int(best_step.numpy()),
       "final_val_top1": val_scores[0] if val_scores else None,
       "final_val_top5": val_scores[1] if val_scores else None,
       "final_val_shots": val_scores[2] if val_scores else None,  # many / medium / few top-1, top-5
+      "final_val_images": val_scores[3] if val_scores else None,
+      "final_val_loss": val_scores[4] if val_scores else None,
       "weights_sha256": _weights_digest(model),
   }
   name = trained_model.TRAIN_SUMMARY if chief else f"train_summary-{task}.json"
@@ -530,10 +629,16 @@ def run(argv=None):
     argv = recipes.expand(argv, flag_values)
   except recipes.RecipeError as e:
     sys.exit(f"inat-train: {e}")
-  flag_config.run_command(
-      "inat-train", TrainConfig,
-      lambda config, _: train(config, log=lambda message: print(message, flush=True)),
-      errors=(TrainError, FileNotFoundError), argv=argv)
+
+  def main(config, _):
+    try:
+      train(config, log=lambda message: print(message, flush=True))
+    except TrainInterrupted as e:
+      print(f"inat-train: {e}", file=sys.stderr)
+      sys.exit(130)  # the shell's code for SIGINT
+
+  flag_config.run_command("inat-train", TrainConfig, main,
+                          errors=(TrainError, FileNotFoundError), argv=argv)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import models
 from inat_tf import label_map as label_map_lib
 from inat_tf import long_tail
 from inat_tf import preprocessing
+from inat_tf import progress
 from inat_tf import records
 from inat_tf import run_common
 from inat_tf import schema
@@ -138,12 +139,14 @@ class Predictions:
 
 
 def predict(trained, data_dir, split, batch_size=64, flip=False, multi_crop=False,
-            geo_prior=None):
+            geo_prior=None, command="inat-eval"):
   """The inference loop: `trained` over every example of a split once, in shard order; softmax
   averaged over the views (preprocessing.eval_views); the top TOP_K classes per image.
 
   geo_prior: an inat_tf.geo.prior.GeoPrior; then the top TOP_K of the image probabilities
   combined with it (inat_tf.geo.prior.combine) are returned too, with which images had a place.
+  Prints progress lines (inat_tf/progress.py) to stderr under `command`'s name; raises
+  records.DamagedShard naming a shard that cannot be read.
   """
   keys = [schema.ENCODED, schema.LABEL, schema.IMAGE_ID] + list(
       geo_encoding.PLACE_KEYS if geo_prior else [])
@@ -171,16 +174,19 @@ def predict(trained, data_dir, split, batch_size=64, flip=False, multi_crop=Fals
             geo_prior.available(places))
 
   ids, labels, indices, scores, geo_indices, geo_scores, has_place = [], [], [], [], [], [], []
-  for images, batch_labels, batch_ids, places in dataset:
-    top, geo_top, available = top_k(images, places)
-    ids.append(batch_ids.numpy())
-    labels.append(batch_labels.numpy())
-    indices.append(top.indices.numpy())
-    scores.append(top.values.numpy())
-    if geo_prior is not None:
-      geo_indices.append(geo_top.indices.numpy())
-      geo_scores.append(geo_top.values.numpy())
-      has_place.append(available.numpy())
+  total = records.split_examples(data_dir, split)
+  with records.read_guard(data_dir, [split]), progress.Progress(command, total) as bar:
+    for images, batch_labels, batch_ids, places in dataset:
+      top, geo_top, available = top_k(images, places)
+      ids.append(batch_ids.numpy())
+      labels.append(batch_labels.numpy())
+      indices.append(top.indices.numpy())
+      scores.append(top.values.numpy())
+      if geo_prior is not None:
+        geo_indices.append(geo_top.indices.numpy())
+        geo_scores.append(geo_top.values.numpy())
+        has_place.append(available.numpy())
+      bar.images += len(ids[-1])
   joined = lambda parts: np.concatenate(parts) if parts else None
   return Predictions(np.concatenate(ids), np.concatenate(labels), np.concatenate(indices),
                      np.concatenate(scores), joined(geo_indices), joined(geo_scores),

@@ -55,7 +55,7 @@ def backbone(spec, image, weights):
           f"Could not get the ImageNet weights of keras.applications.{spec.backbone_name} for "
           f"{spec.name}: {error}. Keras downloads them from storage.googleapis.com, which needs "
           f"internet access; offline, copy the file into ~/.keras/models (or $KERAS_HOME/models) "
-          f"or pass weights=PATH to a local copy.") from error
+          f"or pass the path of a local copy as weights (inat-train: --weights PATH).") from error
   model = spec.backbone(include_top=False, weights=None, **shapes)
   if weights is not None:
     _load_file(model, os.fspath(weights), spec)

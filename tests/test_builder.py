@@ -159,12 +159,11 @@ def test_tfds_builder_from_directory_yields_our_examples(built):
   assert builder.info.splits["val"].num_examples == len(read_split(built, "val"))
   ours = {e[schema.IMAGE_ID]: e for e in read_split(built, "val")}
   for theirs in tfds.as_numpy(builder.as_dataset(split="val")):
-    image = theirs["image"]
-    mine = ours.pop(image["id"])
-    assert image["class"]["label"] == mine[schema.LABEL]
-    assert image["class"]["category_id"] == mine[schema.CATEGORY_ID]
-    np.testing.assert_array_equal(image["object"]["bbox"]["xmin"], mine[schema.BBOX_XMIN])
-    np.testing.assert_array_equal(image["encoded"],
+    mine = ours.pop(theirs[schema.IMAGE_ID])
+    assert theirs[schema.LABEL] == mine[schema.LABEL]
+    assert theirs[schema.CATEGORY_ID] == mine[schema.CATEGORY_ID]
+    np.testing.assert_array_equal(theirs[schema.BBOX_XMIN], mine[schema.BBOX_XMIN])
+    np.testing.assert_array_equal(theirs[schema.ENCODED],
                                   tf.io.decode_jpeg(mine[schema.ENCODED], channels=3))
   assert not ours
 

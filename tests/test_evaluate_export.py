@@ -173,7 +173,7 @@ def test_scorer_cli_rejects_a_malformed_submission(valid_csv, tiny_raw_dir, tmp_
 
 
 def _saved_model(export_dir):
-  return os.path.join(export_dir, "saved_model")
+  return os.path.join(export_dir, "saved_model", "1")  # TF Serving's numbered version dir
 
 
 @pytest.mark.slow
@@ -227,12 +227,23 @@ def test_saved_model_in_a_fresh_process_equals_keras(export_dir, tiny_built_dir,
 
 
 @pytest.mark.slow
-def test_corrupt_bytes_fail_that_request_only(export_dir, tiny_built_dir):
+def test_bad_items_of_a_batch_are_marked_and_the_good_ones_answered(export_dir, tiny_built_dir):
   serve = tf.saved_model.load(_saved_model(export_dir)).signatures["serving_default"]
-  with pytest.raises(tf.errors.InvalidArgumentError):
-    serve(image_bytes=tf.constant([b"\xff\xd8\xff garbage, not a JPEG"]))
-  example = next(iter(records.examples(str(tiny_built_dir), "val", [schema.ENCODED])))
-  assert serve(image_bytes=example[schema.ENCODED][tf.newaxis])["scores"].shape == (1, 5)
+  good = [e[schema.ENCODED].numpy() for e in records.examples(
+      str(tiny_built_dir), "val", [schema.ENCODED]).take(2)]
+  tiny = io.BytesIO()
+  Image.new("RGB", (1, 1), (30, 160, 60)).save(tiny, "JPEG")
+  tiny_png = io.BytesIO()
+  Image.new("RGB", (1, 1), (30, 160, 60)).save(tiny_png, "PNG")
+  batch = [good[0], b"\xff\xd8\xff garbage, not a JPEG", b"", tiny.getvalue(), good[1],
+           tiny_png.getvalue()]
+  out = serve(image_bytes=tf.constant(batch))
+  assert out["valid"].numpy().tolist() == [True, False, False, False, True, False]
+  alone = serve(image_bytes=tf.constant(good))
+  np.testing.assert_array_equal(out["category_ids"].numpy()[[0, 4]], alone["category_ids"])
+  assert (out["category_ids"].numpy()[[1, 2, 3, 5]] == -1).all()
+  assert (out["scores"].numpy()[[1, 2, 3, 5]] == 0).all()
+  assert not serve(image_bytes=tf.constant([b"x"]))["valid"].numpy().any()
 
 
 @pytest.mark.slow

@@ -279,7 +279,7 @@ print(json.dumps(out))
 def test_two_signature_saved_model_in_a_fresh_process_equals_inat_predict(
     geo_export_dir, tiny_built_dir, trained_dir, geo_dir):
   result = subprocess.run([sys.executable, "-c", _FRESH_PROCESS,
-                           str(geo_export_dir / "saved_model")] +
+                           str(geo_export_dir / "saved_model" / "1")] +
                           records.shard_files(str(tiny_built_dir), "val"),
                           capture_output=True, text=True, cwd="/")
   assert result.returncode == 0, result.stderr[-3000:]

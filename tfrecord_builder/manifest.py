@@ -99,6 +99,9 @@ def remove_build(data_dir):
       tf.io.gfile.remove(path)
 
 
+TFDS_NAME, TFDS_VERSION = "inat_tf", "1.0.0"  # the records' format, not TFDS's own iNat builder
+
+
 def write_tfds_metadata(data_dir, label_map, split_infos):
   """dataset_info.json and features.json so that tfds.builder_from_directory(data_dir) works.
 
@@ -117,14 +120,17 @@ def write_tfds_metadata(data_dir, label_map, split_infos):
              "wb").close()
       template = tfds.core.ShardedFileTemplate(
           data_dir=local, template=records.FILENAME_TEMPLATE, split=split,
-          filetype_suffix="tfrecord")
+          filetype_suffix="tfrecord", dataset_name=TFDS_NAME)
       infos.append(tfds.core.SplitInfo(name=split, shard_lengths=list(shard_lengths),
                                        num_bytes=num_bytes, filename_template=template))
     tfds.folder_dataset.write_metadata(
         data_dir=local,
         features=schema.tfds_features(list(label_map.names),
                                       list(label_map.supercategory_names)),
-        split_infos=infos, filename_template=records.FILENAME_TEMPLATE, check_data=False,
+        split_infos=infos, check_data=False, version=TFDS_VERSION,
+        filename_template=tfds.core.ShardedFileTemplate(
+            data_dir=local, template=records.FILENAME_TEMPLATE, dataset_name=TFDS_NAME),
+        supervised_keys=(schema.ENCODED, schema.LABEL),  # as_supervised=True: (image, label)
         description=(f"iNaturalist {label_map.edition or '2017'} species images, written by "
                      f"inat-build (inat-tf)."),
         homepage=f"https://github.com/visipedia/inat_comp/tree/master/"

@@ -15,3 +15,16 @@ Modules, in the order data flows:
   evaluate   `inat-detect-eval`: Table 5 per super-category, Table 6 cross-granularity
   export     `inat-detect-export`: SavedModel, image bytes -> boxes in pixels, ids, scores
 """
+
+import importlib.util
+import sys
+
+# keras-hub and pycocotools come with the `detection` extra: without it, say how to get it
+# instead of failing on an import deep inside a module.
+_MISSING = [name for name in ("keras_hub", "pycocotools") if importlib.util.find_spec(name) is None]
+if _MISSING:
+  _MESSAGE = (f"detection needs {' and '.join(_MISSING)}, installed with the detection extra: "
+              f"pip install -e \".[detection]\" (or pip install \"inat-tf[detection]\")")
+  if sys.argv and sys.argv[0].rsplit("/", 1)[-1].startswith("inat-detect"):
+    sys.exit(f"{sys.argv[0].rsplit('/', 1)[-1]}: {_MESSAGE}")
+  raise ImportError(_MESSAGE)

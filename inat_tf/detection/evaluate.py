@@ -20,6 +20,8 @@ import tensorflow as tf
 
 from inat_tf import label_map as label_map_lib
 from inat_tf import trained_model
+from inat_tf import progress
+from inat_tf import records
 from inat_tf.detection import classes as classes_lib
 from inat_tf.detection import coco
 from inat_tf.detection import data
@@ -28,22 +30,34 @@ from inat_tf.detection import model as model_lib
 TITLES = {"species": "species", "superclass": "super-class", "agnostic": "class-agnostic"}
 
 
-def predict(detector, config, classes, data_dir, split, batch_size=8, single_instance=None):
-  """[{image_id, boxes [n, 4] yxyx in original pixels, scores [n], classes [n]}] per image."""
+def predict(detector, config, classes, data_dir, split, batch_size=8, single_instance=None,
+            total=None):
+  """[{image_id, boxes [n, 4] yxyx in original pixels, scores [n], classes [n]}] per image.
+
+  total: the boxed images expected, for the progress line (default: the split's examples).
+  """
   dataset = data.eval_dataset(data_dir, split, classes.species_to_class, config.image_size,
                               batch_size, max_boxes=1, single_instance=single_instance)
   detect = tf.function(lambda images: model_lib.detect(detector, images))
   detections = []
-  for images, _, meta in dataset:
-    out = detect(images)
-    all_boxes = data.boxes_to_original(out["boxes"], meta["original_size"],
-                                       meta["content_size"]).numpy()
-    out = {k: v.numpy() for k, v in out.items()}
-    for i, image_id in enumerate(meta["image_id"].numpy()):
-      n = int(out["num_detections"][i])
-      detections.append({"image_id": int(image_id), "boxes": all_boxes[i, :n],
-                         "scores": out["confidence"][i, :n], "classes": out["labels"][i, :n]})
+  bar = progress.Progress("inat-detect-eval", total or records.split_examples(data_dir, split))
+  with records.read_guard(data_dir, [split]), bar:
+    for images, _, meta in dataset:
+      _detect_batch(detect, images, meta, detections)
+      bar.images += len(meta["image_id"])
   return detections
+
+
+def _detect_batch(detect, images, meta, detections):
+  """Appends one batch's detections, boxes in original pixels."""
+  out = detect(images)
+  all_boxes = data.boxes_to_original(out["boxes"], meta["original_size"],
+                                     meta["content_size"]).numpy()
+  out = {k: v.numpy() for k, v in out.items()}
+  for i, image_id in enumerate(meta["image_id"].numpy()):
+    n = int(out["num_detections"][i])
+    detections.append({"image_id": int(image_id), "boxes": all_boxes[i, :n],
+                       "scores": out["confidence"][i, :n], "classes": out["labels"][i, :n]})
 
 
 def _format(value):
@@ -86,14 +100,12 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir=None, batch_size=8,
   """Scores the detector of model_dir on data_dir's `split`; writes and returns the report."""
   start = time.monotonic()
   detector, config, classes = model_lib.load(model_dir)
+  label_map_lib.check_same(data_dir, model_dir)  # the check inat-eval and inat-predict make
   label_map = label_map_lib.LabelMap.load(data_dir)
-  if classes_lib.detection_classes(label_map, classes.granularity) != classes:
-    raise ValueError(f"{model_dir} was trained on other classes than {data_dir}'s label map "
-                     f"gives (a label map of {len(classes.species_to_class)} classes, this one has "
-                     f"{label_map.num_classes}): evaluate on the data dir it was trained on.")
   data.check_has_boxes(data_dir, split)
   images = coco.read_ground_truth(data_dir, split)
-  detections = predict(detector, config, classes, data_dir, split, batch_size)
+  detections = predict(detector, config, classes, data_dir, split, batch_size,
+                       total=len(images))
   if [d["image_id"] for d in detections] != [i["image_id"] for i in images]:
     raise RuntimeError("detections and ground truth disagree on the images (records changed?)")
   seconds_predict = time.monotonic() - start
@@ -129,7 +141,8 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir=None, batch_size=8,
 
 def run(argv=None):
   """Console entry point `inat-detect-eval`."""
-  from absl import app, flags  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from inat_tf import cli  # pylint: disable=g-import-not-at-top
 
   flags.DEFINE_string("data_dir", None, "Data dir written by inat-build.", required=True)
   flags.DEFINE_string("model_dir", None, "Model dir written by inat-detect-train.", required=True)
@@ -146,7 +159,7 @@ def run(argv=None):
     except (data.DetectionDataError, FileNotFoundError, ValueError, RuntimeError) as e:
       sys.exit(f"inat-detect-eval: {e}")
 
-  app.run(main, argv=argv)
+  cli.run(main, argv)
 
 
 if __name__ == "__main__":

@@ -77,7 +77,8 @@ def export(model_dir, export_dir):
 
 def run(argv=None):
   """Console entry point `inat-detect-export`."""
-  from absl import app, flags  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from inat_tf import cli  # pylint: disable=g-import-not-at-top
 
   flags.DEFINE_string("model_dir", None, "Model dir written by inat-detect-train.", required=True)
   flags.DEFINE_string("export_dir", None, "Where to write (any gfile path).", required=True)
@@ -89,7 +90,7 @@ def run(argv=None):
       sys.exit(f"inat-detect-export: {e}")
     print(f"saved_model: {info['saved_model']}")
 
-  app.run(main, argv=argv)
+  cli.run(main, argv)
 
 
 if __name__ == "__main__":
