@@ -1,7 +1,7 @@
 """Runs many console commands cheaply: TensorFlow and Keras are imported once, then each command
 runs in a forked child, as its installed console-script stub (runpy), with its own argv.
 
-  python -m tests.fork_runner JOBS.json   # JOBS: [{"argv": [...], "out": path, "err": path}]
+  python -m tests.fork_runner JOBS.json   # [{"argv": [...], "out": path, "err": path, "env": {}}]
 
 Prints one JSON line: the exit status of each job, in order. Each command's stdout and stderr go
 to the job's files. Our own packages are not imported before the fork, so every child imports
@@ -22,6 +22,7 @@ def _child(job):
     target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     os.dup2(target, fd)
     os.close(target)
+  os.environ.update(job.get("env", {}))
   sys.argv = list(job["argv"])
   code = 0
   try:
