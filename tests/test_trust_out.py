@@ -348,3 +348,14 @@ def test_tfds_reads_a_data_dir_by_name_version_and_as_supervised(tiny_built_dir)
   image, label = next(iter(tfds.as_numpy(builder.as_dataset(split="val", as_supervised=True))))
   assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[-1] == 3
   assert 0 <= label < builder.info.features["image/class/label"].num_classes == 13
+
+
+# -- item 7: one progress format ------------------------------------------------------------------
+
+def test_progress_line_gives_rate_share_and_eta():
+  from inat_tf import progress  # pylint: disable=g-import-not-at-top
+  assert progress.rate_text(500, 2000, 10.0) == ("500/2,000 images, 50 images/s, 25% done, "
+                                                 "ETA 0m30s")
+  assert progress.rate_text(0, 2000, 1.0).endswith("ETA ?")
+  assert progress.rate_text(10, 100, 5.0, fraction=0.5).endswith("50% done, ETA 0m05s")
+  assert progress.duration(3 * 3600 + 125) == "3h02m"
