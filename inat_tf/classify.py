@@ -252,7 +252,8 @@ def _write_atomically(path, text):
 
 def run(argv=None):
   """Console entry point `inat-classify`."""
-  from absl import app, flags  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from inat_tf import cli  # pylint: disable=g-import-not-at-top
   from inat_tf.geo import prior as prior_lib  # pylint: disable=g-import-not-at-top
 
   flags.DEFINE_string("model_dir", None, "Model dir written by inat-train.", required=True)
@@ -288,7 +289,7 @@ def run(argv=None):
     if not results:
       sys.exit("inat-classify: no photo could be classified")
 
-  app.run(main, argv=argv)
+  cli.run(main, argv)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from inat_tf import flag_config
 from inat_tf import label_map as label_map_lib
+from inat_tf import progress
 from inat_tf import records
 from inat_tf import run_common
 from inat_tf import schema
@@ -39,8 +40,6 @@ from inat_tf.geo import model as geo_model
 from inat_tf.geo import prior as prior_lib
 
 _flag = flag_config.field  # a config field that is also a command-line flag
-# inat-train's plumbing, shared so that both model dirs are written the same way.
-duration = image_train._duration  # pylint: disable=protected-access
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,7 +191,7 @@ def train(config, log=print):
       loss = float(np.mean(losses))
       log(f"step {step:,}/{total_steps:,} (epoch {step / steps_per_epoch:.2f}) loss {loss:.4f} "
           f"lr {float(schedule(step)):.6f} {rate:,.0f} places/s "
-          f"ETA {duration(eta)}")
+          f"ETA {progress.duration(eta)}")
       with writers["train"].as_default(step=step):
         tf.summary.scalar("loss", loss)
         tf.summary.scalar("places_per_second", rate)
