@@ -28,8 +28,8 @@ E/labels.txt          class index -> category id and name, for the TFLite models
 E/export_info.json    image size, model, top-k, files.
 
 Each item of a batch has its own status: an item that cannot be decoded (corrupt, empty, not an
-image) or is too small to crop (1 x 1) gets valid = false, category id -1, name "" and score 0,
-and the other items of the batch their normal answer.
+image) gets valid = false, category id -1, name "" and score 0, and the other items of the
+batch their normal answer.
 """
 
 import json
@@ -184,7 +184,7 @@ def _add_place_functions(module, geo_prior, size, image_probabilities, top_categ
       outputs = top_categories(geo_prior.apply(image_probabilities(images), places))
       return {**outputs, "used_place": geo_prior.available(places)}
     outputs = tf.cond(tf.size(indices) > 0, combined,
-                      lambda: {**_no_answers(top_k), "used_place": tf.zeros([0], tf.bool)})
+                      lambda: {**_no_answers(module.top_k), "used_place": tf.zeros([0], tf.bool)})
     return _scatter(outputs, indices, tf.size(image_bytes))
 
   @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32),
