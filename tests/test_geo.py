@@ -322,6 +322,29 @@ def test_two_signature_saved_model_in_a_fresh_process_equals_inat_predict(
 
 @pytest.mark.slow
 @TRAINED_MODEL_GROUP
+def test_serving_with_place_marks_bad_items_and_answers_the_good_ones(geo_export_dir,
+                                                                      tiny_built_dir):
+  signatures = tf.saved_model.load(str(geo_export_dir / "saved_model" / "1")).signatures
+  good = [e[schema.ENCODED].numpy() for e in records.examples(
+      str(tiny_built_dir), "val", [schema.ENCODED]).take(2)]
+  place = dict(latitude=tf.constant([37.8, 10.0, 37.8, NAN]),
+               longitude=tf.constant([-122.4, 20.0, -122.4, NAN]),
+               date=tf.constant(["2017-06-01", "2017-06-01", "", ""]))
+  out = signatures["serving_with_place"](
+      image_bytes=tf.constant([good[0], b"not an image", good[1], b""]), **place)
+  assert out["valid"].numpy().tolist() == [True, False, True, False]
+  assert (out["category_ids"].numpy()[[1, 3]] == -1).all()
+  assert not out["used_place"].numpy()[[1, 3]].any()
+  # The good items get what they get alone, their places moved along with them.
+  alone = signatures["serving_with_place"](
+      image_bytes=tf.constant(good), latitude=tf.constant([37.8, 37.8]),
+      longitude=tf.constant([-122.4, -122.4]), date=tf.constant(["2017-06-01", ""]))
+  np.testing.assert_array_equal(out["category_ids"].numpy()[[0, 2]], alone["category_ids"])
+  np.testing.assert_array_equal(out["used_place"].numpy()[[0, 2]], alone["used_place"])
+
+
+@pytest.mark.slow
+@TRAINED_MODEL_GROUP
 def test_classify_reads_exif_like_flags_and_skips_unreadable_files(
     tiny_built_dir, trained_dir, geo_dir, tmp_path):
   example = next(iter(records.examples(str(tiny_built_dir), "val", [schema.ENCODED])))
