@@ -27,7 +27,8 @@ RESUMABLE = frozenset({
     "overwrite",
 })
 # Written beside the flags in train_config.json, derived from the data dir and the flags.
-DERIVED = frozenset({"num_classes", "steps_per_epoch", "total_steps"})
+# The package version is a record, not a setting: an upgrade may resume a run.
+DERIVED = frozenset({"num_classes", "steps_per_epoch", "total_steps", "inat_tf_version"})
 
 
 class RunMismatch(Exception):

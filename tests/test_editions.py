@@ -442,10 +442,15 @@ def test_quickstart_knows_each_editions_complete_sample(tmp_path):
 def test_scorer_names_unreadable_files(tmp_path):
   annotations = tmp_path / "val2017.json"
   _val_json(annotations, 2017)
-  with pytest.raises(score.ScoreError, match="(?s)missing.csv: 1 problem.*cannot read it"):
+  with pytest.raises(FileNotFoundError, match="missing.csv not found: expected the submission"):
     score.score(str(tmp_path / "missing.csv"), str(annotations))
-  with pytest.raises(ValueError, match="nothing.json: cannot read it"):
-    score.score(str(tmp_path / "missing.csv"), str(tmp_path / "nothing.json"))
+  submission = tmp_path / "submission.csv"
+  submission.write_text("id,predicted\n")
+  with pytest.raises(FileNotFoundError, match="nothing.json not found: expected the annotations"):
+    score.score(str(submission), str(tmp_path / "nothing.json"))
+  (tmp_path / "broken.json").write_text("{")
+  with pytest.raises(ValueError, match="broken.json: malformed JSON"):
+    score.score(str(submission), str(tmp_path / "broken.json"))
 
 
 def test_eval_report_and_markdown_carry_the_rank_table():

@@ -292,7 +292,7 @@ def test_a_modern_backbone_trains_with_its_recipe_then_exports_and_converts(
   assert trained.eval_crop_fraction == 0.8
   info = export.export(str(model_dir), str(export_dir), which="final")
   assert info["eval_crop_fraction"] == 0.8 and info["model"] == "efficientnetv2_b0"
-  served = tf.saved_model.load(str(export_dir / "saved_model"))
+  served = tf.saved_model.load(str(export_dir / "saved_model" / "1"))  # TF Serving's version dir
   image = tf.io.encode_jpeg(tf.cast(tf.random.stateless_uniform([48, 64, 3], [1, 2], 0, 255),
                                     tf.uint8))
   scores = served.signatures["serving_default"](image_bytes=tf.stack([image]))["scores"].numpy()
