@@ -36,24 +36,53 @@ def _encoded(pixels, fmt):
 # -- one centre crop and resize, for evaluation and serving ------------------------------------
 
 def test_serving_views_equal_the_evaluation_view():
-  """A PNG (export's decode path), an image tensor (serving_images) and a batch all give the
-  evaluation view of the JPEG whose pixels they hold."""
-  pixels = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
-  jpeg = _encoded(pixels, "JPEG")
-  expected = preprocessing.eval_image(jpeg, 32).numpy()
-  decoded = tf.io.decode_jpeg(jpeg, channels=3).numpy()
-  assert expected.shape == (32, 32, 3)
-  np.testing.assert_allclose(
-      preprocessing.center_crop_and_resize(tf.constant(decoded, tf.float32), 32), expected,
-      atol=1e-3)
-  batch = preprocessing.center_crop_and_resize(tf.constant(np.stack([decoded] * 2), tf.float32),
-                                               32)
-  assert batch.shape == (2, 32, 32, 3)
-  np.testing.assert_allclose(batch[1], expected, atol=1e-3)
-  png = _encoded(decoded, "PNG")  # the JPEG's own pixels, losslessly: the other-formats branch
+  """A PNG (export's decode path), an image tensor (serving_images) and a batch all give exactly
+  the evaluation view of the JPEG whose pixels they hold, at any size and chroma subsampling."""
+  rng = np.random.default_rng(0)
   decode_view = export._decode_view  # pylint: disable=protected-access
-  np.testing.assert_allclose(decode_view(tf.constant(png), 32), expected, atol=1e-3)
-  np.testing.assert_allclose(decode_view(tf.constant(jpeg), 32), expected, atol=1e-3)
+  for height, width, subsampling in ((50, 70, 2), (64, 34, 2), (41, 64, 1), (57, 57, 0),
+                                     (96, 80, 2), (33, 130, 2)):
+    smooth = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize(
+        (width, height), Image.BILINEAR)  # colour edges across the crop's borders
+    out = io.BytesIO()
+    smooth.save(out, "JPEG", subsampling=subsampling)
+    jpeg = out.getvalue()
+    expected = preprocessing.eval_image(jpeg, 32).numpy()
+    decoded = tf.io.decode_jpeg(jpeg, channels=3).numpy()
+    assert expected.shape == (32, 32, 3)
+    np.testing.assert_array_equal(
+        preprocessing.center_crop_and_resize(tf.constant(decoded, tf.float32), 32), expected)
+    batch = preprocessing.center_crop_and_resize(
+        tf.constant(np.stack([decoded] * 2), tf.float32), 32)
+    assert batch.shape == (2, 32, 32, 3)
+    np.testing.assert_array_equal(batch[1], expected)
+    png = _encoded(decoded, "PNG")  # the JPEG's own pixels, losslessly: the other-formats branch
+    np.testing.assert_array_equal(decode_view(tf.constant(png), 32), expected)
+    np.testing.assert_array_equal(decode_view(tf.constant(jpeg), 32), expected)
+
+
+def test_a_cropped_decode_equals_the_full_decode_cut():
+  """decode_window is the full decode's pixels for any window, including windows whose edges
+  fall inside a chroma block (where decode_and_crop_jpeg alone is off by up to 40 levels)."""
+  rng = np.random.default_rng(1)
+  plain_differs = 0
+  for subsampling in (0, 1, 2):
+    for _ in range(6):
+      height, width = (int(v) for v in rng.integers(8, 120, 2))
+      smooth = Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)).resize(
+          (width, height), Image.BILINEAR)
+      out = io.BytesIO()
+      smooth.save(out, "JPEG", subsampling=subsampling, quality=90)
+      full = tf.io.decode_jpeg(out.getvalue(), channels=3).numpy()
+      for _ in range(4):
+        h, w = int(rng.integers(1, height + 1)), int(rng.integers(1, width + 1))
+        y, x = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
+        window = tf.constant([y, x, h, w])
+        np.testing.assert_array_equal(preprocessing.decode_window(out.getvalue(), window),
+                                      full[y:y + h, x:x + w])
+        plain = tf.image.decode_and_crop_jpeg(out.getvalue(), window, channels=3).numpy()
+        plain_differs += not np.array_equal(plain, full[y:y + h, x:x + w])
+  assert plain_differs > 0  # the windows do reach the case decode_window exists for
 
 
 # -- the data-dir contract ---------------------------------------------------------------------
