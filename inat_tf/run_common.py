@@ -52,3 +52,43 @@ def steps_to_next_stop(step, total_steps, every=(), stops=()):
   total_steps, the next multiple of each period in `every`, or the first of `stops` after step."""
   return min([total_steps] + [(step // period + 1) * period for period in every] +
              [stop for stop in stops if stop > step]) - step
+
+
+class CtrlC:
+  """Ctrl-C (SIGINT) as a request to stop at the training loop's next boundary.
+
+  Python's default handler raises KeyboardInterrupt at whatever bytecode runs next; inside
+  TensorFlow that can be a __del__ or a callback, where Python prints "Exception ignored" and goes
+  on, so a Ctrl-C could be lost and training would keep going. Within `with CtrlC() as ctrl_c:`
+  the first Ctrl-C only sets ctrl_c.pressed, which the loop checks at each boundary
+  (`ctrl_c.check()` raises KeyboardInterrupt there); a second Ctrl-C raises KeyboardInterrupt at
+  once, for a user who will not wait. Outside the main thread (where signal handlers cannot be
+  set) it changes nothing.
+  """
+
+  def __init__(self):
+    self.pressed = False
+    self._previous = None
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    if self.pressed:
+      raise KeyboardInterrupt
+    self.pressed = True
+
+  def check(self):
+    if self.pressed:
+      raise KeyboardInterrupt
+
+  def __enter__(self):
+    import signal  # pylint: disable=g-import-not-at-top
+    import threading  # pylint: disable=g-import-not-at-top
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGINT, self._handle)
+    return self
+
+  def __exit__(self, *exc_info):
+    import signal  # pylint: disable=g-import-not-at-top
+    if self._previous is not None:
+      signal.signal(signal.SIGINT, self._previous)
+    return False

@@ -257,7 +257,8 @@ def train(config, log=print):
   """
   where = {"step": 0}  # the loop's progress, for the Ctrl-C message
   try:
-    return _train(config, log, where)
+    with run_common.CtrlC() as ctrl_c:
+      return _train(config, log, where, ctrl_c)
   except KeyboardInterrupt:
     latest = tf.train.latest_checkpoint(os.path.join(config.model_dir, "checkpoints"))
     raise TrainInterrupted(
@@ -267,7 +268,7 @@ def train(config, log=print):
     raise TrainError(records.describe_damage(config.data_dir, ("train", "val"), e)) from None
 
 
-def _train(config, log, where):
+def _train(config, log, where, ctrl_c):
   _check_before_start(config)
   label_map = label_map_lib.LabelMap.load(config.data_dir)
   steps_per_epoch = records.steps_per_epoch(config.data_dir, "train", config.batch_size)
@@ -528,6 +529,7 @@ def _train(config, log, where):
   totals, last_log_time, last_log_step = np.zeros(4), time.monotonic(), step
   start_time, start_step, val_scores, train_top1 = time.monotonic(), step, None, None
   while step < total_steps:
+    ctrl_c.check()  # a Ctrl-C stops here, between steps (run_common.CtrlC)
     num_steps = run_common.steps_to_next_stop(
         step, total_steps, every=(config.log_steps, config.checkpoint_steps, eval_interval),
         stops=(step + config.steps_per_loop, head_steps, remedy_step))

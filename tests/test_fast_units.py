@@ -194,6 +194,24 @@ def test_batch_norm_momentum_reaches_nested_layers():
   assert [l.momentum for l in (inner.layers[0], outer.layers[1])] == [0.9, 0.9]
 
 
+def test_ctrl_c_is_a_stop_request_then_an_interrupt():
+  """A real SIGINT inside CtrlC: the first only asks the loop to stop at its next check; the
+  second interrupts at once; outside, Python's own handler is back."""
+  import signal  # pylint: disable=g-import-not-at-top
+  before = signal.getsignal(signal.SIGINT)
+  with run_common.CtrlC() as ctrl_c:
+    ctrl_c.check()  # nothing pressed: goes on
+    os.kill(os.getpid(), signal.SIGINT)
+    assert ctrl_c.pressed  # delivered, and no KeyboardInterrupt raised here
+    with pytest.raises(KeyboardInterrupt):
+      ctrl_c.check()
+    with pytest.raises(KeyboardInterrupt):
+      os.kill(os.getpid(), signal.SIGINT)
+      for _ in range(1000):  # the handler runs at the next bytecode
+        pass
+  assert signal.getsignal(signal.SIGINT) is before
+
+
 # -- resampling weights, label map ----------------------------------------------------------------
 
 def test_resampling_weights_reach_their_target_shares():

@@ -4,6 +4,8 @@ inat-eval, inat-predict, inat-export and inat-classify."""
 import io
 import json
 import math
+import os
+import signal
 import subprocess
 import sys
 
@@ -216,6 +218,16 @@ def test_train_geo_resumes_where_it_stopped(tiny_built_dir, tmp_path):
   for name in ("best.keras", "final.keras", "geo_config.json", "label_map.json",
                "train_summary.json"):
     assert (tmp_path / name).exists(), name
+  # Ctrl-C (a real SIGINT, sent when the first step of a third run is logged) stops between
+  # steps with the resume message, not a traceback.
+  def log_then_ctrl_c(line):
+    if line.startswith("step "):
+      os.kill(os.getpid(), signal.SIGINT)
+  with pytest.raises(geo_train.image_train.TrainInterrupted,
+                     match=r"interrupted at step [\d,]+; last checkpoint .*ckpt-\d+; rerun"):
+    geo_train.train(geo_train.GeoTrainConfig(str(tiny_built_dir), str(tmp_path), epochs=3,
+                                             **{**QUICK_GEO, "log_steps": 1}),
+                    log=log_then_ctrl_c)
   with pytest.raises(geo_train.image_train.TrainError, match="other width"):
     geo_train.train(geo_train.GeoTrainConfig(str(tiny_built_dir), str(tmp_path), epochs=3,
                                              **{**QUICK_GEO, "width": 16}), log=lambda m: None)

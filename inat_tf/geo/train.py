@@ -22,6 +22,7 @@ optimizer state, best score), and the same epoch order follows (each epoch's shu
 import dataclasses
 import math
 import os
+import sys
 import time
 
 import keras
@@ -84,7 +85,23 @@ def _top_k_accuracy(logits, labels):
 
 
 def train(config, log=print):
-  """Trains (or resumes) the prior per `config`; returns the train summary dict."""
+  """Trains (or resumes) the prior per `config`; returns the train summary dict.
+
+  Raises inat_tf.train.TrainError for data that cannot train a prior, and its TrainInterrupted
+  on Ctrl-C (stopping between steps; the message names the last checkpoint).
+  """
+  where = {"step": 0}  # the loop's progress, for the Ctrl-C message
+  try:
+    with run_common.CtrlC() as ctrl_c:
+      return _train(config, log, where, ctrl_c)
+  except KeyboardInterrupt:
+    latest = tf.train.latest_checkpoint(os.path.join(config.geo_dir, "checkpoints"))
+    raise image_train.TrainInterrupted(
+        f"interrupted at step {where['step']:,}; last checkpoint "
+        f"{latest or 'none (nothing saved yet)'}; rerun the same command to resume") from None
+
+
+def _train(config, log, where, ctrl_c):
   label_map = label_map_lib.LabelMap.load(config.data_dir)
   places, labels, read = split_places(config.data_dir, "train", config.use_date)
   what = "coordinates and a date" if config.use_date else "coordinates"
@@ -175,6 +192,8 @@ def train(config, log=print):
   losses, last_time, last_step = [], time.monotonic(), step
   order, order_epoch = None, -1
   while step < total_steps:
+    ctrl_c.check()  # a Ctrl-C stops here, between steps (run_common.CtrlC)
+    where["step"] = step
     epoch, offset = divmod(step, steps_per_epoch)
     if epoch != order_epoch:
       order = np.random.default_rng([config.seed, epoch]).permutation(len(labels))
@@ -229,10 +248,15 @@ def train(config, log=print):
 
 def run(argv=None):
   """Console entry point `inat-train-geo`."""
-  flag_config.run_command(
-      "inat-train-geo", GeoTrainConfig,
-      lambda config, _: train(config, log=lambda message: print(message, flush=True)),
-      errors=(image_train.TrainError, FileNotFoundError), argv=argv)
+  def main(config, _):
+    try:
+      train(config, log=lambda message: print(message, flush=True))
+    except image_train.TrainInterrupted as e:
+      print(f"inat-train-geo: {e}", file=sys.stderr)
+      sys.exit(130)  # the shell's code for SIGINT
+
+  flag_config.run_command("inat-train-geo", GeoTrainConfig, main,
+                          errors=(image_train.TrainError, FileNotFoundError), argv=argv)
 
 
 if __name__ == "__main__":
