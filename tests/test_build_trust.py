@@ -27,6 +27,7 @@ from inat_tf import records
 from inat_tf import sample_download
 from inat_tf import schema
 from tests import download_tools
+from tests.conftest import TRAINED_MODEL_GROUP
 from tests.helpers import console_script
 from tfrecord_builder import build as build_lib
 from tfrecord_builder import image_check
@@ -643,6 +644,9 @@ def test_item14_full_disk_says_what_to_do_and_rerun_completes(tiny_raw, referenc
 
 # -- 15. a 1 x 1 image the builder keeps passes inat-eval ---------------------------------------
 
+# In the trained-model xdist group: on another worker, trained_dir would be trained a second time
+# (~100 s of the suite).
+@TRAINED_MODEL_GROUP
 @pytest.mark.slow
 def test_item15_one_pixel_val_image_through_inat_eval(trained_dir, tmp_path):
   from inat_tf import evaluate  # pylint: disable=g-import-not-at-top
