@@ -31,6 +31,7 @@ import tensorflow as tf
 from PIL import ExifTags
 from PIL import Image
 
+from inat_tf import flag_config
 from inat_tf import records
 from inat_tf import run_common
 from inat_tf import trained_model
@@ -250,46 +251,45 @@ def _write_atomically(path, text):
   tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
+@dataclasses.dataclass(frozen=True)
+class ClassifyConfig:
+  """inat-classify's flags (the photos and folders follow them)."""
+  model_dir: str = flag_config.field(help="Model dir written by inat-train.")
+  which: str = trained_model.which_field()
+  geo_dir: str = flag_config.field("", "A location prior (inat-train-geo).")
+  latitude: float = flag_config.field(None, "Where the photos were taken, degrees (needs "
+                                      "--geo_dir; otherwise each photo's EXIF GPS is used).")
+  longitude: float = flag_config.field(None, "Where the photos were taken, degrees.")
+  date: str = flag_config.field("", "When, YYYY-MM-DD (otherwise each photo's EXIF date).")
+  top_k: int = flag_config.field(5, "Species per photo.")
+  output_csv: str = flag_config.field("", "Also write the table as CSV here.")
+  output_json: str = flag_config.field("", "Also write the results as JSON here.")
+
+
 def run(argv=None):
   """Console entry point `inat-classify`."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from inat_tf import cli  # pylint: disable=g-import-not-at-top
   from inat_tf.geo import prior as prior_lib  # pylint: disable=g-import-not-at-top
 
-  flags.DEFINE_string("model_dir", None, "Model dir written by inat-train.", required=True)
-  trained_model.define_which_flag(flags)
-  flags.DEFINE_string("geo_dir", "", "A location prior (inat-train-geo).")
-  flags.DEFINE_float("latitude", None, "Where the photos were taken, degrees (needs --geo_dir; "
-                     "otherwise each photo's EXIF GPS is used).")
-  flags.DEFINE_float("longitude", None, "Where the photos were taken, degrees.")
-  flags.DEFINE_string("date", "", "When, YYYY-MM-DD (otherwise each photo's EXIF date).")
-  flags.DEFINE_integer("top_k", 5, "Species per photo.")
-  flags.DEFINE_string("output_csv", "", "Also write the table as CSV here.")
-  flags.DEFINE_string("output_json", "", "Also write the results as JSON here.")
-
-  def main(argv):
-    f = flags.FLAGS
-    if len(argv) < 2:
+  def main(c, _, paths):
+    if not paths:
       sys.exit("inat-classify: name at least one PHOTO_OR_FOLDER (see --help)")
-    try:
-      results, skipped = classify(photo_paths(argv[1:]), f.model_dir, f.geo_dir,
-                                  Place(f.latitude, f.longitude, f.date), f.top_k, f.which)
-    except (ClassifyError, FileNotFoundError, prior_lib.GeoError) as e:
-      sys.exit(f"inat-classify: {e}")
+    results, skipped = classify(photo_paths(paths), c.model_dir, c.geo_dir,
+                                Place(c.latitude, c.longitude, c.date), c.top_k, c.which)
     for item in skipped:
       print(f"inat-classify: skipped {item['photo']}: {item['reason']}", file=sys.stderr)
     if results:
       print(table(results))
-    if f.output_csv:
-      write_csv(f.output_csv, results)
-      print(f"CSV written to {f.output_csv}")
-    if f.output_json:
-      write_json(f.output_json, results, skipped)
-      print(f"JSON written to {f.output_json}")
+    if c.output_csv:
+      write_csv(c.output_csv, results)
+      print(f"CSV written to {c.output_csv}")
+    if c.output_json:
+      write_json(c.output_json, results, skipped)
+      print(f"JSON written to {c.output_json}")
     if not results:
       sys.exit("inat-classify: no photo could be classified")
 
-  cli.run(main, argv)
+  flag_config.run_command("inat-classify", ClassifyConfig, main, argv=argv, positional=True,
+                          errors=(ClassifyError, FileNotFoundError, prior_lib.GeoError))
 
 
 if __name__ == "__main__":

@@ -83,8 +83,9 @@ def _filter_stderr():
   atexit.register(restore)
 
 
-def run(main, argv=None):
-  """absl's app.run(main, argv), with --help listing this command's flags (see above)."""
+def run(main, argv=None, doc=None):
+  """absl's app.run(main, argv), with --help listing this command's flags (see above) under
+  `doc` (default: the docstring of the last of our modules that declared a flag)."""
   from absl import app, flags  # pylint: disable=g-import-not-at-top
   values = flags.FLAGS
   program = sys.argv[0]
@@ -95,8 +96,9 @@ def run(main, argv=None):
       for flag in module_flags:
         values.register_key_flag_for_module(program, flag)
   main_module = sys.modules["__main__"]
-  if not main_module.__doc__ and command_modules:
-    doc = sys.modules[command_modules[-1]].__doc__ or ""
+  if doc is None and command_modules:
+    doc = sys.modules[command_modules[-1]].__doc__
+  if not main_module.__doc__ and doc:
     main_module.__doc__ = doc.replace("%", "%%")
 
   def quiet_main(args):

@@ -17,11 +17,11 @@ import dataclasses
 import io
 import json
 import os
-import sys
 
 import numpy as np
 import tensorflow as tf
 
+from inat_tf import flag_config
 from inat_tf import long_tail
 from inat_tf import label_map as label_map_lib
 from inat_tf import rank_metrics
@@ -216,35 +216,36 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir="", which="best", f
   return report
 
 
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+  """inat-eval's flags."""
+  data_dir: str = flag_config.field(help="Data dir written by inat-build.")
+  model_dir: str = flag_config.field(help="Model dir written by inat-train.")
+  split: str = flag_config.field("val", "Split to score (needs labels).",
+                                 choices=records.READABLE_SPLITS)
+  output_dir: str = flag_config.field(
+      "", "Where to write the report (default: MODEL_DIR/eval-SPLIT).")
+  which: str = trained_model.which_field()
+  flip: bool = flag_config.field(False, "Average with the mirrored view.")
+  multi_crop: bool = flag_config.field(False, "Average the central and the four corner crops.")
+  batch_size: int = flag_config.field(64, "Images per batch.")
+  geo_dir: str = flag_config.field("", "A location prior (inat-train-geo): report the scores "
+                                   "with and without it, side by side.")
+
+
 def run(argv=None):
   """Console entry point `inat-eval`."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from inat_tf import cli  # pylint: disable=g-import-not-at-top
 
-  flags.DEFINE_string("data_dir", None, "Data dir written by inat-build.", required=True)
-  flags.DEFINE_string("model_dir", None, "Model dir written by inat-train.", required=True)
-  flags.DEFINE_enum("split", "val", list(records.READABLE_SPLITS), "Split to score (needs labels).")
-  flags.DEFINE_string("output_dir", "", "Where to write the report (default: MODEL_DIR/eval-SPLIT).")
-  trained_model.define_which_flag(flags)
-  flags.DEFINE_bool("flip", False, "Average with the mirrored view.")
-  flags.DEFINE_bool("multi_crop", False, "Average the central and the four corner crops.")
-  flags.DEFINE_integer("batch_size", 64, "Images per batch.")
-  flags.DEFINE_string("geo_dir", "", "A location prior (inat-train-geo): report the scores with "
-                      "and without it, side by side.")
-
-  def main(_):
-    f = flags.FLAGS
-    output_dir = f.output_dir or trained_model.eval_dir(f.model_dir, f.split)
-    try:
-      report = evaluate(f.data_dir, f.model_dir, f.split, output_dir=output_dir, which=f.which,
-                        flip=f.flip, multi_crop=f.multi_crop, batch_size=f.batch_size,
-                        geo_dir=f.geo_dir)
-    except (ValueError, FileNotFoundError, geo_prior_lib.GeoError) as e:
-      sys.exit(f"inat-eval: {e}")
-    print(markdown(report, f"{f.split}: {report['images']:,} images"))
+  def main(c, _):
+    output_dir = c.output_dir or trained_model.eval_dir(c.model_dir, c.split)
+    report = evaluate(c.data_dir, c.model_dir, c.split, output_dir=output_dir, which=c.which,
+                      flip=c.flip, multi_crop=c.multi_crop, batch_size=c.batch_size,
+                      geo_dir=c.geo_dir)
+    print(markdown(report, f"{c.split}: {report['images']:,} images"))
     print(f"Report written to {output_dir}")
 
-  cli.run(main, argv)
+  flag_config.run_command("inat-eval", EvalConfig, main, argv=argv,
+                          errors=(ValueError, FileNotFoundError, geo_prior_lib.GeoError))
 
 
 if __name__ == "__main__":

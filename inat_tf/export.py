@@ -32,13 +32,14 @@ image) gets valid = false, category id -1, name "" and score 0, and the other it
 batch their normal answer.
 """
 
+import dataclasses
 import json
 import os
-import sys
 
 import tensorflow as tf
 from tensorflow.python.framework import convert_to_constants  # pylint: disable=g-direct-tensorflow-import
 
+from inat_tf import flag_config
 from inat_tf import preprocessing
 from inat_tf import progress
 from inat_tf import records
@@ -340,32 +341,31 @@ def export(model_dir, export_dir, *, data_dir="", which="best", top_k=5, tflite=
   return info
 
 
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+  """inat-export's flags."""
+  model_dir: str = flag_config.field(help="Model dir written by inat-train.")
+  export_dir: str = flag_config.field(help="Where to write (any gfile path).")
+  data_dir: str = flag_config.field("", "Data dir: int8 calibration images and the warm-up image.")
+  which: str = trained_model.which_field()
+  top_k: int = flag_config.field(5, "Categories returned per image.")
+  tflite: bool = flag_config.field(True, "Also write TFLite models.")
+  geo_dir: str = flag_config.field("", "A location prior (inat-train-geo): adds the signature "
+                                   "serving_with_place and model_with_place.tflite.")
+
+
 def run(argv=None):
   """Console entry point `inat-export`."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from inat_tf import cli  # pylint: disable=g-import-not-at-top
 
-  flags.DEFINE_string("model_dir", None, "Model dir written by inat-train.", required=True)
-  flags.DEFINE_string("export_dir", None, "Where to write (any gfile path).", required=True)
-  flags.DEFINE_string("data_dir", "", "Data dir: int8 calibration images and the warm-up image.")
-  trained_model.define_which_flag(flags)
-  flags.DEFINE_integer("top_k", 5, "Categories returned per image.")
-  flags.DEFINE_bool("tflite", True, "Also write TFLite models.")
-  flags.DEFINE_string("geo_dir", "", "A location prior (inat-train-geo): adds the signature "
-                      "serving_with_place and model_with_place.tflite.")
-
-  def main(_):
-    f = flags.FLAGS
-    try:
-      info = export(f.model_dir, f.export_dir, data_dir=f.data_dir, which=f.which,
-                    top_k=f.top_k, tflite=f.tflite, geo_dir=f.geo_dir)
-    except (FileNotFoundError, ValueError, geo_prior_lib.GeoError) as e:  # ValueError: a stale
-      # long-tail adjustment
-      sys.exit(f"inat-export: {e}")
+  def main(c, _):
+    info = export(c.model_dir, c.export_dir, data_dir=c.data_dir, which=c.which, top_k=c.top_k,
+                  tflite=c.tflite, geo_dir=c.geo_dir)
     for name, path in info["files"].items():
       print(f"{name}: {path}")
 
-  cli.run(main, argv)
+  # ValueError: a stale long-tail adjustment.
+  flag_config.run_command("inat-export", ExportConfig, main, argv=argv,
+                          errors=(FileNotFoundError, ValueError, geo_prior_lib.GeoError))
 
 
 if __name__ == "__main__":

@@ -72,9 +72,11 @@ def from_flags(config_class, flag_values=None):
       else getattr(flag_values, f.name) for f in dataclasses.fields(config_class)})
 
 
-def run_command(name, config_class, main, *, errors=(), extra_flags=None, argv=None):
+def run_command(name, config_class, main, *, errors=(), extra_flags=None, argv=None,
+                positional=False):
   """A console entry point: defines config_class's flags (and extra_flags(absl.flags), if any),
-  parses argv, calls main(config, flag_values); an exception of a type in `errors` (the user's
+  parses argv, calls main(config, flag_values) (with positional=True, main(config, flag_values,
+  args): the arguments left after the flags); an exception of a type in `errors` (the user's
   mistake) exits with one line, `NAME: message`, instead of a traceback."""
   from inat_tf import cli  # pylint: disable=g-import-not-at-top
   flags = _flags_module()
@@ -82,10 +84,14 @@ def run_command(name, config_class, main, *, errors=(), extra_flags=None, argv=N
   if extra_flags is not None:
     extra_flags(flags)
 
-  def absl_main(_):
+  def absl_main(args):
     try:
-      main(from_flags(config_class), flags.FLAGS)
+      if positional:
+        main(from_flags(config_class), flags.FLAGS, args[1:])
+      else:
+        main(from_flags(config_class), flags.FLAGS)
     except tuple(errors) as e:
       sys.exit(f"{name}: {e}")
 
-  cli.run(absl_main, argv)
+  # --help shows the command module's docstring (flags here belong to the script, not a module).
+  cli.run(absl_main, argv, doc=sys.modules[main.__module__].__doc__)

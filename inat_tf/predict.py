@@ -13,6 +13,7 @@ frequent training species, and a warning names it. Category ids are the dataset'
 the model's class indices.
 """
 
+import dataclasses
 import os
 import sys
 
@@ -200,33 +201,33 @@ def predict_to_csv(data_dir, split, output, *, model_dir="", saved_model="", whi
 
 def run(argv=None):
   """Console entry point `inat-predict`."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from inat_tf import cli  # pylint: disable=g-import-not-at-top
-
-  flags.DEFINE_string("data_dir", None, "Data dir written by inat-build.", required=True)
-  flags.DEFINE_string("model_dir", "", "Model dir written by inat-train.")
-  flags.DEFINE_string("saved_model", "", "Or: a SavedModel written by inat-export.")
-  flags.DEFINE_enum("split", "test", list(records.READABLE_SPLITS), "Split to predict.")
-  flags.DEFINE_string("output", None, "CSV path (any gfile path).", required=True)
+  from inat_tf import flag_config  # pylint: disable=g-import-not-at-top
   from inat_tf import trained_model  # pylint: disable=g-import-not-at-top
-  trained_model.define_which_flag(flags)
-  flags.DEFINE_bool("flip", False, "Average with the mirrored view (--model_dir only).")
-  flags.DEFINE_integer("batch_size", 64, "Images per batch.")
-  flags.DEFINE_string("geo_dir", "", "A location prior (inat-train-geo): --output gets the "
-                      "predictions with it, OUTPUT.image_only.csv those without.")
+  from inat_tf.geo.prior import GeoError  # pylint: disable=g-import-not-at-top
 
-  def main(_):
-    from inat_tf.geo.prior import GeoError  # pylint: disable=g-import-not-at-top
-    f = flags.FLAGS
-    try:
-      predict_to_csv(f.data_dir, f.split, f.output, model_dir=f.model_dir,
-                     saved_model=f.saved_model, which=f.which, batch_size=f.batch_size,
-                     flip=f.flip, log=lambda message: print(message, file=sys.stderr),
-                     geo_dir=f.geo_dir)
-    except (PredictError, FileNotFoundError, ValueError, GeoError) as e:  # ValueError: long_tail's
-      sys.exit(f"inat-predict: {e}")
+  @dataclasses.dataclass(frozen=True)
+  class PredictConfig:
+    """inat-predict's flags."""
+    data_dir: str = flag_config.field(help="Data dir written by inat-build.")
+    output: str = flag_config.field(help="CSV path (any gfile path).")
+    model_dir: str = flag_config.field("", "Model dir written by inat-train.")
+    saved_model: str = flag_config.field("", "Or: a SavedModel written by inat-export.")
+    split: str = flag_config.field("test", "Split to predict.", choices=records.READABLE_SPLITS)
+    which: str = trained_model.which_field()
+    flip: bool = flag_config.field(False, "Average with the mirrored view (--model_dir only).")
+    batch_size: int = flag_config.field(64, "Images per batch.")
+    geo_dir: str = flag_config.field("", "A location prior (inat-train-geo): --output gets the "
+                                     "predictions with it, OUTPUT.image_only.csv those without.")
 
-  cli.run(main, argv)
+  def main(c, _):
+    predict_to_csv(c.data_dir, c.split, c.output, model_dir=c.model_dir,
+                   saved_model=c.saved_model, which=c.which, batch_size=c.batch_size,
+                   flip=c.flip, log=lambda message: print(message, file=sys.stderr),
+                   geo_dir=c.geo_dir)
+
+  # ValueError: long_tail's.
+  flag_config.run_command("inat-predict", PredictConfig, main, argv=argv,
+                          errors=(PredictError, FileNotFoundError, ValueError, GeoError))
 
 
 if __name__ == "__main__":

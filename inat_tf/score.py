@@ -16,13 +16,14 @@ the JSON does not list, ids listed twice, unknown category ids, and images the C
 """
 
 import csv
+import dataclasses
 import io
 import json
-import sys
 
 import tensorflow as tf
 
 from inat_tf import editions
+from inat_tf import flag_config
 
 MAX_REPORTED = 20
 
@@ -198,30 +199,28 @@ def score(predictions_path, annotations_path, edition=""):
   return result
 
 
+@dataclasses.dataclass(frozen=True)
+class ScoreConfig:
+  """inat-score's flags."""
+  predictions: str = flag_config.field(help="Submission CSV (the edition's Kaggle format).")
+  annotations: str = flag_config.field(help="COCO-style JSON with annotations (e.g. "
+                                       "val2017.json).")
+  edition: str = flag_config.field("", "Whose submission format; default: from the "
+                                   "annotations' file name.", choices=("",) + editions.NAMES)
+
+
 def run(argv=None):
   """Console entry point `inat-score`."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from inat_tf import cli  # pylint: disable=g-import-not-at-top
 
-  flags.DEFINE_string("predictions", None, "Submission CSV (the edition's Kaggle format).",
-                      required=True)
-  flags.DEFINE_string("annotations", None, "COCO-style JSON with annotations (e.g. "
-                      "val2017.json).", required=True)
-  flags.DEFINE_enum("edition", "", [""] + list(editions.NAMES),
-                    "Whose submission format; default: from the annotations' file name.")
-
-  def main(_):
-    f = flags.FLAGS
-    try:
-      result = score(f.predictions, f.annotations, f.edition)
-    except (ScoreError, ValueError, FileNotFoundError, editions.EditionError) as e:
-      sys.exit(f"inat-score: {e}")
+  def main(c, _):
+    result = score(c.predictions, c.annotations, c.edition)
     k = result["labels_per_row"]
     extra = f", top-{k} error {100 * result[f'top{k}_error']:.2f}%" if k > 1 else ""
     print(f"{result['images']:,} images (iNat{result['edition']} format): top-1 error "
           f"{100 * result['top1_error']:.2f}%{extra}")
 
-  cli.run(main, argv)
+  flag_config.run_command("inat-score", ScoreConfig, main, argv=argv,
+                          errors=(ScoreError, ValueError, FileNotFoundError, editions.EditionError))
 
 
 if __name__ == "__main__":

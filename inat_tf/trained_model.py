@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 import models
+from inat_tf import flag_config
 from inat_tf import label_map as label_map_lib
 from inat_tf import long_tail
 from inat_tf import preprocessing
@@ -75,10 +76,11 @@ def eval_dir(model_dir, split):
   return os.path.join(model_dir, f"eval-{split}")
 
 
-def define_which_flag(flags):
-  """--which best|final, the same for inat-eval, inat-predict and inat-export."""
-  flags.DEFINE_enum("which", "best", list(CHOICES),
-                    "Which saved model of --model_dir: best (best val top-1) or final.")
+def which_field():
+  """The config field (flag) --which best|final, the same for inat-eval, inat-predict and
+  inat-export."""
+  return flag_config.field("best", "Which saved model of --model_dir: best (best val top-1) or "
+                           "final.", choices=CHOICES)
 
 
 def exists(model_dir, which):

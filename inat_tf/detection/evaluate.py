@@ -11,13 +11,14 @@ only those), or every boxed image of --split train. OUTPUT_DIR (tf.io.gfile):
   detection_report.md              the tables in the paper's layout
 """
 
+import dataclasses
 import json
 import os
-import sys
 import time
 
 import tensorflow as tf
 
+from inat_tf import flag_config
 from inat_tf import label_map as label_map_lib
 from inat_tf import trained_model
 from inat_tf import progress
@@ -139,27 +140,25 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir=None, batch_size=8,
   return report
 
 
+@dataclasses.dataclass(frozen=True)
+class DetectEvalConfig:
+  """inat-detect-eval's flags."""
+  data_dir: str = flag_config.field(help="Data dir written by inat-build.")
+  model_dir: str = flag_config.field(help="Model dir written by inat-detect-train.")
+  split: str = flag_config.field("val", "val: its single-instance images (the paper); train: all "
+                                 "boxed images.", choices=("val", "train"))
+  output_dir: str = flag_config.field(None, "Where the report goes (default MODEL_DIR/eval-SPLIT).")
+  batch_size: int = flag_config.field(8, "Images per forward pass.")
+
+
 def run(argv=None):
   """Console entry point `inat-detect-eval`."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from inat_tf import cli  # pylint: disable=g-import-not-at-top
-
-  flags.DEFINE_string("data_dir", None, "Data dir written by inat-build.", required=True)
-  flags.DEFINE_string("model_dir", None, "Model dir written by inat-detect-train.", required=True)
-  flags.DEFINE_enum("split", "val", ["val", "train"],
-                    "val: its single-instance images (the paper); train: all boxed images.")
-  flags.DEFINE_string("output_dir", None, "Where the report goes (default MODEL_DIR/eval-SPLIT).")
-  flags.DEFINE_integer("batch_size", 8, "Images per forward pass.")
-
-  def main(_):
-    f = flags.FLAGS
-    try:
-      evaluate(f.data_dir, f.model_dir, f.split, output_dir=f.output_dir,
-               batch_size=f.batch_size, log=lambda message: print(message, flush=True))
-    except (data.DetectionDataError, FileNotFoundError, ValueError, RuntimeError) as e:
-      sys.exit(f"inat-detect-eval: {e}")
-
-  cli.run(main, argv)
+  flag_config.run_command(
+      "inat-detect-eval", DetectEvalConfig,
+      lambda c, _: evaluate(c.data_dir, c.model_dir, c.split, output_dir=c.output_dir,
+                            batch_size=c.batch_size,
+                            log=lambda message: print(message, flush=True)),
+      errors=(data.DetectionDataError, FileNotFoundError, ValueError, RuntimeError), argv=argv)
 
 
 if __name__ == "__main__":

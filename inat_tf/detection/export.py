@@ -18,10 +18,10 @@ the graph: `tf.saved_model.load` serves it in a process that never imports this 
 import dataclasses
 import json
 import os
-import sys
 
 import tensorflow as tf
 
+from inat_tf import flag_config
 from inat_tf.detection import data
 from inat_tf.detection import model as model_lib
 
@@ -75,22 +75,22 @@ def export(model_dir, export_dir):
   return info
 
 
+@dataclasses.dataclass(frozen=True)
+class DetectExportConfig:
+  """inat-detect-export's flags."""
+  model_dir: str = flag_config.field(help="Model dir written by inat-detect-train.")
+  export_dir: str = flag_config.field(help="Where to write (any gfile path).")
+
+
 def run(argv=None):
   """Console entry point `inat-detect-export`."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from inat_tf import cli  # pylint: disable=g-import-not-at-top
 
-  flags.DEFINE_string("model_dir", None, "Model dir written by inat-detect-train.", required=True)
-  flags.DEFINE_string("export_dir", None, "Where to write (any gfile path).", required=True)
-
-  def main(_):
-    try:
-      info = export(flags.FLAGS.model_dir, flags.FLAGS.export_dir)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-      sys.exit(f"inat-detect-export: {e}")
+  def main(c, _):
+    info = export(c.model_dir, c.export_dir)
     print(f"saved_model: {info['saved_model']}")
 
-  cli.run(main, argv)
+  flag_config.run_command("inat-detect-export", DetectExportConfig, main, argv=argv,
+                          errors=(FileNotFoundError, ValueError, RuntimeError))
 
 
 if __name__ == "__main__":
