@@ -9,40 +9,43 @@ graph is shipped by TensorFlow itself, so workers need this package only to star
   inat-data-service --role=worker --dispatcher=dispatcher-host:5050 --port=5051
 """
 
+import dataclasses
 import sys
+
+from inat_tf import flag_config
+
+
+@dataclasses.dataclass(frozen=True)
+class DataServiceConfig:
+  """inat-data-service's flags."""
+  role: str = flag_config.field(help="Which server to run.", choices=("dispatcher", "worker"))
+  port: int = flag_config.field(0, "Port to listen on (0: any free port, printed at start).")
+  dispatcher: str = flag_config.field("", "Dispatcher host:port (workers only).")
+  worker_host: str = flag_config.field(
+      "localhost", "Host name the dispatcher gives trainers for this worker (workers only).")
 
 
 def run(argv=None):
   """Console entry point: starts one server and serves until killed."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from inat_tf import cli  # pylint: disable=g-import-not-at-top
 
-  flags.DEFINE_enum("role", None, ["dispatcher", "worker"], "Which server to run.",
-                    required=True)
-  flags.DEFINE_integer("port", 0, "Port to listen on (0: any free port, printed at start).")
-  flags.DEFINE_string("dispatcher", "", "Dispatcher host:port (workers only).")
-  flags.DEFINE_string("worker_host", "localhost",
-                      "Host name the dispatcher gives trainers for this worker (workers only).")
-
-  def main(_):
+  def main(c, _):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-    f = flags.FLAGS
     service = tf.data.experimental.service
-    if f.role == "dispatcher":
-      server = service.DispatchServer(service.DispatcherConfig(port=f.port))
+    if c.role == "dispatcher":
+      server = service.DispatchServer(service.DispatcherConfig(port=c.port))
       address = server.target.split("://")[-1]
     else:
-      if not f.dispatcher:
+      if not c.dispatcher:
         sys.exit("inat-data-service: --role=worker needs --dispatcher=host:port")
       server = service.WorkerServer(service.WorkerConfig(
-          dispatcher_address=f.dispatcher, port=f.port,
-          worker_address=f"{f.worker_host}:%port%"))
-      address = f"{f.worker_host}:{server._address.split(':')[-1]}"  # pylint: disable=protected-access
-    print(f"inat-data-service: {f.role} serving on {address}", flush=True)
+          dispatcher_address=c.dispatcher, port=c.port,
+          worker_address=f"{c.worker_host}:%port%"))
+      address = f"{c.worker_host}:{server._address.split(':')[-1]}"  # pylint: disable=protected-access
+    print(f"inat-data-service: {c.role} serving on {address}", flush=True)
     server.join()
 
-  cli.run(main, argv)
+  flag_config.run_command("inat-data-service", DataServiceConfig, main, argv=argv)
 
 
 if __name__ == "__main__":

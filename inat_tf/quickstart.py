@@ -12,6 +12,7 @@ differs from the recorded one is redone from scratch (its output deleted), and e
 it too. --overwrite starts over.
 """
 
+import dataclasses
 import json
 import os
 import re
@@ -22,6 +23,7 @@ import sys
 import time
 
 from inat_tf import editions
+from inat_tf import flag_config
 
 
 def _script(name):
@@ -173,28 +175,29 @@ def summary_text(paths, report, timings):
   return "\n".join(lines)
 
 
+@dataclasses.dataclass(frozen=True)
+class QuickstartConfig:
+  """inat-quickstart's flags."""
+  output_dir: str = flag_config.field("runs/quickstart", "Where every stage writes.")
+  overwrite: bool = flag_config.field(False, "Delete output_dir first instead of reusing it.")
+  num_species: int = flag_config.field(40, "Sample size: species (>= 13).")
+  max_train_per_species: int = flag_config.field(80, "Sample size: the commonest species' images.")
+  max_side: int = flag_config.field(128, "Sample image size.")
+  examples_per_shard: int = flag_config.field(256, "Builder: examples per shard.")
+  model: str = flag_config.field("mobilenet_v1", "Network (see models.MODEL_NAMES).")
+  image_size: int = flag_config.field(80, "Training image size.")
+  batch_size: int = flag_config.field(32, "Global batch size.")
+  epochs: float = flag_config.field(10, "Training epochs.")
+  learning_rate: float = flag_config.field(0.1, "Learning rate per 32 images.")
+  tflite: bool = flag_config.field(True, "Also export TFLite models.")
+  edition: str = flag_config.field("2017", "Which competition edition's layout the sample "
+                                   "download has (inat_tf.editions).", choices=editions.NAMES)
+
+
 def run(argv=None):
   """Console entry point `inat-quickstart`."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from inat_tf import cli  # pylint: disable=g-import-not-at-top
 
-  flags.DEFINE_string("output_dir", "runs/quickstart", "Where every stage writes.")
-  flags.DEFINE_bool("overwrite", False, "Delete output_dir first instead of reusing it.")
-  flags.DEFINE_integer("num_species", 40, "Sample size: species (>= 13).")
-  flags.DEFINE_integer("max_train_per_species", 80, "Sample size: the commonest species' images.")
-  flags.DEFINE_integer("max_side", 128, "Sample image size.")
-  flags.DEFINE_integer("examples_per_shard", 256, "Builder: examples per shard.")
-  flags.DEFINE_string("model", "mobilenet_v1", "Network (see models.MODEL_NAMES).")
-  flags.DEFINE_integer("image_size", 80, "Training image size.")
-  flags.DEFINE_integer("batch_size", 32, "Global batch size.")
-  flags.DEFINE_float("epochs", 10, "Training epochs.")
-  flags.DEFINE_float("learning_rate", 0.1, "Learning rate per 32 images.")
-  flags.DEFINE_bool("tflite", True, "Also export TFLite models.")
-  flags.DEFINE_enum("edition", "2017", list(editions.NAMES),
-                    "Which competition edition's layout the sample download has (inat_tf.editions).")
-
-  def main(_):
-    f = flags.FLAGS
+  def main(f, _):
     root = os.path.abspath(f.output_dir)
     if f.overwrite and os.path.exists(root):
       shutil.rmtree(root)
@@ -230,7 +233,7 @@ def run(argv=None):
       report = json.load(report_file)
     print(summary_text(paths, report, timings))
 
-  cli.run(main, argv)
+  flag_config.run_command("inat-quickstart", QuickstartConfig, main, argv=argv)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,15 @@ found: a copy that was resized or re-encoded (iNat2021's images are at most 500 
 has other bytes and is not counted.
 """
 
+import dataclasses
 import hashlib
 import json
 import os
 import struct
-import sys
 
 import tensorflow as tf
+
+from inat_tf import flag_config
 
 HASH_DIGITS = 32  # 128 bits: no chance collisions among millions of images
 
@@ -76,29 +78,29 @@ def compare(data_dir, other_dir):
           "shared_images": len(all_ours & all_theirs)}
 
 
+@dataclasses.dataclass(frozen=True)
+class OverlapConfig:
+  """inat-overlap's flags."""
+  data_dir: str = flag_config.field(help="A data dir written by inat-build.")
+  other: str = flag_config.field(help="Another data dir written by inat-build.")
+  json: bool = flag_config.field(False, "Print the result as JSON.")
+
+
 def run(argv=None):
   """Console entry point `inat-overlap`."""
-  from absl import app, flags  # pylint: disable=g-import-not-at-top
 
-  flags.DEFINE_string("data_dir", None, "A data dir written by inat-build.", required=True)
-  flags.DEFINE_string("other", None, "Another data dir written by inat-build.", required=True)
-  flags.DEFINE_bool("json", False, "Print the result as JSON.")
-
-  def main(_):
-    f = flags.FLAGS
-    try:
-      result = compare(f.data_dir, f.other)
-    except FileNotFoundError as e:
-      sys.exit(f"inat-overlap: {e}")
-    if f.json:
+  def main(c, _):
+    result = compare(c.data_dir, c.other)
+    if c.json:
       print(json.dumps(result, indent=1))
       return
-    print(f"{result['shared_images']:,} image(s) of {f.data_dir} are also in {f.other} "
+    print(f"{result['shared_images']:,} image(s) of {c.data_dir} are also in {c.other} "
           f"(same bytes):")
     for pair in result["pairs"]:
       print(f"  {pair['split']:>8} / {pair['other_split']:<8} {pair['shared']:,}")
 
-  app.run(main, argv=argv)
+  flag_config.run_command("inat-overlap", OverlapConfig, main, errors=(FileNotFoundError,),
+                          argv=argv)
 
 
 if __name__ == "__main__":
