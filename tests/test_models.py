@@ -84,7 +84,10 @@ PAPER_NAMES = tuple(n for n in models.MODEL_NAMES
                     if n.startswith(("inception", "resnet", "mobilenet")))
 
 
-@pytest.fixture(scope="module", params=PAPER_NAMES)
+# One xdist group per network: its tests run on one worker, so the model is built once, not once
+# per worker that happens to get one of them.
+@pytest.fixture(scope="module", params=[
+    pytest.param(name, marks=pytest.mark.xdist_group(f"model_{name}")) for name in PAPER_NAMES])
 def built(request):
   name = request.param
   return name, models.build(name, NUM_CLASSES, models.min_image_size(name),
