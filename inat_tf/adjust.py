@@ -206,7 +206,7 @@ def adjust(config, log=print):
     chosen = long_tail.Adjustment(config.method, best_tau, tuned_on,
                                   long_tail.classifier_digest(kernel, bias))
   new_kernel, new_bias = long_tail.adjusted_classifier(kernel, bias, chosen, counts,
-                                                       crt_classifier)
+                                                       crt_classifier=crt_classifier)
   for part in parts:
     result[part]["after"] = scores(part, new_kernel, new_bias)
   chosen = dataclasses.replace(chosen, scores={**result, "grid": grid})

@@ -133,7 +133,7 @@ def _common_names(model_dir, num_classes):
   return names if len(names) == num_classes else [""] * num_classes
 
 
-def classify(paths, model_dir, geo_dir="", given=Place(), top_k=5, which="best"):
+def classify(paths, model_dir, *, geo_dir="", given=Place(), top_k=5, which="best"):
   """Classifies photos; returns (results, skipped). given: a Place from flags, else EXIF.
 
   results: [{"photo", "place": {...} or None, "predictions": [{"rank", "category_id", "name",
@@ -168,22 +168,20 @@ def classify(paths, model_dir, geo_dir="", given=Place(), top_k=5, which="best")
       skipped.append({"photo": path, "reason": f"cannot read: {e.message}"})
       continue
     place = None
-    try:
-      if prior is None:
-        outputs = module.from_bytes(tf.constant([data]))
-      else:
-        lat, lon, when, source = _place_for(data, given)
-        outputs = module.from_bytes_and_place(
-            tf.constant([data]), tf.constant([math.nan if lat is None else lat], tf.float32),
-            tf.constant([math.nan if lon is None else lon], tf.float32),
-            tf.constant([when or ""]))
-        used = bool(outputs["used_place"].numpy()[0])
-        place = {"latitude": lat, "longitude": lon, "date": when, "source": source,
-                 "used": used}
-    except tf.errors.InvalidArgumentError:
-      outputs = None
-    # The serving graph marks an item it cannot decode (or crop) valid = false (inat_tf.export).
-    if outputs is None or not bool(outputs["valid"].numpy()[0]):
+    # No decode error reaches here: the serving graph decodes in a tf.data pipeline with
+    # ignore_errors and marks an item it cannot decode (or crop) valid = false (inat_tf.export).
+    if prior is None:
+      outputs = module.from_bytes(tf.constant([data]))
+    else:
+      lat, lon, when, source = _place_for(data, given)
+      outputs = module.from_bytes_and_place(
+          tf.constant([data]), tf.constant([math.nan if lat is None else lat], tf.float32),
+          tf.constant([math.nan if lon is None else lon], tf.float32),
+          tf.constant([when or ""]))
+      used = bool(outputs["used_place"].numpy()[0])
+      place = {"latitude": lat, "longitude": lon, "date": when, "source": source,
+               "used": used}
+    if not bool(outputs["valid"].numpy()[0]):
       skipped.append({"photo": path, "reason": "not a readable JPEG, PNG, GIF or BMP image"})
       continue
     predictions = []
@@ -273,8 +271,9 @@ def run(argv=None):
   def main(c, _, paths):
     if not paths:
       sys.exit("inat-classify: name at least one PHOTO_OR_FOLDER (see --help)")
-    results, skipped = classify(photo_paths(paths), c.model_dir, c.geo_dir,
-                                Place(c.latitude, c.longitude, c.date), c.top_k, c.which)
+    results, skipped = classify(photo_paths(paths), c.model_dir, geo_dir=c.geo_dir,
+                                given=Place(c.latitude, c.longitude, c.date), top_k=c.top_k,
+                                which=c.which)
     for item in skipped:
       print(f"inat-classify: skipped {item['photo']}: {item['reason']}", file=sys.stderr)
     if results:

@@ -191,8 +191,8 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir="", which="best", f
   prior = geo_prior_lib.load(geo_dir) if geo_dir else None
   if prior is not None:
     prior.check_matches(trained.label_map, model_dir)
-  predictions = trained_model.predict(trained, data_dir, split, batch_size, flip, multi_crop,
-                                      prior)
+  predictions = trained_model.predict(trained, data_dir, split, batch_size=batch_size, flip=flip,
+                                      multi_crop=multi_crop, geo_prior=prior)
   keep = long_tail.reported_mask(predictions.labels, predictions.image_ids, trained.adjustment,
                                  split)
   if keep is not None:  # the adjustment was tuned on the other half of this split

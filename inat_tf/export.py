@@ -250,10 +250,18 @@ def find_saved_model(path):
       f"one of its numbered version dirs (each holds a saved_model.pb)")
 
 
-def export_saved_model(module, export_dir, sample_jpeg):
-  """Writes export_dir/saved_model/N (N: the next version number); returns that path."""
+def next_version_dir(export_dir):
+  """export_dir/saved_model/N: where the next SavedModel goes in TF Serving's layout (a model's
+  base path holding numbered version dirs, the newest served). N is 1, or one more than the
+  newest version already there, so a re-export never overwrites the version being served.
+  Shared by inat-export and inat-detect-export."""
   base = os.path.join(export_dir, "saved_model")
-  path = os.path.join(base, str((_versions(base) or [0])[-1] + 1))
+  return os.path.join(base, str((_versions(base) or [0])[-1] + 1))
+
+
+def export_saved_model(module, export_dir, sample_jpeg):
+  """Writes next_version_dir(export_dir); returns that path."""
+  path = next_version_dir(export_dir)
   signatures = {"serving_default": module.from_bytes, "serving_images": module.from_images,
                 "serving_examples": module.from_examples}
   if hasattr(module, "from_bytes_and_place"):

@@ -159,7 +159,8 @@ def train_dataset(config, context=None):
       boxes = tf.stack([example[schema.BBOX_YMIN], example[schema.BBOX_XMIN],
                         example[schema.BBOX_YMAX], example[schema.BBOX_XMAX]], axis=-1)
     image = preprocessing.train_image(example[schema.ENCODED], config.image_size, element_seed,
-                                      boxes, config.color_distortion, config.augment, rand_augment)
+                                      boxes=boxes, color_distortion=config.color_distortion,
+                                      augment=config.augment, rand_augment=rand_augment)
     label = tf.cast(example[schema.LABEL], tf.int32)
     if mix_layers:  # mixed per batch below, then normalised
       return image, label

@@ -169,7 +169,7 @@ def loss_terms(loss, train_counts, beta=0.9999, tau=1.0):
   raise LongTailError(f"loss={loss!r}: expected one of {', '.join(LOSSES)}")
 
 
-def per_example_loss(labels, logits, class_weights, logit_offsets, label_smoothing=0.0):
+def per_example_loss(labels, logits, class_weights, logit_offsets, *, label_smoothing=0.0):
   """The training loss per example, float32 [batch] (TensorFlow ops; see loss_terms).
 
   labels: [batch] int class indices, or [batch, C] float soft labels (MixUp / CutMix: each
@@ -212,7 +212,7 @@ def tau_normalized(kernel, tau):
   return kernel / norms ** tau
 
 
-def adjusted_classifier(kernel, bias, adjustment, train_counts, crt_classifier=None):
+def adjusted_classifier(kernel, bias, adjustment, train_counts, *, crt_classifier=None):
   """The (kernel, bias) that replaces the network's classifier under `adjustment`.
 
   kernel: [..., C], bias: [C] (the trained `head_logits` weights); adjustment: an Adjustment;
@@ -369,7 +369,7 @@ def apply_stored(model, model_dir, which, train_counts):
         f"{adjustment_path(model_dir, which)} was made for other {which}.keras weights (the model "
         f"was retrained since): rerun inat-adjust, or `inat-adjust --method none` to drop it")
   layer.set_weights(list(adjusted_classifier(kernel, bias, adjustment, train_counts,
-                                             crt_classifier)))
+                                             crt_classifier=crt_classifier)))
   return adjustment
 
 

@@ -8,12 +8,18 @@ with 5 ids (2021).
   inat-predict --data_dir D --saved_model E --split val --output val.csv   # from inat-export
 
 One row per image the split's JSON lists (data_dir/image_ids.json), in id order: none missing,
-none doubled. An image the builder had to reject (unreadable) still gets a row, the five most
-frequent training species, and a warning names it. Category ids are the dataset's own, never
-the model's class indices.
+none doubled. An image without a prediction still gets a row, the five most frequent training
+species, and a warning names it and why: the builder rejected it (unreadable, so not in the
+records), or, with --saved_model, the serving graph marked it invalid (its `valid` output).
+Category ids are the dataset's own, never the model's class indices.
+
+Predicting the split a stored long-tail adjustment (inat-adjust) was chosen on writes every row
+all the same, and a warning says a score on that split computed from this CSV is optimistic
+(inat-eval scores only the report half there; see tuning_warning).
 """
 
 import dataclasses
+import json
 import os
 import sys
 
@@ -22,6 +28,7 @@ import tensorflow as tf
 
 from inat_tf import editions
 from inat_tf import label_map as label_map_lib
+from inat_tf import long_tail
 from inat_tf import progress
 from inat_tf import records
 from inat_tf import schema
@@ -51,8 +58,8 @@ def from_keras(data_dir, model_dir, split, *, which="best", batch_size=64, flip=
   from inat_tf import trained_model  # pylint: disable=g-import-not-at-top  (Keras: not for inat-score)
   trained = trained_model.load(model_dir, which)
   label_map_lib.check_same(data_dir, model_dir)
-  predictions = trained_model.predict(trained, data_dir, split, batch_size, flip=flip,
-                                       command="inat-predict")
+  predictions = trained_model.predict(trained, data_dir, split, batch_size=batch_size, flip=flip,
+                                      command="inat-predict")
   ids = np.asarray(trained.label_map.category_ids)
   return _by_image(predictions.image_ids, ids[predictions.top_indices])
 
@@ -69,7 +76,7 @@ def from_keras_with_prior(data_dir, model_dir, geo_dir, split, *, which="best", 
   label_map_lib.check_same(data_dir, model_dir)
   prior = prior_lib.load(geo_dir)
   prior.check_matches(trained.label_map, model_dir)
-  predictions = trained_model.predict(trained, data_dir, split, batch_size, flip=flip,
+  predictions = trained_model.predict(trained, data_dir, split, batch_size=batch_size, flip=flip,
                                       geo_prior=prior, command="inat-predict")
   ids = np.asarray(trained.label_map.category_ids)
   return (_by_image(predictions.image_ids, ids[predictions.top_indices]),
@@ -92,18 +99,19 @@ def _check_export_classes(data_dir, export_dir):
 
 
 def from_saved_model(data_dir, export_dir, split, *, batch_size=64):
-  """{image id: [5 category ids]} from a SavedModel (inat-export), fed the stored JPEG bytes.
+  """({image id: [5 category ids]}, [ids marked invalid]) from a SavedModel (inat-export), fed
+  the stored JPEG bytes.
 
   export_dir: inat-export's --export_dir, its saved_model/ child or a version dir in it. Images
-  the model marks invalid (serving's per-item `valid` output) get no prediction here (the
-  caller's fallback).
+  the model marks invalid (serving's per-item `valid` output) get no prediction (the caller's
+  fallback) and are listed, in record order, so the caller can say why they have none.
   """
   from inat_tf import export  # pylint: disable=g-import-not-at-top
   saved_model, export_dir = export.find_saved_model(export_dir)
   _check_export_classes(data_dir, export_dir)
   serve = tf.saved_model.load(saved_model).signatures["serving_default"]
   dataset = records.examples(data_dir, split, [schema.ENCODED, schema.IMAGE_ID]).batch(batch_size)
-  image_ids, category_ids = [], []
+  image_ids, category_ids, invalid = [], [], []
   total = records.split_examples(data_dir, split)
   with records.read_guard(data_dir, [split]), progress.Progress("inat-predict", total) as bar:
     for batch in dataset:
@@ -111,9 +119,10 @@ def from_saved_model(data_dir, export_dir, split, *, batch_size=64):
       valid = outputs["valid"].numpy() if "valid" in outputs else np.ones(
           len(batch[schema.IMAGE_ID]), bool)
       image_ids.append(batch[schema.IMAGE_ID].numpy()[valid])
+      invalid += batch[schema.IMAGE_ID].numpy()[~valid].tolist()
       category_ids.append(outputs["category_ids"].numpy()[valid, :5])
       bar.images += len(valid)
-  return _by_image(np.concatenate(image_ids), np.concatenate(category_ids))
+  return _by_image(np.concatenate(image_ids), np.concatenate(category_ids)), invalid
 
 
 def _by_image(image_ids, category_ids):
@@ -140,6 +149,58 @@ def submission_rows(listed_ids, predicted, fallback):
       top = fallback
     rows.append(f"{image_id},{' '.join(str(c) for c in top)}")
   return rows, filled
+
+
+def fallback_warnings(split, per_row, filled, *, server_invalid=(), saved_model=""):
+  """The warning lines for the rows filled with the fallback, one per cause: images of the split's
+  JSON that are not in the records (the builder rejected them, manifest.json says why) and images
+  in the records that the SavedModel marked invalid (serving's `valid` output: its graph could not
+  decode them). [] when nothing was filled."""
+  marked = set(server_invalid)
+  causes = (
+      ([i for i in filled if i not in marked],
+       "are not in the records (rejected by inat-build, see manifest.json)"),
+      ([i for i in filled if i in marked],
+       f"are in the records but the SavedModel {saved_model} marked them invalid (its `valid` "
+       f"output: the serving graph could not decode them)"))
+  return [f"inat-predict: warning: {len(ids)} images of the {split} split {why}; they get the "
+          f"{per_row} most frequent species: {ids[:10]}{' ...' if len(ids) > 10 else ''}"
+          for ids, why in causes if ids]
+
+
+def tuning_warning(split, tuned_on, source):
+  """The warning line when the model's stored long-tail adjustment was chosen on (part of)
+  `split`, else None. tuned_on: long_tail.Adjustment.tuned_on ({"split", "part", "seed",
+  "images"}) or None; source: the model dir or SavedModel, for the message.
+
+  inat-predict still writes every listed image (a submission has one row per image; inat-score
+  refuses a CSV with ids missing), tune half included, so a score computed from this CSV on this
+  split is optimistic; inat-eval scores the report half only (long_tail.reported_mask)."""
+  if not tuned_on or tuned_on.get("split") != split:
+    return None
+  if tuned_on.get("part") == "tune":
+    chosen = (f"the tune half of {split} (long_tail.stratified_halves, seed "
+              f"{tuned_on.get('seed', 0)}, {tuned_on.get('images', '?')} images)")
+    instead = f"inat-eval --split {split} scores the other half only"
+  else:
+    chosen = f"all of {split}"
+    instead = f"inat-eval refuses --split {split} for this model"
+  return (f"inat-predict: warning: the long-tail adjustment of {source} was chosen on {chosen}; "
+          f"those images are in this CSV too, so scores on {split} computed from it are "
+          f"optimistic ({instead})")
+
+
+def _tuned_on(model_dir, saved_model, which):
+  """tuned_on of the adjustment inside the model predicted with (None if it has none)."""
+  if model_dir:
+    adjustment, _ = long_tail.load_adjustment(model_dir, which)
+    return adjustment.tuned_on if adjustment is not None else None
+  from inat_tf import export  # pylint: disable=g-import-not-at-top
+  info_path = os.path.join(export.find_saved_model(saved_model)[1], "export_info.json")
+  if not tf.io.gfile.exists(info_path):
+    return None  # a SavedModel moved away from its export dir
+  with tf.io.gfile.GFile(info_path) as f:
+    return json.load(f).get("long_tail_tuned_on")
 
 
 def write_submission(path, rows, header=HEADER):
@@ -169,9 +230,10 @@ def predict_to_csv(data_dir, split, output, *, model_dir="", saved_model="", whi
     raise PredictError("--geo_dir goes with --model_dir; a SavedModel exported with --geo_dir "
                        "has the prior inside (signature serving_with_place)")
   label_map = label_map_lib.LabelMap.load(data_dir)
-  image_only = None
+  image_only, server_invalid = None, []
   if saved_model:
-    predicted = from_saved_model(data_dir, saved_model, split, batch_size=batch_size)
+    predicted, server_invalid = from_saved_model(data_dir, saved_model, split,
+                                                 batch_size=batch_size)
   elif geo_dir:
     image_only, predicted, comparison = from_keras_with_prior(
         data_dir, model_dir, geo_dir, split, which=which, batch_size=batch_size, flip=flip)
@@ -191,10 +253,14 @@ def predict_to_csv(data_dir, split, output, *, model_dir="", saved_model="", whi
                      header)
     log(f"inat-predict: image-only predictions in {image_only_path(output)}")
     log(report.markdown(comparison))
-  if filled:
-    log(f"inat-predict: warning: {len(filled)} images of the {split} JSON are not in the "
-        f"records (rejected by inat-build, see manifest.json); they get the {per_row} most "
-        f"frequent species: {filled[:10]}{' ...' if len(filled) > 10 else ''}")
+  for line in fallback_warnings(split, per_row, filled, server_invalid=server_invalid,
+                                saved_model=saved_model):
+    log(line)
+  warning = tuning_warning(split, _tuned_on(model_dir, saved_model, which),
+                           f"model dir {model_dir} ({which})" if model_dir
+                           else f"SavedModel {saved_model}")
+  if warning:
+    log(warning)
   log(f"inat-predict: wrote {len(rows):,} rows to {output}")
   return len(filled)
 

@@ -21,7 +21,7 @@ ASPECT_RATIO_RANGE = (3 / 4, 4 / 3)
 EVAL_CROP_FRACTION = 0.875
 
 
-def random_crop_window(image_shape, seed, boxes=None, min_object_covered=0.1,
+def random_crop_window(image_shape, seed, *, boxes=None, min_object_covered=0.1,
                        area_range=AREA_RANGE, aspect_ratio_range=ASPECT_RATIO_RANGE):
   """[offset_y, offset_x, height, width] of an Inception-style random crop inside the image.
 
@@ -46,10 +46,10 @@ def _resize(image, image_size):
   return tf.image.resize(image, [image_size, image_size], method="bilinear")
 
 
-def decode_and_random_crop(image_bytes, image_size, seed, boxes=None,
+def decode_and_random_crop(image_bytes, image_size, seed, *, boxes=None,
                            area_range=AREA_RANGE, aspect_ratio_range=ASPECT_RATIO_RANGE):
   """Random crop fused with JPEG decoding, resized to image_size x image_size; float32 [0, 255]."""
-  window = random_crop_window(tf.image.extract_jpeg_shape(image_bytes), seed, boxes,
+  window = random_crop_window(tf.image.extract_jpeg_shape(image_bytes), seed, boxes=boxes,
                               area_range=area_range, aspect_ratio_range=aspect_ratio_range)
   image = tf.image.decode_and_crop_jpeg(image_bytes, window, channels=3)
   return _resize(tf.cast(image, tf.float32), image_size)
@@ -70,7 +70,7 @@ def distort_color(image, seed):
   return tf.clip_by_value(image, 0.0, 1.0) * 255.0
 
 
-def train_image(image_bytes, image_size, seed, boxes=None, color_distortion=False,
+def train_image(image_bytes, image_size, seed, *, boxes=None, color_distortion=False,
                 augment=None, rand_augment=None):
   """The training view of one JPEG: random crop, resize, flip, optional colour distortion and
   RandAugment; float32 [image_size, image_size, 3] in [0, 255].
@@ -82,7 +82,7 @@ def train_image(image_bytes, image_size, seed, boxes=None, color_distortion=Fals
   crop_seed, flip_seed, colour_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
   rand_seed = tf.random.experimental.stateless_fold_in(seed, 3)  # leaves the other streams as were
   image = decode_and_random_crop(
-      image_bytes, image_size, crop_seed, boxes,
+      image_bytes, image_size, crop_seed, boxes=boxes,
       area_range=(augment.crop_min_area, augment.crop_max_area),
       aspect_ratio_range=(augment.crop_min_aspect_ratio, augment.crop_max_aspect_ratio))
   if augment.horizontal_flip:
@@ -160,7 +160,7 @@ def _corner_windows(image_shape, crop_fraction):
   return [(0, 0), (0, width - side), (height - side, 0), (height - side, width - side)], side
 
 
-def eval_views(image_bytes, image_size, flip=False, multi_crop=False,
+def eval_views(image_bytes, image_size, *, flip=False, multi_crop=False,
                crop_fraction=EVAL_CROP_FRACTION):
   """[views, image_size, image_size, 3] float32 [0, 255]: the central crop, plus optionally its
   mirror image and the four corner crops (and theirs), for test-time averaging."""

@@ -415,7 +415,7 @@ def _train(config, log, where, ctrl_c):
 
       def cross_entropy(logits):
         per_example = long_tail.per_example_loss(targets, logits, class_weights, logit_offsets,
-                                                 config.label_smoothing)
+                                                 label_smoothing=config.label_smoothing)
         return tf.nn.compute_average_loss(per_example, global_batch_size=config.batch_size)
 
       loss = cross_entropy(logits)

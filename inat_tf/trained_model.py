@@ -140,7 +140,7 @@ class Predictions:
   has_place: np.ndarray = None
 
 
-def predict(trained, data_dir, split, batch_size=64, flip=False, multi_crop=False,
+def predict(trained, data_dir, split, *, batch_size=64, flip=False, multi_crop=False,
             geo_prior=None, command="inat-eval"):
   """The inference loop: `trained` over every example of a split once, in shard order; softmax
   averaged over the views (preprocessing.eval_views); the top TOP_K classes per image.
@@ -154,8 +154,9 @@ def predict(trained, data_dir, split, batch_size=64, flip=False, multi_crop=Fals
       geo_encoding.PLACE_KEYS if geo_prior else [])
 
   def views(example):
-    images = preprocessing.eval_views(example[schema.ENCODED], trained.image_size, flip,
-                                      multi_crop, trained.eval_crop_fraction)
+    images = preprocessing.eval_views(example[schema.ENCODED], trained.image_size, flip=flip,
+                                      multi_crop=multi_crop,
+                                      crop_fraction=trained.eval_crop_fraction)
     places = geo_encoding.places_from_examples(example) if geo_prior else tf.zeros([3])
     return trained.normalize(images), example[schema.LABEL], example[schema.IMAGE_ID], places
 

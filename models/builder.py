@@ -57,7 +57,7 @@ def _check_arguments(spec, num_classes, image_size, weights, aux_logits, dropout
     raise ValueError(f"Invalid models.build arguments for {spec.name!r}: " + "; ".join(problems))
 
 
-def build(name, num_classes, image_size, weights=None, aux_logits=False, dropout_rate=None):
+def build(name, num_classes, image_size, *, weights=None, aux_logits=False, dropout_rate=None):
   """The network `name` (see MODEL_NAMES) for num_classes classes and square image_size inputs.
 
   Args:

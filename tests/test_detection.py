@@ -141,7 +141,11 @@ def test_eval_writes_coco_results_and_report(report, eval_dir, det_data_dir):
 def test_export_serves_image_bytes_in_a_fresh_process(trained, det_data_dir, tmp_path):
   model_dir = trained[0]
   export_dir = tmp_path / "export"
-  export.export(model_dir, str(export_dir))
+  (export_dir / "saved_model" / "7").mkdir(parents=True)  # an older version a server may hold
+  info = export.export(model_dir, str(export_dir))
+  # TF Serving's layout, as inat-export writes it: the next numbered version under saved_model/.
+  assert info["saved_model"] == str(export_dir / "saved_model" / "8")
+  assert (export_dir / "saved_model" / "8" / "saved_model.pb").exists()
   examples = list(records.examples(det_data_dir, "train", [schema.ENCODED, schema.IMAGE_ID])
                   .take(2))
   inputs = []
@@ -152,7 +156,7 @@ def test_export_serves_image_bytes_in_a_fresh_process(trained, det_data_dir, tmp
   script = (
       "import json, sys\n"
       "import tensorflow as tf\n"
-      f"model = tf.saved_model.load({str(export_dir / 'saved_model')!r})\n"
+      f"model = tf.saved_model.load({info['saved_model']!r})\n"
       f"images = [open(p, 'rb').read() for p in {inputs!r}]\n"
       "out = model.signatures['serving_default'](image_bytes=tf.constant(images))\n"
       "assert not [m for m in sys.modules if m.startswith(('inat_tf', 'keras_hub', 'models'))]\n"

@@ -381,8 +381,8 @@ def test_classify_reads_exif_like_flags_and_skips_unreadable_files(
   (exif_result,) = from_exif["photos"]
   assert exif_result["place"]["used"] and len(exif_result["predictions"]) == 3
   assert len((tmp_path / "out.csv").read_text().splitlines()) == 1 + 3
-  with_flags, _ = classify.classify([str(bare)], str(trained_dir), str(geo_dir),
-                                    classify.Place(**place), top_k=3)
+  with_flags, _ = classify.classify([str(bare)], str(trained_dir), geo_dir=str(geo_dir),
+                                    given=classify.Place(**place), top_k=3)
   assert with_flags[0]["place"]["source"] == "position from flags, date from flags"
   as_pairs = lambda r: [(p["category_id"], round(p["probability"], 5)) for p in r["predictions"]]
   assert as_pairs(with_flags[0]) == as_pairs(exif_result)
@@ -392,5 +392,5 @@ def test_classify_reads_exif_like_flags_and_skips_unreadable_files(
   with pytest.raises(classify.ClassifyError, match="give --geo_dir"):
     classify.classify([str(bare)], str(trained_dir), given=classify.Place(10.0, 20.0))
   with pytest.raises(classify.ClassifyError, match="expected a real date"):
-    classify.classify([str(bare)], str(trained_dir), str(geo_dir),
-                      classify.Place(date="2017-02-30"))
+    classify.classify([str(bare)], str(trained_dir), geo_dir=str(geo_dir),
+                      given=classify.Place(date="2017-02-30"))

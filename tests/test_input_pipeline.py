@@ -78,7 +78,7 @@ def test_box_hints_keep_the_animal_in_the_crop():
   shape = tf.constant([100, 100, 3])
   box = tf.constant([[0.7, 0.7, 0.9, 0.9]])  # a small animal in a corner
   for i in range(100):
-    y, x, h, w = preprocessing.random_crop_window(shape, tf.constant([i, 2]), box).numpy()
+    y, x, h, w = preprocessing.random_crop_window(shape, tf.constant([i, 2]), boxes=box).numpy()
     overlap = max(0, min(y + h, 90) - max(y, 70)) * max(0, min(x + w, 90) - max(x, 70))
     assert overlap >= 0.1 * 400 - 1
 

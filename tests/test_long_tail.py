@@ -131,8 +131,8 @@ def test_the_stored_classifier_gives_the_formulas_logits():
   np.testing.assert_allclose(long_tail.tau_normalized(conv_kernel, 0.5),
                              [[[[3 / 5 ** 0.5, 0.0], [4 / 5 ** 0.5, 1.0]]]])
   crt = long_tail.Adjustment("crt", 0.0, {}, "")
-  new_kernel, new_bias = long_tail.adjusted_classifier(conv_kernel, [0, 0], crt, [9, 1],
-                                                       (np.eye(2), np.array([1.0, 2.0])))
+  new_kernel, new_bias = long_tail.adjusted_classifier(
+      conv_kernel, [0, 0], crt, [9, 1], crt_classifier=(np.eye(2), np.array([1.0, 2.0])))
   assert new_kernel.shape == (1, 1, 2, 2) and new_bias.tolist() == [1, 2]
 
 

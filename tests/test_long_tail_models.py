@@ -59,7 +59,8 @@ def test_export_and_predict_agree_with_an_adjustment_stored(crt_dir, tiny_built_
 
   info = export.export(str(crt_dir), str(tmp_path / "export"), tflite=True)
   assert info["long_tail_adjustment"].startswith("crt")
-  served = predict.from_saved_model(data_dir, info["files"]["saved_model"], "val")
+  served, invalid = predict.from_saved_model(data_dir, info["files"]["saved_model"], "val")
+  assert not invalid
   assert served == adjusted  # ... and serving gives the same top-5 as inat-predict
 
   interpreter = tf.lite.Interpreter(model_path=info["files"]["model.tflite"])

@@ -73,7 +73,7 @@ def _pad(tensor, length, value):
   return tf.pad(tensor, padding, constant_values=value)
 
 
-def example_to_inputs(features, species_to_class, image_size, max_boxes, flip_seed=None):
+def example_to_inputs(features, species_to_class, image_size, max_boxes, *, flip_seed=None):
   """One parsed example → (image [S, S, 3], {"boxes", "labels"}, meta).
 
   meta: image_id, height and width of the original image, content [h, w] of the resized image
@@ -122,7 +122,7 @@ def count_boxed(data_dir, split):
   return int(boxed_examples(data_dir, split).reduce(0, lambda n, _: n + 1).numpy())
 
 
-def train_dataset(data_dir, species_to_class, image_size, batch_size, max_boxes, seed=0,
+def train_dataset(data_dir, species_to_class, image_size, batch_size, max_boxes, *, seed=0,
                   flip=True, shuffle_buffer=1024):
   """Endless batches (images, targets) of boxed train images; flips seeded per element."""
   examples = boxed_examples(data_dir, "train").shuffle(shuffle_buffer, seed=seed).repeat()
@@ -130,14 +130,14 @@ def train_dataset(data_dir, species_to_class, image_size, batch_size, max_boxes,
   def to_inputs(index, features):
     flip_seed = tf.stack([tf.cast(seed, tf.int64), index]) if flip else None
     image, targets, _ = example_to_inputs(features, species_to_class, image_size, max_boxes,
-                                          flip_seed)
+                                          flip_seed=flip_seed)
     return image, targets
 
   return (examples.enumerate().map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE)
           .batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
 
 
-def eval_dataset(data_dir, split, species_to_class, image_size, batch_size, max_boxes,
+def eval_dataset(data_dir, split, species_to_class, image_size, batch_size, max_boxes, *,
                  single_instance=None):
   """Batches (images, targets, meta) of the boxed images of `split`, in record order."""
   return (boxed_examples(data_dir, split, single_instance)

@@ -31,7 +31,7 @@ from inat_tf.detection import model as model_lib
 TITLES = {"species": "species", "superclass": "super-class", "agnostic": "class-agnostic"}
 
 
-def predict(detector, config, classes, data_dir, split, batch_size=8, single_instance=None,
+def predict(detector, config, classes, data_dir, split, *, batch_size=8, single_instance=None,
             total=None):
   """[{image_id, boxes [n, 4] yxyx in original pixels, scores [n], classes [n]}] per image.
 
@@ -105,7 +105,7 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir=None, batch_size=8,
   label_map = label_map_lib.LabelMap.load(data_dir)
   data.check_has_boxes(data_dir, split)
   images = coco.read_ground_truth(data_dir, split)
-  detections = predict(detector, config, classes, data_dir, split, batch_size,
+  detections = predict(detector, config, classes, data_dir, split, batch_size=batch_size,
                        total=len(images))
   if [d["image_id"] for d in detections] != [i["image_id"] for i in images]:
     raise RuntimeError("detections and ground truth disagree on the images (records changed?)")

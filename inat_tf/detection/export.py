@@ -2,7 +2,10 @@
 
   inat-detect-export --model_dir M --export_dir E
 
-E/saved_model/  signature serving_default:
+E/saved_model/N/  the SavedModel, in a numbered version dir as TF Serving expects of a model's
+                 base path (E/saved_model): N = 1, or one more than the newest already there
+                 (the same layout and helper as inat-export: inat_tf.export.next_version_dir).
+  signature serving_default:
     image_bytes: [batch] encoded JPEG / PNG / GIF / BMP, any size (the name ends in `_bytes`, so
                  TF Serving's REST API takes {"instances": [{"image_bytes": {"b64": ...}}]})
   → boxes [batch, K, 4] ymin, xmin, ymax, xmax in pixels of the original image;
@@ -21,6 +24,7 @@ import os
 
 import tensorflow as tf
 
+from inat_tf import export as classification_export
 from inat_tf import flag_config
 from inat_tf.detection import data
 from inat_tf.detection import model as model_lib
@@ -61,10 +65,10 @@ def serving_module(detector, config, classes):
 
 
 def export(model_dir, export_dir):
-  """Writes E/saved_model and E/export_info.json; returns export_info."""
+  """Writes E/saved_model/N (the next version) and E/export_info.json; returns export_info."""
   detector, config, classes = model_lib.load(model_dir)
   module = serving_module(detector, config, classes)
-  path = os.path.join(export_dir, "saved_model")
+  path = classification_export.next_version_dir(export_dir)
   tf.io.gfile.makedirs(export_dir)
   tf.saved_model.save(module, path, signatures={"serving_default": module.from_bytes})
   info = {"saved_model": path, "model_dir": model_dir, "granularity": classes.granularity,

@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 
 
-def build(num_classes, num_inputs, width=256, num_blocks=4, dropout=0.5, name="geo_prior"):
+def build(num_classes, num_inputs, *, width=256, num_blocks=4, dropout=0.5, name="geo_prior"):
   """The Keras model: [N, num_inputs] float32 encoded place → [N, num_classes] float32 logits."""
   inputs = keras.Input([num_inputs], name="encoded_place")
   x = keras.layers.Dense(width, activation="relu", name="input_dense")(inputs)

@@ -136,7 +136,8 @@ def _train(config, log, where, ctrl_c):
           f"--geo_dir, or the same settings to resume")
   keras.utils.set_random_seed(config.seed)
   model = geo_model.build(label_map.num_classes, encoding.num_features(config.use_date),
-                          config.width, config.num_blocks, config.dropout_rate)
+                          width=config.width, num_blocks=config.num_blocks,
+                          dropout=config.dropout_rate)
   schedule = keras.optimizers.schedules.ExponentialDecay(
       config.learning_rate, steps_per_epoch, config.lr_decay_rate, staircase=True)
   optimizer = keras.optimizers.Adam(schedule)
