@@ -25,7 +25,8 @@ E/model_with_place.tflite   (with --geo_dir) inputs image as model.tflite, latit
                       longitude [1] float32 (NaN = unknown), date [1, 3] int32 year, month, day
                       (0 = unknown) -> probabilities with the prior folded in.
 E/labels.txt          class index -> category id and name, for the TFLite models.
-E/export_info.json    image size, model, top-k, files.
+E/export_info.json    image size, model, top-k, files, the long-tail adjustment and the images it
+                      was chosen on (inat-predict warns when predicting those).
 
 Each item of a batch has its own status: an item that cannot be decoded (corrupt, empty, not an
 image) gets valid = false, category id -1, name "" and score 0, and the other items of the
@@ -343,7 +344,9 @@ def export(model_dir, export_dir, *, data_dir="", which="best", top_k=5, tflite=
           "files": files, "model_dir": model_dir, "which": which, "geo_dir": geo_dir,
           "geo_use_date": geo_prior.use_date if geo_prior is not None else None,
           # inside the exported graphs too (trained_model.load applied it): serving = inat-eval
-          "long_tail_adjustment": trained.adjustment.describe() if trained.adjustment else None}
+          "long_tail_adjustment": trained.adjustment.describe() if trained.adjustment else None,
+          # which images chose it: inat-predict warns when predicting that split (predict.py)
+          "long_tail_tuned_on": trained.adjustment.tuned_on if trained.adjustment else None}
   with tf.io.gfile.GFile(os.path.join(export_dir, "export_info.json"), "w") as f:
     json.dump(info, f, indent=1)
   return info

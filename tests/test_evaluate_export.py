@@ -4,6 +4,7 @@ import collections
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -247,6 +248,37 @@ def test_bad_items_of_a_batch_are_marked_and_the_good_ones_answered(export_dir, 
   assert (out["scores"].numpy()[[1, 2]] == 0).all()
   assert (out["category_ids"].numpy()[[0, 3, 4, 5]] >= 0).all()
   assert not serve(image_bytes=tf.constant([b"x"]))["valid"].numpy().any()
+
+
+@pytest.mark.slow
+def test_predict_says_which_rows_the_server_marked_invalid(export_dir, tiny_built_dir, tmp_path):
+  """A val record whose bytes the serving graph cannot decode, and one the builder never wrote:
+  both get the fallback row, each warning says what happened to it (review finding)."""
+  data_dir = tmp_path / "data"
+  shutil.copytree(tiny_built_dir, data_dir)
+  shard = records.shard_files(str(data_dir), "val")[0]
+  serialized = [r.numpy() for r in tf.data.TFRecordDataset(shard)]
+  garbled, dropped = (tf.train.Example.FromString(r) for r in serialized[:2])
+  garbled_id, dropped_id = (e.features.feature[schema.IMAGE_ID].int64_list.value[0]
+                            for e in (garbled, dropped))
+  garbled.features.feature[schema.ENCODED].bytes_list.value[0] = b"\xff\xd8\xff not a JPEG"
+  with tf.io.TFRecordWriter(shard) as writer:
+    for record in [garbled.SerializeToString()] + serialized[2:]:
+      writer.write(record)
+  lines = []
+  output = str(tmp_path / "val.csv")
+  filled = predict.predict_to_csv(str(data_dir), "val", output, saved_model=str(export_dir),
+                                  log=lines.append)
+  assert filled == 2
+  rejected = [l for l in lines if "rejected by inat-build" in l]
+  invalid = [l for l in lines if "marked them invalid" in l]
+  assert len(rejected) == len(invalid) == 1, lines
+  assert rejected[0].startswith("inat-predict: warning: 1 images of the val split are not in "
+                                "the records") and rejected[0].endswith(f"[{dropped_id}]")
+  assert f"the SavedModel {export_dir} marked them invalid" in invalid[0]
+  assert invalid[0].endswith(f"[{garbled_id}]")
+  rows = dict(line.split(",") for line in open(output).read().splitlines()[1:])
+  assert rows[str(garbled_id)] == rows[str(dropped_id)]  # both the fallback row
 
 
 @pytest.mark.slow

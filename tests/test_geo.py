@@ -389,6 +389,24 @@ def test_classify_reads_exif_like_flags_and_skips_unreadable_files(
   image_only, _ = classify.classify([str(bare)], str(trained_dir), top_k=3)
   assert image_only[0]["place"] is None
   assert as_pairs(image_only[0]) != as_pairs(exif_result)  # the prior did take part
+
+  # Every kind of broken photo is marked invalid by the serving graph (decoded under tf.data's
+  # ignore_errors), so no decode error reaches classify: skipped with a reason, image only and
+  # with a prior alike, the good photo still answered.
+  jpeg = _jpeg(pixels)
+  broken = {"empty.jpg": b"", "text.png": b"just some text",
+            "garbage.png": b"\x89PNG\r\n\x1a\n" + b"\x00" * 40,
+            "garbage.gif": b"GIF89a" + b"\x01" * 40, "truncated.jpg": jpeg[:len(jpeg) // 3]}
+  paths = []
+  for name, data in broken.items():
+    (tmp_path / name).write_bytes(data)
+    paths.append(str(tmp_path / name))
+  for kwargs in ({}, {"geo_dir": str(geo_dir), "given": classify.Place(**place)}):
+    results, skipped = classify.classify(paths + [str(bare)], str(trained_dir), top_k=3,
+                                         **kwargs)
+    assert [r["photo"] for r in results] == [str(bare)]
+    assert [s["photo"] for s in skipped] == paths
+    assert {s["reason"] for s in skipped} == {"not a readable JPEG, PNG, GIF or BMP image"}
   with pytest.raises(classify.ClassifyError, match="give --geo_dir"):
     classify.classify([str(bare)], str(trained_dir), given=classify.Place(10.0, 20.0))
   with pytest.raises(classify.ClassifyError, match="expected a real date"):

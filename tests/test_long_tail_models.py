@@ -63,6 +63,26 @@ def test_export_and_predict_agree_with_an_adjustment_stored(crt_dir, tiny_built_
   assert not invalid
   assert served == adjusted  # ... and serving gives the same top-5 as inat-predict
 
+  # Predicting val, whose tune half chose the adjustment: every row all the same, and one warning
+  # naming the model and the tune half (inat-eval scores the report half only).
+  assert info["long_tail_tuned_on"]["split"] == "val"
+  assert info["long_tail_tuned_on"]["part"] == "tune"
+  for source, where in ((dict(model_dir=str(crt_dir)), f"model dir {crt_dir} (best)"),
+                        (dict(saved_model=str(tmp_path / "export")),
+                         f"SavedModel {tmp_path / 'export'}")):
+    lines = []
+    output = str(tmp_path / "val.csv")
+    predict.predict_to_csv(data_dir, "val", output, log=lines.append, **source)
+    (warning,) = [l for l in lines if "long-tail adjustment" in l]
+    assert warning.startswith(f"inat-predict: warning: the long-tail adjustment of {where} was "
+                              f"chosen on the tune half of val")
+    assert "optimistic" in warning
+    assert len(open(output).read().splitlines()) == 1 + len(records.image_ids(data_dir)["val"])
+  lines = []
+  predict.predict_to_csv(data_dir, "test", str(tmp_path / "test.csv"), model_dir=str(crt_dir),
+                         log=lines.append)
+  assert not [l for l in lines if "long-tail adjustment" in l]
+
   interpreter = tf.lite.Interpreter(model_path=info["files"]["model.tflite"])
   interpreter.allocate_tensors()
   source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
