@@ -45,12 +45,12 @@ def _ours(name, data_dir, size, epochs):
   """(val top-1, [train loss per epoch], seconds) of the scratch recipe through inat-train."""
   from absl import flags
   from inat_tf import flag_config
-  from inat_tf import input_pipeline
   from inat_tf import recipes
+  from inat_tf import records
   from inat_tf import train
   flag_values = flags.FlagValues()
   flag_config.define_flags(train.TrainConfig, flag_values)
-  steps = input_pipeline.steps_per_epoch(data_dir, "train", BATCH)
+  steps = records.steps_per_epoch(data_dir, "train", BATCH)
   with tempfile.TemporaryDirectory() as model_dir:
     flag_values(recipes.expand([
         "inat-train", f"--recipe=scratch/{name}", f"--data_dir={data_dir}",
@@ -85,7 +85,6 @@ def _anchor(name, data_dir, size, epochs):
   """(val top-1, [train loss per epoch], seconds) of plain keras.applications + Adam + fit."""
   import keras
   import tensorflow as tf
-  from inat_tf import input_pipeline
   from inat_tf import label_map as label_map_lib
   from inat_tf import records
   from inat_tf import schema
@@ -109,7 +108,7 @@ def _anchor(name, data_dir, size, epochs):
   model.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy",
                 metrics=["accuracy"])
   start = time.perf_counter()
-  steps = input_pipeline.steps_per_epoch(data_dir, "train", BATCH)  # the trainer's epoch too
+  steps = records.steps_per_epoch(data_dir, "train", BATCH)  # the trainer's epoch too
   history = model.fit(dataset("train", True), epochs=epochs, steps_per_epoch=steps, verbose=0)
   _, top1 = model.evaluate(dataset("val", False), verbose=0)
   return top1, history.history["loss"], time.perf_counter() - start
