@@ -249,21 +249,30 @@ def _check_before_start(config):
     raise TrainError(str(e)) from None
 
 
+def interruptible(loop, checkpoint_dir):
+  """loop(where, ctrl_c) under run_common.CtrlC; the loop keeps where["step"] current and calls
+  ctrl_c.check() between steps. Ctrl-C raises TrainInterrupted naming the step reached and the
+  newest checkpoint in checkpoint_dir (both trainers: inat-train and inat-train-geo)."""
+  where = {"step": 0}
+  try:
+    with run_common.CtrlC() as ctrl_c:
+      return loop(where, ctrl_c)
+  except KeyboardInterrupt:
+    latest = tf.train.latest_checkpoint(checkpoint_dir)
+    raise TrainInterrupted(
+        f"interrupted at step {where['step']:,}; last checkpoint "
+        f"{latest or 'none (nothing saved yet)'}; rerun the same command to resume") from None
+
+
 def train(config, log=print):
   """Trains (or resumes) per `config`; returns the train summary dict.
 
   Raises TrainError (the message says what to do) for settings, data or a model dir that cannot
   give a right run, TrainInterrupted on Ctrl-C. A rerun of a finished run changes no file.
   """
-  where = {"step": 0}  # the loop's progress, for the Ctrl-C message
   try:
-    with run_common.CtrlC() as ctrl_c:
-      return _train(config, log, where, ctrl_c)
-  except KeyboardInterrupt:
-    latest = tf.train.latest_checkpoint(os.path.join(config.model_dir, "checkpoints"))
-    raise TrainInterrupted(
-        f"interrupted at step {where['step']:,}; last checkpoint "
-        f"{latest or 'none (nothing saved yet)'}; rerun the same command to resume") from None
+    return interruptible(lambda where, ctrl_c: _train(config, log, where, ctrl_c),
+                         os.path.join(config.model_dir, "checkpoints"))
   except tf.errors.DataLossError as e:
     raise TrainError(records.describe_damage(config.data_dir, ("train", "val"), e)) from None
 

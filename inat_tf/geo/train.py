@@ -90,15 +90,8 @@ def train(config, log=print):
   Raises inat_tf.train.TrainError for data that cannot train a prior, and its TrainInterrupted
   on Ctrl-C (stopping between steps; the message names the last checkpoint).
   """
-  where = {"step": 0}  # the loop's progress, for the Ctrl-C message
-  try:
-    with run_common.CtrlC() as ctrl_c:
-      return _train(config, log, where, ctrl_c)
-  except KeyboardInterrupt:
-    latest = tf.train.latest_checkpoint(os.path.join(config.geo_dir, "checkpoints"))
-    raise image_train.TrainInterrupted(
-        f"interrupted at step {where['step']:,}; last checkpoint "
-        f"{latest or 'none (nothing saved yet)'}; rerun the same command to resume") from None
+  return image_train.interruptible(lambda where, ctrl_c: _train(config, log, where, ctrl_c),
+                                   os.path.join(config.geo_dir, "checkpoints"))
 
 
 def _train(config, log, where, ctrl_c):
