@@ -207,6 +207,21 @@ def test_rerun_keeps_finished_shards_and_rebuilds_missing_ones(sample_dir, built
   assert shard_digests(data_dir) == shard_digests(built)
 
 
+def _children(pid):
+  """The pids of a Linux process's children (/proc, kernel 3.5+)."""
+  with open(f"/proc/{pid}/task/{pid}/children") as f:
+    return [int(child) for child in f.read().split()]
+
+
+def _alive(pid):
+  """Running, not a zombie left for a PID 1 that does not reap (containers)."""
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+  except FileNotFoundError:
+    return False
+
+
 @pytest.mark.slow
 def test_kill_minus_nine_then_rerun_gives_identical_shards(tmp_path):
   """A real crash: the CLI is SIGKILLed while two worker processes check images; the rerun
@@ -231,8 +246,15 @@ def test_kill_minus_nine_then_rerun_gives_identical_shards(tmp_path):
     if indexed > 500:
       break
     time.sleep(0.02)
+  workers = _children(process.pid)
   process.send_signal(signal.SIGKILL)
   assert process.wait() == -signal.SIGKILL, "the build finished before it could be killed"
+  # Its worker processes end with it, instead of waiting forever as orphans.
+  assert len(workers) == 2, workers
+  deadline = time.monotonic() + 30
+  while time.monotonic() < deadline and any(map(_alive, workers)):
+    time.sleep(0.1)
+  assert not any(map(_alive, workers)), "worker processes outlived the killed build"
   assert not list(data_dir.glob("train-*.tfrecord"))  # nothing looks finished
   lock = data_dir / "_build" / "lock-task-00000-of-00001"
   assert json.loads(lock.read_text())["pid"] == process.pid  # the dead owner's lock is left

@@ -171,6 +171,31 @@ def _process_batch(batch):
           for split, image_id, data in batch]
 
 
+def _die_with_parent(parent_pid):
+  """Pool initializer: a worker ends when the build process dies (kill -9, the OOM killer).
+
+  Otherwise it waits forever on the task queue (a sibling worker holds that pipe's write end, so
+  it never sees end-of-file), keeping its memory: two ~270 MB orphans per killed build, measured.
+  Linux: the kernel sends SIGKILL when the forking thread exits (prctl PR_SET_PDEATHSIG); other
+  systems: a thread polls the parent's pid each second.
+  """
+  if sys.platform.startswith("linux"):
+    import ctypes  # pylint: disable=g-import-not-at-top
+    import signal  # pylint: disable=g-import-not-at-top
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+  else:
+    import threading  # pylint: disable=g-import-not-at-top
+
+    def watch():
+      while os.getppid() == parent_pid:
+        time.sleep(1)
+      os._exit(1)  # pylint: disable=protected-access
+    threading.Thread(target=watch, daemon=True).start()
+  if os.getppid() != parent_pid:  # the parent died before the signal was armed
+    os._exit(1)  # pylint: disable=protected-access
+
+
 @contextlib.contextmanager
 def _worker_pool(catalog, config):
   """A pool of `config.workers` processes forked now, before the build starts any thread.
@@ -187,7 +212,8 @@ def _worker_pool(catalog, config):
   gc.freeze()
   try:
     with concurrent.futures.ProcessPoolExecutor(
-        config.workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        config.workers, mp_context=multiprocessing.get_context("fork"),
+        initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
       pool.submit(int).result()  # with fork, the first submit starts every worker
       yield pool
   finally:
