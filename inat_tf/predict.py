@@ -271,6 +271,8 @@ def run(argv=None):
   from inat_tf import trained_model  # pylint: disable=g-import-not-at-top
   from inat_tf.geo.prior import GeoError  # pylint: disable=g-import-not-at-top
 
+  # Defined here, not at module level: its --which field needs trained_model (Keras), and
+  # importing this module (from_saved_model, the CSV writer) stays free of Keras.
   @dataclasses.dataclass(frozen=True)
   class PredictConfig:
     """inat-predict's flags."""

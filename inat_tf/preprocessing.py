@@ -129,15 +129,15 @@ def center_crop_and_resize(images, image_size, crop_fraction=EVAL_CROP_FRACTION)
 _CROP_CONTEXT = 8
 
 
-def decode_window(image_bytes, window):
-  """The pixels of `window` ([offset_y, offset_x, height, width], int32) of a JPEG, uint8
-  [height, width, 3]: exactly tf.io.decode_jpeg(image_bytes)[y:y + h, x:x + w], while skipping
-  the IDCT of most of the image outside the window (tf.image.decode_and_crop_jpeg)."""
-  shape = tf.image.extract_jpeg_shape(image_bytes)
+def decode_window(image_bytes, window, image_shape):
+  """The pixels of `window` ([offset_y, offset_x, height, width], int32) of a JPEG whose
+  tf.image.extract_jpeg_shape is `image_shape`, uint8 [height, width, 3]: exactly
+  tf.io.decode_jpeg(image_bytes)[y:y + h, x:x + w], while skipping the IDCT of most of the image
+  outside the window (tf.image.decode_and_crop_jpeg)."""
   y, x, height, width = window[0], window[1], window[2], window[3]
   top, left = tf.minimum(_CROP_CONTEXT, y), tf.minimum(_CROP_CONTEXT, x)
-  bottom = tf.minimum(_CROP_CONTEXT, shape[0] - y - height)
-  right = tf.minimum(_CROP_CONTEXT, shape[1] - x - width)
+  bottom = tf.minimum(_CROP_CONTEXT, image_shape[0] - y - height)
+  right = tf.minimum(_CROP_CONTEXT, image_shape[1] - x - width)
   padded = tf.image.decode_and_crop_jpeg(
       image_bytes, tf.stack([y - top, x - left, height + top + bottom, width + left + right]),
       channels=3)
@@ -150,8 +150,9 @@ def eval_image(image_bytes, image_size, crop_fraction=EVAL_CROP_FRACTION):
   Equal, pixel for pixel, to center_crop_and_resize of the fully decoded image (decode_window),
   which export uses for other formats and image tensors.
   """
-  window = center_crop_window(tf.image.extract_jpeg_shape(image_bytes), crop_fraction)
-  return _resize(tf.cast(decode_window(image_bytes, window), tf.float32), image_size)
+  shape = tf.image.extract_jpeg_shape(image_bytes)  # parsed once, for the window and its margin
+  window = center_crop_window(shape, crop_fraction)
+  return _resize(tf.cast(decode_window(image_bytes, window, shape), tf.float32), image_size)
 
 
 def _corner_windows(image_shape, crop_fraction):

@@ -4,6 +4,8 @@ and where the training loop stops next."""
 
 import json
 import os
+import signal
+import threading
 
 import tensorflow as tf
 
@@ -81,14 +83,11 @@ class CtrlC:
       raise KeyboardInterrupt
 
   def __enter__(self):
-    import signal  # pylint: disable=g-import-not-at-top
-    import threading  # pylint: disable=g-import-not-at-top
     if threading.current_thread() is threading.main_thread():
       self._previous = signal.signal(signal.SIGINT, self._handle)
     return self
 
   def __exit__(self, *exc_info):
-    import signal  # pylint: disable=g-import-not-at-top
     if self._previous is not None:
       signal.signal(signal.SIGINT, self._previous)
     return False

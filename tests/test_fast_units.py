@@ -78,8 +78,9 @@ def test_a_cropped_decode_equals_the_full_decode_cut():
         h, w = int(rng.integers(1, height + 1)), int(rng.integers(1, width + 1))
         y, x = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
         window = tf.constant([y, x, h, w])
-        np.testing.assert_array_equal(preprocessing.decode_window(out.getvalue(), window),
-                                      full[y:y + h, x:x + w])
+        np.testing.assert_array_equal(
+            preprocessing.decode_window(out.getvalue(), window, tf.constant(full.shape)),
+            full[y:y + h, x:x + w])
         plain = tf.image.decode_and_crop_jpeg(out.getvalue(), window, channels=3).numpy()
         plain_differs += not np.array_equal(plain, full[y:y + h, x:x + w])
   assert plain_differs > 0  # the windows do reach the case decode_window exists for

@@ -187,7 +187,6 @@ def _train(config, log, where, ctrl_c):
   order, order_epoch = None, -1
   while step < total_steps:
     ctrl_c.check()  # a Ctrl-C stops here, between steps (run_common.CtrlC)
-    where["step"] = step
     epoch, offset = divmod(step, steps_per_epoch)
     if epoch != order_epoch:
       order = np.random.default_rng([config.seed, epoch]).permutation(len(labels))
@@ -196,6 +195,7 @@ def _train(config, log, where, ctrl_c):
     losses.append(float(train_step(tf.constant(places[chosen]), tf.constant(labels[chosen]),
                                    tf.constant([config.seed, step], tf.int64))))
     step += 1
+    where["step"] = step
     epoch_end = step % steps_per_epoch == 0 or step == total_steps
     if step % config.log_steps == 0 or epoch_end:
       now = time.monotonic()
