@@ -27,6 +27,7 @@ from inat_tf import records
 from inat_tf import sample_download
 from inat_tf import schema
 from tests import download_tools
+from tests import helpers
 from tests.conftest import TRAINED_MODEL_GROUP
 from tests.helpers import console_script
 from tfrecord_builder import build as build_lib
@@ -383,9 +384,8 @@ def hostile(tiny_raw, tmp_path_factory):
   download_tools.write_json(raw, JSONS["val"], val)
   download_tools.write_json(raw, JSONS["test"], test)
   data_dir = tmp_path_factory.mktemp("hostile_built")
-  result = subprocess.run([console_script("inat-build"), f"--raw_dir={raw}",
-                           f"--data_dir={data_dir}", "--examples_per_shard=16"],
-                          capture_output=True, text=True)
+  result = helpers.run([console_script("inat-build"), f"--raw_dir={raw}",
+                        f"--data_dir={data_dir}", "--examples_per_shard=16"])
   return raw, data_dir, result, facts
 
 

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import tarfile
 import time
 
@@ -21,6 +20,7 @@ from inat_tf import sample_download
 from inat_tf import schema
 from inat_tf.label_map import LabelMap
 from tests import download_tools
+from tests import helpers
 from tests.helpers import console_script
 from tfrecord_builder import build as build_lib
 from tfrecord_builder import spill as spill_lib
@@ -233,10 +233,9 @@ def test_kill_minus_nine_then_rerun_gives_identical_shards(tmp_path):
   assert status == 0
   data_dir = tmp_path / "crashed"
   # --verify_decode makes the stream take seconds, so the kill lands inside it.
-  process = subprocess.Popen(
+  process = helpers.start(
       [console_script("inat-build"), f"--raw_dir={raw}", f"--data_dir={data_dir}",
-       "--examples_per_shard=64", "--verify_decode", "--num_workers=2"],
-      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+       "--examples_per_shard=64", "--verify_decode", "--num_workers=2"])
   spill_dir = data_dir / "_build" / "spill" / "task-00000-of-00001"
   deadline = time.monotonic() + 120
   while time.monotonic() < deadline and process.poll() is None:
@@ -507,15 +506,13 @@ def test_inat2021_layout_builds(sample_dir, built, tmp_path):
 @pytest.mark.slow
 def test_cli_exit_status_summary_and_bad_flags(corrupted, tmp_path):
   raw, _ = corrupted
-  result = subprocess.run([console_script("inat-build"), f"--raw_dir={raw}",
-                           f"--data_dir={tmp_path / 'data'}", "--examples_per_shard=300"],
-                          capture_output=True, text=True)
+  result = helpers.run([console_script("inat-build"), f"--raw_dir={raw}",
+                        f"--data_dir={tmp_path / 'data'}", "--examples_per_shard=300"])
   assert result.returncode == 1
   assert "rejected:" in result.stdout and "truncated JPEG" in result.stdout
   assert "images/s" in result.stderr  # the progress line
-  bad = subprocess.run([console_script("inat-build"), f"--raw_dir={raw}",
-                        f"--data_dir={tmp_path / 'data'}", "--task_index=2", "--num_tasks=2"],
-                       capture_output=True, text=True)
+  bad = helpers.run([console_script("inat-build"), f"--raw_dir={raw}",
+                     f"--data_dir={tmp_path / 'data'}", "--task_index=2", "--num_tasks=2"])
   assert bad.returncode != 0 and "need 0 <= task_index < num_tasks" in bad.stderr
 
 

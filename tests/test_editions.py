@@ -6,7 +6,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
 import tarfile
 
 import numpy as np
@@ -20,6 +19,7 @@ from inat_tf import sample_download
 from inat_tf import score
 from inat_tf.label_map import LabelMap
 from tests import download_tools
+from tests import helpers
 from tests.helpers import console_script
 
 # -- published facts -----------------------------------------------------------------------------
@@ -201,8 +201,8 @@ def test_scorer_cli_never_shows_a_traceback(tmp_path):
   del document["annotations"][0]["category_id"]
   annotations.write_text(json.dumps(document))
   (tmp_path / "s.csv").write_text("id,predicted\n1,1 0 2 3 4\n")
-  result = subprocess.run([console_script("inat-score"), f"--predictions={tmp_path / 's.csv'}",
-                           f"--annotations={annotations}"], capture_output=True, text=True)
+  result = helpers.run([console_script("inat-score"), f"--predictions={tmp_path / 's.csv'}",
+                        f"--annotations={annotations}"])
   assert result.returncode != 0 and "Traceback" not in result.stderr
   assert "annotations[0]" in result.stderr
 
@@ -419,8 +419,8 @@ def test_overlap_of_two_builds_sharing_k_images_is_k(tmp_path):
   result = overlap.compare(str(first), str(second))
   assert result["shared_images"] == k
   assert result["pairs"] == [{"split": "train", "other_split": "val", "shared": k}]
-  cli = subprocess.run([console_script("inat-overlap"), f"--data_dir={first}",
-                        f"--other={second}"], capture_output=True, text=True)
+  cli = helpers.run([console_script("inat-overlap"), f"--data_dir={first}",
+                     f"--other={second}"])
   assert cli.returncode == 0 and f"{k} image(s)" in cli.stdout, cli.stderr
 
 

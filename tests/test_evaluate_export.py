@@ -21,6 +21,7 @@ from inat_tf import schema
 from inat_tf import score
 from inat_tf import trained_model
 from tests import download_tools
+from tests import helpers
 from tests.conftest import TRAINED_MODEL_GROUP
 from tests.helpers import console_script
 
@@ -114,13 +115,11 @@ def test_eval_with_flips_and_crops_and_on_unlabelled_split(tiny_built_dir, model
 def test_predict_then_score_equals_eval(tiny_built_dir, model_dir, tiny_raw_dir, tmp_path):
   report = evaluate.evaluate(str(tiny_built_dir), str(model_dir), "val")
   csv_path = str(tmp_path / "val.csv")
-  result = subprocess.run([console_script("inat-predict"), f"--data_dir={tiny_built_dir}",
-                           f"--model_dir={model_dir}", "--split=val", f"--output={csv_path}"],
-                          capture_output=True, text=True)
+  result = helpers.run([console_script("inat-predict"), f"--data_dir={tiny_built_dir}",
+                        f"--model_dir={model_dir}", "--split=val", f"--output={csv_path}"])
   assert result.returncode == 0, result.stderr[-2000:]
-  scored = subprocess.run([console_script("inat-score"), f"--predictions={csv_path}",
-                           f"--annotations={tiny_raw_dir}/val2017.json"],
-                          capture_output=True, text=True)
+  scored = helpers.run([console_script("inat-score"), f"--predictions={csv_path}",
+                        f"--annotations={tiny_raw_dir}/val2017.json"])
   assert scored.returncode == 0, scored.stderr
   assert f"top-5 error {100 * report['top5_error']:.2f}%" in scored.stdout
   assert score.score(csv_path, f"{tiny_raw_dir}/val2017.json")["top5_error"] == pytest.approx(
@@ -166,9 +165,8 @@ def test_scorer_cli_rejects_a_malformed_submission(valid_csv, tiny_raw_dir, tmp_
   """Each malformed case is named by tests/test_fast_units.py; here the command's exit status."""
   path = tmp_path / "header.csv"
   path.write_text("\n".join(["image,labels"] + valid_csv[1:]) + "\n")
-  result = subprocess.run([console_script("inat-score"), f"--predictions={path}",
-                           f"--annotations={tiny_raw_dir}/val2017.json"],
-                          capture_output=True, text=True)
+  result = helpers.run([console_script("inat-score"), f"--predictions={path}",
+                        f"--annotations={tiny_raw_dir}/val2017.json"])
   assert result.returncode != 0 and "problem(s)" in result.stderr
   assert "expected the header 'id,predicted'" in result.stderr and "Traceback" not in result.stderr
 

@@ -29,6 +29,7 @@ from inat_tf.geo import model as geo_model
 from inat_tf.geo import prior as prior_lib
 from inat_tf.geo import report
 from inat_tf.geo import train as geo_train
+from tests import helpers
 from tests.conftest import TRAINED_MODEL_GROUP
 from tests.helpers import console_script
 
@@ -368,10 +369,10 @@ def test_classify_reads_exif_like_flags_and_skips_unreadable_files(
   (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a JPEG")
   bare = tmp_path / "bare.jpg"
   bare.write_bytes(_jpeg(pixels))
-  result = subprocess.run(
+  result = helpers.run(
       [console_script("inat-classify"), str(photos), f"--model_dir={trained_dir}",
        f"--geo_dir={geo_dir}", "--top_k=3", f"--output_csv={tmp_path / 'out.csv'}",
-       f"--output_json={tmp_path / 'out.json'}"], capture_output=True, text=True)
+       f"--output_json={tmp_path / 'out.json'}"])
   assert result.returncode == 0, result.stderr[-3000:]
   assert "skipped" in result.stderr and "broken.jpg" in result.stderr
   assert "position from EXIF GPS, date from EXIF" in result.stdout

@@ -7,7 +7,6 @@ import glob
 import json
 import re
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -23,6 +22,7 @@ from inat_tf import records
 from inat_tf import schema
 from inat_tf import train as train_lib
 from inat_tf import trained_model
+from tests import helpers
 from tests.conftest import TRAINED_MODEL_GROUP
 from tests.helpers import console_script
 
@@ -126,9 +126,8 @@ def test_a_stale_adjustment_is_refused_and_none_removes_it(crt_dir, trained_dir,
 
 
 def test_inat_adjust_refuses_to_tune_on_the_training_split(tmp_path):
-  result = subprocess.run([console_script("inat-adjust"), f"--data_dir={tmp_path}",
-                           f"--model_dir={tmp_path}", "--method=tau_norm", "--tune_split=train"],
-                          capture_output=True, text=True)
+  result = helpers.run([console_script("inat-adjust"), f"--data_dir={tmp_path}",
+                        f"--model_dir={tmp_path}", "--method=tau_norm", "--tune_split=train"])
   assert result.returncode != 0 and "Traceback" not in result.stderr
   assert "the network has fit those images" in result.stderr.splitlines()[-1]
 

@@ -1,10 +1,9 @@
 """The whole chain, as the README's first command runs it, at a smaller size."""
 
 import json
-import subprocess
-
 import pytest
 
+from tests import helpers
 from tests.helpers import console_script
 
 SMALL = ["--num_species=13", "--max_train_per_species=8", "--max_side=64", "--image_size=48",
@@ -14,7 +13,7 @@ SMALL = ["--num_species=13", "--max_train_per_species=8", "--max_side=64", "--im
 @pytest.mark.slow
 def test_quickstart_runs_every_stage_and_reuses_them(tmp_path):
   command = [console_script("inat-quickstart"), f"--output_dir={tmp_path}"] + SMALL
-  first = subprocess.run(command, capture_output=True, text=True)
+  first = helpers.run(command)
   assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
   for stage in ("make-sample", "build", "train", "eval", "predict", "export"):
     assert f"== {stage}: " in first.stdout, stage
@@ -41,7 +40,7 @@ def test_quickstart_runs_every_stage_and_reuses_them(tmp_path):
   rows = (tmp_path / "submission.csv").read_text().splitlines()
   assert rows[0] == "id,predicted" and len(rows) == 1 + 13 * 4
 
-  again = subprocess.run(command, capture_output=True, text=True)
+  again = helpers.run(command)
   assert again.returncode == 0, again.stdout[-3000:]
   for stage in ("make-sample", "eval", "predict", "export"):
     assert f"== {stage}: reusing" in again.stdout, stage

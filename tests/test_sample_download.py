@@ -4,7 +4,6 @@ import collections
 import hashlib
 import json
 import math
-import subprocess
 import tarfile
 
 import pytest
@@ -12,6 +11,7 @@ from PIL import Image
 
 from inat_tf import sample_download
 from inat_tf.sample_download import SampleConfig
+from tests import helpers
 from tests.helpers import console_script
 
 ALL_SUPERCATEGORIES = {name for name, _ in sample_download.SUPERCATEGORY_SPECIES_COUNTS}
@@ -239,12 +239,12 @@ def test_bad_settings_are_named(kwargs, message, tmp_path):
 
 @pytest.mark.slow
 def test_console_script(tmp_path):
-  result = subprocess.run(
+  result = helpers.run(
       [console_script("inat-make-sample"), f"--output_dir={tmp_path}", "--num_species=13",
-       "--max_train_per_species=10", "--max_side=64"],
-      capture_output=True, text=True, check=True)
+       "--max_train_per_species=10", "--max_side=64"])
+  assert result.returncode == 0, result.stderr[-2000:]
   assert "13 species" in result.stdout
   check_download(tmp_path, SampleConfig(num_species=13, max_train_per_species=10, max_side=64))
-  bad = subprocess.run([console_script("inat-make-sample"), f"--output_dir={tmp_path}", "--num_species=3"],
-                       capture_output=True, text=True)
+  bad = helpers.run([console_script("inat-make-sample"), f"--output_dir={tmp_path}",
+                     "--num_species=3"])
   assert bad.returncode != 0 and "at least 13" in bad.stderr

@@ -5,7 +5,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import tempfile
 import time
 
@@ -21,6 +20,7 @@ from inat_tf import flag_config
 from inat_tf import recipes
 from inat_tf import schedules
 from inat_tf import train as train_lib
+from tests import helpers
 from tests.conftest import TRAINED_MODEL_GROUP
 from tests.helpers import console_script
 
@@ -96,7 +96,7 @@ def _wait_for(predicate, timeout=300):
 def test_kill_minus_nine_then_resume_continues_the_step_count(tiny_built_dir, tmp_path):
   args = cli_args(tiny_built_dir, tmp_path, train_steps=30, checkpoint_steps=10,
                   eval_every_epochs=100)
-  process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  process = helpers.start(args)
   # The manager's state file names a checkpoint only once it is complete; the kill may land
   # while a later one is half-written, which the rerun must ignore.
   def saved_step():
@@ -107,7 +107,7 @@ def test_kill_minus_nine_then_resume_continues_the_step_count(tiny_built_dir, tm
   assert process.wait() == -signal.SIGKILL, "training ended before it could be killed"
   killed_at = saved_step()
   assert 10 <= killed_at < 30
-  rerun = subprocess.run(args, capture_output=True, text=True)
+  rerun = helpers.run(args)
   assert rerun.returncode == 0, rerun.stderr[-2000:]
   assert f"resuming from {tmp_path / 'checkpoints'}/ckpt-{killed_at} at step {killed_at}" in (
       rerun.stdout)
@@ -120,9 +120,8 @@ def test_kill_minus_nine_then_resume_continues_the_step_count(tiny_built_dir, tm
 
 @pytest.mark.slow
 def test_mirrored_strategy_over_two_cpu_devices(tiny_built_dir, tmp_path):
-  result = subprocess.run(cli_args(tiny_built_dir, tmp_path, train_steps=4, log_steps=2,
-                                   distribution="mirrored", num_cpu_devices=2),
-                          capture_output=True, text=True)
+  result = helpers.run(cli_args(tiny_built_dir, tmp_path, train_steps=4, log_steps=2,
+                                distribution="mirrored", num_cpu_devices=2))
   assert result.returncode == 0, result.stderr[-2000:]
   assert '"strategy": "MirroredStrategy", "replicas": 2' in result.stdout
   assert json.loads((tmp_path / "train_summary.json").read_text())["steps"] == 4
@@ -145,10 +144,12 @@ def test_two_workers_on_loopback_end_with_identical_weights(tiny_built_dir, tmp_
   for index in range(2):
     environment = {**os.environ, "TF_CONFIG": json.dumps(
         {"cluster": cluster, "task": {"type": "worker", "index": index}})}
-    processes.append(subprocess.Popen(
+    processes.append(helpers.start(
         cli_args(tiny_built_dir, tmp_path, train_steps=4, log_steps=2, eval_every_epochs=100),
-        env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-  outputs = [p.communicate(timeout=600)[0] for p in processes]
+        env=environment))
+  for process in processes:
+    process.wait(timeout=600)
+  outputs = [process.stdout + process.stderr for process in processes]
   assert [p.returncode for p in processes] == [0, 0], outputs[1][-3000:]
   assert '"strategy": "MultiWorkerMirroredStrategy", "replicas": 2' in outputs[0]
   chief = json.loads((tmp_path / "train_summary.json").read_text())
