@@ -8,6 +8,11 @@ calling thread. Everything inflated before a failure is delivered before the fai
 a truncated or damaged archive still yields every member read whole (isal's own threaded reader
 drops the last megabyte inflated, which for a small archive is all of it). Members whose names
 escape the archive or that are not regular files are reported, never read.
+
+Where cores are plenty (`parallel_gzip_pays`), rapidgzip inflates on all of them instead. It does
+not report a truncated file and loses what it inflated before a failure, so its output is checked
+against the gzip trailer at the file's end by us, and on any failure ISA-L reads the file again
+from the start, skipping what was delivered: members and errors are exactly the ISA-L reader's.
 """
 
 import dataclasses
@@ -16,6 +21,7 @@ import io
 import os
 import posixpath
 import queue
+import struct
 import tarfile
 import threading
 from typing import NamedTuple
@@ -23,9 +29,37 @@ from typing import NamedTuple
 import tensorflow as tf
 from isal import isal_zlib
 
+try:
+  import rapidgzip  # optional: `pip install inat-tf[parallel-gzip]`
+except ImportError:
+  rapidgzip = None
+
 _READ_BUFFER = 4 << 20
 _FEED = 64 << 10       # compressed bytes per inflate call: the resolution of a reported offset
 _MAX_OUT = 4 << 20     # inflated bytes per call, so a highly compressible block cannot balloon
+
+# "auto" | "isal" | "rapidgzip": which reader inflates local archives. Benchmarks and tests set it.
+READER = "auto"
+# rapidgzip pays from this many usable cores and this archive size on (BUILD_NOTES.md, issue 19).
+PARALLEL_MIN_CORES = 4
+PARALLEL_MIN_BYTES = 256 << 20
+
+
+def parallel_gzip_pays(cores, size):
+  """Whether rapidgzip inflates an archive of `size` bytes faster than ISA-L with `cores` usable
+  cores, as measured by benchmarks/builder.py (BUILD_NOTES.md, "The builder on every core")."""
+  return cores >= PARALLEL_MIN_CORES and size >= PARALLEL_MIN_BYTES
+
+
+def _use_rapidgzip(path, size):
+  if READER != "auto":
+    if READER == "rapidgzip" and rapidgzip is None:
+      raise ImportError("sources.READER is 'rapidgzip' but rapidgzip is not installed "
+                        "(pip install rapidgzip)")
+    return READER == "rapidgzip"
+  # Local files only: rapidgzip reads them itself, in parallel (pread).
+  return (rapidgzip is not None and "://" not in path
+          and parallel_gzip_pays(len(os.sched_getaffinity(0)), size))
 
 
 class ArchiveTruncated(Exception):
@@ -38,6 +72,13 @@ class _InflateError(Exception):
   def __init__(self, message, offset, corrupt):
     super().__init__(message)
     self.offset, self.corrupt = offset, corrupt
+
+
+def _disagreement(offset):
+  return _InflateError(f"its compressed data is damaged or read differently by rapidgzip and "
+                       f"ISA-L (found by byte {offset:,}; bytes before that point can be wrong "
+                       f"without a sign, so every shard built from it is rebuilt once it is "
+                       f"replaced)", offset, True)
 
 
 class UnsafePath(Exception):
@@ -58,15 +99,17 @@ class _Inflater(io.RawIOBase):
 
   The thread reads the raw file, hashes and counts it (stats), and inflates it; the reader gets
   every inflated byte in order, then a failure as _InflateError(message, compressed offset).
+  parallel: inflate with rapidgzip (the file must be local), checked and backed by ISA-L.
   """
 
-  def __init__(self, raw, stats):
+  def __init__(self, raw, stats, parallel=False):
     super().__init__()
     self._raw, self._stats = raw, stats
     self._queue = queue.Queue(maxsize=8)
     self._buffer, self._pos = b"", 0
     self._stop = threading.Event()
-    self._thread = threading.Thread(target=self._work, daemon=True)
+    self._thread = threading.Thread(target=self._work_parallel if parallel else self._work,
+                                    daemon=True)
     self._thread.start()
 
   def readable(self):
@@ -80,8 +123,11 @@ class _Inflater(io.RawIOBase):
       except queue.Full:
         continue
 
-  def _work(self):
+  def _work(self, skip=0, skipped_crc=0):
+    """ISA-L. skip, skipped_crc: inflated bytes already delivered (by rapidgzip) and their CRC-32;
+    they are inflated again, compared and not delivered twice."""
     md5, offset, inflater = hashlib.md5(), 0, isal_zlib.decompressobj(wbits=31)
+    check = 0
     try:
       while not self._stop.is_set():
         block = self._raw.read(_READ_BUFFER)
@@ -109,6 +155,11 @@ class _Inflater(io.RawIOBase):
                                   f"bytes {at:,}-{at + len(data):,}; bytes before that point "
                                   f"can be wrong without a sign, so every shard built from it "
                                   f"is rebuilt once it is replaced)", at, True) from None
+            if skip and out:
+              check = isal_zlib.crc32(out[:skip], check)
+              out, skip = out[skip:], max(0, skip - len(out))
+              if not skip and check != skipped_crc:
+                raise _disagreement(offset + start)
             if out:
               self._put(out)
             data = inflater.unconsumed_tail or (inflater.unused_data if inflater.eof else b"")
@@ -117,12 +168,64 @@ class _Inflater(io.RawIOBase):
         if not inflater.eof:
           raise _InflateError(f"it ends early: the file stops at byte {offset:,} inside the "
                               f"compressed data", offset, False)
+        if skip:
+          raise _disagreement(offset)
         self._stats.md5 = md5.hexdigest()
         self._put(b"")
     except _InflateError as e:
       self._put(e)
     except OSError as e:
       self._put(_InflateError(f"reading it failed at byte {offset:,}: {e}", offset, False))
+
+  def _hash(self, result, stop):
+    """md5 of the raw file, beside rapidgzip (which reads the file itself); result: [hex]."""
+    md5 = hashlib.md5()
+    try:
+      while not stop.is_set():
+        block = self._raw.read(_READ_BUFFER)
+        if not block:
+          result.append(md5.hexdigest())
+          return
+        md5.update(block)  # hashlib releases the GIL on large blocks
+        self._stats.bytes_read += len(block)
+    except OSError:
+      pass  # the ISA-L pass that follows reports it
+
+  def _work_parallel(self):
+    """rapidgzip on every core, then our own check of the gzip trailer: the last 8 bytes of the
+    file must be the CRC-32 and size (mod 2**32) of everything inflated (RFC 1952, 2.3.1), which a
+    truncated file fails. It fails too for a multi-member file or zero padding; those, and any
+    rapidgzip error, are read again by ISA-L (_work), which reports the exact failure."""
+    md5, stop_hash = [], threading.Event()
+    hasher = threading.Thread(target=self._hash, args=(md5, stop_hash), daemon=True)
+    hasher.start()
+    delivered, crc, whole = 0, 0, False
+    try:
+      with rapidgzip.RapidgzipFile(self._stats.path,
+                                   parallelization=len(os.sched_getaffinity(0))) as f:
+        while not self._stop.is_set():
+          block = f.read(_READ_BUFFER)
+          if not block:
+            break
+          crc, delivered = isal_zlib.crc32(block, crc), delivered + len(block)
+          self._put(block)
+      with open(self._stats.path, "rb") as f:
+        f.seek(max(0, self._stats.size - 8))
+        whole = f.read(8) == struct.pack("<II", crc, delivered & 0xFFFFFFFF)
+    except Exception:  # pylint: disable=broad-except
+      pass  # rapidgzip's own errors (RuntimeError, ValueError, ...): ISA-L names the problem
+    if not whole or self._stop.is_set():
+      stop_hash.set()
+    hasher.join()
+    if self._stop.is_set():
+      return
+    if whole and md5:
+      self._stats.md5 = md5[0]
+      self._put(b"")
+      return
+    self._raw.seek(0)
+    self._stats.bytes_read = 0
+    self._work(skip=delivered, skipped_crc=crc)
 
   def readinto(self, buffer):
     while not self._buffer:
@@ -177,7 +280,7 @@ def iter_archive(path, stats, on_unsafe):
   """
   raw = _open_raw(path)
   last = "before the first member"
-  inflated = _Inflater(raw, stats)
+  inflated = _Inflater(raw, stats, _use_rapidgzip(path, stats.size))
   try:
     buffered = io.BufferedReader(inflated, _READ_BUFFER)
     # tarfile's own stream buffer stays at its default: a large one is re-sliced per member.
