@@ -6,12 +6,15 @@
 
 Generates a download with TFDS's own species names (its label feature accepts only the 5,089 real
 names) at 800 px, then, each in a fresh process so that peak memory is its own:
-  floor-*        reading and inflating the archives alone (zlib, ISA-L, rapidgzip when installed)
+  floor-*        reading and inflating the archives alone (zlib, ISA-L, rapidgzip)
+  reader-*       our archive reader (tfrecord_builder.sources.iter_archive: md5, trailer checks)
+                 with ISA-L or rapidgzip forced, members read and dropped
   import-tf      a bare `import tensorflow`: the memory every TensorFlow program starts with
   inat           our builder (tfrecord_builder.build), one worker process per core
   inat-1w        our builder with one worker process
   *-nocheck      the same without the strict 1/8-scale decode check (header checks only): what
                  the check costs
+  *-isal, *-rapidgzip  the same with that gzip reader forced (plain `inat` chooses by itself)
   tfds           TFDS's INaturalist2017 builder, its split generators pointed at the local files
 Repeats with a download twice the size, to show whether peak memory stays flat as input grows.
 Prints wall time (the build call, imports excluded), images/s, peak RSS (the largest process:
@@ -67,11 +70,28 @@ def _floor(raw_dir, backend):
   return count
 
 
+def _reader(raw_dir, reader):
+  """Every member out of both archives through our own reader, with `reader` forced."""
+  from tfrecord_builder import sources
+  sources.READER = reader
+  count = 0
+  for name in ARCHIVES:
+    path = os.path.join(raw_dir, name)
+    stats = sources.ArchiveStats(path, os.path.getsize(path))
+    count += sum(1 for _ in sources.iter_archive(path, stats, lambda *args: None))
+    assert stats.md5, path
+  return count
+
+
 def _inat(raw_dir, out_dir, variant=""):
-  """variant: '' | '-1w' | '-nocheck' | '-1w-nocheck'."""
+  """variant: '' | '-1w' | '-nocheck' | '-1w-nocheck', then '-isal' | '-rapidgzip' or nothing."""
   from inat_tf import records
   from tfrecord_builder import build
   from tfrecord_builder import image_check
+  from tfrecord_builder import sources
+  for reader in ("isal", "rapidgzip"):
+    if variant.endswith(f"-{reader}"):
+      sources.READER = reader
   if "nocheck" in variant:  # header checks only; the workers fork after this, so they see it
     image_check._strict_decode_problem = lambda data, facts: ""  # pylint: disable=protected-access
   config = build.BuildConfig(raw_dir=raw_dir, data_dir=out_dir,
@@ -116,6 +136,9 @@ def child(contender, raw_dir, out_dir):
   extra = {}
   if contender.startswith("floor-"):
     run = lambda: _floor(raw_dir, contender[len("floor-"):])
+  elif contender.startswith("reader-"):
+    run = lambda: _reader(raw_dir, contender[len("reader-"):])
+    from tfrecord_builder import sources  # pylint: disable=unused-import
   elif contender == "import-tf":
     import tensorflow  # pylint: disable=unused-import,redefined-outer-name
     run = lambda: 0
@@ -156,13 +179,9 @@ def measure(contender, raw_dir, out_dir, baseline=""):
 
 
 def contenders():
-  names = ["floor-zlib", "floor-isal"]
-  try:
-    import rapidgzip  # pylint: disable=unused-import
-    names.append("floor-rapidgzip")
-  except ImportError:
-    pass
-  return names + ["import-tf", "inat", "inat-1w", "inat-nocheck", "inat-1w-nocheck", "tfds"]
+  return ["floor-zlib", "floor-isal", "floor-rapidgzip", "reader-isal", "reader-rapidgzip",
+          "import-tf", "inat", "inat-isal", "inat-rapidgzip", "inat-1w", "inat-nocheck",
+          "inat-1w-nocheck", "tfds"]
 
 
 def main():
@@ -212,6 +231,9 @@ def main():
     if "inat" in by:
       parts += [f"inat-build = {rate('inat') / rate(name):.2f}x {name}" for name in by
                 if name != "inat"]
+    parts += [f"{kind} rapidgzip = {rate(f'{kind}-isal') / rate(f'{kind}-rapidgzip'):.2f}x "
+              f"the time of ISA-L" for kind in ("reader", "inat")
+              if f"{kind}-isal" in by and f"{kind}-rapidgzip" in by]
     if tf_rss:
       parts += [f"{name} peak RSS - bare import tensorflow = "
                 f"{by[name]['peak_rss_mb'] - tf_rss:.0f} MB" for name in by

@@ -29,37 +29,32 @@ from typing import NamedTuple
 import tensorflow as tf
 from isal import isal_zlib
 
-try:
-  import rapidgzip  # optional: `pip install inat-tf[parallel-gzip]`
-except ImportError:
-  rapidgzip = None
-
+import rapidgzip
 _READ_BUFFER = 4 << 20
 _FEED = 64 << 10       # compressed bytes per inflate call: the resolution of a reported offset
 _MAX_OUT = 4 << 20     # inflated bytes per call, so a highly compressible block cannot balloon
+_PARALLEL_READ = 256 << 10  # rapidgzip bytes per queue item: 8 queued stay small, as with ISA-L
 
 # "auto" | "isal" | "rapidgzip": which reader inflates local archives. Benchmarks and tests set it.
 READER = "auto"
-# rapidgzip pays from this many usable cores and this archive size on (BUILD_NOTES.md, issue 19).
-PARALLEL_MIN_CORES = 4
-PARALLEL_MIN_BYTES = 256 << 20
+_CHUNK = 4 << 20  # rapidgzip's default chunk: the compressed bytes one of its threads inflates
 
 
 def parallel_gzip_pays(cores, size):
-  """Whether rapidgzip inflates an archive of `size` bytes faster than ISA-L with `cores` usable
-  cores, as measured by benchmarks/builder.py (BUILD_NOTES.md, "The builder on every core")."""
-  return cores >= PARALLEL_MIN_CORES and size >= PARALLEL_MIN_BYTES
+  """Whether rapidgzip is chosen for an archive of `size` bytes with `cores` usable cores.
+
+  Measured with benchmarks/builder.py (BUILD_NOTES.md, "The builder on every core"): on 2 cores
+  the build took 0.84-0.97x ISA-L's time; on 1 core rapidgzip only ties (and costs memory); below
+  one chunk per core its threads have nothing to share (8-128 MB archives: a tie on 2 cores).
+  """
+  return cores >= 2 and size >= cores * _CHUNK
 
 
 def _use_rapidgzip(path, size):
   if READER != "auto":
-    if READER == "rapidgzip" and rapidgzip is None:
-      raise ImportError("sources.READER is 'rapidgzip' but rapidgzip is not installed "
-                        "(pip install rapidgzip)")
     return READER == "rapidgzip"
   # Local files only: rapidgzip reads them itself, in parallel (pread).
-  return (rapidgzip is not None and "://" not in path
-          and parallel_gzip_pays(len(os.sched_getaffinity(0)), size))
+  return "://" not in path and parallel_gzip_pays(len(os.sched_getaffinity(0)), size)
 
 
 class ArchiveTruncated(Exception):
@@ -204,7 +199,7 @@ class _Inflater(io.RawIOBase):
       with rapidgzip.RapidgzipFile(self._stats.path,
                                    parallelization=len(os.sched_getaffinity(0))) as f:
         while not self._stop.is_set():
-          block = f.read(_READ_BUFFER)
+          block = f.read(_PARALLEL_READ)
           if not block:
             break
           crc, delivered = isal_zlib.crc32(block, crc), delivered + len(block)

@@ -1,0 +1,154 @@
+"""Issue 19 item 2: the parallel gzip reader (rapidgzip) keeps the trust rule of the ISA-L one.
+
+rapidgzip alone returns a truncated file's data short without an error, and on a damaged file
+loses what it inflated before the damage; `sources` checks its output against the gzip trailer and
+reads again with ISA-L on any failure. Every case here is read by both readers, forced through
+`sources.READER`, and must give the same members, bytes, md5 and error message.
+"""
+
+import gzip
+import hashlib
+import io
+import os
+import random
+import tarfile
+
+import pytest
+
+from tests.test_build_trust import run_build, shard_digests, manifest_of
+from tfrecord_builder import sources
+
+MEMBERS = 48
+
+
+def _tar():
+  """~12 MB of tar: members of random bytes (stored deflate blocks) and of zeros (long matches),
+  so that rapidgzip splits the file into several 4 MiB chunks."""
+  rng, buffer = random.Random(19), io.BytesIO()
+  with tarfile.open(fileobj=buffer, mode="w") as tar:
+    for i in range(MEMBERS):
+      data = rng.randbytes(rng.randrange(150_000, 350_000)) + bytes(rng.randrange(0, 100_000))
+      info = tarfile.TarInfo(f"./images/{i:03d}.jpg")
+      info.size = len(data)
+      tar.addfile(info, io.BytesIO(data))
+  return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def tar_bytes():
+  return _tar()
+
+
+@pytest.fixture(scope="module")
+def gz(tar_bytes):
+  return gzip.compress(tar_bytes, compresslevel=6, mtime=0)
+
+
+def _read(path, reader):
+  """(member names, sha256 of their bytes, md5 set by the reader, error message or None)."""
+  saved, sources.READER = sources.READER, reader
+  stats, names, digest, error = sources.ArchiveStats(str(path), os.path.getsize(path)), [], \
+      hashlib.sha256(), None
+  try:
+    for name, data in sources.iter_archive(str(path), stats, lambda *args: None):
+      names.append(name)
+      digest.update(data)
+  except sources.ArchiveTruncated as e:
+    error = str(e)
+  finally:
+    sources.READER = saved
+  return names, digest.hexdigest(), stats.md5, error
+
+
+def _both(tmp_path, name, data):
+  path = tmp_path / f"{name}.tar.gz"
+  path.write_bytes(data)
+  isal, parallel = _read(path, "isal"), _read(path, "rapidgzip")
+  assert parallel == isal, name
+  return isal
+
+
+# -- (i) a whole archive ----------------------------------------------------------------------
+
+def test_whole_archive_reads_the_same_with_both_readers(tmp_path, gz):
+  names, _, md5, error = _both(tmp_path, "whole", gz)
+  assert error is None and len(names) == MEMBERS
+  assert md5 == hashlib.md5(gz).hexdigest()
+
+
+@pytest.mark.slow
+def test_build_with_rapidgzip_gives_byte_identical_shards(tiny_built_dir, tmp_path, monkeypatch):
+  archives = manifest_of(tiny_built_dir)["tasks"][0]["archives"]
+  raw_dir = os.path.dirname(next(iter(archives)))
+  # The reference was built by ISA-L: auto never picks rapidgzip for a download this small.
+  assert not any(sources.parallel_gzip_pays(2, os.path.getsize(path)) for path in archives)
+  monkeypatch.setattr(sources, "READER", "rapidgzip")
+  status, summary = run_build(raw_dir, tmp_path / "data", examples_per_shard=32)
+  assert status == 0, summary
+  assert shard_digests(tmp_path / "data") == shard_digests(tiny_built_dir)
+  assert manifest_of(tmp_path / "data")["tasks"][0]["archives"] == archives
+
+
+# -- (ii) truncated: "ends early", every member read whole ----------------------------------
+
+@pytest.mark.parametrize("cut", ["30%", "77%", "-9", "-8", "-5", "-1"])
+def test_truncated_archive_ends_early_with_the_same_members(tmp_path, gz, cut):
+  end = len(gz) * int(cut[:-1]) // 100 if cut.endswith("%") else len(gz) + int(cut)
+  names, _, md5, error = _both(tmp_path, "cut", gz[:end])
+  assert error and f"it ends early: the file stops at byte {end:,}" in error
+  assert md5 == ""
+  assert 0 < len(names) <= MEMBERS
+  if cut.startswith("-"):
+    assert len(names) == MEMBERS  # cut inside the trailer: every member was inflated
+
+
+# -- (iii) damaged: "damaged", the whole members before it kept ------------------------------
+
+@pytest.mark.parametrize("where", ["middle", "crc", "junk after"])
+def test_damaged_archive_is_reported_with_the_members_before_it(tmp_path, gz, where):
+  data = bytearray(gz)
+  if where == "middle":
+    data[len(data) // 2] ^= 0x20
+  elif where == "crc":
+    data[-6] ^= 0x01
+  else:
+    data += b"junk" * 16  # rapidgzip alone accepts this without a word
+  names, _, md5, error = _both(tmp_path, where.replace(" ", "_"), bytes(data))
+  assert error and "compressed data is damaged" in error and md5 == ""
+  assert len(names) >= MEMBERS // 3
+
+
+# -- (iv) multi-member gzip and zero padding ------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["two members", "zero padding"])
+def test_multi_member_and_padded_archives_read_whole(tmp_path, tar_bytes, gz, kind):
+  if kind == "two members":
+    half = len(tar_bytes) // 2
+    data = gzip.compress(tar_bytes[:half], mtime=0) + gzip.compress(tar_bytes[half:], mtime=0)
+  else:
+    data = gz + bytes(1000)
+  names, digest, md5, error = _both(tmp_path, kind.replace(" ", "_"), data)
+  assert error is None and md5 == hashlib.md5(data).hexdigest()
+  assert (names, digest) == _read(_write(tmp_path / "plain.tar.gz", gz), "isal")[:2]
+
+
+def _write(path, data):
+  path.write_bytes(data)
+  return path
+
+
+# -- (v) the automatic choice ---------------------------------------------------------------
+
+def test_auto_rule_picks_rapidgzip_only_with_cores_and_size(monkeypatch):
+  big = 1 << 30
+  assert not sources.parallel_gzip_pays(1, big)  # one core: a tie, and more memory
+  assert sources.parallel_gzip_pays(2, big)  # measured faster in the whole build on 2 cores
+  assert sources.parallel_gzip_pays(64, big)
+  assert not sources.parallel_gzip_pays(2, (8 << 20) - 1)  # under one 4 MiB chunk per core
+  assert sources.parallel_gzip_pays(2, 8 << 20)
+  assert not sources.parallel_gzip_pays(64, 255 << 20)
+  monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
+  assert sources._use_rapidgzip("/data/train_val_images.tar.gz", big)  # pylint: disable=protected-access
+  assert not sources._use_rapidgzip("gs://bucket/train_val_images.tar.gz", big)  # pylint: disable=protected-access
+  monkeypatch.setattr(sources, "READER", "isal")
+  assert not sources._use_rapidgzip("/data/train_val_images.tar.gz", big)  # pylint: disable=protected-access
