@@ -44,7 +44,7 @@ setuptools.setup(
         "pillow>=10.0",
         # Well-kept C libraries doing jobs better than our Python would (BUILD_NOTES.md):
         "isal>=1.6",            # gzip inflate 1.3-1.5x zlib, in a background thread
-        "rapidgzip>=0.16.2",    # parallel gzip inflate from 2 cores (tfrecord_builder/sources.py)
+        "rapidgzip>=0.16.2",    # parallel gzip inflate from 8 cores (tfrecord_builder/sources.py)
         "google-crc32c>=1.5",   # TFRecord framing checksums
         "simplejpeg>=1.8",      # strict (warnings are errors), DCT-scaled libjpeg-turbo decode check
         "tensorboard>=2.20",    # tf.summary needs it; TensorFlow 2.21 no longer installs it

@@ -38,16 +38,19 @@ _PARALLEL_READ = 256 << 10  # rapidgzip bytes per queue item: 8 queued stay smal
 # "auto" | "isal" | "rapidgzip": which reader inflates local archives. Benchmarks and tests set it.
 READER = "auto"
 _CHUNK = 4 << 20  # rapidgzip's default chunk: the compressed bytes one of its threads inflates
+PARALLEL_MIN_CORES = 8
 
 
 def parallel_gzip_pays(cores, size):
-  """Whether rapidgzip is chosen for an archive of `size` bytes with `cores` usable cores.
+  """Whether auto picks rapidgzip for an archive of `size` bytes with `cores` usable cores.
 
-  Measured with benchmarks/builder.py (BUILD_NOTES.md, "The builder on every core"): on 2 cores
-  the build took 0.84-0.97x ISA-L's time; on 1 core rapidgzip only ties (and costs memory); below
-  one chunk per core its threads have nothing to share (8-128 MB archives: a tie on 2 cores).
+  From BUILD_NOTES.md ("Parallel gzip", issue 19), measured with benchmarks/builder.py: on 2
+  cores the build takes the same time with either reader (rapidgzip/ISA-L 0.84-1.18x over 7
+  runs) and rapidgzip holds ~15 MB more per core; the build waits on the single ISA-L stream
+  only once the workers outrun it, at ~28 MB/s of archive per core against the stream's
+  200-360 MB/s: from ~8 cores. Below one 4 MiB chunk per core, its threads have nothing to share.
   """
-  return cores >= 2 and size >= cores * _CHUNK
+  return cores >= PARALLEL_MIN_CORES and size >= cores * _CHUNK
 
 
 def _use_rapidgzip(path, size):
