@@ -45,7 +45,7 @@ def parallel_gzip_pays(cores, size):
   """Whether auto picks rapidgzip for an archive of `size` bytes with `cores` usable cores.
 
   From BUILD_NOTES.md ("Parallel gzip", issue 19), measured with benchmarks/builder.py: on 2
-  cores the build takes the same time with either reader (rapidgzip/ISA-L 0.84-1.18x over 7
+  cores the build takes the same time with either reader (rapidgzip/ISA-L 0.83-1.18x over 7
   runs) and rapidgzip holds ~15 MB more per core; the build waits on the single ISA-L stream
   only once the workers outrun it, at ~28 MB/s of archive per core against the stream's
   200-360 MB/s: from ~8 cores. Below one 4 MiB chunk per core, its threads have nothing to share.
