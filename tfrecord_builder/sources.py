@@ -28,8 +28,8 @@ from typing import NamedTuple
 
 import tensorflow as tf
 from isal import isal_zlib
-
 import rapidgzip
+
 _READ_BUFFER = 4 << 20
 _FEED = 64 << 10       # compressed bytes per inflate call: the resolution of a reported offset
 _MAX_OUT = 4 << 20     # inflated bytes per call, so a highly compressible block cannot balloon
@@ -48,7 +48,7 @@ def parallel_gzip_pays(cores, size):
   cores the build takes the same time with either reader (rapidgzip/ISA-L 0.83-1.18x over 7
   runs) and rapidgzip holds ~15 MB more per core; the build waits on the single ISA-L stream
   only once the workers outrun it, at ~28 MB/s of archive per core against the stream's
-  200-360 MB/s: from ~8 cores. Below one 4 MiB chunk per core, its threads have nothing to share.
+  150-360 MB/s: from ~8 cores. Below one 4 MiB chunk per core, its threads have nothing to share.
   """
   return cores >= PARALLEL_MIN_CORES and size >= cores * _CHUNK
 
@@ -221,7 +221,11 @@ class _Inflater(io.RawIOBase):
       self._stats.md5 = md5[0]
       self._put(b"")
       return
-    self._raw.seek(0)
+    try:
+      self._raw.seek(0)
+    except OSError as e:
+      self._put(_InflateError(f"reading it failed: {e}", 0, False))
+      return
     self._stats.bytes_read = 0
     self._work(skip=delivered, skipped_crc=crc)
 
