@@ -11,7 +11,9 @@ import hashlib
 import io
 import os
 import random
+import struct
 import tarfile
+import zlib
 
 import pytest
 
@@ -101,6 +103,47 @@ def test_truncated_archive_ends_early_with_the_same_members(tmp_path, gz, cut):
   assert 0 < len(names) <= MEMBERS
   if cut.startswith("-"):
     assert len(names) == MEMBERS  # cut inside the trailer: every member was inflated
+
+
+def _stored_gzip(data, block=65535):
+  """gzip of stored (uncompressed) deflate blocks (RFC 1951 3.2.4, RFC 1952): inflated byte i is
+  at compressed byte 10 + 5 * (i // block + 1) + i."""
+  out = bytearray(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")
+  for start in range(0, len(data), block):
+    piece = data[start:start + block]
+    out += struct.pack("<BHH", start + block >= len(data), len(piece), len(piece) ^ 0xFFFF) + piece
+  return bytes(out + struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF))
+
+
+def _self_crc(prefix_crc, tail):
+  """4 bytes x with crc32(prefix + x + tail) == x: CRC-32 is affine over GF(2), so solve
+  (L + I) x = c by elimination (L: x's effect on the CRC, c: the CRC for x = 0)."""
+  base = zlib.crc32(bytes(4) + tail, prefix_crc)
+  columns = [zlib.crc32((1 << i).to_bytes(4, "little") + tail, prefix_crc) ^ base
+             for i in range(32)]
+  rows = [[sum((((columns[i] >> bit) & 1) ^ (i == bit)) << i for i in range(32)),
+           (base >> bit) & 1] for bit in range(32)]
+  for col in range(32):  # Gauss-Jordan; row `col` gets the pivot of column `col`
+    pivot = next(k for k in range(col, 32) if rows[k][0] >> col & 1)
+    rows[col], rows[pivot] = rows[pivot], rows[col]
+    for k in range(32):
+      if k != col and rows[k][0] >> col & 1:
+        rows[k] = [rows[k][0] ^ rows[col][0], rows[k][1] ^ rows[col][1]]
+  return sum(rows[bit][1] << bit for bit in range(32)).to_bytes(4, "little")
+
+
+def test_truncation_whose_last_bytes_forge_the_crc_is_caught_by_the_size(tmp_path, tar_bytes):
+  """A cut inside stored data ends in bytes of the data: here 4 chosen so that the file's last 8
+  bytes carry the right CRC-32 of what rapidgzip delivers (silently); only the size is wrong."""
+  with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
+    cut = tar.getmembers()[MEMBERS // 2].offset_data + 1000
+  data = bytearray(tar_bytes)
+  data[cut - 8:cut] = _self_crc(zlib.crc32(data[:cut - 8]), b"SIZE") + b"SIZE"
+  assert data[cut - 8:cut - 4] == struct.pack("<I", zlib.crc32(data[:cut]))  # the CRC half holds
+  end = 10 + 5 * (cut // 65535 + 1) + cut
+  names, _, _, error = _both(tmp_path, "forged", _stored_gzip(bytes(data))[:end])
+  assert error and f"it ends early: the file stops at byte {end:,}" in error
+  assert len(names) == MEMBERS // 2
 
 
 # -- (iii) damaged: "damaged", the whole members before it kept ------------------------------

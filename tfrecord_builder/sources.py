@@ -105,6 +105,7 @@ class _Inflater(io.RawIOBase):
     self._raw, self._stats = raw, stats
     self._queue = queue.Queue(maxsize=8)
     self._buffer, self._pos = b"", 0
+    self.error = None  # the _InflateError that ended the stream, once reached
     self._stop = threading.Event()
     self._thread = threading.Thread(target=self._work_parallel if parallel else self._work,
                                     daemon=True)
@@ -233,8 +234,11 @@ class _Inflater(io.RawIOBase):
     while not self._buffer:
       item = self._queue.get()
       if isinstance(item, Exception):
-        self._queue.put(item)  # raised again on any later read
-        raise item
+        # An end of file, not a raise: a raise would make io.BufferedReader drop the bytes it
+        # had gathered for the same read (up to tarfile's 10 KiB), i.e. a whole last member.
+        self.error = item
+        self._queue.put(item)
+        return 0
       if not item:
         self._queue.put(item)
         return 0
@@ -305,12 +309,14 @@ def iter_archive(path, stats, on_unsafe):
       if block.strip(b"\x00"):
         raise tarfile.ReadError(f"its tar structure is damaged (no valid member header at "
                                 f"inflated byte {end:,})")
-  except _InflateError as e:
-    raise ArchiveTruncated(
-        f"{path}: {e} (the last whole member read: {last}). The members read whole were kept "
-        f"and every one was decoded; download the file again, compare its md5 with the "
-        f"competition page's, and rerun the same command.") from None
-  except (tarfile.TarError, EOFError, OSError, ValueError) as e:
+    if inflated.error:
+      raise inflated.error
+  except (_InflateError, tarfile.TarError, EOFError, OSError, ValueError) as e:
+    if inflated.error:  # the gzip failure comes first; tar saw it as an early end of data
+      raise ArchiveTruncated(
+          f"{path}: {inflated.error} (the last whole member read: {last}). The members read "
+          f"whole were kept and every one was decoded; download the file again, compare its md5 "
+          f"with the competition page's, and rerun the same command.") from None
     raise ArchiveTruncated(
         f"{path}: {e} ({last}). The members read whole were kept; download the file again, "
         f"compare its md5 with the competition page's, and rerun the same command.") from None
