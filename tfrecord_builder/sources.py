@@ -53,11 +53,16 @@ def parallel_gzip_pays(cores, size):
   return cores >= PARALLEL_MIN_CORES and size >= cores * _CHUNK
 
 
+def _usable_cores():
+  # The cores this process may run on (taskset, cpusets), where the OS tells (Linux).
+  return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _use_rapidgzip(path, size):
   if READER != "auto":
     return READER == "rapidgzip"
   # Local files only: rapidgzip reads them itself, in parallel (pread).
-  return "://" not in path and parallel_gzip_pays(len(os.sched_getaffinity(0)), size)
+  return "://" not in path and parallel_gzip_pays(_usable_cores(), size)
 
 
 class ArchiveTruncated(Exception):
@@ -201,7 +206,7 @@ class _Inflater(io.RawIOBase):
     delivered, crc, whole = 0, 0, False
     try:
       with rapidgzip.RapidgzipFile(self._stats.path,
-                                   parallelization=len(os.sched_getaffinity(0))) as f:
+                                   parallelization=_usable_cores()) as f:
         while not self._stop.is_set():
           block = f.read(_PARALLEL_READ)
           if not block:
