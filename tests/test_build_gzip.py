@@ -49,8 +49,8 @@ def gz(tar_bytes):
 def _read(path, reader):
   """(member names, sha256 of their bytes, md5 set by the reader, error message or None)."""
   saved, sources.READER = sources.READER, reader
-  stats, names, digest, error = sources.ArchiveStats(str(path), os.path.getsize(path)), [], \
-      hashlib.sha256(), None
+  stats = sources.ArchiveStats(str(path), os.path.getsize(path))
+  names, digest, error = [], hashlib.sha256(), None
   try:
     for name, data in sources.iter_archive(str(path), stats, lambda *args: None):
       names.append(name)
@@ -83,8 +83,8 @@ def test_build_with_rapidgzip_gives_byte_identical_shards(tiny_built_dir, tmp_pa
   archives = manifest_of(tiny_built_dir)["tasks"][0]["archives"]
   raw_dir = os.path.dirname(next(iter(archives)))
   # The reference was built by ISA-L: auto never picks rapidgzip for a download this small.
-  assert not any(sources.parallel_gzip_pays(len(os.sched_getaffinity(0)), os.path.getsize(path))
-                 for path in archives)
+  cores = sources._usable_cores()  # pylint: disable=protected-access
+  assert not any(sources.parallel_gzip_pays(cores, os.path.getsize(path)) for path in archives)
   monkeypatch.setattr(sources, "READER", "rapidgzip")
   status, summary = run_build(raw_dir, tmp_path / "data", examples_per_shard=32)
   assert status == 0, summary
@@ -173,12 +173,9 @@ def test_multi_member_and_padded_archives_read_whole(tmp_path, tar_bytes, gz, ki
     data = gz + bytes(1000)
   names, digest, md5, error = _both(tmp_path, kind.replace(" ", "_"), data)
   assert error is None and md5 == hashlib.md5(data).hexdigest()
-  assert (names, digest) == _read(_write(tmp_path / "plain.tar.gz", gz), "isal")[:2]
-
-
-def _write(path, data):
-  path.write_bytes(data)
-  return path
+  plain = tmp_path / "plain.tar.gz"
+  plain.write_bytes(gz)
+  assert (names, digest) == _read(plain, "isal")[:2]
 
 
 # -- (v) the automatic choice ---------------------------------------------------------------
@@ -193,8 +190,9 @@ def test_auto_rule_picks_rapidgzip_only_with_cores_and_size(monkeypatch):
   assert not sources.parallel_gzip_pays(8, (32 << 20) - 1)  # under one 4 MiB chunk per core
   assert sources.parallel_gzip_pays(8, 32 << 20)
   assert not sources.parallel_gzip_pays(64, 255 << 20)
+  use_rapidgzip = sources._use_rapidgzip  # pylint: disable=protected-access
   monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
-  assert sources._use_rapidgzip("/data/train_val_images.tar.gz", big)  # pylint: disable=protected-access
-  assert not sources._use_rapidgzip("gs://bucket/train_val_images.tar.gz", big)  # pylint: disable=protected-access
+  assert use_rapidgzip("/data/train_val_images.tar.gz", big)
+  assert not use_rapidgzip("gs://bucket/train_val_images.tar.gz", big)  # rapidgzip needs pread
   monkeypatch.setattr(sources, "READER", "isal")
-  assert not sources._use_rapidgzip("/data/train_val_images.tar.gz", big)  # pylint: disable=protected-access
+  assert not use_rapidgzip("/data/train_val_images.tar.gz", big)
