@@ -92,6 +92,8 @@ class Command:
     self._zygote = _zygote_for(environment)
     self._folder = tempfile.mkdtemp(prefix="command-")
     self._out, self._err = (os.path.join(self._folder, name) for name in ("out", "err"))
+    for path in (self._out, self._err):
+      open(path, "w").close()  # readable before the child has opened them (first_stdout_line)
     self._id, self.pid = self._zygote.submit({
         "argv": [str(a) for a in argv], "env": environment,
         "cwd": str(cwd or os.getcwd()), "out": self._out, "err": self._err})
@@ -109,6 +111,17 @@ class Command:
         raise subprocess.TimeoutExpired(self.args, timeout)
       self._finish(code)
     return self.returncode
+
+  def first_stdout_line(self, timeout=120):
+    """The first line the command writes to stdout, while it runs (e.g. a server's address)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+      with open(self._out) as out:
+        text = out.read()
+      if "\n" in text or self.poll() is not None:
+        return text.split("\n", 1)[0]
+      time.sleep(0.05)
+    raise subprocess.TimeoutExpired(self.args, timeout)
 
   def send_signal(self, signal_number):
     if self.returncode is None:

@@ -4,7 +4,6 @@ shared by the tests of this group; the evaluator on hand-computed cases; keras-h
 import json
 import math
 import os
-import subprocess
 import sys
 
 import keras_hub
@@ -26,6 +25,7 @@ from inat_tf.detection import evaluate
 from inat_tf.detection import export
 from inat_tf.detection import model as model_lib
 from inat_tf.detection import train
+from tests import helpers
 from tests.conftest import make_and_build
 
 pytestmark = pytest.mark.xdist_group("detector")
@@ -162,8 +162,7 @@ def test_export_serves_image_bytes_in_a_fresh_process(trained, det_data_dir, tmp
       "assert not [m for m in sys.modules if m.startswith(('inat_tf', 'keras_hub', 'models'))]\n"
       "print(json.dumps({k: v.numpy().tolist() for k, v in out.items()\n"
       "                  if k != 'class_names'}))\n")
-  run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                       timeout=300, cwd=str(tmp_path))
+  run = helpers.run([sys.executable, "-c", script], timeout=300, cwd=tmp_path)
   assert run.returncode == 0, run.stderr[-3000:]
   served = json.loads(run.stdout.strip().splitlines()[-1])
   # The same images through the evaluator's path, in this process.

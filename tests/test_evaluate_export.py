@@ -5,7 +5,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -177,9 +176,8 @@ def _saved_model(export_dir):
 
 @pytest.mark.slow
 def test_saved_model_cli_shows_and_runs_the_signatures(export_dir, tmp_path):
-  shown = subprocess.run([os.path.join(os.path.dirname(sys.executable), "saved_model_cli"),
-                          "show", "--dir", _saved_model(export_dir), "--all"],
-                         capture_output=True, text=True)
+  shown = helpers.run([os.path.join(os.path.dirname(sys.executable), "saved_model_cli"),
+                       "show", "--dir", _saved_model(export_dir), "--all"])
   assert shown.returncode == 0, shown.stderr[-2000:]
   for text in ("signature_def['serving_default']", "inputs['image_bytes']",
                "signature_def['serving_images']", "signature_def['serving_examples']",
@@ -191,11 +189,10 @@ def test_saved_model_cli_shows_and_runs_the_signatures(export_dir, tmp_path):
   Image.new("RGB", (70, 50), (30, 160, 60)).save(jpeg, "JPEG")
   np.save(tmp_path / "bytes.npy", np.array([jpeg.getvalue(), png.getvalue()], dtype=object),
           allow_pickle=True)
-  ran = subprocess.run([os.path.join(os.path.dirname(sys.executable), "saved_model_cli"), "run",
-                        "--dir", _saved_model(export_dir), "--tag_set", "serve",
-                        "--signature_def", "serving_default",
-                        "--inputs", f"image_bytes={tmp_path / 'bytes.npy'}"],
-                       capture_output=True, text=True)
+  ran = helpers.run([os.path.join(os.path.dirname(sys.executable), "saved_model_cli"), "run",
+                     "--dir", _saved_model(export_dir), "--tag_set", "serve",
+                     "--signature_def", "serving_default",
+                     "--inputs", f"image_bytes={tmp_path / 'bytes.npy'}"])
   assert ran.returncode == 0, ran.stderr[-2000:]
   assert "Result for output key category_ids" in ran.stdout
 
@@ -216,9 +213,8 @@ def test_saved_model_in_a_fresh_process_equals_keras(export_dir, tiny_built_dir,
       "  out.update(zip(batch['image/id'].numpy().tolist(), top))\n"
       "assert not [m for m in sys.modules if m.split('.')[0] in ('inat_tf', 'models')]\n"
       "print(json.dumps(out))\n")
-  result = subprocess.run([sys.executable, "-c", script, _saved_model(export_dir)] +
-                          records.shard_files(str(tiny_built_dir), "val"),
-                          capture_output=True, text=True, cwd="/")
+  result = helpers.run([sys.executable, "-c", script, _saved_model(export_dir)] +
+                       records.shard_files(str(tiny_built_dir), "val"), cwd="/")
   assert result.returncode == 0, result.stderr[-3000:]
   served = {int(k): v for k, v in json.loads(result.stdout.splitlines()[-1]).items()}
   assert served == predict.from_keras(str(tiny_built_dir), str(model_dir), "val")

@@ -6,7 +6,6 @@ import json
 import math
 import os
 import signal
-import subprocess
 import sys
 
 import numpy as np
@@ -291,10 +290,9 @@ print(json.dumps(out))
 @TRAINED_MODEL_GROUP
 def test_two_signature_saved_model_in_a_fresh_process_equals_inat_predict(
     geo_export_dir, tiny_built_dir, trained_dir, geo_dir):
-  result = subprocess.run([sys.executable, "-c", _FRESH_PROCESS,
-                           str(geo_export_dir / "saved_model" / "1")] +
-                          records.shard_files(str(tiny_built_dir), "val"),
-                          capture_output=True, text=True, cwd="/")
+  result = helpers.run([sys.executable, "-c", _FRESH_PROCESS,
+                        str(geo_export_dir / "saved_model" / "1")] +
+                       records.shard_files(str(tiny_built_dir), "val"), cwd="/")
   assert result.returncode == 0, result.stderr[-3000:]
   served = {int(k): v for k, v in json.loads(result.stdout.splitlines()[-1]).items()}
   image_only, combined, comparison = predict.from_keras_with_prior(

@@ -5,9 +5,9 @@ import dataclasses
 import io
 import os
 import re
+import signal
 import shutil
 import socket
-import subprocess
 
 import numpy as np
 import pytest
@@ -20,6 +20,7 @@ from inat_tf import preprocessing
 from inat_tf import records
 from inat_tf import schema
 from inat_tf.label_map import LabelMap
+from tests import helpers
 from tests.helpers import console_script
 
 SEED = tf.constant([7, 11], tf.int64)
@@ -253,18 +254,18 @@ def _free_port():
 def test_tf_data_service_on_loopback(built_dir):
   """A dispatcher and a worker as real processes; training batches come through them."""
   port = _free_port()
-  servers = [subprocess.Popen([console_script("inat-data-service"), "--role=dispatcher",
-                               f"--port={port}"], stdout=subprocess.PIPE, text=True)]
+  servers = [helpers.start([console_script("inat-data-service"), "--role=dispatcher",
+                            f"--port={port}"])]
   try:
-    assert "dispatcher serving on" in servers[0].stdout.readline()
-    servers.append(subprocess.Popen(
+    assert "dispatcher serving on" in servers[0].first_stdout_line()
+    servers.append(helpers.start(
         [console_script("inat-data-service"), "--role=worker", f"--dispatcher=localhost:{port}",
-         f"--port={_free_port()}"], stdout=subprocess.PIPE, text=True))
-    assert re.search(r"worker serving on localhost:\d+", servers[1].stdout.readline())
+         f"--port={_free_port()}"]))
+    assert re.search(r"worker serving on localhost:\d+", servers[1].first_stdout_line())
     ds = input_pipeline.train_dataset(_config(built_dir, data_service=f"localhost:{port}"))
     batches = list(ds.take(3))
     assert [b[0].shape for b in batches] == [(16, 75, 75, 3)] * 3
   finally:
     for server in servers:
-      server.kill()
+      server.send_signal(signal.SIGKILL)
       server.wait()

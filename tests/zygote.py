@@ -3,11 +3,12 @@ runs in a child forked from this process, as its installed console-script stub (
 `python -c SCRIPT`, with its own argv, environment, working directory and output files.
 
 Why: importing TensorFlow and Keras costs ~3.5 CPU-seconds per process, and the suite starts some
-thirty commands on two cores (issue 18). A forked child is a real process: its own pid, exit
+forty commands on two cores (issue 18). A forked child is a real process: its own pid, exit
 status, signals (SIGINT, SIGKILL) and file descriptors. What it does not repeat is TensorFlow's
-import, so tests of the start-up itself (the stderr filter against TensorFlow's C++ records, a
-SavedModel loaded "in a fresh process without our package") start a plain subprocess instead.
-Our own packages are never imported here: each child imports them as the command would.
+import, so the test of the start-up itself (the stderr filter against TensorFlow's C++ records)
+starts a plain subprocess instead. Our own packages are never imported here: each child imports
+them as the command would, and a child that loads a SavedModel shows that serving needs none of
+them (the tests assert it from sys.modules).
 
 Protocol (JSON lines; tests/helpers.py speaks it): a request on stdin
   {"id": N, "argv": [...], "env": {...}, "cwd": DIR, "out": PATH, "err": PATH}
