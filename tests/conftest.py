@@ -74,3 +74,12 @@ def pytest_collection_modifyitems(items):
   for item in items:
     if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
       item.add_marker(pytest.mark.slow)
+  # Longest first, so the two workers end together: the trained-model group (one worker runs it
+  # all, ~3 minutes), then the other slow tests, then the quick ones that fill the gaps. Stable:
+  # each file's own order is kept within each part.
+  def part(item):
+    group = item.get_closest_marker("xdist_group")
+    if group and group.args and group.args[0] == "trained_model":
+      return 0
+    return 1 if item.get_closest_marker("slow") else 2
+  items.sort(key=part)
