@@ -23,7 +23,9 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import time
+import traceback
 
 from inat_tf import editions
 from inat_tf import flag_config
@@ -131,13 +133,16 @@ _NOISE = re.compile(r"^([IWE]\d{4} \d\d:\d\d|WARNING: All log messages|To enable
                     r"Warning|  warnings\.warn)")
 
 
-def _stage_process(script, argv, output):
-  """In a child of the fork server: the console script run as `python script argv...` would,
-  its stdout and stderr both into `output` (a pipe to the quickstart)."""
+def _stage_process(script, argv, environment, output):
+  """In a child of the fork server: the console script run as `python script argv...` would, in
+  `environment`, its stdout and stderr both into `output` (a pipe to the quickstart)."""
   for fd in (1, 2):
     os.dup2(output.fileno(), fd)
   output.close()
+  os.environ.clear()
+  os.environ.update(environment)
   sys.argv = [script] + argv
+  sys.path[0] = os.path.dirname(os.path.abspath(script))
   code = 0
   try:
     runpy.run_path(script, run_name="__main__")
@@ -147,33 +152,52 @@ def _stage_process(script, argv, output):
       code = 1
     else:
       code = e.code or 0
-  atexit._run_exitfuncs()  # pylint: disable=protected-access  (what the interpreter's exit runs)
-  sys.stdout.flush()
-  sys.stderr.flush()
-  sys.exit(code)
+  except KeyboardInterrupt:
+    code = 130  # what the shell reports for a Python killed by Ctrl-C
+  except BaseException:  # pylint: disable=broad-except  (reported as the interpreter would)
+    traceback.print_exc()
+    code = 1
+  finally:
+    # What the interpreter's exit does: join non-daemon threads, run the exit handlers.
+    threading._shutdown()  # pylint: disable=protected-access
+    atexit._run_exitfuncs()  # pylint: disable=protected-access
+    sys.stdout.flush()
+    sys.stderr.flush()
+  os._exit(code)  # pylint: disable=protected-access  (exit handlers ran above)
+
+
+def _is_python_script(path):
+  """An installed console script (its first line a python shebang), not a shell wrapper."""
+  try:
+    with open(path, "rb") as f:
+      first = f.readline(512)
+  except OSError:
+    return False
+  return first.startswith(b"#!") and b"python" in first
 
 
 _fork_server = None
 
 
-def _start_stage(command):
+def _start_stage(command, environment):
   """The running stage and the read end of its output. Where the platform forks (Linux), each
   stage is a child of one fork server that imported TensorFlow and Keras once (multiprocessing's
-  forkserver): six stages would otherwise pay the ~3.5 CPU-second import six times, ~20 s of a
-  ~95 s quickstart on two cores. Elsewhere, or for a command that is not an installed script, a
-  fresh interpreter."""
+  forkserver; it stays, ~0.8 GB, until the quickstart ends): six stages would otherwise pay the
+  ~3.5 CPU-second import six times. Elsewhere, or for a command that is not an installed Python
+  script, a fresh interpreter."""
   global _fork_server
-  if sys.platform.startswith("linux") and os.path.isfile(command[0]):
+  if sys.platform.startswith("linux") and _is_python_script(command[0]):
     if _fork_server is None:
       _fork_server = multiprocessing.get_context("forkserver")
       _fork_server.set_forkserver_preload(["tensorflow", "keras"])
     reader, writer = _fork_server.Pipe(duplex=False)
-    process = _fork_server.Process(target=_stage_process, args=(command[0], command[1:], writer),
-                                   daemon=False)
+    process = _fork_server.Process(target=_stage_process,
+                                   args=(command[0], command[1:], environment, writer))
     process.start()
     writer.close()  # the child holds the only write end: its exit ends the output
     return process, os.fdopen(os.dup(reader.fileno()), encoding="utf-8", errors="replace")
-  process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env=environment)
   return process, process.stdout
 
 
@@ -188,9 +212,9 @@ def _run_stage(name, command, log_path):
   """Runs one command, its output shown and kept in log_path; exits the quickstart on failure."""
   print(f"\n== {name}: {shlex.join(command)}", flush=True)
   start = time.monotonic()
-  os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # for the stages: TensorFlow's records go to the log
   with open(log_path, "w") as log:
-    process, output = _start_stage(command)
+    # TensorFlow's start-up records go to the stage's log, not the screen.
+    process, output = _start_stage(command, {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     with output:
       for line in output:
         log.write(line)

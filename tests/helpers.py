@@ -5,6 +5,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -48,7 +49,13 @@ class _Zygote:
     job_id, self._next_id = self._next_id, self._next_id + 1
     self._process.stdin.write((json.dumps({"id": job_id, **job}) + "\n").encode())
     self._process.stdin.flush()
-    return job_id, self.reply(job_id, "pid", timeout=60)
+    pid = self.reply(job_id, "pid", timeout=60)
+    if pid is None:
+      raise RuntimeError(f"tests/zygote.py did not start {job['argv']} within 60 s")
+    return job_id, pid
+
+  def alive(self):
+    return self._process.poll() is None
 
   def reply(self, job_id, key, timeout):
     """The zygote's `key` reply for job_id (None if none came within timeout seconds)."""
@@ -75,7 +82,7 @@ _zygotes = {}  # import-time variables (sorted items) -> _Zygote
 
 def _zygote_for(environment):
   key = tuple(sorted((k, environment[k]) for k in IMPORT_TIME_VARIABLES if k in environment))
-  if key not in _zygotes:
+  if key not in _zygotes or not _zygotes[key].alive():
     default = tuple(sorted((k, os.environ[k]) for k in IMPORT_TIME_VARIABLES if k in os.environ))
     for other in [k for k in _zygotes if k != default]:  # at most one other: each costs ~0.8 GB
       _zygotes.pop(other).close()
@@ -89,13 +96,14 @@ class Command:
 
   def __init__(self, argv, env=None, cwd=None):
     environment = dict(os.environ if env is None else env)
+    self._argv = [str(a) for a in argv]
     self._zygote = _zygote_for(environment)
     self._folder = tempfile.mkdtemp(prefix="command-")
     self._out, self._err = (os.path.join(self._folder, name) for name in ("out", "err"))
     for path in (self._out, self._err):
       open(path, "w").close()  # readable before the child has opened them (first_stdout_line)
     self._id, self.pid = self._zygote.submit({
-        "argv": [str(a) for a in argv], "env": environment,
+        "argv": self._argv, "env": environment,
         "cwd": str(cwd or os.getcwd()), "out": self._out, "err": self._err})
     self.returncode = self.stdout = self.stderr = None
 
@@ -105,9 +113,13 @@ class Command:
     return self.returncode
 
   def wait(self, timeout=900):
+    """The exit status; after timeout seconds the command is killed (as subprocess.run does)
+    and TimeoutExpired raised."""
     if self.returncode is None:
       code = self._zygote.reply(self._id, "code", timeout=timeout)
       if code is None:
+        os.kill(self.pid, signal.SIGKILL)  # still the zygote's unreaped child: no code came
+        self._finish(self._zygote.reply(self._id, "code", timeout=60))
         raise subprocess.TimeoutExpired(self.args, timeout)
       self._finish(code)
     return self.returncode
@@ -124,7 +136,7 @@ class Command:
     raise subprocess.TimeoutExpired(self.args, timeout)
 
   def send_signal(self, signal_number):
-    if self.returncode is None:
+    if self.poll() is None:  # not yet reaped by the zygote, so the pid is still this command's
       os.kill(self.pid, signal_number)
 
   def _finish(self, code):
@@ -136,7 +148,7 @@ class Command:
 
   @property
   def args(self):
-    return self._id
+    return self._argv
 
 
 def start(argv, *, env=None, cwd=None):

@@ -8,7 +8,9 @@ status, signals (SIGINT, SIGKILL) and file descriptors. What it does not repeat 
 import, so the test of the start-up itself (the stderr filter against TensorFlow's C++ records)
 starts a plain subprocess instead. Our own packages are never imported here: each child imports
 them as the command would, and a child that loads a SavedModel shows that serving needs none of
-them (the tests assert it from sys.modules).
+them (the tests assert it from sys.modules). TensorFlow's C++ log level is fixed when the zygote
+imports it (TF_CPP_MIN_LOG_LEVEL=2, what every command sets for itself unless the user chose a
+level); the test of a user's own level runs a plain subprocess.
 
 Protocol (JSON lines; tests/helpers.py speaks it): a request on stdin
   {"id": N, "argv": [...], "env": {...}, "cwd": DIR, "out": PATH, "err": PATH}
@@ -22,6 +24,7 @@ import os
 import runpy
 import select
 import sys
+import threading
 
 import keras  # pylint: disable=unused-import  (imported once, for every child)
 import tensorflow  # pylint: disable=unused-import
@@ -32,25 +35,26 @@ def _reply(message):
 
 
 def _child(job):
-  atexit._clear()  # pylint: disable=protected-access  (the zygote's own exit handlers)
-  null = os.open(os.devnull, os.O_RDONLY)
-  os.dup2(null, 0)
-  for fd, path in ((1, job["out"]), (2, job["err"])):
-    target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    os.dup2(target, fd)
-    os.close(target)
-  os.environ.clear()
-  os.environ.update(job["env"])
-  os.chdir(job["cwd"])
-  argv = list(job["argv"])
   code = 0
   try:
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    for fd, path in ((1, job["out"]), (2, job["err"])):
+      target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+      os.dup2(target, fd)
+      os.close(target)
+    os.environ.clear()
+    os.environ.update(job["env"])
+    os.chdir(job["cwd"])
+    argv = list(job["argv"])
     if argv[1:2] == ["-c"]:  # python -c SCRIPT ARGS...
       sys.argv = ["-c"] + argv[3:]
       sys.path[0] = ""
       exec(compile(argv[2], "<string>", "exec"), {"__name__": "__main__"})  # pylint: disable=exec-used
     else:
       sys.argv = argv
+      sys.path[0] = os.path.dirname(os.path.abspath(argv[0]))  # as for an installed script
       runpy.run_path(argv[0], run_name="__main__")
   except SystemExit as e:
     if isinstance(e.code, str):
@@ -63,7 +67,10 @@ def _child(job):
     traceback.print_exc()
     code = 1
   try:
-    atexit._run_exitfuncs()  # pylint: disable=protected-access  (the command's, as at exit)
+    # What the interpreter does at exit: join non-daemon threads, then run the exit handlers
+    # (those registered by importing TensorFlow and Keras here too, as in a fresh process).
+    threading._shutdown()  # pylint: disable=protected-access
+    atexit._run_exitfuncs()  # pylint: disable=protected-access
   finally:
     sys.stdout.flush()
     sys.stderr.flush()

@@ -95,6 +95,7 @@ class ArchiveStats:
   size: int
   bytes_read: int = 0
   md5: str = ""
+  reader: str = ""  # who inflated it: "isal", "rapidgzip", or "rapidgzip (why not), then isal"
 
 
 class _Inflater(io.RawIOBase):
@@ -132,6 +133,7 @@ class _Inflater(io.RawIOBase):
     they are inflated again, compared and not delivered twice."""
     md5, offset, inflater = hashlib.md5(), 0, isal_zlib.decompressobj(wbits=31)
     check = 0
+    self._stats.reader = self._stats.reader or "isal"
     try:
       while not self._stop.is_set():
         block = self._raw.read(_READ_BUFFER)
@@ -185,7 +187,7 @@ class _Inflater(io.RawIOBase):
     """md5 of the raw file, beside rapidgzip (which reads the file itself); result: [hex]."""
     md5 = hashlib.md5()
     try:
-      while not stop.is_set():
+      while not (stop.is_set() or self._stop.is_set()):
         block = self._raw.read(_READ_BUFFER)
         if not block:
           result.append(md5.hexdigest())
@@ -200,7 +202,7 @@ class _Inflater(io.RawIOBase):
     file must be the CRC-32 and size (mod 2**32) of everything inflated (RFC 1952, 2.3.1), which a
     truncated file fails. It fails too for a multi-member file or zero padding; those, and any
     rapidgzip error, are read again by ISA-L (_work), which reports the exact failure."""
-    md5, stop_hash = [], threading.Event()
+    md5, stop_hash, why = [], threading.Event(), ""
     hasher = threading.Thread(target=self._hash, args=(md5, stop_hash), daemon=True)
     hasher.start()
     delivered, crc, whole = 0, 0, False
@@ -216,17 +218,22 @@ class _Inflater(io.RawIOBase):
       with open(self._stats.path, "rb") as f:
         f.seek(max(0, self._stats.size - 8))
         whole = f.read(8) == struct.pack("<II", crc, delivered & 0xFFFFFFFF)
-    except Exception:  # pylint: disable=broad-except
-      pass  # rapidgzip's own errors (RuntimeError, ValueError, ...): ISA-L names the problem
+    except Exception as e:  # pylint: disable=broad-except
+      # rapidgzip's own errors (RuntimeError, ValueError, ...): ISA-L names the problem. Any
+      # other failure too (a raise here would leave the reader waiting); the reason is recorded.
+      why = f"{type(e).__name__}: {e}"
+    else:
+      why = "" if whole else "the gzip trailer does not match what it inflated"
     if not whole or self._stop.is_set():
       stop_hash.set()
     hasher.join()
     if self._stop.is_set():
       return
     if whole and md5:
-      self._stats.md5 = md5[0]
+      self._stats.md5, self._stats.reader = md5[0], "rapidgzip"
       self._put(b"")
       return
+    self._stats.reader = f"rapidgzip ({why or 'md5 not read'}), then isal"
     try:
       self._raw.seek(0)
     except OSError as e:
