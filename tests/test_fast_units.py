@@ -8,6 +8,8 @@ import fnmatch
 import io
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -291,6 +293,29 @@ def test_scorer_counts_top1_and_top5_errors(annotations, tmp_path):
   assert score.score(str(path), annotations) == {
       "images": 6, "edition": "2017", "labels_per_row": 5,
       "top1_error": pytest.approx(3 / 6), "top5_error": pytest.approx(2 / 6)}
+
+
+def test_scorer_reads_local_files_without_tensorflow_and_others_through_gfile(annotations,
+                                                                              tmp_path):
+  """Local paths are read with open() (inat-score then never imports TensorFlow); a ram:// path,
+  like gs://, goes through tf.io.gfile; both give the same scores and the same missing-file
+  error."""
+  local = tmp_path / "valid.csv"
+  local.write_text("\n".join(VALID) + "\n")
+  remote = "ram://scorer/"
+  tf.io.gfile.makedirs(remote)
+  tf.io.gfile.copy(str(local), remote + "valid.csv", overwrite=True)
+  tf.io.gfile.copy(annotations, remote + "val2017.json", overwrite=True)
+  assert score.score(remote + "valid.csv", remote + "val2017.json") == score.score(
+      str(local), annotations)
+  for missing in (str(tmp_path / "none.csv"), remote + "none.csv"):
+    with pytest.raises(FileNotFoundError, match=f"{missing} not found: expected the submission"):
+      score.score(missing, annotations)
+  code = ("import sys; from inat_tf import score; "
+          "print(score.score(sys.argv[1], sys.argv[2])['images'], 'tensorflow' in sys.modules)")
+  ran = subprocess.run([sys.executable, "-c", code, str(local), annotations],
+                       capture_output=True, text=True, check=True)
+  assert ran.stdout.split() == ["6", "False"]
 
 
 @pytest.mark.parametrize("case, edit, message", [
