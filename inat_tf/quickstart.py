@@ -180,7 +180,8 @@ _fork_server = None
 
 
 def _start_stage(command, environment):
-  """The running stage and the read end of its output. Where the platform forks (Linux), each
+  """(the read end of the running stage's output, a function that waits for its exit status).
+  Where the platform forks (Linux), each
   stage is a child of one fork server that imported TensorFlow and Keras once (multiprocessing's
   forkserver; it stays, ~0.8 GB, until the quickstart ends): six stages would otherwise pay the
   ~3.5 CPU-second import six times. Elsewhere, or for a command that is not an installed Python
@@ -195,17 +196,16 @@ def _start_stage(command, environment):
                                    args=(command[0], command[1:], environment, writer))
     process.start()
     writer.close()  # the child holds the only write end: its exit ends the output
-    return process, os.fdopen(os.dup(reader.fileno()), encoding="utf-8", errors="replace")
+    output = os.fdopen(os.dup(reader.fileno()), encoding="utf-8", errors="replace")
+    reader.close()
+
+    def wait():
+      process.join()
+      return process.exitcode
+    return output, wait
   process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              env=environment)
-  return process, process.stdout
-
-
-def _exit_status(process):
-  if isinstance(process, subprocess.Popen):
-    return process.wait()
-  process.join()
-  return process.exitcode
+  return process.stdout, process.wait
 
 
 def _run_stage(name, command, log_path):
@@ -214,13 +214,13 @@ def _run_stage(name, command, log_path):
   start = time.monotonic()
   with open(log_path, "w") as log:
     # TensorFlow's start-up records go to the stage's log, not the screen.
-    process, output = _start_stage(command, {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    output, wait = _start_stage(command, {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     with output:
       for line in output:
         log.write(line)
         if not _NOISE.match(line):
           print(f"   {line}", end="", flush=True)
-  status = _exit_status(process)
+  status = wait()
   if status != 0:
     sys.exit(f"inat-quickstart: the {name} stage failed (exit {status}); its output "
              f"is in {log_path}")

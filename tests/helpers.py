@@ -80,10 +80,14 @@ class _Zygote:
 _zygotes = {}  # import-time variables (sorted items) -> _Zygote
 
 
+def _import_time_key(environment):
+  return tuple(sorted((k, environment[k]) for k in IMPORT_TIME_VARIABLES if k in environment))
+
+
 def _zygote_for(environment):
-  key = tuple(sorted((k, environment[k]) for k in IMPORT_TIME_VARIABLES if k in environment))
+  key = _import_time_key(environment)
   if key not in _zygotes or not _zygotes[key].alive():
-    default = tuple(sorted((k, os.environ[k]) for k in IMPORT_TIME_VARIABLES if k in os.environ))
+    default = _import_time_key(os.environ)
     for other in [k for k in _zygotes if k != default]:  # at most one other: each costs ~0.8 GB
       _zygotes.pop(other).close()
     _zygotes[key] = _Zygote(dict(key))
@@ -96,14 +100,14 @@ class Command:
 
   def __init__(self, argv, env=None, cwd=None):
     environment = dict(os.environ if env is None else env)
-    self._argv = [str(a) for a in argv]
+    self.args = [str(a) for a in argv]
     self._zygote = _zygote_for(environment)
     self._folder = tempfile.mkdtemp(prefix="command-")
     self._out, self._err = (os.path.join(self._folder, name) for name in ("out", "err"))
     for path in (self._out, self._err):
       open(path, "w").close()  # readable before the child has opened them (first_stdout_line)
     self._id, self.pid = self._zygote.submit({
-        "argv": self._argv, "env": environment,
+        "argv": self.args, "env": environment,
         "cwd": str(cwd or os.getcwd()), "out": self._out, "err": self._err})
     self.returncode = self.stdout = self.stderr = None
 
@@ -145,10 +149,6 @@ class Command:
       with open(self._out) as out, open(self._err) as err:
         self.stdout, self.stderr = out.read(), err.read()
       shutil.rmtree(self._folder, ignore_errors=True)
-
-  @property
-  def args(self):
-    return self._argv
 
 
 def start(argv, *, env=None, cwd=None):

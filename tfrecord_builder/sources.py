@@ -202,7 +202,7 @@ class _Inflater(io.RawIOBase):
     file must be the CRC-32 and size (mod 2**32) of everything inflated (RFC 1952, 2.3.1), which a
     truncated file fails. It fails too for a multi-member file or zero padding; those, and any
     rapidgzip error, are read again by ISA-L (_work), which reports the exact failure."""
-    md5, stop_hash, why = [], threading.Event(), ""
+    md5, stop_hash = [], threading.Event()
     hasher = threading.Thread(target=self._hash, args=(md5, stop_hash), daemon=True)
     hasher.start()
     delivered, crc, whole = 0, 0, False
@@ -224,8 +224,8 @@ class _Inflater(io.RawIOBase):
       why = f"{type(e).__name__}: {e}"
     else:
       why = "" if whole else "the gzip trailer does not match what it inflated"
-    if not whole or self._stop.is_set():
-      stop_hash.set()
+    if not whole:
+      stop_hash.set()  # the ISA-L pass hashes the file itself
     hasher.join()
     if self._stop.is_set():
       return
