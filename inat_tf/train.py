@@ -110,7 +110,7 @@ class TrainConfig:
   num_cpu_devices: int = _flag(0, "Split the CPU into this many devices (to try mirrored "
                                "training).")
   mixed_precision: bool = _flag(False, "bfloat16 on TPU/CPU, float16 with loss scaling on GPU.")
-  checkpoint_steps: int = _flag(1000, "Checkpoint every N steps (and at each epoch end).")
+  checkpoint_steps: int = _flag(1000, "Checkpoint every N steps (and after each val run).")
   keep_checkpoints: int = _flag(3, "Checkpoints kept.")
   eval_every_epochs: float = _flag(1.0, "Validate every N epochs.")
   log_steps: int = _flag(100, "Progress line and TensorBoard every N steps.")
@@ -575,8 +575,8 @@ def _train(config, log, where, ctrl_c):
             tf.summary.scalar(name, value)
       totals, last_log_time, last_log_step = np.zeros(4), now, step
 
-    epoch_end = step % steps_per_epoch == 0
-    if val_data is not None and (step % eval_interval == 0 or step == total_steps):
+    evaluated = val_data is not None and (step % eval_interval == 0 or step == total_steps)
+    if evaluated:
       val_scores = evaluate()
       improved = val_scores[0] > float(best_top1.numpy())
       log(f"val at step {step:,} ({val_scores[3]:,} images): top-1 {100 * val_scores[0]:.2f}% "
@@ -599,7 +599,10 @@ def _train(config, log, where, ctrl_c):
           tf.summary.scalar("loss", val_scores[4])
           tf.summary.scalar("best_top1", best_top1)
           tf.summary.scalar("best_step", best_step)  # the step best.keras comes from
-    if step % config.checkpoint_steps == 0 or epoch_end or step == total_steps:
+    # After a val run too, so a resume restores the best score that best.keras was saved with
+    # (otherwise a worse model could replace it). Not at every epoch end: on a small data set
+    # that is every few steps, and the input position is not checkpointed anyway.
+    if step % config.checkpoint_steps == 0 or evaluated or step == total_steps:
       manager.save(checkpoint_number=step)
 
   # -- the end ------------------------------------------------------------------------------------

@@ -194,8 +194,14 @@ def _scalar_tags(log_dir):
 def test_model_files_tensorboard_and_ema_on_a_gfile_filesystem(tiny_built_dir):
   """Every model-dir file and TensorBoard scalar, written through gfile (ram://, as gs:// is)."""
   model_dir = "ram://inat-train-test/model"
-  summary = train_lib.train(quick_config(tiny_built_dir, model_dir, epochs=2, ema_decay=0.9,
-                                         aux_logits=False), log=lambda message: None)
+  summary = train_lib.train(quick_config(tiny_built_dir, model_dir, epochs=2.5, ema_decay=0.9,
+                                         aux_logits=False, eval_every_epochs=2,
+                                         checkpoint_steps=3, keep_checkpoints=10),
+                            log=lambda message: None)
+  # 4 steps per epoch, 10 in all: checkpoints every 3 steps, after each val run (steps 8, 10) and
+  # at the end; not at the epoch end (step 4), which on a small set would be every few steps.
+  state = tf.train.get_checkpoint_state(f"{model_dir}/checkpoints")
+  assert [int(p.rsplit("-", 1)[1]) for p in state.all_model_checkpoint_paths] == [3, 6, 8, 9, 10]
   for name in ("best.keras", "final.keras", "label_map.json", "train_config.json",
                "train_summary.json", "checkpoints/checkpoint"):
     assert tf.io.gfile.exists(f"{model_dir}/{name}"), name
