@@ -70,7 +70,8 @@ def export(model_dir, export_dir):
   module = serving_module(detector, config, classes)
   path = classification_export.next_version_dir(export_dir)
   tf.io.gfile.makedirs(export_dir)
-  tf.saved_model.save(module, path, signatures={"serving_default": module.from_bytes})
+  tf.saved_model.save(module, path, signatures={"serving_default": module.from_bytes},
+                      options=classification_export.SERVING_SAVE_OPTIONS)
   info = {"saved_model": path, "model_dir": model_dir, "granularity": classes.granularity,
           "detector": dataclasses.asdict(config), "category_ids": list(classes.ids),
           "class_names": list(classes.names)}
