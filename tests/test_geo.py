@@ -380,18 +380,9 @@ def test_classify_reads_exif_like_flags_and_skips_unreadable_files(
   (exif_result,) = from_exif["photos"]
   assert exif_result["place"]["used"] and len(exif_result["predictions"]) == 3
   assert len((tmp_path / "out.csv").read_text().splitlines()) == 1 + 3
-  with_flags, _ = classify.classify([str(bare)], str(trained_dir), geo_dir=str(geo_dir),
-                                    given=classify.Place(**place), top_k=3)
-  assert with_flags[0]["place"]["source"] == "position from flags, date from flags"
-  as_pairs = lambda r: [(p["category_id"], round(p["probability"], 5)) for p in r["predictions"]]
-  assert as_pairs(with_flags[0]) == as_pairs(exif_result)
-  image_only, _ = classify.classify([str(bare)], str(trained_dir), top_k=3)
-  assert image_only[0]["place"] is None
-  assert as_pairs(image_only[0]) != as_pairs(exif_result)  # the prior did take part
-
   # Every kind of broken photo is marked invalid by the serving graph (decoded under tf.data's
   # ignore_errors), so no decode error reaches classify: skipped with a reason, image only and
-  # with a prior alike, the good photo still answered.
+  # with a prior alike, the good photo (given last) still answered.
   jpeg = _jpeg(pixels)
   broken = {"empty.jpg": b"", "text.png": b"just some text",
             "garbage.png": b"\x89PNG\r\n\x1a\n" + b"\x00" * 40,
@@ -400,12 +391,20 @@ def test_classify_reads_exif_like_flags_and_skips_unreadable_files(
   for name, data in broken.items():
     (tmp_path / name).write_bytes(data)
     paths.append(str(tmp_path / name))
-  for kwargs in ({}, {"geo_dir": str(geo_dir), "given": classify.Place(**place)}):
+  answered = {}
+  for kind, kwargs in (("image_only", {}),
+                       ("with_flags", {"geo_dir": str(geo_dir), "given": classify.Place(**place)})):
     results, skipped = classify.classify(paths + [str(bare)], str(trained_dir), top_k=3,
                                          **kwargs)
     assert [r["photo"] for r in results] == [str(bare)]
     assert [s["photo"] for s in skipped] == paths
     assert {s["reason"] for s in skipped} == {"not a readable JPEG, PNG, GIF or BMP image"}
+    answered[kind] = results[0]
+  assert answered["with_flags"]["place"]["source"] == "position from flags, date from flags"
+  as_pairs = lambda r: [(p["category_id"], round(p["probability"], 5)) for p in r["predictions"]]
+  assert as_pairs(answered["with_flags"]) == as_pairs(exif_result)
+  assert answered["image_only"]["place"] is None
+  assert as_pairs(answered["image_only"]) != as_pairs(exif_result)  # the prior did take part
   with pytest.raises(classify.ClassifyError, match="give --geo_dir"):
     classify.classify([str(bare)], str(trained_dir), given=classify.Place(10.0, 20.0))
   with pytest.raises(classify.ClassifyError, match="expected a real date"):
