@@ -54,11 +54,11 @@ def test_a_failing_stage_stops_the_quickstart_with_its_exit_status(tmp_path):
   """The stage's own one-line error is shown, and its exit status reaches the quickstart's line
   (stages are children of a fork server on Linux)."""
   result = helpers.run([console_script("inat-quickstart"), f"--output_dir={tmp_path}",
-                        "--num_species=13", "--max_train_per_species=8", "--max_side=32",
-                        "--image_size=16", "--epochs=1", "--notflite"])
+                        "--num_species=5", "--notflite"])
   assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
-  assert "inat-train: --image_size=16 is below mobilenet_v1's minimum of 32" in result.stdout
+  assert ("inat-make-sample: Invalid sample settings: num_species=5: need at least 13 for "
+          "iNat2017") in result.stdout
   assert result.stderr.strip().splitlines()[-1] == (
-      f"inat-quickstart: the train stage failed (exit 1); its output is in "
-      f"{tmp_path}/logs/train.log")
-  assert "== eval" not in result.stdout and "Traceback" not in result.stdout + result.stderr
+      f"inat-quickstart: the make-sample stage failed (exit 1); its output is in "
+      f"{tmp_path}/logs/make-sample.log")
+  assert "== build" not in result.stdout and "Traceback" not in result.stdout + result.stderr
