@@ -40,8 +40,10 @@ _REPLICAS_SCRIPT = textwrap.dedent("""
             if value.HasField("tensor") and value.tensor.dtype != tf.string.as_datatype_enum:
               board[path.split("/")[-2] + "/" + value.tag] = float(
                   tf.make_ndarray(value.tensor))
+      if replicas == 1:  # inat-eval's count of the val split, the same for every model
+        eval_images = evaluate.evaluate(data_dir, model_dir)["images"]
       results[replicas] = {"lines": lines, "summary": summary, "board": board,
-                           "eval_images": evaluate.evaluate(data_dir, model_dir)["images"]}
+                           "eval_images": eval_images}
     print("RESULTS " + json.dumps(results))
 """)
 
