@@ -264,12 +264,13 @@ def test_a_scratch_recipe_does_not_diverge(tiny_built_dir, tmp_path):
                   f"--model_dir={tmp_path}", "--image_size=32", "--train_steps=60",
                   "--log_steps=10", "--eval_every_epochs=1000"])
   train_lib.train(config, log=log)
-  # Measured 2.98 -> 2.39 and 2.80 -> 2.53 (13 classes, label smoothing 0.1; CPU training is not
-  # bit-deterministic, and one 10-step window can tick up): it falls at least 10 % within the
-  # second half, ends below the start, and never rises above it.
+  # Measured 2.98 -> 2.39, 2.80 -> 2.53 and 2.84 -> 3.03 -> 2.53 (13 classes, label smoothing
+  # 0.1; CPU training is not bit-deterministic, and a 10-step window early on can tick up 7 %):
+  # it falls at least 10 % within the second half, ends below the start, and never rises 25 %
+  # above it (divergence, as with RMSProp at 0.1 for Inception V3, went from ~3 to 17).
   assert len(losses) == 6 and np.isfinite(losses).all(), losses
   assert min(losses[3:]) < 0.9 * losses[0] and losses[-1] < losses[0], losses
-  assert max(losses) <= 1.05 * losses[0], losses
+  assert max(losses) <= 1.25 * losses[0], losses
   flagfile = (tmp_path / "train.flags").read_text()
   assert re.search(r"^# inat-tf \S+, recipe scratch/mobilenet_v1$", flagfile, re.M), flagfile
   assert parse([f"--flagfile={tmp_path / 'train.flags'}"]) == config
