@@ -11,6 +11,7 @@ import sys
 import pytest
 
 TRAINED_MODEL_GROUP = pytest.mark.xdist_group("trained_model")
+TRAINED_DIR_STEPS = 200  # trained_dir's training length, which some tests check
 
 from inat_tf import sample_download
 
@@ -65,7 +66,7 @@ def trained_dir(tiny_built_dir, tmp_path_factory):
       # Cosine decay to zero settles the last steps: with a constant rate this reached 88-98 %.
       # 150 steps gave 96-100 % train top-1 in seven runs alone but 88.5 % once in the suite;
       # 200 gave 100 % in three.
-      train_steps=200, lr_schedule="cosine", bn_momentum=0.9, log_steps=50,
+      train_steps=TRAINED_DIR_STEPS, lr_schedule="cosine", bn_momentum=0.9, log_steps=50,
       eval_every_epochs=1000),
       log=lambda message: None)
   return model_dir

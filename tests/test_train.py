@@ -21,6 +21,7 @@ from inat_tf import recipes
 from inat_tf import schedules
 from inat_tf import train as train_lib
 from tests import helpers
+from tests.conftest import TRAINED_DIR_STEPS
 from tests.conftest import TRAINED_MODEL_GROUP
 from tests.helpers import console_script
 
@@ -77,7 +78,7 @@ def test_table3_flagfiles_carry_the_papers_recipe(name):
 def test_a_tiny_set_is_learned_to_perfection(tiny_built_dir, trained_dir):
   """52 images of 13 species, from scratch: ~100 % top-1 on them: learning really happens."""
   summary = json.loads((trained_dir / "train_summary.json").read_text())
-  assert summary["steps"] == 200
+  assert summary["steps"] == TRAINED_DIR_STEPS
   report = evaluate.evaluate(str(tiny_built_dir), str(trained_dir), "train", which="final")
   # Measured 100 % in three runs at 200 steps (chance: 7.7 %); training is not bit-deterministic.
   assert report["top1"] >= 0.9, report["top1"]

@@ -12,6 +12,7 @@ import textwrap
 import pytest
 
 from tests import helpers
+from tests.conftest import TRAINED_DIR_STEPS
 from tests.conftest import TRAINED_MODEL_GROUP
 from tests.helpers import console_script
 
@@ -152,7 +153,7 @@ def test_commands_list_their_flags_and_answer_mistakes_in_one_line(
   before = _snapshot(trained_dir)
   data, model = f"--data_dir={tiny_built_dir}", f"--model_dir={trained_dir}"
   train_args = [data, model, "--model=mobilenet_v1", "--image_size=64", "--batch_size=32",
-                "--weights=none", "--train_steps=150"]
+                "--weights=none", f"--train_steps={TRAINED_DIR_STEPS}"]
   jobs = [{"argv": [console_script(name), "--help"]} for name in scripts] + [
       {"argv": [console_script("inat-score"), f"--predictions={tmp_path}/missing.csv",
                 f"--annotations={tmp_path}/missing.json"]},
@@ -227,8 +228,8 @@ def test_a_rerun_of_a_finished_run_changes_no_file(trained_dir):
   before = _snapshot(trained_dir)
   lines = []
   summary = train.train(config, log=lines.append)
-  assert "already holds this run, trained to step 150" in lines[-1]
-  assert summary["steps"] == 150 and summary["steps_this_run"] > 0
+  assert f"already holds this run, trained to step {TRAINED_DIR_STEPS}" in lines[-1]
+  assert summary["steps"] == TRAINED_DIR_STEPS and summary["steps_this_run"] > 0
   assert _snapshot(trained_dir) == before
 
 
