@@ -30,8 +30,13 @@ def classifier(features, num_classes, dropout_rate, conv_classifier):
   conv_classifier reproduces MobileNet's top (1x1 conv on the kept 1x1 map, then reshape), so
   parameter counts stay equal to keras.applications'. Either way the layer holding the classifier
   weights is named `head_logits`.
+
+  features: [batch, height, width, channels], or [batch, channels] from a backbone that pools
+  itself (ConvNeXt: the pool comes before its final LayerNormalization).
   """
-  x = layers.GlobalAveragePooling2D(keepdims=conv_classifier, name="head_avg_pool")(features)
+  x = features
+  if len(features.shape) == 4:
+    x = layers.GlobalAveragePooling2D(keepdims=conv_classifier, name="head_avg_pool")(features)
   if dropout_rate:
     x = layers.Dropout(dropout_rate, name="head_dropout")(x)
   if conv_classifier:

@@ -11,8 +11,11 @@ layers do it (Keras 3: efficientnet_v2.py, convnext.py):
 
 Those layers hold no weights, so ImageNet weights load by topology exactly as with them
 (`weights.py`). Classifier: keras.applications' top (global average pool -> dropout -> dense),
-dropout 0.2 for EfficientNetV2 as keras.applications; ConvNeXt's backbone output is already
-layer-normalised (include_top=False keeps that LayerNormalization).
+dropout 0.2 for EfficientNetV2 as keras.applications. ConvNeXt's top is global average pool ->
+LayerNormalization -> dense (Liu et al. 2022, "A ConvNet for the 2020s", and keras.applications'
+`Head`): its backbone is built with pooling="avg", which pools before its final
+LayerNormalization (with pooling=None that norm would run per position, before the pool, unlike
+the network its ImageNet weights were trained as).
 """
 
 import functools
@@ -22,8 +25,8 @@ import keras
 from models.spec import ModelSpec
 
 
-def _no_preprocessing(constructor):
-  return functools.partial(constructor, include_preprocessing=False)
+def _no_preprocessing(constructor, **kwargs):
+  return functools.partial(constructor, include_preprocessing=False, **kwargs)
 
 
 _EFFICIENTNET_V2 = (
@@ -40,7 +43,8 @@ SPECS = tuple(
               backbone_name=keras_name, min_image_size=32, default_image_size=size,
               preprocessing=preprocessing, default_dropout_rate=0.2)
     for name, keras_name, size, preprocessing in _EFFICIENTNET_V2) + tuple(
-    ModelSpec(name=name, backbone=_no_preprocessing(getattr(keras.applications, keras_name)),
+    ModelSpec(name=name, backbone=_no_preprocessing(getattr(keras.applications, keras_name),
+                                                    pooling="avg"),
               backbone_name=keras_name, min_image_size=32, default_image_size=224,
               preprocessing="torch")
     for name, keras_name in _CONVNEXT)

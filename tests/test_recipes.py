@@ -251,6 +251,24 @@ def test_modern_normalisation_equals_keras_built_in_layers(name):
 
 
 @pytest.mark.slow
+def test_convnext_is_keras_applications_network_with_its_own_top():
+  """convnext_tiny with keras.applications' weights copied in computes what
+  keras.applications.ConvNeXtTiny(include_top=True) computes: pool, then LayerNormalization, then
+  dense, as the paper. At 64 px the last map is 2 x 2, so a norm per position before the pool
+  (what include_top=False with pooling=None gives) would not match."""
+  size, num_classes = 64, 5
+  ours = models.build("convnext_tiny", num_classes, size)
+  reference = keras.applications.ConvNeXtTiny(
+      include_top=True, weights=None, classes=num_classes, input_shape=(size, size, 3),
+      include_preprocessing=False, classifier_activation=None)
+  assert ours.count_params() == reference.count_params()
+  ours.set_weights(reference.get_weights())
+  images = np.random.default_rng(0).normal(size=(2, size, size, 3)).astype("float32")
+  np.testing.assert_allclose(ours(images).numpy(), reference(images).numpy(), atol=1e-4,
+                             rtol=1e-4)
+
+
+@pytest.mark.slow
 def test_a_scratch_recipe_does_not_diverge(tiny_built_dir, tmp_path):
   """MobileNet V1 with scratch/mobilenet_v1 at 32 px: the loss falls and stays finite; the model
   dir's train.flags gives back the same config, and records the recipe and version."""
