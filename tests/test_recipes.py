@@ -20,7 +20,6 @@ import models
 from inat_tf import augment
 from inat_tf import export
 from inat_tf import flag_config
-from inat_tf import label_map as label_map_lib
 from inat_tf import preprocessing
 from inat_tf import recipes
 from inat_tf import train as train_lib
@@ -228,94 +227,8 @@ def test_bad_augmentation_settings_are_named(field, value, message):
     augment.AugmentConfig(**{field: value}).validate()
 
 
-# -- modern backbones -----------------------------------------------------------------------------
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["efficientnetv2_b0", "efficientnetv2_s", "convnext_tiny"])
-def test_modern_normalisation_equals_keras_built_in_layers(name):
-  """Our preprocess_input == the Rescaling / Normalization layers keras.applications puts in
-  front of the stem with include_preprocessing=True (the default)."""
-  spec = models.registry.spec(name)
-  reference = getattr(keras.applications, spec.backbone_name)(
-      include_top=False, weights=None, input_shape=(32, 32, 3))
-  layers = []
-  for layer in reference.layers[1:]:
-    if not isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization)):
-      break
-    layers.append(layer)
-  assert layers, "keras.applications puts no preprocessing layers in front any more"
-  images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
-  expected = images
-  for layer in layers:
-    expected = layer(expected)
-  np.testing.assert_allclose(models.preprocess_input(name)(images).numpy(), expected, atol=1e-5)
-
-
-MODERN_NAMES = tuple(n for n in models.MODEL_NAMES if n.startswith(("efficientnetv2", "convnext")))
-
-
-def _train_a_step_then_save_and_load(model, path):
-  """One eager AdamW step on two random images: the loss is finite, and the stem's and the
-  classifier's kernels move (gradients reach the whole network). Then `.keras` save and load:
-  the loaded model computes the same logits. Returns the loaded model."""
-  size = model.input_shape[1]
-  images = tf.random.stateless_normal([2, size, size, 3], [0, 1])
-  watched = [model.trainable_weights[0], model.get_layer("head_logits").kernel]
-  before = [w.numpy().copy() for w in watched]
-  with tf.GradientTape() as tape:
-    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        tf.constant([0, 1]), model(images, training=True)))
-  gradients = tape.gradient(loss, model.trainable_weights)
-  keras.optimizers.AdamW(1e-3).apply_gradients(zip(gradients, model.trainable_weights))
-  assert np.isfinite(loss.numpy())
-  for weight, old in zip(watched, before):
-    assert not np.array_equal(weight.numpy(), old), f"{weight.path} did not move"
-  model.save(path)
-  loaded = keras.models.load_model(path)
-  np.testing.assert_allclose(loaded(images).numpy(), model(images).numpy(), atol=1e-4)
-  return loaded
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(set(MODERN_NAMES) - {"efficientnetv2_b0", "convnext_tiny"}))
-def test_each_modern_backbone_trains_a_step_saves_and_loads(name, tmp_path):
-  """At its minimum size. EfficientNetV2-B0 goes through inat-train and inat-export below, and
-  ConvNeXt Tiny through the next test, both to TFLite: the other sizes have the same ops."""
-  _train_a_step_then_save_and_load(models.build(name, 3, models.min_image_size(name)),
-                                   str(tmp_path / "model.keras"))
-
-
-@pytest.mark.slow
-def test_convnext_is_keras_applications_network_and_converts_to_tflite(tiny_built_dir, tmp_path):
-  """convnext_tiny with keras.applications' weights copied in computes what
-  keras.applications.ConvNeXtTiny(include_top=True) computes: pool, then LayerNormalization, then
-  dense, as the paper. At 64 px the last map is 2 x 2, so a norm per position before the pool
-  (what include_top=False with pooling=None gives) would not match. Then it trains a step, saves,
-  loads, and inat-export's TFLite conversion of it agrees with Keras."""
-  size, label_map = 64, label_map_lib.LabelMap.load(str(tiny_built_dir))
-  ours = models.build("convnext_tiny", label_map.num_classes, size)
-  reference = keras.applications.ConvNeXtTiny(
-      include_top=True, weights=None, classes=label_map.num_classes, input_shape=(size, size, 3),
-      include_preprocessing=False, classifier_activation=None)
-  assert ours.count_params() == reference.count_params()
-  ours.set_weights(reference.get_weights())
-  images = np.random.default_rng(0).normal(size=(2, size, size, 3)).astype("float32")
-  np.testing.assert_allclose(ours(images).numpy(), reference(images).numpy(), atol=1e-4,
-                             rtol=1e-4)
-
-  loaded = _train_a_step_then_save_and_load(ours, str(tmp_path / "model.keras"))
-  trained = trained_model.TrainedModel(model=loaded, model_name="convnext_tiny",
-                                       image_size=size, label_map=label_map)
-  paths = export.export_tflite(export.serving_module(trained, top_k=5), str(tmp_path), "")
-  view = np.random.default_rng(1).uniform(0, 255, (1, size, size, 3)).astype("float32")
-  expected = tf.nn.softmax(loaded(trained.normalize(view), training=False)).numpy()
-  interpreter = tf.lite.Interpreter(model_path=paths["model.tflite"])
-  interpreter.allocate_tensors()
-  interpreter.set_tensor(interpreter.get_input_details()[0]["index"], view)
-  interpreter.invoke()
-  lite = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-  np.testing.assert_allclose(lite, expected, atol=1e-4)
-
+# -- training with a recipe (the modern backbones themselves: tests/test_models.py) ---------------
+-
 
 @pytest.mark.slow
 def test_a_scratch_recipe_does_not_diverge(tiny_built_dir, tmp_path):
