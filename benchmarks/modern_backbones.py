@@ -64,10 +64,9 @@ def _one(name, size, work_dir):
   loaded = keras.models.load_model(path)
   np.testing.assert_allclose(loaded(images).numpy(), model(images).numpy(), atol=1e-4)
   lap(".keras save + load")
-  label_map = label_map_lib.LabelMap(
-      category_ids=tuple(range(NUM_CLASSES)), names=tuple(f"s{i}" for i in range(NUM_CLASSES)),
-      supercategories=(0,) * NUM_CLASSES, supercategory_names=("Aves",),
-      train_counts=(1,) * NUM_CLASSES)
+  label_map = label_map_lib.LabelMap(  # ids, names, super-category of each, its names, counts
+      tuple(range(NUM_CLASSES)), tuple(map(str, range(NUM_CLASSES))), (0,) * NUM_CLASSES, ("X",),
+      (1,) * NUM_CLASSES)
   trained = trained_model.TrainedModel(model=loaded, model_name=name, image_size=size,
                                        label_map=label_map)
   module = export.serving_module(trained, top_k=5)

@@ -227,10 +227,9 @@ def test_modern_backbone_is_keras_applications_network(name, round_trip, tflite,
   loaded = train_a_step_then_save_and_load(name, ours, tmp_path)
   if not tflite:
     return
-  label_map = label_map_lib.LabelMap(
-      category_ids=tuple(range(NUM_CLASSES)), names=tuple(f"s{i}" for i in range(NUM_CLASSES)),
-      supercategories=(0,) * NUM_CLASSES, supercategory_names=("Aves",),
-      train_counts=(1,) * NUM_CLASSES)
+  label_map = label_map_lib.LabelMap(  # ids, names, super-category of each, its names, counts
+      tuple(range(NUM_CLASSES)), tuple(map(str, range(NUM_CLASSES))), (0,) * NUM_CLASSES, ("X",),
+      (1,) * NUM_CLASSES)
   trained = trained_model.TrainedModel(model=loaded, model_name=name, image_size=size,
                                        label_map=label_map)
   paths = export.export_tflite(export.serving_module(trained, top_k=5), str(tmp_path), "")
