@@ -228,7 +228,6 @@ def test_bad_augmentation_settings_are_named(field, value, message):
 
 
 # -- training with a recipe (the modern backbones themselves: tests/test_models.py) ---------------
--
 
 @pytest.mark.slow
 def test_a_scratch_recipe_does_not_diverge(tiny_built_dir, tmp_path):
