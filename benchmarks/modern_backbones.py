@@ -10,7 +10,7 @@ its minimum size by default, and checks as it goes: one training step moves the 
 finite loss, the loaded `.keras` model gives the same logits, the SavedModel's serving_default
 answers, and the TFLite model (inat-export's conversion) agrees with Keras. Prints, per network:
 seconds of each stage, the TFLite file's size, its largest difference from Keras, each total as a
-ratio to EfficientNetV2-B0's, and the process's peak resident memory so far.
+ratio to the first row's (EfficientNetV2-B0 by default), and the process's peak resident memory so far.
 """
 
 import argparse
@@ -96,7 +96,7 @@ def main():
   parser.add_argument("--image_size", type=int, default=32)
   args = parser.parse_args()
   stages = ("build", "train step", ".keras save + load", "SavedModel", "TFLite")
-  print(f"| network | px | {' | '.join(f'{s} s' for s in stages)} | total s | x B0 | "
+  print(f"| network | px | {' | '.join(f'{s} s' for s in stages)} | total s | x first row | "
         f"TFLite MB | max TFLite - Keras | peak RSS GB |", flush=True)
   print("|---|---:|" + "---:|" * (len(stages) + 5), flush=True)
   first_total = None
