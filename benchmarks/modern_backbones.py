@@ -1,16 +1,18 @@
-"""Every modern backbone through train step, .keras round trip, SavedModel and TFLite: time and size.
+"""Every modern backbone through a train step, .keras, SavedModel and TFLite: time and size.
 
   python benchmarks/modern_backbones.py [--image_size 32] [--networks efficientnetv2_b0,...]
 
-The test suite runs one network of each family through all of this (EfficientNetV2-B0 through
-inat-train and inat-export, EfficientNetV2-S and ConvNeXt Tiny in tests/test_models.py); the other
-sizes are the same keras.applications code with other widths and depths, and converting all seven
-would cost the suite about a minute. This runs every one, with random weights (no download), at
-its minimum size by default, and checks as it goes: one training step moves the weights with a
+The test suite takes one network of each family through parts of this: EfficientNetV2-B0 through
+inat-train and inat-export (SavedModel and TFLite), EfficientNetV2-S and ConvNeXt Tiny through a
+step and `.keras` (tests/test_models.py), ConvNeXt Tiny also to TFLite. The other sizes are the
+same keras.applications code with other widths and depths, and all of it for all seven costs about
+three CPU-minutes, too much for the suite. This runs every one, with random weights (no download),
+at its minimum size by default, and checks as it goes: one training step moves the weights with a
 finite loss, the loaded `.keras` model gives the same logits, the SavedModel's serving_default
 answers, and the TFLite model (inat-export's conversion) agrees with Keras. Prints, per network:
 seconds of each stage, the TFLite file's size, its largest difference from Keras, each total as a
-ratio to the first row's (EfficientNetV2-B0 by default), and the process's peak resident memory so far.
+ratio to the first row's (EfficientNetV2-B0 by default), and the process's peak resident memory so
+far.
 """
 
 import argparse
