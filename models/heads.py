@@ -25,7 +25,8 @@ def squeeze_excite(x, name):
 
 
 def classifier(features, num_classes, dropout_rate, conv_classifier):
-  """Global average pool -> optional dropout -> logits (float32), as keras.applications' tops.
+  """Global average pool (unless the backbone pooled) -> optional dropout -> float32 logits, as
+  keras.applications' tops.
 
   conv_classifier reproduces MobileNet's top (1x1 conv on the kept 1x1 map, then reshape), so
   parameter counts stay equal to keras.applications'. Either way the layer holding the classifier
@@ -35,6 +36,9 @@ def classifier(features, num_classes, dropout_rate, conv_classifier):
   itself (ConvNeXt: the pool comes before its final LayerNormalization).
   """
   x = features
+  if len(features.shape) == 2 and conv_classifier:
+    raise ValueError("conv_classifier needs the backbone's [batch, height, width, channels] map; "
+                     "this backbone pools itself: use conv_classifier=False")
   if len(features.shape) == 4:
     x = layers.GlobalAveragePooling2D(keepdims=conv_classifier, name="head_avg_pool")(features)
   if dropout_rate:

@@ -1,4 +1,5 @@
-"""models: every network of the paper by name, checked against keras.applications.
+"""models: every network by name (the paper's and the modern backbones), checked against
+keras.applications.
 
 Each model is built once (module-scoped `built` fixture, one model alive at a time) at the smallest
 size its family accepts, and shared by the architecture and training tests.
@@ -199,16 +200,29 @@ def test_training_step_and_save_load_round_trip(built, tmp_path):
 # test_recipes' inat-train / inat-export test; the other sizes (B1-B3, ConvNeXt Small) are the
 # same keras.applications code with other widths and depths (benchmarks/modern_backbones.py
 # runs every one through all of it; the suite has no time for all seven).
+def _perturbed(model, rng):
+  """model's weights plus seeded noise. keras.applications' initialisation leaves biases at 0,
+  batch-norm statistics at 0 / 1 and ConvNeXt's layer scales at 1e-6 (its blocks nearly the
+  identity), which would hide a wrong input scale or a skipped block; variances stay positive."""
+  weights = []
+  for variable, value in zip(model.weights, model.get_weights()):
+    value = value + rng.normal(0, 0.1 * (float(value.std()) or 0.1), value.shape)
+    weights.append((np.abs(value) if "variance" in variable.path else value).astype(np.float32))
+  return weights
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name, round_trip, tflite", [
-    ("efficientnetv2_b0", False, False), ("efficientnetv2_s", True, False),
-    ("convnext_tiny", True, True)])
+    pytest.param("efficientnetv2_b0", False, False, id="efficientnetv2_b0"),
+    pytest.param("efficientnetv2_s", True, False, id="efficientnetv2_s-round_trip"),
+    pytest.param("convnext_tiny", True, True, id="convnext_tiny-round_trip-tflite")])
 def test_modern_backbone_is_keras_applications_network(name, round_trip, tflite, tmp_path):
   """Ours, with keras.applications' weights copied in and our preprocess_input in front, computes
   what keras.applications' network with include_top=True and its own preprocessing layers
   computes from raw pixels: the same normalisation and the same top (ConvNeXt: pool, then
   LayerNormalization, then dense, as the paper; a norm per position before the pool would not
   match). Then a training step, a .keras round trip, and inat-export's TFLite conversion."""
+  keras.utils.set_random_seed(0)
   size, spec = 64, models.registry.spec(name)
   ours = models.build(name, NUM_CLASSES, size)
   reference = getattr(keras.applications, spec.backbone_name)(
@@ -217,7 +231,9 @@ def test_modern_backbone_is_keras_applications_network(name, round_trip, tflite,
   assert any(isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization))
              for layer in reference.layers[:4]), "keras.applications no longer preprocesses"
   assert ours.count_params() == reference.count_params()
-  ours.set_weights(reference.get_weights())
+  weights = _perturbed(reference, np.random.default_rng(0))
+  reference.set_weights(weights)
+  ours.set_weights(weights)
   pixels = np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype("float32")
   expected = reference(pixels).numpy()
   np.testing.assert_allclose(ours(models.preprocess_input(name)(pixels)).numpy(), expected,

@@ -1,4 +1,4 @@
-"""Recipes by name, train.flags, augmentation flags, and the modern backbones (issue 17)."""
+"""Recipes by name, train.flags, augmentation flags, and training with a recipe (issue 17)."""
 
 import dataclasses
 import io
