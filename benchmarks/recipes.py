@@ -208,7 +208,7 @@ def main():
                    _standard_error(anchor[0], num_val) ** 2) ** 0.5
       label = name if len(seeds) == 1 else f"{name} (seed {seed})"
       print(f"| {label} | {size} | {100 * ours[0]:.1f} % | {100 * anchor[0]:.1f} % | "
-            f"{100 * (ours[0] - anchor[0]):+.1f} +- {100 * noise:.1f} | "
+            f"{round(100 * (ours[0] - anchor[0]), 1) + 0.0:+.1f} +- {100 * noise:.1f} | "
             f"{ours[1][0]:.2f} -> {ours[1][-1]:.2f} | {anchor[1][0]:.2f} -> {anchor[1][-1]:.2f} | "
             f"{'YES' if row['recipe_diverged'] else 'no'} | {ours[2]:.0f} / {anchor[2]:.0f} |",
             flush=True)
