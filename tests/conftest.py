@@ -113,7 +113,6 @@ LONGEST_TESTS = {
     "test_a_failing_stage_stops_the_quickstart_with_its_exit_status",
     "test_kill_minus_nine_then_rerun_gives_identical_shards",
     "test_modern_backbone_is_keras_applications_network[convnext_tiny-round_trip-tflite]",
-    "test_modern_backbone_is_keras_applications_network[efficientnetv2_s-round_trip]",
 }
 
 

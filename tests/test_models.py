@@ -192,14 +192,17 @@ def train_a_step_then_save_and_load(name, model, tmp_path):
 @pytest.mark.slow
 def test_training_step_and_save_load_round_trip(built, tmp_path):
   name, model = built
+  if name in ("resnet101_drp", "resnet152_drp"):  # suite time (under 5 minutes)
+    pytest.skip("the same backbone as resnet101 / resnet152 and the same dropout head as "
+                "resnet50_drp, both round-tripped here")
   train_a_step_then_save_and_load(name, model, tmp_path)
 
 
 # The modern backbones: one of each preprocessing mode and layer family, at 64 px, where
 # ConvNeXt's last map is 2 x 2. EfficientNetV2-B0 trains, saves, exports and converts in
-# test_recipes' inat-train / inat-export test; the other sizes (B1-B3, ConvNeXt Small) are the
-# same keras.applications code with other widths and depths (benchmarks/modern_backbones.py
-# runs every one through all of it; the suite has no time for all seven).
+# test_recipes' inat-train / inat-export test, ConvNeXt Tiny here; the other sizes (B1-B3, S,
+# ConvNeXt Small) are the same keras.applications code with other widths and depths
+# (benchmarks/modern_backbones.py runs every one through all of it; the suite has no time).
 def _perturbed(model, rng):
   """model's weights plus seeded noise. keras.applications' initialisation leaves biases at 0,
   batch-norm statistics at 0 / 1 and ConvNeXt's layer scales at 1e-6 (its blocks nearly the
@@ -214,7 +217,7 @@ def _perturbed(model, rng):
 @pytest.mark.slow
 @pytest.mark.parametrize("name, round_trip, tflite", [
     pytest.param("efficientnetv2_b0", False, False, id="efficientnetv2_b0"),
-    pytest.param("efficientnetv2_s", True, False, id="efficientnetv2_s-round_trip"),
+    pytest.param("efficientnetv2_s", False, False, id="efficientnetv2_s"),
     pytest.param("convnext_tiny", True, True, id="convnext_tiny-round_trip-tflite")])
 def test_modern_backbone_is_keras_applications_network(name, round_trip, tflite, tmp_path):
   """Ours, with keras.applications' weights copied in and our preprocess_input in front, computes
