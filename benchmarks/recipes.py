@@ -1,6 +1,7 @@
 """Scratch recipes against a plain Keras anchor: same data, image size and epochs, side by side.
 
   python benchmarks/recipes.py                       # every scratch recipe, the BUILD_NOTES table
+  python benchmarks/recipes.py --epochs 30           # half the recipes' length (the 30-epoch table)
   python benchmarks/recipes.py --networks convnext_tiny --epochs 6 --seeds 0,1,2 \
       --recipe_flags="--label_smoothing=0"           # try a change to a recipe, three seeds
 
@@ -148,7 +149,8 @@ def main():
   parser.add_argument("--networks", default="",
                       help="comma-separated; default: every network with a scratch recipe")
   parser.add_argument("--image_size", type=int, default=32)
-  parser.add_argument("--epochs", type=int, default=30)
+  parser.add_argument("--epochs", type=int, default=60,
+                      help="both sides; default: the scratch recipes' own length (all 60)")
   parser.add_argument("--num_species", type=int, default=13)
   parser.add_argument("--max_train_per_species", type=int, default=20)
   parser.add_argument("--val_per_species", type=int, default=40,
