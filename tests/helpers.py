@@ -14,6 +14,23 @@ import time
 _REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def tflite_probabilities(model_path, images):
+  """[n, classes] outputs of a one-input TFLite model (inat-export's model.tflite, model_int8.tflite)
+  for n images of [size, size, 3] in [0, 255], fed one at a time as [1, size, size, 3] float32."""
+  # Imported here: most users of helpers only start commands and need neither.
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  interpreter = tf.lite.Interpreter(model_path=str(model_path))
+  interpreter.allocate_tensors()
+  source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+  outputs = []
+  for image in images:
+    interpreter.set_tensor(source["index"], np.asarray(image, np.float32)[np.newaxis])
+    interpreter.invoke()
+    outputs.append(interpreter.get_tensor(target["index"])[0])
+  return np.array(outputs)
+
+
 def console_script(name):
   """Path of an installed console script of this package, in the running interpreter's venv."""
   path = os.path.join(os.path.dirname(sys.executable), name)

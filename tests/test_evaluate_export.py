@@ -295,15 +295,7 @@ def test_examples_signature_and_warmup_file(export_dir, tiny_built_dir):
 
 
 def _tflite_top1(path, images):
-  interpreter = tf.lite.Interpreter(model_path=path)
-  interpreter.allocate_tensors()
-  source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-  top1 = []
-  for image in images:
-    interpreter.set_tensor(source["index"], image[np.newaxis].astype(np.float32))
-    interpreter.invoke()
-    top1.append(int(np.argmax(interpreter.get_tensor(target["index"]))))
-  return np.array(top1)
+  return np.argmax(helpers.tflite_probabilities(path, images), axis=1)
 
 
 @pytest.mark.slow

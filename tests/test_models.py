@@ -22,6 +22,7 @@ from inat_tf import export
 from inat_tf import label_map as label_map_lib
 from inat_tf import trained_model
 from models import heads
+from tests import helpers
 
 NUM_CLASSES = 7
 # The SE Inceptions are built with the auxiliary head, so the training test also covers the
@@ -252,11 +253,7 @@ def test_modern_backbone_is_keras_applications_network(name, round_trip_and_tfli
   paths = export.export_tflite(export.serving_module(trained, top_k=5), str(tmp_path), "")
   view = pixels[:1]
   probabilities = tf.nn.softmax(loaded(trained.normalize(view), training=False)).numpy()
-  interpreter = tf.lite.Interpreter(model_path=paths["model.tflite"])
-  interpreter.allocate_tensors()
-  interpreter.set_tensor(interpreter.get_input_details()[0]["index"], view)
-  interpreter.invoke()
-  lite = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+  lite = helpers.tflite_probabilities(paths["model.tflite"], view)
   np.testing.assert_allclose(lite, probabilities, atol=1e-4)
 
 

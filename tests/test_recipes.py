@@ -24,6 +24,7 @@ from inat_tf import preprocessing
 from inat_tf import recipes
 from inat_tf import train as train_lib
 from inat_tf import trained_model
+from tests import helpers
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED = tf.constant([7, 11], tf.int64)
@@ -282,9 +283,5 @@ def test_a_modern_backbone_trains_with_its_recipe_then_exports_and_converts(
   view = preprocessing.eval_image(image, 32, 0.8)[tf.newaxis]  # the same crop as inat-eval
   expected = tf.nn.softmax(trained.model(trained.normalize(view), training=False)).numpy()
   np.testing.assert_allclose(scores[0], np.sort(expected[0])[::-1][:len(scores[0])], atol=1e-4)
-  interpreter = tf.lite.Interpreter(model_path=str(export_dir / "model.tflite"))
-  interpreter.allocate_tensors()
-  interpreter.set_tensor(interpreter.get_input_details()[0]["index"], view.numpy())
-  interpreter.invoke()
-  lite = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+  lite = helpers.tflite_probabilities(export_dir / "model.tflite", view.numpy())
   np.testing.assert_allclose(lite, expected, atol=1e-4)
