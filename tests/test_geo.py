@@ -29,6 +29,7 @@ from inat_tf.geo import prior as prior_lib
 from inat_tf.geo import report
 from inat_tf.geo import train as geo_train
 from tests import helpers
+from tests.conftest import QUICK_GEO
 from tests.conftest import TRAINED_MODEL_GROUP
 from tests.helpers import console_script
 
@@ -194,17 +195,6 @@ def test_sample_siblings_have_overlapping_ranges_and_seasons():
 
 
 # -- training and the commands (slow) ------------------------------------------------------------
-
-QUICK_GEO = dict(batch_size=16, learning_rate=0.005, width=32, num_blocks=2, log_steps=1000)
-
-
-@pytest.fixture(scope="module")
-def geo_dir(tiny_built_dir, tmp_path_factory):
-  path = tmp_path_factory.mktemp("geo")
-  geo_train.train(geo_train.GeoTrainConfig(str(tiny_built_dir), str(path), epochs=30,
-                                           **QUICK_GEO), log=lambda m: None)
-  return path
-
 
 @pytest.mark.slow
 def test_train_geo_resumes_where_it_stopped(tiny_built_dir, tmp_path):
