@@ -15,6 +15,7 @@ network needs (no sandbox, no GPU, nothing fetched in the background, a fresh pr
 
 import base64
 import dataclasses
+import fcntl
 import json
 import os
 import select
@@ -26,7 +27,7 @@ import time
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars", "--remote-debugging-pipe")
+         "--disable-dev-shm-usage", "--hide-scrollbars", "--remote-debugging-pipe")
 
 
 class BrowserError(RuntimeError):
@@ -66,8 +67,11 @@ class _Pipe:
     message = {"id": self._next_id, "method": method, "params": params or {}}
     if session:
       message["sessionId"] = session
-    self._out.write(json.dumps(message).encode() + b"\0")
-    self._out.flush()
+    try:
+      self._out.write(json.dumps(message).encode() + b"\0")
+      self._out.flush()
+    except BrokenPipeError:
+      raise BrowserError("Chromium closed the DevTools pipe (it exited)") from None
     return self._next_id
 
   def wait(self, predicate):
@@ -129,14 +133,18 @@ def open_page(path, *, screenshot="", width=1280, height=900, full_page=False, e
   from_browser, to_write = os.pipe()   # Chromium writes fd 4
 
   def descriptors():  # in the child: the pipe ends become fds 3 and 4, inheritable
-    high_read, high_write = os.dup(to_read), os.dup(to_write)
+    # Copies above 9 first, so that neither copy is already 3 or 4: dup2 onto the same fd is a
+    # no-op that would leave close-on-exec set (the pipe would vanish at exec).
+    high_read = fcntl.fcntl(to_read, fcntl.F_DUPFD, 10)
+    high_write = fcntl.fcntl(to_write, fcntl.F_DUPFD, 10)
     os.dup2(high_read, 3)
     os.dup2(high_write, 4)
 
+  log = open(os.path.join(profile, "chromium.log"), "w+")  # pylint: disable=consider-using-with
   process = subprocess.Popen(
       [executable, *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}",
        "about:blank"], preexec_fn=descriptors, close_fds=False, stdin=subprocess.DEVNULL,
-      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+      stdout=log, stderr=log)
   os.close(to_read)
   os.close(to_write)
   pipe = _Pipe(os.fdopen(to_browser, "wb"), os.fdopen(from_browser, "rb"), timeout)
@@ -170,11 +178,16 @@ def open_page(path, *, screenshot="", width=1280, height=900, full_page=False, e
     requests = [e["params"]["request"]["url"] for e in pipe.events
                 if e.get("method") == "Network.requestWillBeSent"]
     return PageResult(_errors(pipe.events), requests, load_seconds, value)
+  except BrowserError as e:
+    log.seek(0)
+    tail = log.read()[-2000:].strip()
+    raise BrowserError(f"{e}; {executable} said: {tail or 'nothing'}") from None
   finally:
     try:
       pipe.send("Browser.close")
       process.wait(timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
+    except (OSError, BrowserError, subprocess.TimeoutExpired):
       process.kill()
       process.wait()
+    log.close()
     shutil.rmtree(profile, ignore_errors=True)
