@@ -374,3 +374,17 @@ def test_inat_eval_prints_plain_text_and_writes_a_page_a_browser_opens(tiny_buil
                              full_page=True)
   assert opened.errors == []
   assert all(url.startswith(("file:", "data:")) for url in opened.requests)
+
+
+def test_the_location_table_on_an_unlabelled_split_says_so_with_dashes():
+  """inat-predict --geo_dir prints this table for the test split, which has no labels."""
+  from inat_tf import trained_model  # pylint: disable=g-import-not-at-top
+  from inat_tf.geo import report as geo_report  # pylint: disable=g-import-not-at-top
+  predictions = trained_model.Predictions(
+      image_ids=np.arange(3), labels=np.full(3, -1), top_indices=np.array([[0, 1], [1, 0], [0, 1]]),
+      top_scores=np.zeros([3, 2]), geo_top_indices=np.array([[1, 0], [1, 0], [0, 1]]),
+      geo_top_scores=np.zeros([3, 2]), has_place=np.array([True, True, False]))
+  comparison = dict(geo_report.compare(predictions), geo_dir="/g")
+  text = render.text([sections.location_prior({"location_prior": comparison})])
+  assert "2 of 3 images have a place; the prior changed the top-1 of 1." in text
+  assert re.search(r"all images\s+0\s+–\s+–\s+–\s+–", text)

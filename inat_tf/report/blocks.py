@@ -83,12 +83,14 @@ class Table:
 @dataclasses.dataclass(frozen=True)
 class Series:
   """One data series of a plot: style "points", "line" or "bars" (bars: x is the bar's centre and
-  width its width, in x units)."""
+  width its width, in x units). labels: short text drawn at each (x, y), e.g. how many images a
+  bar stands for."""
   label: str
   x: tuple
   y: tuple
   style: str = "line"
   width: float = 0.0
+  labels: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -46,7 +46,8 @@ figure.plot{margin:8px 0}
 figure.plot img{max-width:100%;height:auto;border:1px solid #e3e3e3;background:#fff}
 details{margin:4px 0 10px}summary{cursor:pointer;color:#14324a}
 .gallery{display:flex;flex-wrap:wrap;gap:12px;margin:8px 0}
-.card{background:#fff;border:1px solid #d9dee3;border-radius:6px;padding:8px;width:340px}
+.card{background:#fff;border:1px solid #d9dee3;border-radius:6px;padding:8px;width:250px}
+.card.wide{width:340px}
 .card .photos{display:flex;gap:6px}
 .card figure{margin:0;width:160px}
 .card figure img{width:160px;height:160px;object-fit:cover;border-radius:3px;display:block}
@@ -205,7 +206,8 @@ class _Page:
     for row, photos in zip(gallery.table.rows, gallery.photos):
       facts = "".join(f"<dt>{_e(c.label)}</dt><dd>{_e(blocks.format_value(row.get(c.key), c.format))}"
                       f"</dd>" for c in columns)
-      cards.append(f'<div class="card"><div class="photos">'
+      wide = " wide" if len(photos) > 1 else ""
+      cards.append(f'<div class="card{wide}"><div class="photos">'
                    f'{"".join(self.photo(p) for p in photos)}</div><dl>{facts}</dl></div>')
     caption = f"<h4>{_e(gallery.table.caption)}</h4>" if gallery.table.caption else ""
     return f'{caption}<div class="gallery">{"".join(cards)}</div>'
@@ -214,8 +216,9 @@ class _Page:
     figures = []
     for f in headline.figures:
       baseline = (f'<span class="baseline">{_e(f.baseline_label)} '
-                  f'{_e(blocks.format_value(f.baseline, "percent"))}</span>'
-                  if f.baseline is not None else "")
+                  f'{_e(blocks.format_value(f.baseline, "percent"))} '
+                  f'({_e(blocks.format_value(f.value - f.baseline, "points"))} points)</span>'
+                  if f.baseline is not None and f.value is not None else "")
       chance = (f'<span class="chance">chance {_e(blocks.format_value(f.chance, "percent"))}'
                 f"</span>" if f.chance is not None else "")
       # data-value: the exact number, for anyone (and the tests) to compare with report.json.

@@ -40,6 +40,9 @@ def png(plot):
       else:
         raise ValueError(f"series {series.label!r}: style {series.style!r}, expected points, "
                          f"line or bars")
+      for x, y, text in zip(series.x, series.y, series.labels):
+        axes.annotate(text, (x, y), textcoords="offset points", xytext=(0, 4), ha="center",
+                      fontsize=7, color="#333333", zorder=5)
     for n, line in enumerate(plot.reference_lines):
       color, style = REFERENCE_STYLES[n % len(REFERENCE_STYLES)]
       axes.axhline(line.y, color=color, linestyle=style, linewidth=1.2, label=line.label,

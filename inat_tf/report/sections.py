@@ -21,6 +21,13 @@ def species_name(row, prefix):
   return row[f"{prefix}_name"] + (f" ({common})" if common else "")
 
 
+def photo_caption(row, prefix, detail):
+  """A photo's caption: the scientific name on the first line (the page sets it in italics), then
+  the common name, if any, and `detail`."""
+  common = row.get(f"{prefix}_common_name") or ""
+  return f"{row[f'{prefix}_name']}\n" + (f"{common}; " if common else "") + detail
+
+
 def _percent(value):
   return blocks.format_value(value, "percent")
 
@@ -121,8 +128,10 @@ def accuracy_vs_train_images(report, photos=None):
       x_label="Training images of the species (log scale)", y_label="Top-1 of the species (%)",
       series=(Series("one species", tuple(c["train_images"] for c in classes),
                      tuple(100 * c["top1"] for c in classes), style="points"),
-              Series("mean over the species of a bin", tuple(b["mean_train_images"] for b in bins),
-                     tuple(100 * b["top1_mean"] for b in bins), style="line")),
+              Series("mean over the species of a bin (how many species above)",
+                     tuple(b["mean_train_images"] for b in bins),
+                     tuple(100 * b["top1_mean"] for b in bins), style="line",
+                     labels=tuple(f"{b['species']:,}" for b in bins))),
       reference_lines=(ReferenceLine(f"overall top-1 (over images) {_percent(report['top1'])}",
                                      100 * report["top1"]),
                        ReferenceLine(f"chance {_percent(report['chance_top1'])}",
@@ -151,10 +160,11 @@ def calibration(report, photos=None):
   plot = Plot(
       title=f"{_title_subject(report)}: reliability diagram, ECE {_percent(data['ece'])}",
       x_label="Top-1 confidence (%)", y_label="Top-1 accuracy (%)",
-      series=(Series("top-1 accuracy of the bin", tuple(100 * (b["low"] + b["high"]) / 2
+      series=(Series("top-1 accuracy of the bin (its images above)", tuple(100 * (b["low"] + b["high"]) / 2
                                                         for b in filled),
                      tuple(100 * b["accuracy"] for b in filled), style="bars",
-                     width=100 / data["num_bins"]),
+                     width=100 / data["num_bins"],
+                     labels=tuple(f"{b['images']:,}" for b in filled)),
               # Where a calibrated bin's bar would end: its mean confidence, over its centre.
               Series("mean confidence of the bin", tuple(100 * (b["low"] + b["high"]) / 2
                                                          for b in filled),
@@ -193,11 +203,11 @@ def confusions(report, photos=None):
                  Column("reverse_count", "The other way", "int")), rows, text_rows=5)
   split = report.get("split", "val")
   cards = tuple((photos_lib.split_photo(photos, split, p["image_id"]).with_caption(
-                     f"{row['true']}\n{split} image {p['image_id']}, answer "
-                     f"{_percent(p['confidence'])} sure"),
+                     photo_caption(p, "true", f"{split} image {p['image_id']}, answer "
+                                              f"{_percent(p['confidence'])} sure")),
                  photos_lib.train_photo(photos, p["predicted"]).with_caption(
-                     f"{row['predicted']}\ntaken for this (a train photo)"))
-                for p, row in zip(pairs, rows))
+                     photo_caption(p, "predicted", "taken for it (a train photo)")))
+                for p in pairs)
   card_columns = (Column("count", "Errors", "int"), Column("reverse_count", "The other way", "int"),
                   Column("genera", "Genus"))
   return Section("confusions", "errors", "Most-confused species pairs",
@@ -219,10 +229,10 @@ def mistakes(report, photos=None):
                 rows)
   split = report.get("split", "val")
   cards = tuple((photos_lib.split_photo(photos, split, m["image_id"]).with_caption(
-                     f"{row['true']}\n{split} image {m['image_id']}"),
+                     photo_caption(m, "true", f"{split} image {m['image_id']}")),
                  photos_lib.train_photo(photos, m["predicted"]).with_caption(
-                     f"{row['predicted']}\nthe answer (a train photo)"))
-                for m, row in zip(errors["confident_mistakes"], rows))
+                     photo_caption(m, "predicted", "the answer (a train photo)")))
+                for m in errors["confident_mistakes"])
   return Section("mistakes", "errors", "The most confident mistakes",
                  (Gallery(table, cards, (Column("confidence", "Confidence", "percent"),),
                           shown_in=blocks.FILES),),
@@ -273,8 +283,7 @@ def location_prior(report, photos=None):
                  Column("with_prior_confidence", "Confidence with prior", "percent")), rows,
                 caption=title),
           tuple((photos_lib.split_photo(photos, split, e["image_id"]).with_caption(
-              f"{row['true']}\n{split} image {e['image_id']}"),)
-                for e, row in zip(examples, rows)),
+              photo_caption(e, "true", f"{split} image {e['image_id']}")),) for e in examples),
           (Column("image_only", "Image only"), Column("with_prior", "With the prior"),
            Column("with_prior_confidence", "Confidence", "percent")), shown_in=blocks.FILES))
   return Section("location-prior", "location",
