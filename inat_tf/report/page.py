@@ -23,7 +23,7 @@ header{background:#14324a;color:#fff;padding:18px 28px 12px}
 header h1{margin:0 0 4px;font-size:22px;font-weight:600}
 header nav a{color:#bcd7ee;margin-right:14px;font-size:13px;text-decoration:none}
 header nav a:hover{text-decoration:underline}
-main{max-width:1180px;margin:0 auto;padding:8px 28px 40px}
+main{max-width:1240px;margin:0 auto;padding:8px 24px 40px}
 h2{font-size:19px;border-bottom:2px solid #14324a;padding-bottom:3px;margin:32px 0 8px}
 h3{font-size:16px;margin:22px 0 6px}
 .note{color:#555;margin:2px 0 8px}
@@ -61,6 +61,7 @@ details{margin:4px 0 10px}summary{cursor:pointer;color:#14324a}
 .sortable input{padding:4px 8px;width:280px;margin:4px 0}
 .sortable th{cursor:pointer;user-select:none;white-space:nowrap}
 .sortable td{white-space:nowrap}
+.sortable th,.sortable td{padding:3px 7px}
 .sortable td:first-child{font-style:italic}
 .sortable .scroll{overflow-x:auto}
 .sortable th[aria-sort=ascending]::after{content:" \\25B2"}

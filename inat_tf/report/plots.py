@@ -69,8 +69,10 @@ def png(plot):
     axes.set_ylabel(plot.y_label)
     axes.set_title(plot.title, fontsize=11)
     axes.grid(True, alpha=0.3, zorder=0)
-    figure.legend(loc="outside lower center", ncols=min(4, len(axes.get_legend_handles_labels()[0])),
-                  fontsize=8, frameon=False)
+    labels = axes.get_legend_handles_labels()[1]
+    # One row when the labels fit the width (~110 characters at this size), else two columns.
+    columns = len(labels) if sum(len(label) + 6 for label in labels) < 110 else 2
+    figure.legend(loc="outside lower center", ncols=max(1, columns), fontsize=8, frameon=False)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
     return buffer.getvalue()

@@ -300,16 +300,17 @@ def species_table(report, photos=None):
   has_common = any(c.get("common_name") for c in report["classes"])
   columns = (Column("name", "Species"),) + (
       (Column("common_name", "Common name"),) if has_common else ()) + (
-      Column("genus", "Genus"), Column("supercategory", "Super-category"),
+      Column("supercategory", "Super-category"),
       Column("train_images", "Train images", "int"),
       Column("eval_images", f"{report.get('split', 'Eval').capitalize()} images", "int"),
       Column("top1", "Top-1", "percent"), Column("top5", "Top-5", "percent"),
       Column("confused_with", "Most often taken for"),
-      Column("confused_count", "That many times", "int"))
+      Column("confused_count", "Times", "int"))
   return Section("species", "species", "Every species",
                  (Table(columns, tuple(report["classes"]), sortable=True,
                         shown_in=blocks.PAGE_ONLY),),
-                 note="Click a header to sort, type to filter. Also in per_class.csv.")
+                 note="Click a header to sort, type to filter. Also in per_class.csv (with the "
+                      "genus).")
 
 
 # The evaluation report, in page order inside each group (blocks.GROUPS orders the groups).
