@@ -17,7 +17,6 @@ from inat_tf import records
 from inat_tf import schema
 from inat_tf.report import blocks
 from inat_tf.report import photos as photos_lib
-from inat_tf.report.photos import Photos
 
 
 def _int64(serialized, key):
@@ -96,7 +95,7 @@ def collect(data_dir, split, image_ids=(), species=(), *, side=photos_lib.THUMBN
   dir without train shards, an id not in the split). Raises records.DamagedShard naming a shard
   that cannot be read.
   """
-  photos = Photos()
+  photos = photos_lib.Photos()
   image_ids = {int(i) for i in image_ids}
   species = {int(s) for s in species}
   splits = [split] + (["train"] if species else [])

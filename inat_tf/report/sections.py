@@ -9,7 +9,7 @@ function and one more line there (see inat_tf/report/__init__.py).
 from inat_tf.report import blocks
 from inat_tf.report import photos as photos_lib
 from inat_tf.report.blocks import (  # pylint: disable=g-importing-member  (the block vocabulary)
-    Column, Facts, Figure, Gallery, Headline, Photo, Plot, ReferenceLine, Section, Series, Table,
+    Column, Facts, Figure, Gallery, Headline, Plot, ReferenceLine, Section, Series, Table,
     Text)
 
 PERCENT_AXIS = (-2, 102)
