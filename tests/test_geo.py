@@ -28,6 +28,8 @@ from inat_tf.geo import model as geo_model
 from inat_tf.geo import prior as prior_lib
 from inat_tf.geo import report
 from inat_tf.geo import train as geo_train
+from inat_tf.report import render
+from inat_tf.report import sections
 from tests import helpers
 from tests.conftest import QUICK_GEO
 from tests.conftest import TRAINED_MODEL_GROUP
@@ -138,7 +140,8 @@ def test_side_by_side_report_on_hand_made_predictions():
   assert rows["with a place"]["with_prior"]["top1"] == 1.0
   assert rows["without a place"]["image_only"] == rows["without a place"]["with_prior"]
   assert comparison["top1_changed"] == 2 and comparison["images_with_place"] == 3
-  assert "| with a place | 2 | 50.00% | 100.00% |" in report.markdown(comparison)
+  text = render.markdown([sections.location_prior({"location_prior": comparison})])
+  assert "| with a place | 2 | 50.00% | 100.00% |" in text
 
 
 def test_a_prior_for_other_classes_is_refused():
@@ -226,13 +229,33 @@ def test_train_geo_resumes_where_it_stopped(tiny_built_dir, tmp_path):
 @pytest.mark.slow
 @TRAINED_MODEL_GROUP
 def test_eval_reports_side_by_side_and_images_without_a_place_keep_their_answer(
-    tiny_built_dir, trained_dir, geo_dir):
-  report_ = evaluate.evaluate(str(tiny_built_dir), str(trained_dir), "val", geo_dir=str(geo_dir))
+    tiny_built_dir, trained_dir, geo_dir, tmp_path):
+  report_ = evaluate.evaluate(str(tiny_built_dir), str(trained_dir), "val", geo_dir=str(geo_dir),
+                              output_dir=str(tmp_path))
   prior = report_["location_prior"]
   assert prior["images"] == report_["images"] and 0 < prior["images_with_place"] < prior["images"]
   rows = {row["name"]: row for row in prior["subsets"]}
-  assert rows["all images"]["image_only"]["top1"] == pytest.approx(report_["top1"])
+  # The headline is what the settings give (with the prior); the image-only figure beside it.
+  assert rows["all images"]["with_prior"]["top1"] == pytest.approx(report_["top1"])
+  assert rows["all images"]["image_only"]["top1"] == pytest.approx(report_["image_only"]["top1"])
   assert rows["without a place"]["image_only"] == rows["without a place"]["with_prior"]
+  changes = prior["changes"]
+  assert changes["changed"] == prior["top1_changed"]  # val: every image is labelled
+  assert (changes["right_to_wrong"] + changes["wrong_to_right"] + changes["wrong_to_wrong"]
+          == changes["changed"])
+  assert (rows["all images"]["with_prior"]["top1"] - rows["all images"]["image_only"]["top1"]
+          == pytest.approx((changes["wrong_to_right"] - changes["right_to_wrong"]) /
+                           report_["images"]))
+  # In every rendering the prior's comparison comes right after the headline, before accuracy.
+  built = sections.eval_sections(report_)
+  for text in (render.text(built), render.markdown(built),
+               (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()):
+    assert text.index("With and without the location prior") < text.index("Per super-category")
+  assert "image only" in render.text(built).splitlines()[1]  # the headline line names both
+  stored = json.loads((tmp_path / "report.json").read_text())
+  assert stored["top1"] == report_["top1"] and stored["image_only"] == report_["image_only"]
+  predictions_csv = (tmp_path / "predictions.csv").read_text().splitlines()
+  assert predictions_csv[0] == "id,label_category_id,top5_category_ids,image_only_top5_category_ids"
   predictions = trained_model.predict(trained_model.load(str(trained_dir)), str(tiny_built_dir),
                                       "val", geo_prior=prior_lib.load(str(geo_dir)))
   missing = ~predictions.has_place

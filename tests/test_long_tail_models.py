@@ -102,7 +102,9 @@ def test_eval_scores_the_report_half_and_shows_the_shot_buckets(crt_dir, tiny_bu
   assert set(report["shots"]) == {"many", "medium", "few"}
   assert report["shots"]["few"]["classes"] == 13  # 4 training images each
   text = (tmp_path / "report.md").read_text()
-  assert "| Shots | Species | Images | Top-1 | Top-5 |" in text and "report half of val" in text
+  assert "| Shots | Species | Images | Top-1 | Top-5 |" in text
+  assert "- **Split**: val, report half (the adjustment was tuned on the other)" in text
+  assert "crt (classifier re-trained on class-balanced train batches)" in text  # the settings
 
 
 @TRAINED_MODEL_GROUP
