@@ -49,6 +49,7 @@ setuptools.setup(
         "simplejpeg>=1.8",      # strict (warnings are errors), DCT-scaled libjpeg-turbo decode check
         "tensorboard>=2.20",    # tf.summary needs it; TensorFlow 2.21 no longer installs it
         "matplotlib>=3.8",      # the report's plots (paper Fig. 5, reliability diagram)
+        "pillow-heif>=0.18",    # inat-classify reads HEIC, iPhones' default photo format
         "tensorflow-serving-api>=2.21,<2.22",  # PredictionLog protos of the warm-up file
     ],
     extras_require={

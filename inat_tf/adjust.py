@@ -33,7 +33,6 @@ import tensorflow as tf
 from inat_tf import flag_config
 from inat_tf import input_pipeline
 from inat_tf import long_tail
-from inat_tf import preprocessing
 from inat_tf import records
 from inat_tf import schema
 from inat_tf import trained_model
@@ -84,8 +83,8 @@ def split_features(trained, data_dir, split, batch_size=64):
   features_of = _feature_model(trained.model)
 
   def view(example):
-    image = trained.normalize(preprocessing.eval_image(example[schema.ENCODED],
-                                                       trained.image_size))
+    # The model as it is served: its own crop (trained_model.TrainedModel.eval_views).
+    image = trained.eval_views(example[schema.ENCODED])[0]
     return image, example[schema.LABEL], example[schema.IMAGE_ID]
 
   dataset = records.examples(data_dir, split, [schema.ENCODED, schema.LABEL, schema.IMAGE_ID]) \
