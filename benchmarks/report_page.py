@@ -106,7 +106,7 @@ def thumbnail_pass(data_dir):
   ids = records.image_ids(data_dir)["val"]
   wanted = [ids[i] for i in np.linspace(0, len(ids) - 1, 48).astype(int)]
   start = time.perf_counter()
-  photos = record_photos.collect(data_dir, "val", wanted)
+  photos = record_photos.collect(data_dir, "val", image_ids=wanted)
   ours = time.perf_counter() - start
   start = time.perf_counter()
   decoded = 0

@@ -131,7 +131,7 @@ def _predictions_csv(predictions, label_map):
                    ["image_only_top5_category_ids"] * with_prior)
 
 
-def write_report(output_dir, report, predictions, label_map, photos=None):
+def write_report(output_dir, report, predictions, label_map, *, photos=None):
   """All report files into output_dir (any gfile path); returns {name: path}.
 
   photos: the thumbnails (record_photos.collect), or None (the page then says so in their place).
@@ -203,9 +203,9 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir="", which="best", f
                                     changes=analysis["prior_changes"])
   if output_dir:
     image_ids, species = photos_wanted(report)
-    photos = record_photos.collect(data_dir, split, image_ids, species)
+    photos = record_photos.collect(data_dir, split, image_ids=image_ids, species=species)
     report["photos"] = photos.describe()
-    write_report(output_dir, report, predictions, label_map, photos)
+    write_report(output_dir, report, predictions, label_map, photos=photos)
   return report
 
 

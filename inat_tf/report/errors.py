@@ -37,7 +37,7 @@ def summary(labels, top1, label_map):
                                            supercategories[top1[wrong]]))}
 
 
-def confused_pairs(labels, top1, confidences, image_ids, label_map, limit=CONFUSED_PAIRS):
+def confused_pairs(labels, top1, confidences, image_ids, label_map, *, limit=CONFUSED_PAIRS):
   """The `limit` (true, predicted) species pairs with the most top-1 errors, most first (ties: the
   lower class indices). Each: {"count", "reverse_count" (predicted taken for true), "same_genus",
   "image_id" and "confidence" of the pair's most confident error, "true*", "predicted*"
@@ -73,7 +73,7 @@ def confused_pairs(labels, top1, confidences, image_ids, label_map, limit=CONFUS
 
 
 def confident_mistakes(labels, top1, confidences, image_ids, label_map,
-                       limit=CONFIDENT_MISTAKES):
+                       *, limit=CONFIDENT_MISTAKES):
   """The `limit` top-1 errors with the highest top-1 confidence, at most one per (true,
   predicted) pair of species (confused_pairs shows how often a pair recurs): [{"image_id",
   "confidence", "true*", "predicted*"}], most confident first (ties: the lower image id)."""
@@ -94,7 +94,8 @@ def confident_mistakes(labels, top1, confidences, image_ids, label_map,
   return rows
 
 
-def prior_changes(labels, image_only, with_prior, image_ids, label_map, limit=PRIOR_EXAMPLES):
+def prior_changes(labels, image_only, with_prior, image_ids, label_map, *,
+                  limit=PRIOR_EXAMPLES):
   """What a location prior did to the top-1 answers of labelled images.
 
   image_only, with_prior: (top1 int [N], confidence float [N]) without and with the prior.

@@ -87,7 +87,7 @@ def _read_train(photos, data_dir, species, side, limit):
         f"no train photo of this species in the {scanned:,} train records read")
 
 
-def collect(data_dir, split, image_ids=(), species=(), *, side=photos_lib.THUMBNAIL_SIDE,
+def collect(data_dir, split, *, image_ids=(), species=(), side=photos_lib.THUMBNAIL_SIDE,
             train_limit=photos_lib.TRAIN_SCAN_LIMIT):
   """Photos of `image_ids` of `split` and one train photo of each class index in `species`.
 
