@@ -381,3 +381,50 @@ def test_item4_train_geo_hint_names_each_editions_source():
     assert editions.get(name).locations_published in hint, hint
   assert "iNat2019 publishes no locations" in geo_train.no_places_hint("2019")
   assert "only" not in geo_train.no_places_hint("2018")
+
+
+# -- tar_stream: the builder's own tar walk reads what tarfile reads -----------------------------
+
+def _tar_bytes(fmt):
+  import tarfile  # pylint: disable=g-import-not-at-top
+  out = io.BytesIO()
+  with tarfile.open(fileobj=out, mode="w", format=fmt) as tar:
+    for name, data in (("short.jpg", b"a" * 10), ("d/" + "long" * 40 + ".jpg", b"b" * 700),
+                       ("ü/ñame.jpg", b"c" * 512), ("empty.jpg", b"")):
+      info = tarfile.TarInfo(name)
+      info.size = len(data)
+      tar.addfile(info, io.BytesIO(data))
+    folder = tarfile.TarInfo("folder")
+    folder.type = tarfile.DIRTYPE
+    tar.addfile(folder)
+    link = tarfile.TarInfo("link.jpg")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    tar.addfile(link)
+  return out.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["PAX_FORMAT", "GNU_FORMAT", "USTAR_FORMAT"])
+def test_tar_stream_reads_what_tarfile_reads(fmt):
+  import tarfile  # pylint: disable=g-import-not-at-top
+  from tfrecord_builder import tar_stream  # pylint: disable=g-import-not-at-top
+  try:
+    data = _tar_bytes(getattr(tarfile, fmt))
+  except ValueError:  # ustar cannot hold a 160-character base name
+    pytest.skip("ustar cannot hold a 160-character base name")
+  with tarfile.open(fileobj=io.BytesIO(data), mode="r|") as tar:
+    theirs = [(m.name, m.type, tar.extractfile(m).read() if m.isfile() else None) for m in tar]
+  ours = [(m.name, m.type, d) for m, d in tar_stream.TarStream(io.BytesIO(data))]
+  assert ours == theirs
+  # Cut inside the second member: the first whole, the second short, the walk ends.
+  cut = tar_stream.TarStream(io.BytesIO(data[:data.index(b"b" * 100) + 300]))
+  members = list(cut)
+  assert members[0][1] == b"a" * 10 and len(members[-1][1]) < members[-1][0].size
+  # A damaged header after the first member ends the walk quietly where it stands.
+  broken = bytearray(data)
+  header = 1024  # the second header block (the first member's 10 bytes take one block)
+  broken[header + 150] ^= 0xFF
+  walk = tar_stream.TarStream(io.BytesIO(bytes(broken)))
+  assert [m.name for m, _ in walk] == ["short.jpg"] and walk.offset == header
+  assert next(walk.rest())[:100] == bytes(broken[header:header + 100])
+  with pytest.raises(tar_stream.TarStreamError, match="invalid header"):
+    list(tar_stream.TarStream(io.BytesIO(b"<html>not a tar</html>".ljust(512, b" "))))
