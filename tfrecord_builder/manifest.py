@@ -253,6 +253,10 @@ def finalize(data_dir, label_map, state, annotation_problems, log, facts=None):
       record = read_json(shard_record_path(data_dir, shard_file))
       if tf.io.gfile.stat(path).length != record["bytes"]:
         return None  # never listed with bytes that are not its own; the owner's rerun redoes it
+      # Per-image lists become arrays at once (24 bytes per image, not ~110 as Python objects).
+      record["image_ids"] = np.array(record.get("image_ids", []), np.int64)
+      record["image_sha256"] = np.frombuffer(bytes.fromhex("".join(record.get(
+          "image_sha256", []))), f"S{SHA256_BYTES}")
       shard_records.append(record)
     splits[split] = shard_records
   build_dir = os.path.join(data_dir, records.BUILD_DIR)
@@ -283,9 +287,8 @@ def finalize(data_dir, label_map, state, annotation_problems, log, facts=None):
       "repaired": repairs,
   }
   facts = facts or {}
-  hashes = {split: (np.array([i for r in shard_records for i in r["image_ids"]], np.int64),
-                    np.array([bytes.fromhex(h) for r in shard_records for h in r["image_sha256"]],
-                             f"S{SHA256_BYTES}"))
+  hashes = {split: (np.concatenate([r["image_ids"] for r in shard_records]),
+                    np.concatenate([r["image_sha256"] for r in shard_records]))
             for split, shard_records in splits.items()}
   manifest.update(locations=facts.get("locations", {}),
                   shared_files=facts.get("shared_files", []),
