@@ -88,7 +88,8 @@ def main():
     for n, start in enumerate(range(0, len(train_ids), 1024)):
       manifest.write_json(os.path.join(shard_dir, f"{n:05d}.json"), {
           "image_ids": train_ids[start:start + 1024].tolist(),
-          "image_sha256": [h.hex() for h in train_hashes[start:start + 1024].tolist()]},
+          "image_sha256": [h.hex() for h in np.frombuffer(
+              train_hashes[start:start + 1024].tobytes(), "V16").tolist()]},
           compact=True)
 
   def read_records():  # as manifest.finalize: each record's lists become arrays at once

@@ -1,6 +1,8 @@
 """A generated download in the iNat2021 layout at any number of images, with tiny distinct JPEGs.
 
   python benchmarks/generate_2021.py --out /tmp/inat2021-x --train 100000 --val 5000 --test 10000
+  python benchmarks/generate_2021.py --out /tmp/inat2021-json --train 2686843 --val 100000 \
+      --test 500000 --json_only          # the JSONs at the published counts, for catalog memory
 
 Small on purpose (the scale helper's benchmarks/full_count.py generates the published counts with
 the full taxonomy; the lead unifies the two): what inat-build and TFDS's i_naturalist2021 builder
@@ -61,10 +63,10 @@ def categories(num_species):
   return records
 
 
-def write_split(out, split, root, count, cats, start_id, bases, rng):
-  """Writes <root>.tar.gz and its JSON; returns the next free image id."""
+def write_split(out, split, root, count, cats, start_id, bases, rng, archives=True):
+  """Writes <root>.tar.gz (unless not `archives`) and its JSON; returns the next free image id."""
   images, annotations = [], []
-  tar_path = os.path.join(out, f"{root}.tar.gz")
+  tar_path = os.path.join(out, f"{root}.tar.gz") if archives else os.devnull
   with open(tar_path, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz", compresslevel=1) as tar:
     for n in range(count):
       image_id = start_id + n
@@ -92,15 +94,17 @@ def write_split(out, split, root, count, cats, start_id, bases, rng):
   return start_id + count
 
 
-def generate(out, train, val, test, num_species=10_000, seed=0):
+def generate(out, train, val, test, num_species=10_000, seed=0, archives=True):
+  """The download in `out` (kept if complete). archives=False: the JSONs only (for measuring
+  what reading them costs; tar.gz writing is most of the time)."""
   if os.path.exists(os.path.join(out, "public_test.json")):
     return
   os.makedirs(out, exist_ok=True)
   rng = np.random.default_rng(seed)
   cats, bases = categories(num_species), _bases()
-  next_id = write_split(out, "train", "train", train, cats, 0, bases, rng)
-  next_id = write_split(out, "val", "val", val, cats, next_id, bases, rng)
-  write_split(out, "test", "public_test", test, cats, next_id, bases, rng)
+  next_id = write_split(out, "train", "train", train, cats, 0, bases, rng, archives)
+  next_id = write_split(out, "val", "val", val, cats, next_id, bases, rng, archives)
+  write_split(out, "test", "public_test", test, cats, next_id, bases, rng, archives)
 
 
 def main():
@@ -111,9 +115,11 @@ def main():
   parser.add_argument("--val", type=int, default=5_000)
   parser.add_argument("--test", type=int, default=10_000)
   parser.add_argument("--num_species", type=int, default=10_000)
+  parser.add_argument("--json_only", action="store_true", help="no archives (catalog memory)")
   args = parser.parse_args()
   start = time.perf_counter()
-  generate(args.out, args.train, args.val, args.test, args.num_species)
+  generate(args.out, args.train, args.val, args.test, args.num_species,
+           archives=not args.json_only)
   print(f"{args.out}: {args.train + args.val + args.test:,} images in "
         f"{time.perf_counter() - start:.1f} s")
 

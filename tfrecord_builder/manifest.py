@@ -159,16 +159,24 @@ def same_pixels(hashes, labels):
   members = {}
   for position in np.unique(np.concatenate([repeated, repeated + 1])).tolist():
     i = order[position]
-    members.setdefault(bytes(digests[i]), []).append((splits[owner[i]], int(ids[i])))
-  label_of = {}
-  for split, (label_ids, categories) in labels.items():
-    label_of[split] = dict(zip(np.asarray(label_ids).tolist(), np.asarray(categories).tolist()))
+    # tobytes: all 16 bytes (a numpy 'S16' item drops trailing NUL bytes when read alone).
+    members.setdefault(digests[i:i + 1].tobytes(), []).append((splits[owner[i]], int(ids[i])))
+  def label(split, image_id):  # a binary search, not a dict of every image
+    if split not in labels:
+      return -1
+    label_ids, categories = (np.asarray(a) for a in labels[split])
+    order = np.argsort(label_ids, kind="stable") if split not in sorters else sorters[split]
+    sorters[split] = order
+    i = np.searchsorted(label_ids, image_id, sorter=order)
+    return int(categories[order[i]]) if i < len(order) and label_ids[order[i]] == image_id else -1
+
+  sorters = {}
   groups, across, conflicts = [], 0, 0
   for digest, group in sorted(members.items()):
     images = {}
     for split, image_id in group:
       images.setdefault(split, []).append(image_id)
-    categories = sorted({label_of.get(split, {}).get(i, -1) for split, i in group} - {-1})
+    categories = sorted({label(split, i) for split, i in group} - {-1})
     across += len(images) > 1
     conflicts += len(categories) > 1
     groups.append({"sha256": digest.hex(), "images": images, "categories": categories})
