@@ -337,6 +337,8 @@ class _Build:
         record = manifest_lib.read_json(record_path)
         if tf.io.gfile.stat(path).length != record["bytes"]:
           why = "bytes differ from its record"
+        elif not isinstance(record.get("image_sha256"), list):
+          why = "its record lists no image hashes (an older inat-build wrote it)"
         changed = [p for p, fp in record.get("inputs", {}).items() if _fingerprint(p) != fp]
         if changed and (any(p["kind"] in _IMAGE_PROBLEMS for p in record["problems"])
                         or damaged & set(changed)):
