@@ -239,7 +239,7 @@ class _ImageReader:
 
   def build(self):
     """(SplitTable without duplicated ids, ids left out) ; duplicates become Problems."""
-    table = self.table.build()
+    table, self.table = self.table.build(), None  # the table now owns the builder's buffers
     ids = table.ids
     unique, counts = np.unique(ids, return_counts=True)
     duplicated = set(unique[counts > 1].tolist()) | (self.unsafe_ids & set(unique.tolist()))
