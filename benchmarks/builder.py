@@ -314,10 +314,10 @@ def main_2021(args):
         count, earlier = previous[contender]
         growth = f", growth {(peak - earlier) * 2**20 / (total - count):,.0f} bytes/image"
       previous[contender] = (total, peak)
+      over = f" ({peak - base:+,.0f} MB over a bare import tensorflow)" if base else ""
       print(f"  {total:>9,} {contender:6s} {best['seconds']:6.1f} s "
-            f"({total / best['seconds']:,.0f} images/s), build process peak {peak:,.0f} MB "
-            f"({peak - base:+,.0f} MB over a bare import tensorflow), tree USS {tree:,.0f} MB"
-            f"{growth}")
+            f"({total / best['seconds']:,.0f} images/s), build process peak {peak:,.0f} MB"
+            f"{over}, tree USS {tree:,.0f} MB{growth}")
     by = {c: min(r["seconds"] for r in rows if r["images"] == total and r["contender"] == c)
           for c in chosen if c in ("inat", "tfds")}
     if len(by) == 2:
