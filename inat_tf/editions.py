@@ -17,6 +17,10 @@ Per edition:
              (train2017_locations.json, val2017_locations.json). Kaggle: `id,predicted`, 5 ids.
   2018       train2018.json val2018.json test2018.json, categories.json (the un-obfuscated
              categories, released June 2018: "replace the `categories` list" with it);
+             locations (README update of August 16th, 2019: "latitude, longitude, date, and
+             user_id for each of images in the train and validation sets") in
+             inat2018_locations.zip, holding inat2018_locations/train2018_locations.json and
+             val2018_locations.json, records as 2017's;
              train_val2018.tar.gz (train_val2018/<supercategory>/<category id>/<hash>.jpg),
              test2018.tar.gz (test2018/<hash>.jpg); categories: id, name, supercategory, kingdom,
              phylum, class, order, family, genus. Kaggle: `id,predicted`, 3 ids.
@@ -25,7 +29,7 @@ Per edition:
              test2019.tar.gz (test2019/<hash>.jpg); categories: id, name, kingdom, phylum, class,
              order, family, genus -- no supercategory field: it is the archive folder (README
              "directory structure like train_val2019/super category/category/image.jpg").
-             Kaggle: `id,predicted`, 1 id (top-1 error).
+             No locations are published. Kaggle: `id,predicted`, 1 id (top-1 error).
   2021       train.json val.json public_test.json; train.tar.gz (train/<image_dir_name>/<uuid>.jpg),
              val.tar.gz, public_test.tar.gz (public_test/<uuid>.jpg); categories: id, name,
              common_name, supercategory, kingdom, phylum, class, order, family, genus,
@@ -52,7 +56,7 @@ class SplitFiles:
   annotations: str      # JSON file name
   image_root: str       # first component of every file_name, and the archive's stem
   boxes: str = ""       # bounding-box JSON (2017 only)
-  locations: str = ""   # locations JSON (2017 only; later editions put it in the image records)
+  locations: str = ""   # locations JSON (2017, 2018; 2021 puts them in the image records)
 
   @property
   def archive(self):
@@ -75,6 +79,15 @@ class Edition:
   readme: str = ""
   boxed_supercategories: frozenset = frozenset()  # super-categories with boxes (2017 only)
   supercategory_species: tuple = ()  # (super-category, species count) as published
+  # Where the places are published, in words (inat-build's summary, inat-train-geo's hints).
+  locations_published: str = ""
+  locations_archive: str = ""  # a .zip holding the location JSONs (2018), under its stem folder
+  inline_locations: bool = False  # latitude/longitude in each image record (2021)
+
+  @property
+  def location_files(self):
+    """{split: locations JSON file name} for the splits with a locations file."""
+    return {split: files.locations for split, files in self.splits.items() if files.locations}
 
   @property
   def tfds_name(self):
@@ -113,11 +126,14 @@ EDITIONS = {
             ("Plantae", 2101), ("Insecta", 1021), ("Aves", 964), ("Reptilia", 289),
             ("Mammalia", 186), ("Fungi", 121), ("Amphibia", 115), ("Mollusca", 93),
             ("Animalia", 77), ("Arachnida", 56), ("Actinopterygii", 53), ("Chromista", 9),
-            ("Protozoa", 4))),
+            ("Protozoa", 4)),
+        locations_published="train2017_locations.json and val2017_locations.json, 2017 README"),
     "2018": Edition(
         name="2018", year=2018,
-        splits={"train": SplitFiles("train2018.json", "train_val2018"),
-                "val": SplitFiles("val2018.json", "train_val2018"),
+        splits={"train": SplitFiles("train2018.json", "train_val2018",
+                                    locations="train2018_locations.json"),
+                "val": SplitFiles("val2018.json", "train_val2018",
+                                  locations="val2018_locations.json"),
                 "test": SplitFiles("test2018.json", "test2018")},
         ranks=TAXONOMY_RANKS, category_fields=_BASE_FIELDS + TAXONOMY_RANKS,
         submission_header=("id", "predicted"), submission_labels=3,
@@ -126,7 +142,10 @@ EDITIONS = {
             ("Plantae", 2917), ("Insecta", 2031), ("Aves", 1258), ("Actinopterygii", 369),
             ("Fungi", 321), ("Reptilia", 284), ("Mollusca", 262), ("Mammalia", 234),
             ("Animalia", 178), ("Amphibia", 144), ("Arachnida", 114), ("Chromista", 25),
-            ("Protozoa", 4), ("Bacteria", 1))),
+            ("Protozoa", 4), ("Bacteria", 1)),
+        locations_published="train2018_locations.json and val2018_locations.json in "
+                            "inat2018_locations.zip, 2018 README update of August 16th, 2019",
+        locations_archive="inat2018_locations.zip"),
     "2019": Edition(
         name="2019", year=2019,
         splits={"train": SplitFiles("train2019.json", "train_val2019"),
@@ -139,7 +158,8 @@ EDITIONS = {
         # The README gives 1,010 species in 72 genera but no per-super-category counts; these are
         # the six train_val2019/ folders, with count 0 for "not published".
         supercategory_species=(("Plants", 0), ("Insects", 0), ("Birds", 0), ("Fungi", 0),
-                               ("Reptiles", 0), ("Amphibians", 0))),
+                               ("Reptiles", 0), ("Amphibians", 0)),
+        locations_published="iNat2019 publishes no locations"),
     "2021": Edition(
         name="2021", year=2021,
         splits={"train": SplitFiles("train.json", "train"),
@@ -153,7 +173,9 @@ EDITIONS = {
         supercategory_species=(
             ("Plants", 4271), ("Insects", 2526), ("Birds", 1486), ("Fungi", 341),
             ("Reptiles", 313), ("Mammals", 246), ("Ray-finned Fishes", 183), ("Amphibians", 170),
-            ("Mollusks", 169), ("Arachnids", 153), ("Animalia", 142))),
+            ("Mollusks", 169), ("Arachnids", 153), ("Animalia", 142)),
+        locations_published="latitude and longitude in each image record, 2021 README",
+        inline_locations=True),
 }
 EDITIONS["2021_mini"] = dataclasses.replace(
     EDITIONS["2021"], name="2021_mini",

@@ -269,19 +269,22 @@ def test_kill_minus_nine_then_rerun_gives_identical_shards(tmp_path):
 def test_spill_recovery_drops_torn_records(tmp_path):
   store = spill_lib.SpillStore(str(tmp_path))
   for image_id in (1, 2, 3):
-    store.append("s", image_id, "repaired" if image_id == 2 else "", b"x" * (100 * image_id))
+    store.append("s", image_id, "repaired" if image_id == 2 else "", f"{image_id:032x}",
+                 b"x" * (100 * image_id))
   store.close("s")
   records_path = tmp_path / ("s" + spill_lib.RECORDS_SUFFIX)
   with open(records_path, "r+b") as f:
     f.truncate(os.path.getsize(records_path) - 50)  # the crash tore record 3
   store = spill_lib.SpillStore(str(tmp_path))
   assert store.recover() == {"s": {1, 2}}
-  store.append("s", 4, "", b"y" * 10)
-  (tmp_path / ("s" + spill_lib.INDEX_SUFFIX)).write_bytes(b"1\t\n2\trepaired\n4\t\n")
+  store.append("s", 4, "", "4" * 32, b"y" * 10)
+  lines = [b"1\t" + b"1".zfill(32) + b"\t\n", b"2\t" + b"2".zfill(32) + b"\trepaired\n"]
+  (tmp_path / ("s" + spill_lib.INDEX_SUFFIX)).write_bytes(b"".join(lines) + b"4\t" + b"4" * 32
+                                                          + b"\t\n")
   store.close("s")
   # An index line lost with its record: the record without a line is dropped too.
   with open(tmp_path / ("s" + spill_lib.INDEX_SUFFIX), "r+b") as f:
-    f.truncate(len(b"1\t\n2\trepaired\n"))
+    f.truncate(len(b"".join(lines)))
   store = spill_lib.SpillStore(str(tmp_path))
   assert store.recover() == {"s": {1, 2}}
   count, size, digest = store.finish("s", str(tmp_path / "s.tfrecord"), lambda *a: None)

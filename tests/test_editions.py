@@ -211,11 +211,25 @@ def test_scorer_cli_never_shows_a_traceback(tmp_path):
 
 
 def _catalog(labels):
+  """A catalog of train images {id: category id}, 8 x 8 px each (tfrecord_builder.columns)."""
   from tfrecord_builder import annotations  # pylint: disable=g-import-not-at-top
-  records = {f"train/{i}.jpg": annotations.ImageRecord("train", i, f"train/{i}.jpg", 8, 8, c)
-             for i, c in labels.items()}
-  return annotations.Catalog(records={"train": records}, listed_ids={"train": sorted(labels)},
-                             label_map=None, problems=[], md5={})
+  from tfrecord_builder import columns  # pylint: disable=g-import-not-at-top
+  builder = columns.TableBuilder("train")
+  for i in labels:
+    builder.ids.append(i)
+    builder.widths.append(8)
+    builder.heights.append(8)
+    builder.names.append(f"train/{i}.jpg")
+    builder.latitudes.append(float("nan"))
+    builder.longitudes.append(float("nan"))
+    builder.uncertainties.append(float("nan"))
+    builder.dates.append("")
+  table = builder.build()
+  table.category_ids[:] = list(labels.values())
+  return annotations.Catalog(
+      tables={"train": table}, listed_ids={"train": np.array(sorted(labels), np.int64)},
+      label_map=None, problems=[], md5={}, shared_files=[],
+      locations={"train": {"source": "none", "images": len(labels), "with_place": 0}})
 
 
 def test_stratified_minival_is_disjoint_complete_stratified_and_stable():
@@ -229,11 +243,11 @@ def test_stratified_minival_is_disjoint_complete_stratified_and_stable():
   catalog = _catalog(labels)
   inputs = {"train": layout.SplitInputs("train", "train.json", archive="train.tar.gz")}
   description = minival.apply(catalog, inputs, config)
-  held = {r.image_id for r in catalog.records["minival"].values()}
-  kept = {r.image_id for r in catalog.records["train"].values()}
+  held = set(catalog.tables["minival"].ids.tolist())
+  kept = set(catalog.tables["train"].ids.tolist())
   assert not held & kept and held | kept == set(labels)                 # disjoint, complete
-  assert catalog.listed_ids["minival"] == sorted(held)
-  assert catalog.listed_ids["train"] == sorted(kept)
+  assert catalog.listed_ids["minival"].tolist() == sorted(held)
+  assert catalog.listed_ids["train"].tolist() == sorted(kept)
   per_class = collections.Counter(labels.values())
   held_per_class = collections.Counter(labels[i] for i in held)
   for c, n in per_class.items():                                        # stratified
@@ -241,8 +255,10 @@ def test_stratified_minival_is_disjoint_complete_stratified_and_stable():
   assert description["images"] == len(held) and inputs["minival"].archive == "train.tar.gz"
   # Stable for a seed, whatever the order of the JSON; another seed, another split.
   shuffled = dict(reversed(list(labels.items())))
-  assert minival.stratified_ids(shuffled, 0.2, 7) == sorted(held)
-  assert minival.stratified_ids(labels, 0.2, 8) != sorted(held)
+  assert minival.stratified_ids(list(shuffled), list(shuffled.values()), 0.2, 7).tolist() == (
+      sorted(held))
+  assert minival.stratified_ids(list(labels), list(labels.values()), 0.2, 8).tolist() != (
+      sorted(held))
 
 
 def test_minival_id_file_takes_listed_ids_and_refuses_unknown_ones(tmp_path):
@@ -255,7 +271,7 @@ def test_minival_id_file_takes_listed_ids_and_refuses_unknown_ones(tmp_path):
   inputs = {"train": layout.SplitInputs("train", "train.json", archive="a.tar.gz")}
   catalog = _catalog(labels)
   minival.apply(catalog, inputs, build.BuildConfig("", "", minival_ids=str(ids)))
-  assert sorted(r.image_id for r in catalog.records["minival"].values()) == [3, 5, 7]
+  assert sorted(catalog.tables["minival"].ids.tolist()) == [3, 5, 7]
   ids.write_text("[3, 99]")
   with pytest.raises(minival.MinivalError, match="1 minival image id.*first: \\[99\\]"):
     minival.apply(_catalog(labels), dict(inputs), build.BuildConfig("", "", minival_ids=str(ids)))

@@ -36,9 +36,11 @@ import sys
 import tempfile
 import time
 
+import numpy as np
 import tensorflow as tf
 
 from tfrecord_builder import annotations
+from tfrecord_builder import columns
 from tfrecord_builder import examples
 from tfrecord_builder import image_check
 from tfrecord_builder import layout
@@ -123,7 +125,7 @@ class BuildConfig:
     return f"task-{self.task_index:05d}-of-{self.num_tasks:05d}"
 
 
-def _verify_with_tensorflow(checked, original, max_pixels):
+def _verify_with_tensorflow(checked, original, expected_size, max_pixels):
   """--verify_decode: TensorFlow's own decoder must accept what we store; Pillow gets one try."""
   try:
     tf.io.decode_jpeg(checked.jpeg, channels=3)
@@ -134,41 +136,43 @@ def _verify_with_tensorflow(checked, original, max_pixels):
     repaired = image_check._reencode(original, "JPEG rejected by TensorFlow's decoder",  # pylint: disable=protected-access
                                      max_pixels)
     tf.io.decode_jpeg(repaired.jpeg, channels=3)
-    return repaired
+    return image_check.match_size(repaired, expected_size)
 
 
-def _process(record, data, label_map, config):
-  """Check (and maybe repair) one image and serialize its Example: (example, note, reason).
+def _process(table, row, data, label_map, config):
+  """Check (and maybe repair) one image and serialize its Example: (example, note, reason,
+  sha256 of the stored image bytes, first 32 hex digits).
 
   Whatever goes wrong with one image (a missing file, any image library's exception) rejects that
   image with the reason (example b""); it never stops the build.
   """
+  expected = (int(table.widths[row]), int(table.heights[row]))
   try:
     if isinstance(data, sources.FileRef):
       data = sources.read_file(data.raw_dir, data.file_name)
-    checked = image_check.check_image(data, (record.width, record.height),
-                                      config.max_image_pixels)
+    checked = image_check.check_image(data, expected, config.max_image_pixels)
     if config.verify_decode:
-      checked = _verify_with_tensorflow(checked, data, config.max_image_pixels)
+      checked = _verify_with_tensorflow(checked, data, expected, config.max_image_pixels)
   except FileNotFoundError as e:
-    return b"", "", f"missing file: {e}"
+    return b"", "", f"missing file: {e}", ""
   except (sources.UnsafePath, image_check.ImageRejected) as e:
-    return b"", "", str(e)
+    return b"", "", str(e), ""
   except Exception as e:  # pylint: disable=broad-except  (one image never stops the build)
-    return b"", "", f"cannot be read ({type(e).__name__}: {e})"
-  return examples.serialize(record, checked, label_map), checked.repair, ""
+    return b"", "", f"cannot be read ({type(e).__name__}: {e})", ""
+  # The content hash inat-overlap compares, taken here where the bytes are (not re-parsed later).
+  digest = hashlib.sha256(checked.jpeg).hexdigest()[:overlap_lib.HASH_DIGITS]
+  return examples.serialize(table, row, checked, label_map), checked.repair, "", digest
 
 
 # What the worker processes need besides the member bytes: set before they fork, so they inherit
-# it (the catalog is never pickled and the JSON never parsed twice).
+# it (the catalog's columns are never pickled and the JSON never parsed twice).
 _SHARED = {}
 
 
 def _process_batch(batch):
-  """In a worker process: [(split, image_id, bytes or FileRef)] -> [(example, note, reason)]."""
-  by_split, label_map, config = _SHARED["records"], _SHARED["label_map"], _SHARED["config"]
-  return [_process(by_split[split][image_id], data, label_map, config)
-          for split, image_id, data in batch]
+  """In a worker process: [(split, row, bytes or FileRef)] -> [(example, note, reason, sha)]."""
+  tables, label_map, config = _SHARED["tables"], _SHARED["label_map"], _SHARED["config"]
+  return [_process(tables[split], row, data, label_map, config) for split, row, data in batch]
 
 
 def _die_with_parent(parent_pid):
@@ -202,14 +206,15 @@ def _worker_pool(catalog, config):
 
   fork, not spawn or forkserver: those re-import the main module (the `inat-build` script, hence
   TensorFlow, ~2.5-5 s and ~570 MB per worker) and would need the catalog pickled to each; a
-  forked worker shares the parent's pages and starts in milliseconds. Workers never call
+  forked worker shares the parent's pages (the catalog is numpy columns: reading them writes
+  nothing, so they stay shared) and starts in milliseconds. Workers never call
   TensorFlow (except --verify_decode's decode_jpeg). gc.freeze() keeps the catalog's pages shared
   (the children's garbage collector then never writes to them); the parent unfreezes afterwards,
   so a long-lived caller (tests, notebooks) does not keep every build's objects forever. No
   gc.collect() first: garbage frozen with the rest is collected after the unfreeze, and a full
   collection in a long-lived caller's large heap cost ~1 s per build (32 CPU-s of the suite).
   """
-  _SHARED.update(records=catalog.records, label_map=catalog.label_map, config=config)
+  _SHARED.update(tables=catalog.tables, label_map=catalog.label_map, config=config)
   gc.freeze()
   try:
     with concurrent.futures.ProcessPoolExecutor(
@@ -222,7 +227,10 @@ def _worker_pool(catalog, config):
     _SHARED.clear()
 
 
-_BATCH_IMAGES, _BATCH_BYTES = 16, 2 << 20  # per task: amortizes the pickling and queue overhead
+# Per task: amortizes the pickling and queue overhead (each submit wakes the executor's thread
+# through a pipe: ~1,500 wakeups for 25,000 tiny images at 16 per batch cost the parent more than
+# the images); the byte bound keeps big images' batches at 2 MB.
+_BATCH_IMAGES, _BATCH_BYTES = 64, 2 << 20
 _BATCHES_PER_WORKER = 3                    # in flight: bounded memory, yet no worker waits
 
 
@@ -270,9 +278,13 @@ class _Build:
     if (config.minival_fraction or config.minival_ids) and not self.minival:
       log("inat-build: the minival split is carved out of train, which this run does not build; "
           "--minival_fraction / --minival_ids have no effect here")
-    self.plans = {split: plan_lib.plan_split(split, list(split_records),
-                                             config.examples_per_shard, config.seed)
-                  for split, split_records in self.catalog.records.items()}
+    self.tables = self.catalog.tables
+    self.plans = {split: plan_lib.plan_split(split, table.ids, config.examples_per_shard,
+                                             config.seed)
+                  for split, table in self.tables.items()}
+    self.shard_names = {split: [plan.shard_name(i) for i in range(plan.num_shards)]
+                        for split, plan in self.plans.items()}
+    self.index = columns.NameIndex(self.tables)  # archive member name -> (split, row)
     self.startup_seconds = time.monotonic() - start  # reading the JSONs and planning, once
     self.shard_problems = collections.defaultdict(list)  # shard file -> [Problem]
     self.shard_inputs = collections.defaultdict(dict)    # shard file -> {path: fingerprint}
@@ -325,6 +337,8 @@ class _Build:
         record = manifest_lib.read_json(record_path)
         if tf.io.gfile.stat(path).length != record["bytes"]:
           why = "bytes differ from its record"
+        elif not isinstance(record.get("image_sha256"), list):
+          why = "its record lists no image hashes (an older inat-build wrote it)"
         changed = [p for p, fp in record.get("inputs", {}).items() if _fingerprint(p) != fp]
         if changed and (any(p["kind"] in _IMAGE_PROBLEMS for p in record["problems"])
                         or damaged & set(changed)):
@@ -344,7 +358,8 @@ class _Build:
   # -- streaming ------------------------------------------------------------------------------
 
   def _sources(self):
-    """[(source, splits, iterator of (file_name, bytes or reader))], one per archive/folder."""
+    """[(source, splits, iterator of (file_name, bytes or FileRef), problems)], one per archive
+    or folder."""
     by_source = collections.defaultdict(list)
     for split, split_inputs in self.inputs.items():
       by_source[split_inputs.archive or ("folder", split_inputs.folder)].append(split)
@@ -360,71 +375,91 @@ class _Build:
         result.append((source, splits, members, problems))
       else:
         raw_dir = source[1]
-        names = sorted({r.file_name for split in splits
-                        for r in self.catalog.records[split].values()})
-        members = ((name, sources.FileRef(raw_dir, name)) for name in names)
-        result.append((raw_dir, splits, members, []))
+        result.append((raw_dir, splits, self._folder_members(raw_dir, splits), []))
     return result
 
-  def _shard_of(self, record):
-    plan = self.plans[record.split]
-    return plan.shard_name(plan.slots[record.image_id].shard)
+  def _folder_members(self, raw_dir, splits):
+    """(file_name, FileRef) of every listed file, each once, folder by folder (sorted), in JSON
+    order within a folder: deterministic, and near the order files lie on disk."""
+    for split in splits:
+      table = self.tables[split]
+      folders = table.names.folders
+      rank = np.argsort(np.argsort(np.array(folders, dtype=object))) if folders else np.zeros(0)
+      order = np.lexsort((np.arange(len(table)), rank[table.names.folder_index]
+                          if len(table) else np.zeros(0, np.int64)))
+      for row in order.tolist():
+        name = table.names[row]
+        first = self.index.first_listing(name, splits)
+        if first == (split, row):  # a name listed more than once is read once
+          yield name, sources.FileRef(raw_dir, name)
 
   def _stream(self, pending, store, progress, pool):
     """Phase 1: every listed image of a pending shard → checked → appended to its spill file.
 
     The tar walk stays here; images go to the worker processes in batches, and their results are
     taken in submission order, so spill files fill in archive order whatever the worker count.
+    Per image the parent holds only columns (no Python object per listed image): which rows are
+    still wanted, a boolean per row.
     """
-    done = {key: {image_id for image_id, _ in store.entries(key)} for key in pending}
-    inflight = collections.deque()  # (future, [record], source), oldest first
-    batch, batch_records, batch_bytes = [], [], 0
+    done_ids = {key: {image_id for image_id, _, _ in store.entries(key)} for key in pending}
+    wanted = {}  # split -> bool per row: its shard is pending and it is not in a spill file yet
+    for split, table in self.tables.items():
+      plan = self.plans[split]
+      pending_shards = np.array([key in pending for key in self.shard_names[split]])
+      rows = pending_shards[plan.shard_of_row] if len(table) else np.zeros(0, bool)
+      spilled = set().union(*(done_ids[key] for key in self.shard_names[split] if key in pending))
+      if spilled:
+        rows &= ~np.isin(table.ids, np.fromiter(spilled, np.int64))
+      wanted[split] = rows
+    inflight = collections.deque()  # (future, [(split, row)], source), oldest first
+    batch, batch_rows, batch_bytes = [], [], 0
 
-    def finish(future, records, source):
+    def finish(future, rows, source):
       outcomes = future.result()
-      for record, (example, note, reason) in zip(records, outcomes):
-        key = self._shard_of(record)
+      for (split, row), (example, note, reason, digest) in zip(rows, outcomes):
+        key = self.shard_names[split][self.plans[split].shard_of_row[row]]
         if reason:
-          self.shard_problems[key].append(Problem("rejected image", record.file_name, reason))
+          name = self.tables[split].names[row]
+          self.shard_problems[key].append(Problem("rejected image", name, reason))
           progress.rejects += 1
           if source not in self.archives:  # a folder: a fixed file is seen by its fingerprint
-            path = os.path.join(source, record.file_name)
+            path = os.path.join(source, name)
             self.shard_inputs[key][path] = _fingerprint(path)
         else:
-          store.append(key, record.image_id, note, example)
+          store.append(key, int(self.tables[split].ids[row]), note, digest, example)
           progress.images += 1
           progress.repairs += bool(note)
 
     def submit(source):
-      nonlocal batch, batch_records, batch_bytes
+      nonlocal batch, batch_rows, batch_bytes
       if batch:
-        inflight.append((pool.submit(_process_batch, batch), batch_records, source))
-        batch, batch_records, batch_bytes = [], [], 0
+        inflight.append((pool.submit(_process_batch, batch), batch_rows, source))
+        batch, batch_rows, batch_bytes = [], [], 0
       while len(inflight) > _BATCHES_PER_WORKER * self.config.workers:
         finish(*inflight.popleft())
 
     for source, splits, members, source_problems in self._sources():
-      wanted = collections.defaultdict(list)  # file_name -> records (several ids may share it)
-      listed = set()
-      for split in splits:
-        for record in self.catalog.records[split].values():
-          listed.add(record.file_name)
-          key = self._shard_of(record)
-          if key in pending and record.image_id not in done[key]:
-            wanted[record.file_name].append(record)
-            if source in self.archives:
-              self.shard_inputs[key][source] = _fingerprint(source)
-      if not wanted:
+      todo = {split: wanted[split].copy() for split in splits}
+      if not any(rows.any() for rows in todo.values()):
         continue  # every image of this source is already in a shard or spill file
+      if source in self.archives:
+        for split in splits:
+          for key in {self.shard_names[split][s] for s in np.unique(
+              self.plans[split].shard_of_row[todo[split]]).tolist()}:
+            self.shard_inputs[key][source] = _fingerprint(source)
+      lookup = self.index.lookup
       unlisted, damaged = 0, False
       try:
         for name, data in members:
-          sharing = wanted.pop(name, ())
-          unlisted += not sharing and name not in listed
-          for record in sharing:
-            batch.append((record.split, record.image_id, data))
-            batch_records.append(record)
-            batch_bytes += len(data) if isinstance(data, bytes) else 0
+          listings = lookup(name, splits)
+          unlisted += not listings
+          for split, row in listings:
+            rows = todo[split]
+            if rows[row]:
+              rows[row] = False
+              batch.append((split, row, data))
+              batch_rows.append((split, row))
+              batch_bytes += len(data) if isinstance(data, bytes) else 0
           if len(batch) >= _BATCH_IMAGES or batch_bytes >= _BATCH_BYTES:
             submit(source)
           progress.bytes_read = sum(stats.bytes_read for stats in self.archives.values())
@@ -435,12 +470,12 @@ class _Build:
       submit(source)
       while inflight:
         finish(*inflight.popleft())
-      for name, sharing in wanted.items():
-        for record in sharing:
-          key = self._shard_of(record)
+      for split in splits:
+        for row in np.flatnonzero(todo[split]).tolist():
+          name = self.tables[split].names[row]
+          key = self.shard_names[split][self.plans[split].shard_of_row[row]]
           self.shard_problems[key].append(Problem(
-              "missing image", name, f"listed in the {record.split} JSON but not found in "
-                                     f"{source}"))
+              "missing image", name, f"listed in the {split} JSON but not found in {source}"))
           if source not in self.archives:
             self.shard_inputs[key][os.path.join(source, name)] = _fingerprint(
                 os.path.join(source, name))
@@ -456,17 +491,19 @@ class _Build:
 
   def _finish_shard(self, key, split, shard, store):
     """Records a complete shard, then moves it from scratch to its final name."""
-    by_id = self.catalog.records[split]
-    repairs = [{"file_name": by_id[image_id].file_name, "image_id": image_id, "repair": note}
-               for image_id, note in store.entries(key) if note]
+    table = self.tables[split]
+    entries = store.entries(key)
+    repairs = [{"file_name": table.names[table.row_of(image_id)], "image_id": image_id,
+                "repair": note} for image_id, _, note in entries if note]
 
     def record_shard(count, size, sha256):
       # Written before the move: a shard under its final name always has its record.
       manifest_lib.write_json(manifest_lib.shard_record_path(self.config.data_dir, key), {
           "file": key, "split": split, "shard": shard, "examples": count, "bytes": size,
           "sha256": sha256, "repairs": repairs, "inputs": self.shard_inputs[key],
-          "image_sha256": overlap_lib.image_hashes(store._paths(key)[0]),  # pylint: disable=protected-access
-          "problems": [p.to_json() for p in self.shard_problems[key]]})
+          "image_ids": [image_id for image_id, _, _ in entries],
+          "image_sha256": [digest for _, digest, _ in entries],
+          "problems": [p.to_json() for p in self.shard_problems[key]]}, compact=True)
 
     store.finish(key, os.path.join(self.config.data_dir, key), before_move=record_shard)
 
@@ -492,8 +529,8 @@ class _Build:
     for key in store.recover():
       if config.overwrite or key not in pending:
         store.discard(key)  # from a build being redone, or a shard finished after all
-    total = sum(len(records) for records in self.catalog.records.values())
-    self.log(f"inat-build: {total:,} images listed in {', '.join(self.catalog.records)}; "
+    total = sum(len(table) for table in self.tables.values())
+    self.log(f"inat-build: {total:,} images listed in {', '.join(self.tables)}; "
              f"{len(pending)} shard(s) to write for {config.task_name} (JSONs read and shards "
              f"planned in {self.startup_seconds:.2f} s)")
     if pending:
@@ -509,8 +546,11 @@ class _Build:
         self.log(f"inat-build: {progress.line()}")
       self.report["seconds"] = round(time.monotonic() - start, 1)
       self._write_task_report()
+    facts = {"locations": self.catalog.locations, "shared_files": self.catalog.shared_files,
+             "labels": {split: (table.ids, table.category_ids)
+                        for split, table in self.tables.items()}}
     result = manifest_lib.finalize(config.data_dir, self.label_map, state,
-                                   self.catalog.problems, self.log)
+                                   self.catalog.problems, self.log, facts)
     return self._summary(result)
 
   def _write_task_report(self):
@@ -541,6 +581,10 @@ class _Build:
         lines.append(f"  {split}: {info['examples']:,} examples in {info['num_shards']} shard(s),"
                      f" {info['bytes'] / 1e6:,.1f} MB")
       lines.append(f"  repaired: {len(manifest['repaired'])}")
+      lines += _fact_lines(manifest)
+    else:
+      lines += _fact_lines({"locations": self.catalog.locations,
+                            "shared_files": self.catalog.shared_files})
     by_kind = collections.Counter(p.kind for p in own_problems)
     lines.append(f"  rejected: {len(own_problems)}" + (
         " (" + ", ".join(f"{n} {kind}" for kind, n in sorted(by_kind.items())) + ")"
@@ -559,6 +603,28 @@ class _Build:
       lines.append(f"inat-build: {self.config.task_name} done; manifest.json is written when the "
                    f"other tasks' shards exist too.")
     return (1 if failed else 0), "\n".join(lines)
+
+
+def _fact_lines(manifest):
+  """The summary's lines on places and on images listed or stored more than once."""
+  lines = []
+  for split, info in manifest.get("locations", {}).items():
+    lines.append(f"  places, {split}: {info['with_place']:,} of {info['images']:,} images "
+                 f"(from {info['source']})")
+  shared = manifest.get("shared_files", [])
+  if shared:
+    lines.append(f"  file names listed more than once: {len(shared)}")
+    for fact in shared[:10]:
+      ids = "; ".join(f"{split} {ids}" for split, ids in sorted(fact["image_ids"].items()))
+      lines.append(f"    {fact['file_name']}: image ids {ids}: {fact['action']}")
+    if len(shared) > 10:
+      lines.append(f"    ... and {len(shared) - 10} more in {records.MANIFEST} (shared_files)")
+  same = manifest.get("same_pixels", {})
+  if same.get("groups"):
+    lines.append(f"  same image bytes under several image ids: {len(same['groups'])} group(s), "
+                 f"{same['across_splits']} across splits, {same['label_conflicts']} with "
+                 f"different labels (see {records.MANIFEST}, same_pixels)")
+  return lines
 
 
 def _mount_point(path):

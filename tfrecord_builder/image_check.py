@@ -12,15 +12,20 @@ PNG/GIF/BMP/WebP/TIFF content, EXIF orientation), or rejected with the reason (e
 damaged, not an image, too many pixels, undecodable, any exception of an image library). The
 training pipeline's fused `decode_and_crop_jpeg` then never meets a surprise.
 
-EXIF rule: the JSON's width and height are the *displayed* size. An image whose EXIF orientation
-is not 1 is stored with the orientation applied (upright pixels, no EXIF), the way
-`inat_tf.preprocessing.exif_orientation` applies it to image bytes sent to an exported model.
+EXIF rule: an image whose EXIF orientation is not 1 is stored with the orientation applied (upright
+pixels, no EXIF), the way `inat_tf.preprocessing.exif_orientation` applies it to image bytes sent
+to an exported model. The JSON's width and height may give either frame: the displayed one (after
+the orientation) or the stored one (the sideways pixels as a viewer that ignores EXIF shows them).
+For orientations 5-8 of a non-square image the two differ, so the match tells which frame the JSON
+used; it is recorded (`CheckedImage.json_frame`, and in the repair note), and boxes given in the
+stored frame are turned with the pixels (`orient_box`). A size matching neither is a rejection.
 """
 
 import dataclasses
 import io
 import re
 import struct
+import zlib
 
 import numpy as np
 import simplejpeg
@@ -142,11 +147,34 @@ def read_jpeg_facts(data):
 
 @dataclasses.dataclass(frozen=True)
 class CheckedImage:
-  """The bytes to store (always RGB JPEG) and what was done to get them ('' if nothing)."""
+  """The bytes to store (always RGB JPEG) and what was done to get them ('' if nothing).
+
+  width, height: of the stored (upright) pixels. orientation: the EXIF orientation that was
+  applied (1: none). json_frame: "stored" when the JSON's size is the frame before that
+  orientation (its boxes then need `orient_box`), else "displayed".
+  """
   jpeg: bytes
   width: int
   height: int
   repair: str
+  orientation: int = 1
+  json_frame: str = "displayed"
+
+
+# How a point (x, y), normalised to [0, 1] in the stored frame, lands in the displayed frame under
+# each EXIF orientation; the same transposes as PIL.ImageOps.exif_transpose (EXIF 2.32, 4.6.4 A).
+_ORIENT_POINT = {
+    1: lambda x, y: (x, y), 2: lambda x, y: (1 - x, y), 3: lambda x, y: (1 - x, 1 - y),
+    4: lambda x, y: (x, 1 - y), 5: lambda x, y: (y, x), 6: lambda x, y: (1 - y, x),
+    7: lambda x, y: (1 - y, 1 - x), 8: lambda x, y: (y, 1 - x),
+}
+
+
+def orient_box(box, orientation):
+  """A box (xmin, ymin, xmax, ymax), normalised in the stored frame, in the displayed frame."""
+  (x0, y0), (x1, y1) = (_ORIENT_POINT[orientation](box[0], box[1]),
+                        _ORIENT_POINT[orientation](box[2], box[3]))
+  return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
 
 
 # EXIF orientations 5-8 swap width and height (EXIF 2.32, Orientation tag).
@@ -184,7 +212,9 @@ def _reencode(data, what, max_pixels=DEFAULT_MAX_PIXELS):
     image.load()
     repair = f"{what}; re-encoded as RGB JPEG"
     orientation = image.getexif().get(0x0112, 1)
-    if orientation in range(2, 9):
+    if orientation not in range(2, 9):
+      orientation = 1
+    else:
       image = ImageOps.exif_transpose(image)
       repair = f"{what}; EXIF orientation {orientation} applied; re-encoded as RGB JPEG"
     image = _to_8bit_rgb(image)
@@ -197,7 +227,7 @@ def _reencode(data, what, max_pixels=DEFAULT_MAX_PIXELS):
   except Exception as e:  # pylint: disable=broad-except  (any library error rejects one image)
     raise ImageRejected(f"{what}, and Pillow cannot decode it either: {type(e).__name__}: "
                         f"{e}") from None
-  return CheckedImage(out.getvalue(), image.size[0], image.size[1], repair)
+  return CheckedImage(out.getvalue(), image.size[0], image.size[1], repair, orientation)
 
 
 _EXTRANEOUS = re.compile(r"Corrupt JPEG data: (\d+) extraneous bytes before marker 0xd9")
@@ -214,35 +244,60 @@ def _strict_decode_problem(data, facts):
   return ""
 
 
+# Junk is told from scan data by how well deflate packs it: the tail a byte damaged mid-scan leaves
+# is entropy-coded data, which deflate cannot shrink (725 such tails, 11-1,010 bytes, from single
+# flipped bytes in photos at quality 50-98: every one packed to >= 1.01x its size; BUILD_NOTES).
+_JUNK_MAX_DEFLATE_RATIO = 0.9
+
+
+def _deflate_ratio(data):
+  packer = zlib.compressobj(9, zlib.DEFLATED, -15)  # raw deflate: no header to pay for
+  return len(packer.compress(data) + packer.flush()) / max(1, len(data))
+
+
 def _clean_jpeg(data, facts):
-  """The JPEG bytes if they decode cleanly, or with end padding cut off; else ImageRejected.
+  """The JPEG bytes if they decode cleanly, or with junk before the end marker cut; else
+  ImageRejected.
 
   Damage in the entropy-coded data shows only as a libjpeg warning. "N extraneous bytes before
-  marker 0xd9" is what junk before the end marker gives, but a flipped byte mid-scan gives the
-  very same message (the Huffman decoder loses sync and finishes early; measured), so the pixels
-  are known whole only when those bytes are padding (all 0x00 or all 0xFF), which is then cut.
+  marker 0xd9" is what junk before the end marker gives, but a byte flipped mid-scan gives the
+  very same message (the Huffman decoder loses sync and finishes early, leaving the scan's real
+  tail unread; ~1 flip in 5, measured), and cutting that tail decodes cleanly too, with wrong
+  pixels. So the N bytes are cut only when they cannot be the scan's own data: padding (all 0x00
+  or all 0xFF), or bytes deflate packs below 0.9x (text, repeated patterns: scan data is
+  entropy-coded, so it does not pack), and the image without them decodes strictly.
   """
   problem = _strict_decode_problem(data, facts)
   if not problem:
     return data, ""
   match = _EXTRANEOUS.fullmatch(problem)
   end = data.rfind(b"\xff\xd9")
+  why = "its pixels cannot be shown whole"
   if match and end > 0:
     count = int(match.group(1))
-    padding = data[end - count:end]
-    if padding.strip(b"\x00") == b"" or padding.strip(b"\xff") == b"":
-      trimmed = data[:end - count] + data[end:end + 2]
-      if not _strict_decode_problem(trimmed, facts):
-        return trimmed, f"{count} padding bytes before the end marker removed"
-  raise ImageRejected(f"damaged JPEG (libjpeg: {problem}); its pixels cannot be shown whole")
+    junk = data[end - count:end]
+    trimmed = data[:end - count] + data[end:end + 2]
+    if junk.strip(b"\x00") == b"" or junk.strip(b"\xff") == b"":
+      note = f"{count} padding bytes before the end marker removed"
+    elif _deflate_ratio(junk) < _JUNK_MAX_DEFLATE_RATIO:
+      note = (f"{count} junk bytes before the end marker removed (not scan data: deflate packs "
+              f"them to {_deflate_ratio(junk):.0%}); the image decodes whole without them")
+    else:
+      note = ""
+      why = (f"the {count} bytes before the end marker look like scan data (deflate cannot pack "
+             f"them), as a byte damaged mid-scan leaves them, so its pixels cannot be shown whole")
+    if note and not _strict_decode_problem(trimmed, facts):
+      return trimmed, note
+  raise ImageRejected(f"damaged JPEG (libjpeg: {problem}); {why}")
 
 
 def check_image(data, expected_size=None, max_pixels=DEFAULT_MAX_PIXELS):
   """Returns a CheckedImage for `data`, or raises ImageRejected with the reason.
 
   data: the file's bytes (any format; decided by content, not name).
-  expected_size: (width, height) from the JSON, the displayed size (after EXIF orientation), or
-    None; a mismatch is a rejection, since the file is then not the image the JSON describes.
+  expected_size: (width, height) from the JSON, in the displayed frame (after EXIF orientation)
+    or the stored one (see the module docstring), or None; a size matching neither is a
+    rejection, since the file is then not the image the JSON describes.
   max_pixels: images with more pixels (width x height, read from the header) are rejected before
     decoding; 0 for no limit.
   Never raises anything else: any exception of an image library is a rejection of this image.
@@ -278,11 +333,24 @@ def _check(data, expected_size, max_pixels):
       checked = _reencode(data, "; ".join(filter(None, (trim_note, problem))), max_pixels)
     else:
       checked = CheckedImage(data, facts.width, facts.height, trim_note)
-  if expected_size and (checked.width, checked.height) != tuple(expected_size):
-    rotated = " (after its EXIF orientation)" if "EXIF orientation" in checked.repair else ""
-    raise ImageRejected(f"size mismatch: the JSON says {expected_size[0]}x{expected_size[1]}, "
-                        f"the image displays as {checked.width}x{checked.height}{rotated}")
-  return checked
+  return match_size(checked, expected_size)
+
+
+def match_size(checked, expected_size):
+  """checked, with the frame the JSON's size describes; ImageRejected when it matches neither."""
+  if not expected_size or (checked.width, checked.height) == tuple(expected_size):
+    return checked
+  stored = (checked.height, checked.width) if checked.orientation in _SWAPS_SIDES else None
+  if stored == tuple(expected_size):
+    note = (f"the JSON gives the stored (sideways) size {stored[0]}x{stored[1]}; stored upright "
+            f"as {checked.width}x{checked.height}")
+    return dataclasses.replace(checked, json_frame="stored",
+                               repair="; ".join(filter(None, (checked.repair, note))))
+  rotated = (f" (after its EXIF orientation {checked.orientation}; stored sideways as "
+             f"{stored[0]}x{stored[1]})" if stored else
+             " (after its EXIF orientation)" if checked.orientation != 1 else "")
+  raise ImageRejected(f"size mismatch: the JSON says {expected_size[0]}x{expected_size[1]}, "
+                      f"the image displays as {checked.width}x{checked.height}{rotated}")
 
 
 def _jpeg_problem(facts):

@@ -19,7 +19,8 @@ class SplitInputs:
   split: str
   annotations: str          # path of the COCO-style JSON
   boxes: str = ""           # bounding-box JSON, if published and present
-  locations: str = ""       # locations JSON, if published and present
+  locations: str = ""       # locations JSON, if published and present (or the .zip holding it)
+  locations_member: str = ""  # the JSON's name inside that .zip (2018's inat2018_locations.zip)
   archive: str = ""         # .tar.gz holding the images, or
   folder: str = ""          # RAW_DIR itself, when the images were extracted there
 
@@ -63,8 +64,35 @@ def find_inputs(raw_dir, splits=SPLITS, train_set=""):
       raise FileNotFoundError(
           f"Images for the {split} split not found: expected {archive} (as downloaded) or the "
           f"folder {folder} extracted from it.")
-    optional = {key: path for key, path in (("boxes", _join(raw_dir, files.boxes)),
-                                            ("locations", _join(raw_dir, files.locations)))
+    optional = {key: path for key, path in (("boxes", _join(raw_dir, files.boxes)),)
                 if path and tf.io.gfile.exists(path)}
+    optional.update(_locations(raw_dir, edition, files))
     inputs[split] = SplitInputs(split=split, annotations=annotations_path, **optional, **source)
   return inputs
+
+
+def _locations(raw_dir, edition, files):
+  """{"locations": path[, "locations_member": name]} of a split's published locations JSON.
+
+  Looked for as published and as extracted: RAW_DIR/<file>; for 2018, also the zip's own folder
+  (RAW_DIR/inat2018_locations/<file>) and the zip itself (read without extracting). {} if none.
+  """
+  if not files.locations:
+    return {}
+  candidates = [_join(raw_dir, files.locations)]
+  if edition.locations_archive:
+    stem = edition.locations_archive.removesuffix(".zip")
+    candidates.append(os.path.join(raw_dir, stem, files.locations))
+  for path in candidates:
+    if tf.io.gfile.exists(path):
+      return {"locations": path}
+  if edition.locations_archive:
+    archive = _join(raw_dir, edition.locations_archive)
+    if tf.io.gfile.exists(archive):
+      import zipfile  # pylint: disable=g-import-not-at-top
+      with tf.io.gfile.GFile(archive, "rb") as f, zipfile.ZipFile(f) as bundle:
+        member = next((n for n in bundle.namelist()
+                       if os.path.basename(n) == files.locations), "")
+      if member:
+        return {"locations": archive, "locations_member": member}
+  return {}

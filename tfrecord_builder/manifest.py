@@ -4,7 +4,13 @@
   image_ids.json          per split, every image id its JSON lists (a submission needs them all,
                           even an image the builder had to reject)
   manifest.json           per split and shard: examples, bytes, sha256; input md5s; flags; every
-                          rejected or repaired image with its reason (written when all shards exist)
+                          rejected or repaired image with its reason; where the places came from;
+                          file names listed more than once; same image bytes under several ids
+                          (written when all shards exist). Nothing per image but those lists, so
+                          it stays small at any count (~10 KB + ~150 bytes per listed problem).
+  image_sha256.npz        per split, every stored image's id and sha256 (first 16 bytes): what
+                          inat-overlap compares (numpy .npz: "<split>.ids" int64,
+                          "<split>.sha256" 16-byte strings; 24 bytes per image)
   dataset_info.json, features.json, ...   TFDS metadata: tfds.builder_from_directory(DATA_DIR)
   _build/state.json       the inputs and flags the shards were planned from (resume guard)
   _build/shards/*.json    one record per finished shard (counts, sha256, repairs, problems),
@@ -13,9 +19,12 @@
 """
 
 import errno
+import io
+import json
 import os
 import tempfile
 
+import numpy as np
 import tensorflow as tf
 
 from inat_tf import records
@@ -30,10 +39,17 @@ class StateMismatch(Exception):
   """DATA_DIR was planned from other inputs or flags; resuming would mix two datasets."""
 
 
-def write_json(path, document):
-  """run_common.write_json (atomic); a full disk raises OSError(ENOSPC) naming `path`."""
+def write_json(path, document, compact=False):
+  """run_common.write_json (atomic); a full disk raises OSError(ENOSPC) naming `path`.
+
+  compact: one line, no indent (json's C encoder; indent=1 falls back to its Python one, ~1 s
+  per 10,000 listed values): for the per-shard records, which list every image's id and hash.
+  """
   try:
-    run_common.write_json(path, document)
+    if compact:
+      run_common.write_text(path, json.dumps(document, separators=(",", ":"), sort_keys=True))
+    else:
+      run_common.write_json(path, document)
   except tf.errors.OpError as e:
     if "No space left" in e.message:
       raise OSError(errno.ENOSPC, "No space left on device", path) from None
@@ -75,10 +91,96 @@ def check_and_update_state(data_dir, state, overwrite):
 
 
 def update_image_ids(data_dir, listed_ids):
-  """Adds this build's splits to image_ids.json (builds of other splits may have written it)."""
+  """Adds this build's splits to image_ids.json (builds of other splits may have written it).
+
+  listed_ids: {split: sorted ids (array or list)}. Written compactly, a chunk of ids at a time:
+  at iNat2021's 3.3 M ids, ~25 MB in ~2 s, with no Python int kept per id.
+  """
   path = os.path.join(data_dir, records.IMAGE_IDS)
   known = read_json(path) if tf.io.gfile.exists(path) else {}
-  write_json(path, {**known, **listed_ids})
+  splits = {**known, **listed_ids}
+  temporary = f"{path}.incomplete-{os.getpid()}"
+  with tf.io.gfile.GFile(temporary, "w") as f:
+    f.write("{")
+    for n, (split, ids) in enumerate(sorted(splits.items())):
+      ids = np.asarray(ids, np.int64)
+      f.write(f'{", " if n else ""}"{split}": [')
+      for start in range(0, len(ids), 1 << 16):
+        f.write(("," if start else "") + ",".join(map(str, ids[start:start + (1 << 16)].tolist())))
+      f.write("]")
+    f.write("}\n")
+  tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
+IMAGE_SHA256 = "image_sha256.npz"
+SHA256_BYTES = 16  # overlap.HASH_DIGITS / 2
+
+
+def write_image_hashes(data_dir, hashes):
+  """image_sha256.npz from {split: (ids int64 [n], sha256 'S16' [n])}."""
+  buffer = io.BytesIO()
+  np.savez(buffer, **{f"{split}.{part}": array for split, (ids, digests) in hashes.items()
+                      for part, array in (("ids", ids), ("sha256", digests))})
+  temporary = os.path.join(data_dir, f"{IMAGE_SHA256}.incomplete-{os.getpid()}")
+  with tf.io.gfile.GFile(temporary, "wb") as f:
+    f.write(buffer.getvalue())
+  tf.io.gfile.rename(temporary, os.path.join(data_dir, IMAGE_SHA256), overwrite=True)
+
+
+def read_image_hashes(data_dir):
+  """{split: (ids, sha256 'S16')} of a data dir; FileNotFoundError when it has none."""
+  path = os.path.join(data_dir, IMAGE_SHA256)
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(f"{path} not found: give a data dir written by inat-build (it is "
+                            f"written with manifest.json, when every shard exists; a data dir "
+                            f"built before it existed needs --overwrite)")
+  with tf.io.gfile.GFile(path, "rb") as f:
+    arrays = np.load(io.BytesIO(f.read()))
+    splits = {name.rsplit(".", 1)[0] for name in arrays.files}
+    return {split: (arrays[f"{split}.ids"], arrays[f"{split}.sha256"]) for split in splits}
+
+
+def same_pixels(hashes, labels):
+  """Groups of image ids whose stored bytes are identical, as facts for the manifest.
+
+  hashes: {split: (ids, sha256)}; labels: {split: (ids, category ids)} from the catalog.
+  Returns {"groups": [{"sha256", "images": {split: [ids]}, "categories": [...]}],
+  "across_splits": n, "label_conflicts": n}. Sorted digests find them in O(n log n).
+  """
+  splits = sorted(hashes)
+  if not splits:
+    return {"groups": [], "across_splits": 0, "label_conflicts": 0}
+  digests = np.concatenate([hashes[s][1] for s in splits])
+  owner = np.concatenate([np.full(len(hashes[s][0]), i) for i, s in enumerate(splits)])
+  ids = np.concatenate([hashes[s][0] for s in splits])
+  order = np.argsort(digests, kind="stable")
+  sorted_digests = digests[order]
+  repeated = np.flatnonzero(sorted_digests[1:] == sorted_digests[:-1])
+  members = {}
+  for position in np.unique(np.concatenate([repeated, repeated + 1])).tolist():
+    i = order[position]
+    # tobytes: all 16 bytes (a numpy 'S16' item drops trailing NUL bytes when read alone).
+    members.setdefault(digests[i:i + 1].tobytes(), []).append((splits[owner[i]], int(ids[i])))
+  def label(split, image_id):  # a binary search, not a dict of every image
+    if split not in labels:
+      return -1
+    label_ids, categories = (np.asarray(a) for a in labels[split])
+    order = np.argsort(label_ids, kind="stable") if split not in sorters else sorters[split]
+    sorters[split] = order
+    i = np.searchsorted(label_ids, image_id, sorter=order)
+    return int(categories[order[i]]) if i < len(order) and label_ids[order[i]] == image_id else -1
+
+  sorters = {}
+  groups, across, conflicts = [], 0, 0
+  for digest, group in sorted(members.items()):
+    images = {}
+    for split, image_id in group:
+      images.setdefault(split, []).append(image_id)
+    categories = sorted({label(split, i) for split, i in group} - {-1})
+    across += len(images) > 1
+    conflicts += len(categories) > 1
+    groups.append({"sha256": digest.hex(), "images": images, "categories": categories})
+  return {"groups": groups, "across_splits": across, "label_conflicts": conflicts}
 
 
 def remove_build(data_dir):
@@ -95,7 +197,8 @@ def remove_build(data_dir):
           target = os.path.join(path, entry)
           (tf.io.gfile.rmtree if tf.io.gfile.isdir(target) else tf.io.gfile.remove)(target)
     elif (records.SHARD_SUFFIX in name or name.endswith(".labels.txt") or name in (
-        records.MANIFEST, records.IMAGE_IDS, records.LABEL_MAP) + records.TFDS_METADATA):
+        records.MANIFEST, records.IMAGE_IDS, records.LABEL_MAP, IMAGE_SHA256)
+                                   + records.TFDS_METADATA):
       tf.io.gfile.remove(path)
 
 
@@ -140,10 +243,11 @@ def write_tfds_metadata(data_dir, label_map, split_infos):
         tf.io.gfile.copy(os.path.join(local, name), os.path.join(data_dir, name), overwrite=True)
 
 
-def finalize(data_dir, label_map, state, annotation_problems, log):
+def finalize(data_dir, label_map, state, annotation_problems, log, facts=None):
   """Writes manifest.json and the TFDS metadata once every planned shard exists; else no-op.
 
   Any job-array task may call it; the last one to finish completes it (idempotent, atomic).
+  facts: {"locations", "shared_files", "labels": {split: (ids, category ids)}} from the catalog.
   Returns the manifest, or None while shards are still missing.
   """
   splits = {}
@@ -157,6 +261,10 @@ def finalize(data_dir, label_map, state, annotation_problems, log):
       record = read_json(shard_record_path(data_dir, shard_file))
       if tf.io.gfile.stat(path).length != record["bytes"]:
         return None  # never listed with bytes that are not its own; the owner's rerun redoes it
+      # Per-image lists become arrays at once (24 bytes per image, not ~110 as Python objects).
+      record["image_ids"] = np.array(record.get("image_ids", []), np.int64)
+      record["image_sha256"] = np.frombuffer(bytes.fromhex("".join(record.get(
+          "image_sha256", []))), f"S{SHA256_BYTES}")
       shard_records.append(record)
     splits[split] = shard_records
   build_dir = os.path.join(data_dir, records.BUILD_DIR)
@@ -183,14 +291,17 @@ def finalize(data_dir, label_map, state, annotation_problems, log):
       "num_classes": label_map.num_classes,
       "edition": state.get("edition", ""),
       "minival": state.get("minival"),
-      # Per split, image id -> sha256 (first 32 hex digits) of the stored image bytes: what
-      # inat-overlap compares between two data dirs.
-      "image_sha256": {split: {str(k): v for r in shard_records
-                               for k, v in r.get("image_sha256", {}).items()}
-                       for split, shard_records in splits.items()},
       "rejected": problems,
       "repaired": repairs,
   }
+  facts = facts or {}
+  hashes = {split: (np.concatenate([r["image_ids"] for r in shard_records]),
+                    np.concatenate([r["image_sha256"] for r in shard_records]))
+            for split, shard_records in splits.items()}
+  manifest.update(locations=facts.get("locations", {}),
+                  shared_files=facts.get("shared_files", []),
+                  same_pixels=same_pixels(hashes, facts.get("labels", {})))
+  write_image_hashes(data_dir, hashes)
   write_json(os.path.join(data_dir, records.MANIFEST), manifest)
   write_tfds_metadata(data_dir, label_map, {
       split: ([r["examples"] for r in records], sum(r["bytes"] for r in records))

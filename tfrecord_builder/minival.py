@@ -18,6 +18,8 @@ import json
 import numpy as np
 import tensorflow as tf
 
+from tfrecord_builder import columns
+
 SPLIT = "minival"
 
 
@@ -25,25 +27,24 @@ class MinivalError(Exception):
   """The minival flags or file cannot be applied; the message says why."""
 
 
-def stratified_ids(labels, fraction, seed):
+def stratified_ids(image_ids, category_ids, fraction, seed):
   """Sorted image ids of the minival split.
 
-  labels: {image id: category id} of the train images; fraction in [0, 1); seed: int.
+  image_ids, category_ids: arrays of the train images; fraction in [0, 1); seed: int.
   Per category, round(fraction * n) ids (capped at n - 1) drawn without replacement by
   numpy's default_rng([seed, category id]) from the category's sorted ids: disjoint from what
   stays in train, stable for a seed, and independent of the order of the JSON.
   """
-  by_class = {}
-  for image_id, category_id in labels.items():
-    by_class.setdefault(category_id, []).append(image_id)
+  image_ids, category_ids = np.asarray(image_ids, np.int64), np.asarray(category_ids, np.int64)
+  order = np.lexsort((image_ids, category_ids))  # by category, then id
+  categories, starts = np.unique(category_ids[order], return_index=True)
   chosen = []
-  for category_id, ids in by_class.items():
-    ids = sorted(ids)
+  for category_id, ids in zip(categories.tolist(), np.split(image_ids[order], starts[1:])):
     k = min(len(ids) - 1, int(round(fraction * len(ids))))
     if k > 0:
       rng = np.random.default_rng([seed, category_id])
-      chosen.extend(ids[i] for i in rng.choice(len(ids), size=k, replace=False))
-  return sorted(int(i) for i in chosen)
+      chosen.append(ids[rng.choice(len(ids), size=k, replace=False)])
+  return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
 
 
 def read_ids(path):
@@ -74,48 +75,57 @@ def read_ids(path):
 
 
 def apply(catalog, inputs, config):
-  """Moves the minival images out of their split into catalog.records["minival"].
+  """Moves the minival images out of their split into catalog.tables["minival"].
 
   Also adds inputs["minival"] (the source split's images) and listed_ids["minival"]; returns the
   manifest's description of the split ({} when no minival is asked for or train is not built).
   """
-  if not (config.minival_fraction or config.minival_ids) or "train" not in catalog.records:
+  if not (config.minival_fraction or config.minival_ids) or "train" not in catalog.tables:
     return {}
   if config.minival_ids:
     wanted, digest = read_ids(config.minival_ids)
     sources = ("train", "val")
     how = {"ids_file": config.minival_ids, "ids_md5": digest}
   else:
-    labels = {r.image_id: r.category_id for r in catalog.records["train"].values()}
-    wanted = stratified_ids(labels, config.minival_fraction, config.seed)
+    train = catalog.tables["train"]
+    wanted = stratified_ids(train.ids, train.category_ids, config.minival_fraction, config.seed)
     sources = ("train",)
     how = {"fraction": config.minival_fraction, "seed": config.seed}
-  wanted = set(wanted)
-  moved, from_split = {}, {}
+  wanted = np.unique(np.asarray(wanted, np.int64))
+  moved, from_split = [], {}
+  listed_minival = np.zeros(0, np.int64)
   for split in sources:
-    if split not in catalog.records:
+    if split not in catalog.tables:
       continue
-    for name, record in list(catalog.records[split].items()):
-      if record.image_id in wanted:
-        moved[name] = dataclasses.replace(record, split=SPLIT)
-        from_split[split] = from_split.get(split, 0) + 1
-        del catalog.records[split][name]
+    table = catalog.tables[split]
+    chosen = np.isin(table.ids, wanted)
+    if chosen.any():
+      moved.append(table.take(chosen))
+      from_split[split] = int(chosen.sum())
+      catalog.tables[split] = table.take(~chosen)
     # Ids the JSON lists but the builder left out (reported problems) move too.
-    listed = set(catalog.listed_ids[split])
-    found = wanted & listed
-    catalog.listed_ids[split] = sorted(listed - found)
-    catalog.listed_ids[SPLIT] = sorted(set(catalog.listed_ids.get(SPLIT, ())) | found)
-  unknown = wanted - set(catalog.listed_ids.get(SPLIT, ()))
-  if unknown:
+    listed = catalog.listed_ids[split]
+    found = np.isin(listed, wanted)
+    catalog.listed_ids[split] = listed[~found]
+    listed_minival = np.union1d(listed_minival, listed[found])
+  catalog.listed_ids[SPLIT] = listed_minival
+  unknown = np.setdiff1d(wanted, listed_minival)
+  if len(unknown):
     raise MinivalError(f"{len(unknown)} minival image id(s) are in no "
-                       f"{' or '.join(s for s in sources if s in catalog.records)} JSON (first: "
-                       f"{sorted(unknown)[:5]}); is the list for this edition?")
+                       f"{' or '.join(s for s in sources if s in catalog.tables)} JSON (first: "
+                       f"{unknown[:5].tolist()}); is the list for this edition?")
   sources_used = {inputs[split].archive or inputs[split].folder for split in from_split}
   if len(sources_used) > 1:
     raise MinivalError("the minival ids come from both train and val, whose images are in "
                        "different archives; give ids of one split")
   source = max(from_split, key=from_split.get) if from_split else "train"
   inputs[SPLIT] = dataclasses.replace(inputs[source], split=SPLIT)
-  catalog.records[SPLIT] = moved
-  description = {**how, "images": len(catalog.listed_ids[SPLIT]), "from": from_split}
-  return description
+  catalog.tables[SPLIT] = columns.concat(moved or [catalog.tables[source].take(
+      np.zeros(0, np.int64))], SPLIT)
+  catalog.locations[SPLIT] = {**catalog.locations[source],
+                              "images": len(catalog.tables[SPLIT]),
+                              "with_place": int(np.isfinite(catalog.tables[SPLIT].latitudes).sum())}
+  catalog.locations[source] = {**catalog.locations[source],
+                               "images": len(catalog.tables[source]),
+                               "with_place": int(np.isfinite(catalog.tables[source].latitudes).sum())}
+  return {**how, "images": len(catalog.listed_ids[SPLIT]), "from": from_split}

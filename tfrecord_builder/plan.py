@@ -1,6 +1,6 @@
-"""Which shard, and which position in it, each image goes to: decided from the JSON before any
-image is read, so the output depends only on the inputs and --seed, never on archive order, thread
-timing, how many machines share the work, or where an interrupted run stopped.
+"""Which shard each image goes to: decided from the JSON before any image is read, so the output
+depends only on the inputs and --seed, never on archive order, thread timing, how many machines
+share the work, or where an interrupted run stopped.
 """
 
 import dataclasses
@@ -13,18 +13,12 @@ from inat_tf import records
 SPLIT_SEED_OFFSETS = {"train": 0, "val": 1, "test": 2, "minival": 3}
 
 
-@dataclasses.dataclass(frozen=True)
-class Slot:
-  shard: int
-  position: int
-
-
 @dataclasses.dataclass
 class SplitPlan:
   split: str
   num_shards: int
-  slots: dict  # image_id -> Slot
-  shard_sizes: list  # planned examples per shard
+  shard_of_row: np.ndarray  # int32 [rows of the split's table]: 4 bytes per image
+  shard_sizes: list         # planned examples per shard
 
   def shard_name(self, shard):
     return records.shard_file(self.split, shard, self.num_shards)
@@ -35,14 +29,19 @@ class SplitPlan:
 
 
 def plan_split(split, image_ids, examples_per_shard, seed):
-  """Shuffles a split's image ids with (seed, split) and deals them into balanced shards."""
-  ordered = np.array(sorted(image_ids), dtype=np.int64)
+  """Shuffles a split's image ids with (seed, split) and deals them into balanced shards.
+
+  image_ids: int64 array, one per table row (unique). The shard of each row: the sorted ids are
+  permuted by numpy's default_rng([seed, split offset]) and split into ceil(n / per shard)
+  near-equal runs (np.array_split), the first runs one longer.
+  """
+  image_ids = np.asarray(image_ids, np.int64)
+  order = np.argsort(image_ids, kind="stable")  # row of each id in sorted order
   rng = np.random.default_rng([seed, SPLIT_SEED_OFFSETS[split]])
-  shuffled = ordered[rng.permutation(len(ordered))]
-  num_shards = max(1, math.ceil(len(shuffled) / examples_per_shard))
-  slots, sizes = {}, []
-  for shard, members in enumerate(np.array_split(shuffled, num_shards)):
-    sizes.append(len(members))
-    for position, image_id in enumerate(members.tolist()):
-      slots[image_id] = Slot(shard, position)
-  return SplitPlan(split=split, num_shards=num_shards, slots=slots, shard_sizes=sizes)
+  shuffled_rows = order[rng.permutation(len(order))]
+  num_shards = max(1, math.ceil(len(shuffled_rows) / examples_per_shard))
+  sizes = [len(part) for part in np.array_split(np.arange(len(shuffled_rows)), num_shards)]
+  shard_of_row = np.empty(len(image_ids), np.int32)
+  shard_of_row[shuffled_rows] = np.repeat(np.arange(num_shards, dtype=np.int32), sizes)
+  return SplitPlan(split=split, num_shards=num_shards, shard_of_row=shard_of_row,
+                   shard_sizes=sizes)

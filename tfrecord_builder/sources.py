@@ -30,6 +30,8 @@ import tensorflow as tf
 from isal import isal_zlib
 import rapidgzip
 
+from tfrecord_builder import tar_stream
+
 _READ_BUFFER = 4 << 20
 _FEED = 64 << 10       # compressed bytes per inflate call: the resolution of a reported offset
 _MAX_OUT = 4 << 20     # inflated bytes per call, so a highly compressible block cannot balloon
@@ -301,29 +303,28 @@ def iter_archive(path, stats, on_unsafe):
   inflated = _Inflater(raw, stats, _use_rapidgzip(path, stats.size))
   try:
     buffered = io.BufferedReader(inflated, _READ_BUFFER)
-    # tarfile's own stream buffer stays at its default: a large one is re-sliced per member.
-    with tarfile.open(fileobj=buffered, mode="r|") as tar:
-      for member in tar:
-        reason = unsafe_reason(member)
-        if reason:
-          on_unsafe(member.name, reason)
-        elif member.isfile():
-          name = member.name[2:] if member.name.startswith("./") else member.name
-          data = tar.extractfile(member).read()
-          if len(data) != member.size:
-            raise tarfile.ReadError(f"member {name} is cut short")
-          yield name, data
-          last = f"after member {name}"
-      # tarfile stops quietly at a damaged header; what follows the end of the archive must be
-      # its zero padding, and the gzip stream must end (checksum verified) after it.
-      end = tar.offset
-    for block in iter(lambda: buffered.read(1 << 20), b""):
+    tar = tar_stream.TarStream(buffered)
+    for member, data in tar:
+      reason = unsafe_reason(member)
+      if reason:
+        on_unsafe(member.name, reason)
+      elif member.isfile():
+        name = member.name[2:] if member.name.startswith("./") else member.name
+        if len(data) != member.size:
+          raise tarfile.ReadError(f"member {name} is cut short")
+        yield name, data
+        last = f"after member {name}"
+    # The walk stops quietly at a damaged header; what follows the end of the archive must be
+    # its zero padding, and the gzip stream must end (checksum verified) after it.
+    end = tar.offset
+    for block in tar.rest():
       if block.strip(b"\x00"):
         raise tarfile.ReadError(f"its tar structure is damaged (no valid member header at "
                                 f"inflated byte {end:,})")
     if inflated.error:
       raise inflated.error
-  except (_InflateError, tarfile.TarError, EOFError, OSError, ValueError) as e:
+  except (_InflateError, tarfile.TarError, tar_stream.TarStreamError, EOFError, OSError,
+          ValueError) as e:
     if inflated.error:  # the gzip failure comes first; tar saw it as an early end of data
       raise ArchiveTruncated(
           f"{path}: {inflated.error} (the last whole member read: {last}). The members read "

@@ -1,7 +1,7 @@
 """Shards assembled on local scratch disk, append by append, so that a build is resumable.
 
 Each pending shard is a real TFRecord file under construction, plus an index file with one line
-per record (`image id <TAB> repair note`). Examples are appended in archive order as they are
+per record (`image id <TAB> sha256 of the image bytes (32 hex digits) <TAB> repair note`). Examples are appended in archive order as they are
 checked; when the archive has been read, a shard is moved into place (a rename when scratch and
 output share a file system, else one copy through tf.io.gfile). So the bytes are written once.
 
@@ -64,7 +64,7 @@ def _complete_records(path):
 
 class _Shard:
   def __init__(self):
-    self.entries = []            # [(image_id, note)] in file order
+    self.entries = []            # [(image_id, sha256, note)] in file order
     self.size = 0
 
 
@@ -87,7 +87,7 @@ class SpillStore:
     for name in sorted(os.listdir(self.directory)):
       if name.endswith(RECORDS_SUFFIX):
         self._recover(name[:-len(RECORDS_SUFFIX)])
-    return {key: {image_id for image_id, _ in shard.entries}
+    return {key: {image_id for image_id, _, _ in shard.entries}
             for key, shard in self._shards.items()}
 
   def _recover(self, key):
@@ -97,15 +97,19 @@ class SpillStore:
     if os.path.exists(index_path):
       with open(index_path, "rb") as f:
         lines = f.read().split(b"\n")[:-1]  # a line without its newline is torn
-    keep = min(len(ends), len(lines))
+    entries = []
+    for line in lines:  # a line of another format (an older build's) ends what is kept
+      fields = line.decode("utf-8", errors="replace").split("\t", 2)
+      if len(fields) != 3 or not fields[0].lstrip("-").isdigit():
+        break
+      entries.append((int(fields[0]), fields[1], fields[2]))
+    keep = min(len(ends), len(entries))
     size = ends[keep - 1] if keep else 0
     os.truncate(records_path, size)
     with open(index_path, "wb") as f:
       f.write(b"".join(line + b"\n" for line in lines[:keep]))
     shard = self._shards[key]
-    for line in lines[:keep]:
-      image_id, note = line.decode("utf-8").split("\t", 1)
-      shard.entries.append((int(image_id), note))
+    shard.entries.extend(entries[:keep])
     shard.size = size
 
   def _open(self, key):
@@ -119,22 +123,23 @@ class SpillStore:
     self._files[key] = files
     return files
 
-  def append(self, key, image_id, note, example):
+  def append(self, key, image_id, note, digest, example):
     """Appends one serialized Example; the index line follows its record (recovery relies on it).
 
     An OSError (a full disk) names the shard's scratch file."""
     try:
-      self._append(key, image_id, note, example)
+      self._append(key, image_id, note, digest, example)
     except OSError as e:
       raise OSError(e.errno, e.strerror, e.filename or self._paths(key)[0]) from None
 
-  def _append(self, key, image_id, note, example):
+  def _append(self, key, image_id, note, digest, example):
     framed = frame(example)
     records, index = self._open(key)
     records.write(framed)
-    index.write(f"{image_id}\t{' '.join(note.split())}\n".encode("utf-8"))
+    note = " ".join(note.split()) if note else ""
+    index.write(f"{image_id}\t{digest}\t{note}\n".encode("utf-8"))
     shard = self._shards[key]
-    shard.entries.append((image_id, note))
+    shard.entries.append((image_id, digest, note))
     shard.size += len(framed)
     if time.monotonic() - self._last_flush > _FLUSH_SECONDS:
       for files in self._files.values():
@@ -143,7 +148,7 @@ class SpillStore:
       self._last_flush = time.monotonic()
 
   def entries(self, key):
-    """[(image_id, repair note)] of a shard, in file order."""
+    """[(image_id, sha256, repair note)] of a shard, in file order."""
     return list(self._shards[key].entries) if key in self._shards else []
 
   def close(self, key):

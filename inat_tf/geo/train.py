@@ -29,6 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from inat_tf import editions
 from inat_tf import flag_config
 from inat_tf import label_map as label_map_lib
 from inat_tf import progress
@@ -79,6 +80,19 @@ def split_places(data_dir, split, use_date):
   return places[keep], labels[keep], len(labels)
 
 
+def no_places_hint(edition_name):
+  """Where the data dir's edition publishes its places (inat_tf.editions), and what to do."""
+  edition = editions.EDITIONS.get(edition_name or "2017")
+  if edition is None or not (edition.location_files or edition.inline_locations):
+    return (f"{edition.locations_published if edition else 'this edition has no places'}; "
+            f"train a prior on an edition that has them: 2017, 2018 or 2021")
+  if edition.inline_locations:
+    return (f"iNat{edition.name} publishes {edition.locations_published}; were they null or NaN "
+            f"in this download?")
+  return (f"iNat{edition.name} publishes {edition.locations_published}; put them in the raw "
+          f"folder and rebuild (inat-build names the location source it used in its summary)")
+
+
 def _top_k_accuracy(logits, labels):
   top = tf.math.top_k(logits, min(5, logits.shape[1])).indices.numpy()
   return float(np.mean(top[:, 0] == labels)), float(np.mean((top == labels[:, None]).any(1)))
@@ -101,8 +115,7 @@ def _train(config, log, where, ctrl_c):
   if len(labels) == 0:
     raise image_train.TrainError(
         f"None of the {read:,} train examples in {config.data_dir} has {what}: the prior has "
-        f"nothing to learn from (locations are published for iNat2017 in "
-        f"train2017_locations.json; rebuild with it beside the JSON)")
+        f"nothing to learn from ({no_places_hint(label_map.edition)})")
   has_val = records.has_shards(config.data_dir, "val")
   val_places, val_labels, _ = (split_places(config.data_dir, "val", config.use_date)
                                if has_val else (None, np.zeros([0]), 0))
