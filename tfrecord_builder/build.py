@@ -550,7 +550,7 @@ class _Build:
              "labels": {split: (table.ids, table.category_ids)
                         for split, table in self.tables.items()}}
     result = manifest_lib.finalize(config.data_dir, self.label_map, state,
-                                   self.catalog.problems, self.log, facts)
+                                   self.catalog.problems, self.log, facts=facts)
     return self._summary(result)
 
   def _write_task_report(self):

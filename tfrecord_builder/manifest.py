@@ -243,7 +243,7 @@ def write_tfds_metadata(data_dir, label_map, split_infos):
         tf.io.gfile.copy(os.path.join(local, name), os.path.join(data_dir, name), overwrite=True)
 
 
-def finalize(data_dir, label_map, state, annotation_problems, log, facts=None):
+def finalize(data_dir, label_map, state, annotation_problems, log, *, facts=None):
   """Writes manifest.json and the TFDS metadata once every planned shard exists; else no-op.
 
   Any job-array task may call it; the last one to finish completes it (idempotent, atomic).
