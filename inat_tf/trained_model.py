@@ -102,6 +102,13 @@ class TrainedModel:
   def normalize(self):
     return models.preprocess_input(self.model_name)
 
+  @property
+  def head_rank(self):
+    """R of a factorised classifier (inat-train --head_rank), 0 for a full one: read from the
+    network itself."""
+    bottleneck = long_tail.bottleneck_of(self.model)
+    return 0 if bottleneck is None else int(bottleneck[1].shape[-1])
+
 
 def load(model_dir, which="best", adjusted=True):
   """Loads `best.keras` or `final.keras` from a model dir written by inat-train (gfile paths).
@@ -121,10 +128,16 @@ def load(model_dir, which="best", adjusted=True):
   label_map = label_map_lib.LabelMap.load(model_dir)
   adjustment = long_tail.apply_stored(model, model_dir, which, label_map.train_counts) \
       if adjusted else None
-  return TrainedModel(model=model, model_name=config["model"], image_size=config["image_size"],
-                      label_map=label_map, adjustment=adjustment,
-                      eval_crop_fraction=config.get("eval_crop_fraction",
-                                                    preprocessing.EVAL_CROP_FRACTION))
+  trained = TrainedModel(model=model, model_name=config["model"], image_size=config["image_size"],
+                         label_map=label_map, adjustment=adjustment,
+                         eval_crop_fraction=config.get("eval_crop_fraction",
+                                                       preprocessing.EVAL_CROP_FRACTION))
+  if trained.head_rank != config.get("head_rank", 0):  # a model file from another run
+    raise ValueError(f"{path} has a {'rank-%d' % trained.head_rank if trained.head_rank else 'full'}"
+                     f" classifier but {config_path} records --head_rank "
+                     f"{config.get('head_rank', 0)}: the model dir mixes two runs; retrain it "
+                     f"(inat-train --overwrite)")
+  return trained
 
 
 @dataclasses.dataclass
