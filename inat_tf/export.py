@@ -45,6 +45,7 @@ batch their normal answer.
 """
 
 import dataclasses
+import inspect
 import json
 import os
 import warnings
@@ -334,14 +335,18 @@ def _representative(images, pin_input_range=False):
 
 
 def _frozen(function):
-  """A tf.function with its variables turned into constants, outputs named as the function's
-  dict: converting a Keras 3 model's live function or its SavedModel leaves READ_VARIABLE ops the
-  TFLite runtime cannot resolve, and freezing alone loses the output names."""
+  """A tf.function with its variables turned into constants, inputs and outputs named as the
+  function's arguments and dict keys: converting a Keras 3 model's live function or its
+  SavedModel leaves READ_VARIABLE ops the TFLite runtime cannot resolve, and freezing alone loses
+  the names."""
   concrete = function.get_concrete_function()
   names = sorted(concrete.structured_outputs)
+  arguments = inspect.signature(function.python_function).parameters
+  specs = [tf.TensorSpec(spec.shape, spec.dtype, name=argument)
+           for spec, argument in zip(function.input_signature, arguments)]
   constant = convert_to_constants.convert_variables_to_constants_v2(concrete)
 
-  @tf.function(input_signature=function.input_signature)
+  @tf.function(input_signature=specs)
   def named(*inputs):
     return dict(zip(names, tf.nest.flatten(constant(*inputs))))
   return named.get_concrete_function()

@@ -310,27 +310,22 @@ def test_two_signature_saved_model_in_a_fresh_process_equals_inat_predict(
       assert ids == alone
   # The TFLite model with place inputs agrees with the signature.
   interpreter = tf.lite.Interpreter(model_path=str(geo_export_dir / "model_with_place.tflite"))
-  interpreter.allocate_tensors()
-  inputs = {d["name"]: d["index"] for d in interpreter.get_input_details()}
-  output = interpreter.get_output_details()[0]["index"]
+  run = interpreter.get_signature_runner()  # named inputs and output (inat-export's signature)
+  size = interpreter.get_input_details()[0]["shape"][1]
   from inat_tf import preprocessing  # pylint: disable=g-import-not-at-top
   category_ids = label_map_lib.LabelMap.load(str(trained_dir)).category_ids
   agree, count = 0, 0
   for e in records.examples(str(tiny_built_dir), "val", [schema.ENCODED, schema.IMAGE_ID,
                                                          *encoding.PLACE_KEYS]).take(12):
-    size = interpreter.get_input_details()[0]["shape"][1]
-    interpreter.set_tensor(inputs["images"], preprocessing.eval_image(
-        e[schema.ENCODED], size).numpy()[np.newaxis])
     has = int(e[schema.HAS_COORDINATES]) > 0
-    interpreter.set_tensor(inputs["latitude"], np.array(
-        [e[schema.LATITUDE] if has else NAN], np.float32))
-    interpreter.set_tensor(inputs["longitude"], np.array(
-        [e[schema.LONGITUDE] if has else NAN], np.float32))
     date = e[schema.DATE].numpy().decode()
     parts = [int(date[:4]), int(date[5:7]), int(date[8:10])] if date else [0, 0, 0]
-    interpreter.set_tensor(inputs["date"], np.array([parts], np.int32))
-    interpreter.invoke()
-    top1 = category_ids[int(np.argmax(interpreter.get_tensor(output)))]
+    probabilities = run(
+        images=preprocessing.eval_image(e[schema.ENCODED], size).numpy()[np.newaxis],
+        latitude=np.array([e[schema.LATITUDE] if has else NAN], np.float32),
+        longitude=np.array([e[schema.LONGITUDE] if has else NAN], np.float32),
+        date=np.array([parts], np.int32))["probabilities"]
+    top1 = category_ids[int(np.argmax(probabilities))]
     agree += top1 == served[int(e[schema.IMAGE_ID])][0][0]
     count += 1
   assert agree == count
