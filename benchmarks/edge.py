@@ -15,8 +15,9 @@ as inat-eval does, goes through each model in the TFLite interpreter with one th
 
 Prints one row per network and model: val top-1 / top-5, the difference from float, top-1
 agreement with float (the share of val images whose top-1 class is the float model's), file size,
-median latency per image on one thread and its ratio to float. The Keras model's top-1 is printed
-beside float TFLite's as a check of the conversion. Models and exports are kept under --work_dir
+median (and minimum) latency per image on one thread and its ratio to float. The Keras model's
+top-1 is printed beside float TFLite's as a check of the conversion. --diagnose adds two rows
+that split int8's error into its weight and activation parts (DIAGNOSTIC_MODELS). Models and exports are kept under --work_dir
 (keyed by every setting) and reused by a rerun. The goal of issue 29: int8 within 1.0 point
 top-1 of float and >= 97 % agreement on every family.
 """
@@ -34,6 +35,11 @@ import numpy as np
 BATCH = 32
 MODELS = (("float", "model.tflite"), ("int8", "model_int8.tflite"),
           ("full integer", "model_full_integer.tflite"))
+# --diagnose: where int8's disagreements come from. Weights alone (dynamic-range quantisation:
+# int8 weights, float activations) and activations at 16 bits (int8 weights, int16
+# activations; TFLite's 16x8 mode, reference kernels, slow).
+DIAGNOSTIC_MODELS = (("int8 weights only", "model_weights_int8.tflite"),
+                     ("16-bit activations", "model_16x8.tflite"))
 
 
 def _sample(work_dir, num_species, max_train, val_per_species):
@@ -75,15 +81,30 @@ def _train(name, data_dir, model_dir, size, epochs, head_rank):
   return time.perf_counter() - start
 
 
-def _export(model_dir, data_dir, export_dir, calibration):
-  """inat-export's TFLite models of model_dir's best.keras, unless already there."""
+def _export(model_dir, data_dir, export_dir, calibration, diagnose):
+  """inat-export's TFLite models of model_dir's best.keras (and with diagnose the two
+  DIAGNOSTIC_MODELS), unless already there."""
+  import tensorflow as tf
   from inat_tf import export
   from inat_tf import trained_model
   trained = trained_model.load(model_dir)
+  module = export.serving_module(trained, top_k=5)
   if not os.path.exists(os.path.join(export_dir, MODELS[-1][1])):
     os.makedirs(export_dir, exist_ok=True)
-    export.export_tflite(export.serving_module(trained, top_k=5), export_dir, data_dir,
-                         calibration_count=calibration)
+    export.export_tflite(module, export_dir, data_dir, calibration_count=calibration)
+  if diagnose and not os.path.exists(os.path.join(export_dir, DIAGNOSTIC_MODELS[-1][1])):
+    images = export.calibration_images(data_dir, trained.image_size, trained.eval_crop_fraction,
+                                       calibration)
+    for (_, name), ops in zip(DIAGNOSTIC_MODELS, (None, [
+        tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8])):
+      converter = tf.lite.TFLiteConverter.from_concrete_functions(
+          [export._frozen(module.probabilities)], tf.Module())  # pylint: disable=protected-access
+      converter.optimizations = [tf.lite.Optimize.DEFAULT]
+      if ops:  # without a representative dataset: weights only
+        converter.representative_dataset = export._representative(images)  # pylint: disable=protected-access
+        converter.target_spec.supported_ops = ops
+      with open(os.path.join(export_dir, name), "wb") as f:
+        f.write(converter.convert())
   return trained
 
 
@@ -101,7 +122,8 @@ def _val(trained, data_dir):
 
 
 def _run_tflite(path, images):
-  """(probabilities [n, C] float, median seconds per image) on one interpreter thread."""
+  """(probabilities [n, C] float, (median, minimum) seconds per image) on one interpreter
+  thread. The minimum is the figure least disturbed by other processes on a shared machine."""
   from ai_edge_litert.interpreter import Interpreter
   interpreter = Interpreter(model_path=path, num_threads=1)
   interpreter.allocate_tensors()
@@ -116,7 +138,8 @@ def _run_tflite(path, images):
     interpreter.invoke()
     seconds.append(time.perf_counter() - start)
     outputs.append(interpreter.get_tensor(target["index"])[0].astype(np.float64) * scale)
-  return np.array(outputs), statistics.median(seconds[min(5, len(seconds) - 1):])
+  seconds = seconds[min(5, len(seconds) - 1):]  # after the first invokes (allocation, caches)
+  return np.array(outputs), (statistics.median(seconds), min(seconds))
 
 
 def _top(probabilities, labels):
@@ -144,6 +167,8 @@ def main():
   parser.add_argument("--val_per_species", type=int, default=40)
   parser.add_argument("--head_ranks", default="0", help="comma-separated; 0 = the full head")
   parser.add_argument("--calibration_images", type=int, default=100)
+  parser.add_argument("--diagnose", action="store_true",
+                      help="also int8 weights only and 16-bit activations (DIAGNOSTIC_MODELS)")
   parser.add_argument("--output_json", default="")
   args = parser.parse_args()
   import models
@@ -153,10 +178,11 @@ def main():
   print(f"data: {data_dir}: {manifest['splits']['train']['examples']} train / "
         f"{manifest['splits']['val']['examples']} val images, {args.num_species} species; "
         f"{args.epochs} epochs of the scratch recipe, batch {BATCH}; int8 calibrated on "
-        f"{args.calibration_images} train images; latency: median of one-thread invokes",
+        f"{args.calibration_images} train images; latency: median (minimum) of one-thread "
+        f"invokes", 
         flush=True)
   print("| network | px | head | model | val top-1 | top-5 | top-1 - float | agreement with "
-        "float | size | latency | latency / float |\n|---|---:|---|---|---:|---:|---:|---:|---:|"
+        "float | size | latency median (min) | latency / float |\n|---|---:|---|---|---:|---:|---:|---:|---:|"
         "---:|---:|", flush=True)
   rows = []
   for name in args.networks.split(","):
@@ -166,12 +192,12 @@ def main():
       model_dir = os.path.join(args.work_dir, "models", key)
       seconds = _train(name, data_dir, model_dir, size, args.epochs, rank)
       export_dir = os.path.join(args.work_dir, "exports", f"{key}-c{args.calibration_images}")
-      trained = _export(model_dir, data_dir, export_dir, args.calibration_images)
+      trained = _export(model_dir, data_dir, export_dir, args.calibration_images, args.diagnose)
       images, labels = _val(trained, data_dir)
       keras_top1 = _keras_top1(trained, images)
       head = f"rank {rank}" if rank else "full"
       reference = None
-      for label, file_name in MODELS:
+      for label, file_name in MODELS + (DIAGNOSTIC_MODELS if args.diagnose else ()):
         path = os.path.join(export_dir, file_name)
         probabilities, latency = _run_tflite(path, images)
         top1_class, top1, top5 = _top(probabilities, labels)
@@ -190,7 +216,9 @@ def main():
         print(f"| {name} | {size} | {head} | {label} | {100 * top1:.1f} %{check} | "
               f"{100 * top5:.1f} % | {100 * (top1 - reference['top1']):+.1f} | "
               f"{100 * agreement:.1f} % | {row['bytes'] / 1e6:.2f} MB | "
-              f"{1e3 * latency:.2f} ms | {latency / reference['latency']:.2f} |", flush=True)
+              f"{1e3 * latency[0]:.2f} ({1e3 * latency[1]:.2f}) ms | "
+              f"{latency[0] / reference['latency'][0]:.2f} "
+              f"({latency[1] / reference['latency'][1]:.2f}) |", flush=True)
         if args.output_json:
           with open(args.output_json, "w") as f:
             json.dump(rows, f, indent=1, default=float)
