@@ -39,7 +39,7 @@ def test_factorised_head_parameters_at_ten_thousand_classes(name, feature_dim):
       _head_parameters(full) - _head_parameters(factorised)
   ratio = _head_parameters(full) / _head_parameters(factorised)
   # R (d + C + 1) + C against (d + 1) C: about d / R when C >> d. At d = 2048 (Inception V3, the
-  # ResNets) 6.6x; at MobileNet V1's d = 1024, 3.6x (4x needs R <= 220 there).
+  # ResNets) 6.6x; at MobileNet V1's d = 1024, 3.6x (4x needs R <= 231 there).
   assert ratio >= 4 if feature_dim >= 2048 else 3.5 < ratio < 4, ratio
   outputs = factorised(tf.zeros([1, size, size, 3]))
   assert outputs.shape == (1, NUM_CLASSES) and outputs.dtype == tf.float32
