@@ -153,3 +153,11 @@ def test_head_rank_trains_evaluates_and_exports_to_tflite(tiny_built_dir, tmp_pa
   (model_dir / "train_config.json").write_text(json.dumps({**config, "head_rank": 0}))
   with pytest.raises(ValueError, match="rank-4 classifier but .* records --head_rank 0"):
     trained_model.load(str(model_dir))
+
+
+def test_a_model_dir_from_before_head_rank_resumes_as_a_full_head():
+  from inat_tf import run_record
+  recorded = {"model": "mobilenet_v1", "image_size": 64}  # train_config.json without head_rank
+  assert run_record.differences(recorded, {**recorded, "head_rank": 0}) == []
+  assert run_record.differences(recorded, {**recorded, "head_rank": 8}) == [
+      "--head_rank: 0 in the model dir, 8 now"]
