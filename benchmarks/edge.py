@@ -14,7 +14,8 @@ out), int8 calibrated on --calibration_images train images. Every val image, cro
 as inat-eval does, goes through each model in the TFLite interpreter with one thread.
 
 Prints one row per network and model: val top-1 / top-5, the difference from float, top-1
-agreement with float (the share of val images whose top-1 class is the float model's), file size,
+agreement with float (the share of val images whose top-1 class is the float model's; also on
+the images whose float top-1 probability is at least 0.5, where a change is not a near-tie), size,
 median (and minimum) latency per image on one thread and its ratio to float. The Keras model's
 top-1 is printed beside float TFLite's as a check of the conversion. --diagnose adds two rows
 that split int8's error into its weight and activation parts (DIAGNOSTIC_MODELS). Models and exports are kept under --work_dir
@@ -182,8 +183,8 @@ def main():
         f"invokes", 
         flush=True)
   print("| network | px | head | model | val top-1 | top-5 | top-1 - float | agreement with "
-        "float | size | latency median (min) | latency / float |\n|---|---:|---|---|---:|---:|---:|---:|---:|"
-        "---:|---:|", flush=True)
+        "float | agreement where float p >= 0.5 | size | latency median (min) | latency / float |"
+        "\n|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
   rows = []
   for name in args.networks.split(","):
     size = max(args.image_size, models.min_image_size(name))
@@ -202,20 +203,28 @@ def main():
         probabilities, latency = _run_tflite(path, images)
         top1_class, top1, top5 = _top(probabilities, labels)
         if reference is None:
-          reference = dict(top1_class=top1_class, top1=top1, latency=latency)
+          # Images the float model is sure of (top-1 probability >= 0.5): a disagreement there
+          # is a real change of answer, not a near-tie flipped by rounding.
+          confident = probabilities.max(axis=1) >= 0.5
+          reference = dict(top1_class=top1_class, top1=top1, latency=latency,
+                           confident=confident)
           check = f" (Keras {100 * (keras_top1 == labels).mean():.1f} %)"
         else:
           check = ""
         agreement = (top1_class == reference["top1_class"]).mean()
+        sure = reference["confident"]
+        agreement_sure = (top1_class[sure] == reference["top1_class"][sure]).mean()
         row = dict(network=name, image_size=size, head_rank=rank, model=label,
                    val_images=len(labels), top1=top1, top5=top5,
-                   agreement=agreement, bytes=os.path.getsize(path), latency_s=latency,
+                   agreement=agreement, agreement_confident=agreement_sure,
+                   confident_images=int(sure.sum()), bytes=os.path.getsize(path), latency_s=latency,
                    train_seconds=seconds,
                    keras_top1_agreement=float((keras_top1 == top1_class).mean()))
         rows.append(row)
         print(f"| {name} | {size} | {head} | {label} | {100 * top1:.1f} %{check} | "
               f"{100 * top5:.1f} % | {100 * (top1 - reference['top1']):+.1f} | "
-              f"{100 * agreement:.1f} % | {row['bytes'] / 1e6:.2f} MB | "
+              f"{100 * agreement:.1f} % | {100 * agreement_sure:.1f} % of {sure.sum()} | "
+              f"{row['bytes'] / 1e6:.2f} MB | "
               f"{1e3 * latency[0]:.2f} ({1e3 * latency[1]:.2f}) ms | "
               f"{latency[0] / reference['latency'][0]:.2f} "
               f"({latency[1] / reference['latency'][1]:.2f}) |", flush=True)
