@@ -311,7 +311,7 @@ def test_two_signature_saved_model_in_a_fresh_process_equals_inat_predict(
   # The TFLite model with place inputs agrees with the signature.
   interpreter = tf.lite.Interpreter(model_path=str(geo_export_dir / "model_with_place.tflite"))
   run = interpreter.get_signature_runner()  # named inputs and output (inat-export's signature)
-  size = interpreter.get_input_details()[0]["shape"][1]
+  size = run.get_input_details()["images"]["shape"][1]
   from inat_tf import preprocessing  # pylint: disable=g-import-not-at-top
   category_ids = label_map_lib.LabelMap.load(str(trained_dir)).category_ids
   agree, count = 0, 0
