@@ -25,6 +25,7 @@ def _head_parameters(model):
              for w in model.get_layer(name).weights)
 
 
+@pytest.mark.slow  # builds full networks with 10,000 classes
 @pytest.mark.parametrize("name, feature_dim", [("inception_v3", 2048), ("mobilenet_v1", 1024)])
 def test_factorised_head_parameters_at_ten_thousand_classes(name, feature_dim):
   size = models.min_image_size(name)
@@ -73,6 +74,7 @@ def test_tau_norm_on_a_factorised_head_is_tau_norm_of_the_equal_full_classifier(
                              atol=1e-4)
 
 
+@pytest.mark.slow  # builds a network
 def test_stored_tau_norm_applies_to_a_factorised_keras_model(tmp_path):
   """apply_stored (what inat-eval, inat-predict and inat-export load) on a rank-4 MobileNet,
   whose head is a 1x1 conv pair: the adjusted network's logits are tau-norm's formula."""
@@ -94,6 +96,7 @@ def test_stored_tau_norm_applies_to_a_factorised_keras_model(tmp_path):
   np.testing.assert_allclose(np.asarray(model(images)), expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow  # builds a network
 def test_a_factorised_model_round_trips_through_keras_files(tmp_path):
   model = models.build("efficientnetv2_b0", 13, 32, head_rank=4)
   images = np.random.default_rng(2).uniform(-1, 1, size=(2, 32, 32, 3)).astype(np.float32)
@@ -117,7 +120,7 @@ def test_head_rank_trains_evaluates_and_exports_to_tflite(tiny_built_dir, tmp_pa
   train.train(train.TrainConfig(
       data_dir=str(tiny_built_dir), model_dir=str(model_dir), model="mobilenet_v1",
       image_size=32, batch_size=32, weights="none", optimizer="adamw", learning_rate=0.003,
-      train_steps=40, lr_schedule="cosine", bn_momentum=0.9, log_steps=100,
+      train_steps=30, lr_schedule="cosine", bn_momentum=0.9, log_steps=100,
       eval_every_epochs=1000, head_rank=4), log=lambda m: None)
   assert json.loads((model_dir / "train_config.json").read_text())["head_rank"] == 4
   trained = trained_model.load(str(model_dir))
