@@ -120,7 +120,7 @@ def test_head_rank_trains_evaluates_and_exports_to_tflite(tiny_built_dir, tmp_pa
   train.train(train.TrainConfig(
       data_dir=str(tiny_built_dir), model_dir=str(model_dir), model="mobilenet_v1",
       image_size=32, batch_size=32, weights="none", optimizer="adamw", learning_rate=0.003,
-      train_steps=30, lr_schedule="cosine", bn_momentum=0.9, log_steps=100,
+      train_steps=40, lr_schedule="cosine", bn_momentum=0.9, log_steps=100,
       eval_every_epochs=1000, head_rank=4), log=lambda m: None)
   assert json.loads((model_dir / "train_config.json").read_text())["head_rank"] == 4
   trained = trained_model.load(str(model_dir))
