@@ -18,9 +18,9 @@ agreement with float (the share of val images whose top-1 class is the float mod
 the images whose float top-1 probability is at least 0.5, where a change is not a near-tie), size,
 median (and minimum) latency per image on one thread and its ratio to float. The Keras model's
 top-1 is printed beside float TFLite's as a check of the conversion. --diagnose adds two rows
-that split int8's error into its weight and activation parts (DIAGNOSTIC_MODELS). Models and exports are kept under --work_dir
-(keyed by every setting) and reused by a rerun. The goal of issue 29: int8 within 1.0 point
-top-1 of float and >= 97 % agreement on every family.
+that split int8's error into its weight and activation parts (DIAGNOSTIC_MODELS). Models and
+exports are kept under --work_dir (keyed by every setting) and reused by a rerun. The goal of
+issue 29: int8 within 1.0 point top-1 of float and >= 97 % agreement on every family.
 """
 
 import argparse
@@ -102,7 +102,8 @@ def _export(model_dir, data_dir, export_dir, calibration, diagnose):
           [export._frozen(module.probabilities)], tf.Module())  # pylint: disable=protected-access
       converter.optimizations = [tf.lite.Optimize.DEFAULT]
       if ops:  # without a representative dataset: weights only
-        converter.representative_dataset = export._representative(images)  # pylint: disable=protected-access
+        converter.representative_dataset = export._representative(  # pylint: disable=protected-access
+            images)
         converter.target_spec.supported_ops = ops
       with open(os.path.join(export_dir, name), "wb") as f:
         f.write(converter.convert())
@@ -145,7 +146,8 @@ def _run_tflite(path, images):
 
 def _top(probabilities, labels):
   order = np.argsort(-probabilities, axis=1, kind="stable")
-  return order[:, 0], (order[:, 0] == labels).mean(), (order[:, :5] == labels[:, None]).any(1).mean()
+  top5 = (order[:, :5] == labels[:, None]).any(axis=1)
+  return order[:, 0], (order[:, 0] == labels).mean(), top5.mean()
 
 
 def _keras_top1(trained, images):

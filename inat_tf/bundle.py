@@ -229,9 +229,10 @@ def readme(manifest):
     where = ("This bundle has **no location model** (the export had no `--geo_dir`): use the "
              "image probabilities alone, i.e. drop the `location` lines of the example.")
   else:
+    needs_date = "; without a date it is not used" if location["use_date"] else ""
     where = (f"`{location['file']}` is the location prior alone: it needs no image, only where "
              f"and when (latitude, longitude in degrees, NaN when unknown; the date as year, "
-             f"month, day, 0 when unknown{'; without a date it is not used' if location['use_date'] else ''}). "
+             f"month, day, 0 when unknown{needs_date}). "
              f"It returns `log_prior` (log sigmoid of the prior's logit per species) and "
              f"`available`.")
   adjustment = manifest["long_tail_adjustment"]

@@ -436,7 +436,8 @@ def export(model_dir, export_dir, *, data_dir="", which="best", top_k=5, tflite=
   info = {"model": trained.model_name, "image_size": trained.image_size,
           "eval_crop_fraction": trained.eval_crop_fraction,
           "num_classes": label_map.num_classes, "head_rank": trained.head_rank,
-          "top_k": module.top_k, "files": files, "model_dir": model_dir, "which": which, "geo_dir": geo_dir,
+          "top_k": module.top_k, "files": files, "model_dir": model_dir, "which": which,
+          "geo_dir": geo_dir,
           "geo_use_date": geo_prior.use_date if geo_prior is not None else None,
           # inside the exported graphs too (trained_model.load applied it): serving = inat-eval
           "long_tail_adjustment": trained.adjustment.describe() if trained.adjustment else None,

@@ -133,8 +133,8 @@ def load(model_dir, which="best", adjusted=True):
                          eval_crop_fraction=config.get("eval_crop_fraction",
                                                        preprocessing.EVAL_CROP_FRACTION))
   if trained.head_rank != config.get("head_rank", 0):  # a model file from another run
-    raise ValueError(f"{path} has a {'rank-%d' % trained.head_rank if trained.head_rank else 'full'}"
-                     f" classifier but {config_path} records --head_rank "
+    head = f"rank-{trained.head_rank}" if trained.head_rank else "full"
+    raise ValueError(f"{path} has a {head} classifier but {config_path} records --head_rank "
                      f"{config.get('head_rank', 0)}: the model dir mixes two runs; retrain it "
                      f"(inat-train --overwrite)")
   return trained

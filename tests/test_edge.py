@@ -140,9 +140,11 @@ def test_head_rank_trains_evaluates_and_exports_to_tflite(tiny_built_dir, tmp_pa
   assert target["dtype"] == np.uint8 and target["quantization"] == (1 / 256, 0)
   with pytest.raises(ValueError, match="(?i)type|dtype"):
     interpreter.set_tensor(source["index"], images[:1])  # float pixels are refused
-  float_ops = {op["op_name"] for op in interpreter._get_ops_details()  # pylint: disable=protected-access
-               if any(interpreter._get_tensor_details(t, 0)["dtype"] == np.float32  # pylint: disable=protected-access
+  # pylint: disable=protected-access
+  float_ops = {op["op_name"] for op in interpreter._get_ops_details()
+               if any(interpreter._get_tensor_details(t, 0)["dtype"] == np.float32
                       for t in list(op["inputs"]) + list(op["outputs"]) if t >= 0)}
+  # pylint: enable=protected-access
   assert not float_ops, float_ops
   integer_top1 = []
   for image in images:
