@@ -26,7 +26,7 @@ def squeeze_excite(x, name):
   return layers.Multiply(name=f"{name}_scale")([x, gates])  # (N,1,1,C) broadcasts over H, W
 
 
-def classifier(features, num_classes, dropout_rate, conv_classifier, head_rank=0):
+def classifier(features, num_classes, dropout_rate, conv_classifier, *, head_rank=0):
   """Global average pool (unless the backbone pooled) -> optional dropout -> [rank-R bottleneck]
   -> float32 logits, as keras.applications' tops.
 
