@@ -60,7 +60,9 @@ setuptools.setup(
         # pytest 9.2 silently breaks xdist's --dist loadgroup (pytest-xdist issue #1386), which
         # the suite relies on to train its shared model once.
         # html5lib: the report tests parse report.html with the WHATWG algorithm (strict mode).
-        "test": ["pytest>=8,<9.2", "pytest-xdist>=3.5", "html5lib>=1.1"],
+        # ai-edge-litert: the TFLite runtime an app's Python side uses (tf.lite.Interpreter is
+        # deprecated); the phone bundle's test runs the bundle with it, as its README shows.
+        "test": ["pytest>=8,<9.2", "pytest-xdist>=3.5", "html5lib>=1.1", "ai-edge-litert>=2.3"],
     },
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )

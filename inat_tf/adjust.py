@@ -178,6 +178,7 @@ def adjust(config, log=print):
   trained = trained_model.load(config.model_dir, config.which, adjusted=False)
   counts = trained.label_map.train_counts
   _, kernel, bias = _classifier(trained.model)
+  bottleneck = long_tail.bottleneck_of(trained.model)  # tau_norm on a factorised head reads it
   features, labels, ids = split_features(trained, config.data_dir, config.tune_split,
                                          config.batch_size)
   if (labels < 0).all():
@@ -202,13 +203,14 @@ def adjust(config, log=print):
   else:
     for tau in TAUS:
       candidate = long_tail.Adjustment(config.method, tau, tuned_on, "")
-      grid.append((tau, scores("tune", *long_tail.adjusted_classifier(kernel, bias, candidate,
-                                                                      counts))["top1"]))
+      grid.append((tau, scores("tune", *long_tail.adjusted_classifier(
+          kernel, bias, candidate, counts, bottleneck=bottleneck))["top1"]))
     best_tau = max(grid, key=lambda entry: (entry[1], -entry[0]))[0]
     chosen = long_tail.Adjustment(config.method, best_tau, tuned_on,
                                   long_tail.classifier_digest(kernel, bias))
   new_kernel, new_bias = long_tail.adjusted_classifier(kernel, bias, chosen, counts,
-                                                       crt_classifier=crt_classifier)
+                                                       crt_classifier=crt_classifier,
+                                                       bottleneck=bottleneck)
   for part in parts:
     result[part]["after"] = scores(part, new_kernel, new_bias)
   chosen = dataclasses.replace(chosen, scores={**result, "grid": grid})

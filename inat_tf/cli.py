@@ -32,7 +32,9 @@ NOISE = re.compile(
     r"^([IW]\d{4} [\d:.]+\s+\d+ [\w/.-]+\.(cc|h):\d+\]"
     r"|E\d{4} [\d:.]+\s+\d+ cuda\w*\.cc:\d+\] failed call to cuInit"
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
-    r"|To enable the following instructions: .* rebuild TensorFlow with)")
+    r"|To enable the following instructions: .* rebuild TensorFlow with"
+    # The TFLite quantizer's settings, printed (not logged) by every int8 conversion.
+    r"|fully_quantize: \d+, inference_type: \d+, input_inference_type: )")
 
 
 def is_console_command():

@@ -1,6 +1,7 @@
 """`inat-export`: a trained model as a SavedModel for TF Serving, and as TFLite models.
 
   inat-export --model_dir M --export_dir E [--data_dir D] [--top_k 5] [--notflite] [--geo_dir G]
+              [--bundle]
 
 E/saved_model/N/ the SavedModel, in a numbered version dir as TF Serving expects of a model's
                  base path (E/saved_model): N = 1, or one more than the newest already there, so
@@ -20,13 +21,23 @@ E/saved_model/N/ the SavedModel, in a numbered version dir as TF Serving expects
                       Also returns used_place: [batch] bool.
   assets.extra/tf_serving_warmup_requests   one request, so TF Serving loads the model warm.
 E/model.tflite, E/model_int8.tflite   [1, size, size, 3] float RGB [0, 255] -> probabilities;
-                      int8 is quantised with images from the train records (needs --data_dir).
+                      int8 is quantised with images from the train records (needs --data_dir):
+                      int8 weights and activations, float at the two ends.
+E/model_full_integer.tflite   (with --data_dir) int8 ops end to end, for NPUs and Edge TPU-class
+                      accelerators: [1, size, size, 3] uint8 pixels (scale 1, zero point 0: the
+                      pixel values themselves) -> uint8 probabilities x 256 (scale 1/256).
+                      All TFLite models carry a signature (serving_default) with named inputs
+                      (images, latitude, longitude, date) and output (probabilities).
 E/model_with_place.tflite   (with --geo_dir) inputs image as model.tflite, latitude [1],
                       longitude [1] float32 (NaN = unknown), date [1, 3] int32 year, month, day
                       (0 = unknown) -> probabilities with the prior folded in.
 E/labels.txt          class index -> category id and name, for the TFLite models.
-E/export_info.json    image size, model, top-k, files, the long-tail adjustment and the images it
-                      was chosen on (inat-predict warns when predicting those).
+E/export_info.json    image size, model, head rank, top-k, files, the long-tail adjustment and the
+                      images it was chosen on (inat-predict warns when predicting those).
+E/bundle/             (with --bundle) the phone bundle: vision and location TFLite models,
+                      taxonomy, labels, preprocessing facts, a README for app developers
+                      (inat_tf/bundle.py).
+inat-export prints each file it wrote with its size.
 
 Each item of a batch has its own status: an item that cannot be decoded (corrupt, empty, not an
 image) gets valid = false, category id -1, name "" and score 0, and the other items of the
@@ -34,9 +45,12 @@ batch their normal answer.
 """
 
 import dataclasses
+import inspect
 import json
 import os
+import warnings
 
+import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework import convert_to_constants  # pylint: disable=g-direct-tensorflow-import
 
@@ -160,7 +174,8 @@ def serving_module(trained, top_k, geo_prior=None):
   @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32)])
   def probabilities(images):
     """For TFLite: [1, size, size, 3] in [0, 255] (already cropped and resized) -> softmax."""
-    return tf.nn.softmax(tf.cast(model(normalize(images), training=False), tf.float32))
+    return {"probabilities": tf.nn.softmax(tf.cast(model(normalize(images), training=False),
+                                                   tf.float32))}
 
   module.from_bytes, module.from_images = from_bytes, from_images
   module.from_examples, module.probabilities = from_examples, probabilities
@@ -198,7 +213,7 @@ def _add_place_functions(module, geo_prior, size, image_probabilities, top_categ
     (year, month, day), 0 = unknown -> softmax with the prior folded in."""
     fraction = geo_encoding.date_fraction_from_parts(date[:, 0], date[:, 1], date[:, 2])
     places = geo_encoding.place(latitude, longitude, fraction)
-    return geo_prior.apply(image_probabilities(images), places)
+    return {"probabilities": geo_prior.apply(image_probabilities(images), places)}
 
   module.from_bytes_and_place = from_bytes_and_place
   module.probabilities_with_place = probabilities_with_place
@@ -280,46 +295,118 @@ def export_saved_model(module, export_dir, sample_jpeg):
   return path
 
 
-def _representative_images(data_dir, image_size, crop_fraction, count=100):
-  """Generator of [1, size, size, 3] train images in [0, 255] for int8 calibration."""
-  dataset = records.examples(data_dir, "train", [schema.ENCODED]).take(count).map(
-      lambda e: preprocessing.eval_image(e[schema.ENCODED], image_size, crop_fraction)[tf.newaxis])
+# The TFLite models export_tflite writes, by file name: what each takes and gives.
+TFLITE_FLOAT = "model.tflite"                   # float32 image in [0, 255] -> float32 probabilities
+TFLITE_INT8 = "model_int8.tflite"               # the same interface, int8 weights and activations
+TFLITE_FULL_INTEGER = "model_full_integer.tflite"  # uint8 pixels -> uint8 probabilities x 256
+TFLITE_WITH_PLACE = "model_with_place.tflite"
+CALIBRATION_IMAGES = 100  # TensorFlow's post-training quantization guide: "100-500 samples"
 
+
+def calibration_images(data_dir, image_size, crop_fraction, count=CALIBRATION_IMAGES):
+  """[n, 1, size, size, 3] float32 train images in [0, 255] (the first `count` of the train
+  records, which inat-build shuffled across species), as inat-eval sees them: for int8
+  calibration. Decoded once and shared by the int8 and full-integer conversions."""
+  dataset = records.examples(data_dir, "train", [schema.ENCODED]).take(count).map(
+      lambda e: preprocessing.eval_image(e[schema.ENCODED], image_size, crop_fraction))
+  images = []
+  total = min(count, records.split_examples(data_dir, "train"))
+  with progress.Progress("inat-export (int8 calibration images)", total) as bar:
+    for image in dataset:
+      images.append(image.numpy()[np.newaxis])
+      bar.images += 1
+  return images
+
+
+def _representative(images, pin_input_range=False):
+  """The converter's representative_dataset over calibration images. pin_input_range: the first
+  image gets one pixel of 0 and one of 255, so the calibrated input range is exactly [0, 255] and
+  a uint8 input's quantisation is scale 1, zero point 0 (the raw pixel values); otherwise it
+  would be whatever range the images happen to span (e.g. scale 0.94 for images in [10, 240])."""
   def generate():
-    total = min(count, records.split_examples(data_dir, "train"))
-    with progress.Progress("inat-export (int8 calibration)", total) as bar:
-      for image in dataset:
-        yield [image]
-        bar.images += 1
+    for i, image in enumerate(images):
+      if pin_input_range and i == 0:
+        image = image.copy()
+        image[0, 0, 0, :], image[0, 0, 1, :] = 0.0, 255.0
+      yield [image]
   return generate
 
 
-def export_tflite(module, export_dir, data_dir):
-  """model.tflite (float) and, with data_dir, model_int8.tflite; returns the paths written.
+def _frozen(function):
+  """A tf.function with its variables turned into constants, inputs and outputs named as the
+  function's arguments and dict keys: converting a Keras 3 model's live function or its
+  SavedModel leaves READ_VARIABLE ops the TFLite runtime cannot resolve, and freezing alone loses
+  the names."""
+  concrete = function.get_concrete_function()
+  names = sorted(concrete.structured_outputs)
+  arguments = inspect.signature(function.python_function).parameters
+  specs = [tf.TensorSpec(spec.shape, spec.dtype, name=argument)
+           for spec, argument in zip(function.input_signature, arguments)]
+  constant = convert_to_constants.convert_variables_to_constants_v2(concrete)
 
-  The function is frozen first (variables become constants): converting a Keras 3 model's live
-  function or its SavedModel leaves READ_VARIABLE ops the TFLite runtime cannot resolve.
+  @tf.function(input_signature=specs)
+  def named(*inputs):
+    return dict(zip(names, tf.nest.flatten(constant(*inputs))))
+  return named.get_concrete_function()
+
+
+def tflite_bytes(function, *, quantize=None, images=None):
+  """A TFLite flatbuffer of a tf.function with an input_signature and dict outputs.
+
+  quantize: None (float), "int8" (int8 weights and activations, float input and output, the
+  builtin int8 kernels only) or "full_integer" (the same with uint8 input and output: scale 1,
+  zero point 0 at the input, see _representative; 1/256, 0 at a softmax output). images:
+  calibration_images, for the two quantised kinds.
+
+  The converter gets an empty tf.Module as the frozen function's trackable object: that is its
+  current conversion path (without one it warns "Please consider providing the trackable_obj")
+  and it keeps the input and output names as a signature ("serving_default").
   """
-  size = module.image_size
-  freeze = lambda function: convert_to_constants.convert_variables_to_constants_v2(
-      function.get_concrete_function())
-  frozen = freeze(module.probabilities)
-  variants = {"model.tflite": (frozen, None)}
+  converter = tf.lite.TFLiteConverter.from_concrete_functions([_frozen(function)], tf.Module())
+  if quantize:
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = _representative(images, quantize == "full_integer")
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+  if quantize == "full_integer":
+    converter.inference_input_type = converter.inference_output_type = tf.uint8
+  return converter.convert()
+
+
+def _check_full_integer(content):
+  """RuntimeError unless the full-integer model takes raw uint8 pixels (scale 1, zero point 0)
+  and gives uint8 probabilities (scale 1/256, zero point 0), as bundle.json tells apps."""
+  with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": its reading is not
+    warnings.simplefilter("ignore", UserWarning)  # (ai-edge-litert is not a dependency)
+    interpreter = tf.lite.Interpreter(model_content=content)
+  (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
+  got = (source["dtype"], source["quantization"], target["dtype"], target["quantization"])
+  if got != (np.uint8, (1.0, 0), np.uint8, (1 / 256, 0)):
+    raise RuntimeError(f"{TFLITE_FULL_INTEGER}: the converter gave input {got[0].__name__} "
+                       f"(scale, zero point) {got[1]} and output {got[2].__name__} {got[3]}; "
+                       f"expected uint8 (1.0, 0) and uint8 (0.00390625, 0)")
+
+
+def export_tflite(module, export_dir, data_dir, calibration_count=CALIBRATION_IMAGES):
+  """model.tflite (float) and, with data_dir, model_int8.tflite and model_full_integer.tflite
+  calibrated on `calibration_count` train images; model_with_place.tflite with a location
+  prior. Returns {file name: path}."""
+  variants = {TFLITE_FLOAT: (module.probabilities, None)}
+  images = None
   if data_dir:
-    variants["model_int8.tflite"] = (frozen, _representative_images(
-        data_dir, size, module.eval_crop_fraction))
+    images = calibration_images(data_dir, module.image_size, module.eval_crop_fraction,
+                                calibration_count)
+    variants[TFLITE_INT8] = (module.probabilities, "int8")
+    variants[TFLITE_FULL_INTEGER] = (module.probabilities, "full_integer")
   if hasattr(module, "probabilities_with_place"):
-    variants["model_with_place.tflite"] = (freeze(module.probabilities_with_place), None)
+    variants[TFLITE_WITH_PLACE] = (module.probabilities_with_place, None)
   paths = {}
-  for name, (frozen, representative) in variants.items():
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
-    if representative is not None:
-      converter.optimizations = [tf.lite.Optimize.DEFAULT]
-      converter.representative_dataset = representative
-      converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+  for name, (function, quantize) in variants.items():
+    content = tflite_bytes(function, quantize=quantize, images=images)
+    if quantize == "full_integer":
+      _check_full_integer(content)
     paths[name] = os.path.join(export_dir, name)
     with tf.io.gfile.GFile(paths[name], "wb") as f:
-      f.write(converter.convert())
+      f.write(content)
   return paths
 
 
@@ -346,8 +433,9 @@ def export(model_dir, export_dir, *, data_dir="", which="best", top_k=5, tflite=
         zip(label_map.category_ids, label_map.names))))
   info = {"model": trained.model_name, "image_size": trained.image_size,
           "eval_crop_fraction": trained.eval_crop_fraction,
-          "num_classes": label_map.num_classes, "top_k": module.top_k,
-          "files": files, "model_dir": model_dir, "which": which, "geo_dir": geo_dir,
+          "num_classes": label_map.num_classes, "head_rank": trained.head_rank,
+          "top_k": module.top_k, "files": files, "model_dir": model_dir, "which": which,
+          "geo_dir": geo_dir,
           "geo_use_date": geo_prior.use_date if geo_prior is not None else None,
           # inside the exported graphs too (trained_model.load applied it): serving = inat-eval
           "long_tail_adjustment": trained.adjustment.describe() if trained.adjustment else None,
@@ -369,16 +457,41 @@ class ExportConfig:
   tflite: bool = flag_config.field(True, "Also write TFLite models.")
   geo_dir: str = flag_config.field("", "A location prior (inat-train-geo): adds the signature "
                                    "serving_with_place and model_with_place.tflite.")
+  bundle: bool = flag_config.field(
+      False, "Also write EXPORT_DIR/bundle/, one folder a phone app ships: the vision TFLite "
+      "models, the location model (with --geo_dir), taxonomy, labels, preprocessing facts and a "
+      "README for app developers (inat_tf/bundle.py).")
+
+
+def _size(path):
+  """Bytes of a file, or of every file under a directory."""
+  if not tf.io.gfile.isdir(path):
+    return tf.io.gfile.stat(path).length
+  return sum(tf.io.gfile.stat(os.path.join(root, name)).length
+             for root, _, names in tf.io.gfile.walk(path) for name in names)
+
+
+def describe_files(files):
+  """Lines `  name  12.3 MB  path` for {name: path}, as inat-export prints what it wrote."""
+  width = max(len(name) for name in files)
+  return "\n".join(f"  {name:<{width}}  {_size(path) / 1e6:8.2f} MB  {path}"
+                   for name, path in files.items())
 
 
 def run(argv=None):
   """Console entry point `inat-export`."""
 
   def main(c, _):
+    if c.bundle and not c.tflite:
+      raise ValueError("--bundle ships the TFLite models: drop --notflite")
     info = export(c.model_dir, c.export_dir, data_dir=c.data_dir, which=c.which, top_k=c.top_k,
                   tflite=c.tflite, geo_dir=c.geo_dir)
-    for name, path in info["files"].items():
-      print(f"{name}: {path}")
+    print(f"inat-export: wrote to {c.export_dir}:\n{describe_files(info['files'])}")
+    if c.bundle:
+      from inat_tf import bundle  # pylint: disable=g-import-not-at-top
+      files = bundle.write(c.export_dir)
+      print(f"inat-export: the phone bundle, {bundle.bundle_dir(c.export_dir)}:\n"
+            f"{describe_files(files)}")
 
   # ValueError: a stale long-tail adjustment.
   flag_config.run_command("inat-export", ExportConfig, main, argv=argv,

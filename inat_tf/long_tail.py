@@ -28,8 +28,17 @@ network's `head_logits` layer, the backbone untouched:
   logit_adjustment  Menon et al. 2021, eq. 9: logits - tau * log(pi); the bias moves by that.
   tau_norm          Kang et al. 2020, "Decoupling Representation and Classifier for Long-Tailed
                     Recognition", Sec. 4: w_j / ||w_j||^tau, bias dropped (their tau_norm.py).
+                    On a factorised head (inat-train --head_rank R: features f -> z = f U + b_u
+                    -> logits z W + b) w_j is class j's weight vector on the *features*, U w_j,
+                    and the bias dropped is the whole b_u w_j + b_j: the result is exactly
+                    tau-norm of the equivalent full classifier (U W, b_u W + b), stored as a new
+                    W and b (the head stays rank R). Norms taken in the rank-R space instead
+                    would change with any re-parametrisation U A, A^-1 W of the same network.
   crt               Kang et al. 2020, Sec. 4: a new linear classifier trained on the frozen
                     network's features with class-balanced sampling (inat_tf/adjust.py).
+                    On a factorised head the frozen features are the bottleneck's output z, so the
+                    re-trained classifier is R x C and the head stays small.
+  logit_adjustment moves the bias of `head_logits` only, on either kind of head.
 """
 
 import dataclasses
@@ -46,7 +55,8 @@ BUCKETS = ("many", "medium", "few")
 
 LOSSES = ("cross_entropy", "class_balanced", "logit_adjusted", "balanced_softmax")
 METHODS = ("logit_adjustment", "tau_norm", "crt")
-CLASSIFIER_LAYER = "head_logits"  # models/: the layer holding the classifier in every network
+CLASSIFIER_LAYER = "head_logits"  # models/heads.py: the layer holding the classifier everywhere
+BOTTLENECK_LAYER = "head_bottleneck"  # models/heads.py: the rank-R factor before it (--head_rank)
 
 
 class LongTailError(ValueError):
@@ -201,29 +211,48 @@ def posthoc_logit_adjustment(logits, train_counts, tau):
   return np.asarray(logits, np.float64) - tau * log_prior(train_counts)
 
 
-def tau_normalized(kernel, tau):
+def tau_normalized(kernel, tau, bottleneck_kernel=None):
   """Kernel with each class's weight vector divided by its L2 norm to the power tau (Kang et al.
-  2020, Sec. 4). kernel: [..., C] (a Dense [d, C] or 1x1 conv [1, 1, d, C] kernel); same shape."""
+  2020, Sec. 4). kernel: [..., C] (a Dense [d, C] or 1x1 conv [1, 1, d, C] kernel); same shape.
+
+  bottleneck_kernel: [..., d, R] of a factorised head (kernel then [..., R, C]); the norm is then
+  that of class j's weight vector on the features, ||U w_j|| (see the module docstring).
+  """
   kernel = np.asarray(kernel, np.float64)
-  norms = np.sqrt(np.sum(np.square(kernel.reshape(-1, kernel.shape[-1])), axis=0))
+  effective = kernel.reshape(-1, kernel.shape[-1])
+  if bottleneck_kernel is not None:
+    bottleneck_kernel = np.asarray(bottleneck_kernel, np.float64)
+    effective = bottleneck_kernel.reshape(-1, bottleneck_kernel.shape[-1]) @ effective
+  norms = np.sqrt(np.sum(np.square(effective), axis=0))
   if (norms == 0).any():
     raise LongTailError(f"tau_norm: class index(es) {np.flatnonzero(norms == 0)[:10].tolist()} "
                         f"have an all-zero classifier weight vector; nothing to normalise")
   return kernel / norms ** tau
 
 
-def adjusted_classifier(kernel, bias, adjustment, train_counts, *, crt_classifier=None):
+def adjusted_classifier(kernel, bias, adjustment, train_counts, *, crt_classifier=None,
+                        bottleneck=None):
   """The (kernel, bias) that replaces the network's classifier under `adjustment`.
 
   kernel: [..., C], bias: [C] (the trained `head_logits` weights); adjustment: an Adjustment;
-  crt_classifier: (kernel, bias) of the re-trained classifier, for method "crt". Float32 arrays,
-  shapes kept. Logits from the result equal the method's formula on the original logits (tested).
+  crt_classifier: (kernel, bias) of the re-trained classifier, for method "crt"; bottleneck:
+  (kernel [..., d, R], bias [R]) of `head_bottleneck` for a factorised head (bottleneck_of),
+  which tau_norm reads (module docstring); the other methods act on `head_logits` alone. Float32
+  arrays, shapes kept. Logits from the result equal the method's formula on the original logits
+  (tested).
   """
   kernel, bias = np.asarray(kernel, np.float64), np.asarray(bias, np.float64)
   if adjustment.method == "logit_adjustment":
     new_kernel, new_bias = kernel, bias - adjustment.tau * log_prior(train_counts)
   elif adjustment.method == "tau_norm":
-    new_kernel, new_bias = tau_normalized(kernel, adjustment.tau), np.zeros_like(bias)
+    if bottleneck is None:
+      new_kernel, new_bias = tau_normalized(kernel, adjustment.tau), np.zeros_like(bias)
+    else:
+      new_kernel = tau_normalized(kernel, adjustment.tau, bottleneck[0])
+      # The whole bias of class j, b_u w_j + b_j, is dropped: b_j := -b_u w_j.
+      rank = np.asarray(bottleneck[1]).size
+      new_bias = -(np.asarray(bottleneck[1], np.float64).reshape(rank)
+                   @ new_kernel.reshape(rank, -1)).reshape(bias.shape)
   elif adjustment.method == "crt":
     if crt_classifier is None:
       raise LongTailError("crt: the re-trained classifier's weights are missing")
@@ -232,6 +261,13 @@ def adjusted_classifier(kernel, bias, adjustment, train_counts, *, crt_classifie
   else:
     raise LongTailError(f"method={adjustment.method!r}: expected one of {', '.join(METHODS)}")
   return new_kernel.astype(np.float32), new_bias.astype(np.float32)
+
+
+def bottleneck_of(model):
+  """(kernel, bias) numpy arrays of a model's `head_bottleneck` (a factorised head), or None."""
+  if not any(layer.name == BOTTLENECK_LAYER for layer in model.layers):
+    return None
+  return tuple(np.asarray(w) for w in model.get_layer(BOTTLENECK_LAYER).get_weights())
 
 
 # -- tuning split ------------------------------------------------------------------------------
@@ -369,7 +405,8 @@ def apply_stored(model, model_dir, which, train_counts):
         f"{adjustment_path(model_dir, which)} was made for other {which}.keras weights (the model "
         f"was retrained since): rerun inat-adjust, or `inat-adjust --method none` to drop it")
   layer.set_weights(list(adjusted_classifier(kernel, bias, adjustment, train_counts,
-                                             crt_classifier=crt_classifier)))
+                                             crt_classifier=crt_classifier,
+                                             bottleneck=bottleneck_of(model))))
   return adjustment
 
 

@@ -29,6 +29,8 @@ RESUMABLE = frozenset({
 # Written beside the flags in train_config.json, derived from the data dir and the flags.
 # The package version is a record, not a setting: an upgrade may resume a run.
 DERIVED = frozenset({"num_classes", "steps_per_epoch", "total_steps", "inat_tf_version"})
+# Flags added after model dirs were written without them: such a dir ran with this value.
+ADDED_LATER = {"head_rank": 0}
 
 
 class RunMismatch(Exception):
@@ -43,6 +45,7 @@ def _short(value):
 def differences(recorded, wanted):
   """['image_size: 64 in the model dir, 56 now', ...] over the run-defining fields."""
   keys = sorted((set(recorded) | set(wanted)) - RESUMABLE - DERIVED)
+  recorded = {**ADDED_LATER, **recorded}
   return [f"--{key}: {_short(recorded.get(key))} in the model dir, {_short(wanted.get(key))} now"
           for key in keys if recorded.get(key) != wanted.get(key)]
 

@@ -143,6 +143,9 @@ class TrainConfig:
       "inat-eval, inat-predict and inat-export.")
   overwrite: bool = _flag(False, "Delete --model_dir first: start over where another run was (a "
                           "rerun into a dir of another run is refused otherwise).")
+  head_rank: int = _flag(
+      0, "Factorised classifier: a linear rank-R bottleneck before the C-way layer (iNaturalist's "
+      "phone models use 256); R (d + C + 1) + C head weights instead of (d + 1) C. 0 = full.")
 
 
 class TrainError(Exception):
@@ -356,7 +359,8 @@ def _train(config, log, where, ctrl_c):
                            weights=(None if resuming else
                                     run_common.weights_argument(config.weights)),
                            aux_logits=config.aux_logits,
-                           dropout_rate=None if config.dropout_rate < 0 else config.dropout_rate)
+                           dropout_rate=None if config.dropout_rate < 0 else config.dropout_rate,
+                           head_rank=config.head_rank)
     except (ValueError, RuntimeError) as e:  # RuntimeError: ImageNet weights not downloadable
       raise TrainError(str(e)) from None
     run_common.set_batch_norm_momentum(model, config.bn_momentum)

@@ -110,6 +110,13 @@ class TrainedModel:
         image_bytes, self.image_size, flip=flip, multi_crop=multi_crop,
         crop_fraction=self.eval_crop_fraction))
 
+  @property
+  def head_rank(self):
+    """R of a factorised classifier (inat-train --head_rank), 0 for a full one: read from the
+    network itself."""
+    bottleneck = long_tail.bottleneck_of(self.model)
+    return 0 if bottleneck is None else int(bottleneck[1].shape[-1])
+
 
 def load(model_dir, which="best", adjusted=True):
   """Loads `best.keras` or `final.keras` from a model dir written by inat-train (gfile paths).
@@ -129,10 +136,16 @@ def load(model_dir, which="best", adjusted=True):
   label_map = label_map_lib.LabelMap.load(model_dir)
   adjustment = long_tail.apply_stored(model, model_dir, which, label_map.train_counts) \
       if adjusted else None
-  return TrainedModel(model=model, model_name=config["model"], image_size=config["image_size"],
-                      label_map=label_map, adjustment=adjustment,
-                      eval_crop_fraction=config.get("eval_crop_fraction",
-                                                    preprocessing.EVAL_CROP_FRACTION))
+  trained = TrainedModel(model=model, model_name=config["model"], image_size=config["image_size"],
+                         label_map=label_map, adjustment=adjustment,
+                         eval_crop_fraction=config.get("eval_crop_fraction",
+                                                       preprocessing.EVAL_CROP_FRACTION))
+  if trained.head_rank != config.get("head_rank", 0):  # a model file from another run
+    head = f"rank-{trained.head_rank}" if trained.head_rank else "full"
+    raise ValueError(f"{path} has a {head} classifier but {config_path} records --head_rank "
+                     f"{config.get('head_rank', 0)}: the model dir mixes two runs; retrain it "
+                     f"(inat-train --overwrite)")
+  return trained
 
 
 @dataclasses.dataclass

@@ -25,7 +25,8 @@ def _is_integer(value):
   return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _check_arguments(spec, num_classes, image_size, weights, aux_logits, dropout_rate):
+def _check_arguments(spec, num_classes, image_size, weights, aux_logits, dropout_rate,
+                     head_rank):
   problems = []
   if not _is_integer(num_classes) or num_classes < 2:
     problems.append(f"num_classes={num_classes!r}: expected an integer >= 2, the number of "
@@ -50,6 +51,13 @@ def _check_arguments(spec, num_classes, image_size, weights, aux_logits, dropout
       or not 0 <= dropout_rate < 1):
     problems.append(f"dropout_rate={dropout_rate!r}: expected None (the network's default) or a "
                     f"number in [0, 1), e.g. dropout_rate=0.5")
+  if not _is_integer(head_rank) or head_rank < 0:
+    problems.append(f"head_rank={head_rank!r}: expected 0 (a full classifier) or a positive "
+                    f"integer, the rank of the factorised classifier (e.g. head_rank=256)")
+  elif _is_integer(num_classes) and head_rank >= num_classes:
+    problems.append(f"head_rank={head_rank}: a rank-{head_rank} bottleneck before {num_classes} "
+                    f"classes restricts nothing and adds parameters: expected head_rank < "
+                    f"num_classes, or 0 for the full classifier")
   if keras.config.image_data_format() != "channels_last":
     problems.append(f"Keras image_data_format is {keras.config.image_data_format()!r}: expected "
                     f"'channels_last'; call keras.config.set_image_data_format('channels_last')")
@@ -57,7 +65,8 @@ def _check_arguments(spec, num_classes, image_size, weights, aux_logits, dropout
     raise ValueError(f"Invalid models.build arguments for {spec.name!r}: " + "; ".join(problems))
 
 
-def build(name, num_classes, image_size, *, weights=None, aux_logits=False, dropout_rate=None):
+def build(name, num_classes, image_size, *, weights=None, aux_logits=False, dropout_rate=None,
+          head_rank=0):
   """The network `name` (see MODEL_NAMES) for num_classes classes and square image_size inputs.
 
   Args:
@@ -70,6 +79,9 @@ def build(name, num_classes, image_size, *, weights=None, aux_logits=False, drop
     aux_logits: Inceptions only: add TF-slim's auxiliary classifier.
     dropout_rate: dropout before the classifier; None = the network's default (0.5 for `*_drp`,
       1e-3 for mobilenet_v1 as keras.applications, none otherwise), 0 = no dropout layer.
+    head_rank: 0, or R (1 <= R < num_classes) for a rank-R factorised classifier
+      (`head_bottleneck` then `head_logits`, heads.classifier); the auxiliary head stays full
+      (it only helps training and is not saved).
 
   Returns:
     A keras.Model on input "image" (float, image_size x image_size x 3, already normalised by
@@ -77,7 +89,7 @@ def build(name, num_classes, image_size, *, weights=None, aux_logits=False, drop
     {"logits": ..., "aux_logits": ...}.
   """
   spec = registry.spec(name)
-  _check_arguments(spec, num_classes, image_size, weights, aux_logits, dropout_rate)
+  _check_arguments(spec, num_classes, image_size, weights, aux_logits, dropout_rate, head_rank)
   image = keras.Input((image_size, image_size, 3), name="image")
   backbone = weights_lib.backbone(spec, image, weights)
   num_loaded = sum(1 for layer in backbone.layers if layer.weights)
@@ -88,7 +100,8 @@ def build(name, num_classes, image_size, *, weights=None, aux_logits=False, drop
       aux_tap = spec.se_block_name(aux_tap) + "_scale"
 
   rate = spec.default_dropout_rate if dropout_rate is None else dropout_rate
-  logits = heads.classifier(backbone.output, num_classes, rate, spec.conv_classifier)
+  logits = heads.classifier(backbone.output, num_classes, rate, spec.conv_classifier,
+                            head_rank=head_rank)
   outputs = logits
   if aux_logits:
     aux = heads.aux_logits(backbone.get_layer(aux_tap).output, num_classes)

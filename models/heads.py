@@ -12,6 +12,8 @@ AUX_POOL_SIZE = 5      # TF-slim's auxiliary head: 5x5 average pool, stride 3,
 AUX_POOL_STRIDE = 3
 AUX_BOTTLENECK = 128   # then a 1x1 conv to 128 channels,
 AUX_FILTERS = 768      # then a conv to 768 channels covering the remaining spatial extent.
+CLASSIFIER_LAYER = "head_logits"      # the C-way classifier, in every network
+BOTTLENECK_LAYER = "head_bottleneck"  # the rank-R factor before it (head_rank > 0 only)
 
 
 def squeeze_excite(x, name):
@@ -24,13 +26,21 @@ def squeeze_excite(x, name):
   return layers.Multiply(name=f"{name}_scale")([x, gates])  # (N,1,1,C) broadcasts over H, W
 
 
-def classifier(features, num_classes, dropout_rate, conv_classifier):
-  """Global average pool (unless the backbone pooled) -> optional dropout -> float32 logits, as
-  keras.applications' tops.
+def classifier(features, num_classes, dropout_rate, conv_classifier, *, head_rank=0):
+  """Global average pool (unless the backbone pooled) -> optional dropout -> [rank-R bottleneck]
+  -> float32 logits, as keras.applications' tops.
 
   conv_classifier reproduces MobileNet's top (1x1 conv on the kept 1x1 map, then reshape), so
   parameter counts stay equal to keras.applications'. Either way the layer holding the classifier
   weights is named `head_logits`.
+
+  head_rank R > 0 factorises the classifier (iNaturalist's own phone models: inaturalist/
+  inatVisionTraining nets/nets.py, a linear 1x1 conv `svd_u` to R channels, then the C-way 1x1
+  conv): features [d] -> `head_bottleneck` (linear, d x R + R) -> `head_logits` (R x C + C), so
+  the head holds R (d + C + 1) + C parameters instead of (d + 1) C: at d = 2048, C = 10,000,
+  R = 256 that is 3.1 M instead of 20.5 M (6.6x fewer). No activation between the two: the
+  product is a rank-R linear classifier, so the long-tail adjustments still act on a linear map
+  (inat_tf/long_tail.py). Both factors compute in float32, like the logits.
 
   features: [batch, height, width, channels], or [batch, channels] from a backbone that pools
   itself (ConvNeXt: the pool comes before its final LayerNormalization).
@@ -44,9 +54,21 @@ def classifier(features, num_classes, dropout_rate, conv_classifier):
   if dropout_rate:
     x = layers.Dropout(dropout_rate, name="head_dropout")(x)
   if conv_classifier:
-    x = layers.Conv2D(num_classes, 1, padding="same", dtype="float32", name="head_logits")(x)
+    if head_rank:
+      x = layers.Conv2D(head_rank, 1, padding="same", dtype="float32", name=BOTTLENECK_LAYER)(x)
+    x = layers.Conv2D(num_classes, 1, padding="same", dtype="float32", name=CLASSIFIER_LAYER)(x)
     return layers.Reshape((num_classes,), dtype="float32", name="head_logits_flat")(x)
-  return layers.Dense(num_classes, dtype="float32", name="head_logits")(x)
+  if head_rank:
+    x = layers.Dense(head_rank, dtype="float32", name=BOTTLENECK_LAYER)(x)
+  return layers.Dense(num_classes, dtype="float32", name=CLASSIFIER_LAYER)(x)
+
+
+def classifier_parameters(feature_dim, num_classes, head_rank=0):
+  """Weights of the classifier (kernels and biases): (d + 1) C, or R (d + 1) + (R + 1) C with a
+  rank-R bottleneck. Equal to the built layers' count (tested)."""
+  if not head_rank:
+    return (feature_dim + 1) * num_classes
+  return head_rank * (feature_dim + 1) + (head_rank + 1) * num_classes
 
 
 def _conv_bn_relu(x, filters, kernel_size, name):

@@ -22,7 +22,10 @@ def scale_to_symmetric(images):
 def caffe(images):
   """ResNet ("caffe" mode): RGB -> BGR, then subtract the ImageNet mean per channel; no scaling."""
   images = tf.cast(images, tf.float32)
-  return tf.reverse(images, axis=[-1]) - tf.constant(CAFFE_BGR_MEAN, tf.float32)
+  # A gather, not tf.reverse: TFLite's int8 REVERSE_V2 came out wrong (errors of up to 114 pixel
+  # levels: ResNet-50's int8 model fell from 89 to 32 % top-1, benchmarks/edge.py); GATHER keeps
+  # its input's quantisation exactly. Same values in float.
+  return tf.gather(images, [2, 1, 0], axis=-1) - tf.constant(CAFFE_BGR_MEAN, tf.float32)
 
 
 def torch(images):

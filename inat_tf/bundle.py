@@ -1,0 +1,279 @@
+"""The phone bundle (`inat-export --bundle`): one folder an app ships, written beside an export.
+
+  EXPORT_DIR/bundle/
+    vision_float.tflite         float32 [1, S, S, 3] RGB in [0, 255] -> probabilities float32 [1, C]
+    vision_int8.tflite          the same interface, int8 inside (with --data_dir: calibrated)
+    vision_full_integer.tflite  uint8 [1, S, S, 3] pixels -> uint8 [1, C] probabilities x 256
+                                (int8 ops end to end: NPUs, Edge TPU-class accelerators)
+    location.tflite             (with --geo_dir) the location prior alone, no image: latitude [1],
+                                longitude [1] float32 degrees (NaN = unknown), date [1, 3] int32
+                                year, month, day (0 = unknown) -> log_prior float32 [1, C]
+                                (log sigmoid of the prior's logits) and available bool [1]
+    labels.txt                  line i: class i's name (the TFLite label-file convention)
+    taxonomy.json               per class: index, category id, name, common name, lineage
+    bundle.json                 the files, their inputs and outputs, the preprocessing facts
+                                (size, crop, resize, input range), the combination rule
+    README.md                   for app developers: which model to ship, preprocessing, and a
+                                20-line example running both models and combining them
+
+The vision models are inat-export's TFLite files (model.tflite, model_int8.tflite,
+model_full_integer.tflite), copied; an app ships one of the three. The location model is
+converted here from the prior of export_info.json's geo_dir; the combination is
+inat_tf.geo.prior.combine's, restated in README.md, so that the app's answer is the SavedModel's
+serving_with_place answer (tested in a process that never imports this package).
+
+`write(export_dir)` needs only what inat-export left in export_dir (export_info.json names the
+model dir and geo dir), so a bundle can also be made after an export.
+"""
+
+import json
+import os
+
+import tensorflow as tf
+
+from inat_tf import export as export_lib
+from inat_tf import label_map as label_map_lib
+from inat_tf.geo import encoding as geo_encoding
+from inat_tf.geo import prior as geo_prior_lib
+
+BUNDLE_DIR = "bundle"
+FORMAT = "inat-tf phone bundle 1"
+VISION_FILES = {  # inat-export's file -> the bundle's name, what it is for
+    export_lib.TFLITE_FLOAT: ("vision_float.tflite", "GPU delegates and exact answers"),
+    export_lib.TFLITE_INT8: ("vision_int8.tflite", "phone CPUs: a quarter of the size, faster"),
+    export_lib.TFLITE_FULL_INTEGER: (
+        "vision_full_integer.tflite", "NPUs and Edge TPU-class accelerators (integer only)"),
+}
+LOCATION_FILE = "location.tflite"
+
+
+class BundleError(ValueError):
+  """The bundle cannot be written from this export; the message says why and what to do."""
+
+
+def bundle_dir(export_dir):
+  return os.path.join(export_dir, BUNDLE_DIR)
+
+
+def taxonomy(label_map):
+  """Per class, top rank first: [{"index", "category_id", "name", "common_name", "lineage":
+  [{"rank", "name"}, ...]}], the lineage being the super-category, then the label map's ranks
+  (kingdom ... genus, from iNat2018 on), then the species itself.
+
+  The one place the bundle reads taxonomy from, so that it can follow a fuller taxonomy module
+  (e.g. genus from the binomial for iNat2017) by changing this function alone.
+  """
+  classes = []
+  for i in range(label_map.num_classes):
+    lineage = [{"rank": "supercategory", "name": label_map.taxon(i, "supercategory")}]
+    lineage += [{"rank": rank, "name": label_map.taxon(i, rank)} for rank in label_map.ranks]
+    lineage.append({"rank": "species", "name": label_map.names[i]})
+    classes.append({"index": i, "category_id": label_map.category_ids[i],
+                    "name": label_map.names[i],
+                    "common_name": label_map.common_names[i] if label_map.common_names else "",
+                    "lineage": lineage})
+  return classes
+
+
+def location_function(geo_prior):
+  """The location prior alone as a tf.function for TFLite: latitude [1], longitude [1] float32
+  degrees (NaN = unknown), date [1, 3] int32 (year, month, day; 0 = unknown) -> {"log_prior":
+  [1, C] float32 log sigmoid(f(place)), "available": [1] bool}. Missing-value rules are the
+  SavedModel's (inat_tf.geo.encoding); log sigmoid is computed as in geo.prior.combine."""
+  @tf.function(input_signature=[tf.TensorSpec([1], tf.float32), tf.TensorSpec([1], tf.float32),
+                                tf.TensorSpec([1, 3], tf.int32)])
+  def location(latitude, longitude, date):
+    fraction = geo_encoding.date_fraction_from_parts(date[:, 0], date[:, 1], date[:, 2])
+    places = geo_encoding.place(latitude, longitude, fraction)
+    logits = geo_prior.logits(places)
+    log_prior = tf.minimum(logits, 0.0) - tf.math.log(1.0 + tf.exp(-tf.abs(logits)))
+    return {"log_prior": log_prior, "available": geo_prior.available(places)}
+  return location
+
+
+def _preprocessing(info):
+  size, fraction = info["image_size"], info["eval_crop_fraction"]
+  return {
+      "image_size": size,
+      "color": "RGB, upright: apply the photo's EXIF orientation first",
+      "crop": {"shape": "central square", "fraction_of_short_side": fraction,
+               "side": f"floor({fraction} * min(height, width)), at least 1 pixel",
+               "top_left": "((height - side + 1) // 2, (width - side + 1) // 2)"},
+      "resize": {"to": [size, size], "method": "bilinear", "antialias": False,
+                 "half_pixel_centers": True,
+                 "as": "tf.image.resize(crop, [size, size], 'bilinear')"},
+      "input_range": {"float": "float32 pixel values in [0, 255], not normalised: each model "
+                               "normalises inside",
+                      "full_integer": "uint8 pixel values 0-255 (the resized floats rounded)"},
+      "source": "inat_tf.preprocessing.eval_image: what inat-eval and the SavedModel do",
+  }
+
+
+def _vision_entry(name, use, content_path, info):
+  size, classes = info["image_size"], info["num_classes"]
+  integer = name == VISION_FILES[export_lib.TFLITE_FULL_INTEGER][0]
+  return {"file": name, "use": use, "bytes": tf.io.gfile.stat(content_path).length,
+          "input": {"name": "images", "shape": [1, size, size, 3],
+                    "dtype": "uint8" if integer else "float32",
+                    "quantization": {"scale": 1.0, "zero_point": 0} if integer else None},
+          "output": {"name": "probabilities", "shape": [1, classes],
+                     "dtype": "uint8" if integer else "float32",
+                     "quantization": {"scale": 1 / 256, "zero_point": 0} if integer else None}}
+
+
+def write(export_dir):
+  """Writes bundle_dir(export_dir) from what inat-export wrote there; returns {file: path}.
+
+  Raises BundleError when the export has no TFLite models, FileNotFoundError when
+  export_info.json is missing.
+  """
+  info_path = os.path.join(export_dir, "export_info.json")
+  if not tf.io.gfile.exists(info_path):
+    raise FileNotFoundError(f"{info_path} not found: run inat-export into {export_dir} first")
+  with tf.io.gfile.GFile(info_path) as f:
+    info = json.load(f)
+  if export_lib.TFLITE_FLOAT not in info["files"]:
+    raise BundleError(f"{export_dir} has no TFLite models (exported with --notflite): export "
+                      f"again without it")
+  target = bundle_dir(export_dir)
+  if tf.io.gfile.exists(target):  # never a mix of an old and a new bundle
+    tf.io.gfile.rmtree(target)
+  tf.io.gfile.makedirs(target)
+  files, vision = {}, []
+  for exported, (name, use) in VISION_FILES.items():
+    if exported in info["files"]:
+      files[name] = os.path.join(target, name)
+      tf.io.gfile.copy(info["files"][exported], files[name])
+      vision.append(_vision_entry(name, use, files[name], info))
+  label_map = label_map_lib.LabelMap.load(info["model_dir"])
+  location = None
+  if info.get("geo_dir"):
+    geo_prior = geo_prior_lib.load(info["geo_dir"])
+    geo_prior.check_matches(label_map, info["model_dir"])
+    files[LOCATION_FILE] = os.path.join(target, LOCATION_FILE)
+    with tf.io.gfile.GFile(files[LOCATION_FILE], "wb") as f:
+      f.write(export_lib.tflite_bytes(location_function(geo_prior)))
+    location = {
+        "file": LOCATION_FILE, "use_date": geo_prior.use_date,
+        "inputs": {"latitude": "float32 [1], degrees; NaN = unknown",
+                   "longitude": "float32 [1], degrees; NaN = unknown",
+                   "date": "int32 [1, 3]: year, month, day; 0 = unknown"},
+        "outputs": {"log_prior": "float32 [1, C]: log sigmoid(f_y(place, date))",
+                    "available": "bool [1]: false when the place (or, for a prior trained with "
+                                 "dates, the date) is missing or invalid: then use the image "
+                                 "probabilities alone"}}
+  names = {"labels.txt": "".join(f"{name}\n" for name in label_map.names),
+           "taxonomy.json": json.dumps({"ranks": ["supercategory", *label_map.ranks, "species"],
+                                        "classes": taxonomy(label_map)}, indent=1,
+                                       ensure_ascii=False)}
+  manifest = {
+      "format": FORMAT, "model": info["model"], "num_classes": info["num_classes"],
+      "edition": label_map.edition, "head_rank": info.get("head_rank", 0),
+      "vision_models": vision, "location_model": location,
+      "preprocessing": _preprocessing(info),
+      "combination": COMBINATION,
+      "long_tail_adjustment": info.get("long_tail_adjustment"),
+      "labels": "labels.txt", "taxonomy": "taxonomy.json"}
+  names["bundle.json"] = json.dumps(manifest, indent=1)
+  names["README.md"] = readme(manifest)
+  for name, text in names.items():
+    files[name] = os.path.join(target, name)
+    with tf.io.gfile.GFile(files[name], "w") as f:
+      f.write(text)
+  return files
+
+
+# Restated from inat_tf.geo.prior.combine's docstring (Mac Aodha et al. 2019, Sec. 3.1). When that
+# function changes (a floor on the prior), this text, README_EXAMPLE and location_function change
+# with it; tests/test_bundle.py compares the bundle's answers with the SavedModel's.
+COMBINATION = ("p(y | image, place) = p(y | image) * sigmoid(f_y) / sum_c p(c | image) * "
+               "sigmoid(f_c), computed as softmax(log p(y | image) + log_prior_y) where "
+               "available; p(y | image) unchanged where not (inat_tf.geo.prior.combine; Mac Aodha "
+               "et al. 2019, 'Presence-Only Geographical Priors for Fine-Grained Image "
+               "Classification', Sec. 3.1)")
+
+README_EXAMPLE = '''\
+import json
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter  # pip install ai-edge-litert
+
+bundle = json.load(open("bundle.json"))  # the preprocessing facts, the files
+names = [c["name"] for c in json.load(open("taxonomy.json"))["classes"]]
+vision = Interpreter("vision_float.tflite").get_signature_runner()
+location = Interpreter("location.tflite").get_signature_runner()
+
+def identify(image, latitude=np.nan, longitude=np.nan, date=(0, 0, 0), k=5):
+    """image: [S, S, 3] float32 RGB in [0, 255], cropped and resized as bundle.json says."""
+    p = vision(images=image[np.newaxis].astype(np.float32))["probabilities"][0]
+    where = location(latitude=np.float32([latitude]), longitude=np.float32([longitude]),
+                     date=np.int32([date]))
+    if where["available"][0]:  # p(y | image) * sigmoid(f_y(place)), renormalised
+        with np.errstate(divide="ignore"):  # log 0 = -inf: that species stays at 0
+            z = np.log(p) + where["log_prior"][0]
+        p = np.exp(z - z.max())
+        p = p / p.sum()
+    top = np.argsort(-p, kind="stable")[:k]
+    return [(names[i], float(p[i])) for i in top]
+'''
+
+
+def readme(manifest):
+  """README.md of a bundle, for app developers."""
+  pre = manifest["preprocessing"]
+  crop = pre["crop"]
+  rows = "\n".join(f"| `{v['file']}` | {v['input']['dtype']} {v['input']['shape']} | "
+                   f"{v['output']['dtype']} {v['output']['shape']} | {v['bytes'] / 1e6:.2f} MB | "
+                   f"{v['use']} |" for v in manifest["vision_models"])
+  location = manifest["location_model"]
+  if location is None:
+    where = ("This bundle has **no location model** (the export had no `--geo_dir`): use the "
+             "image probabilities alone, i.e. drop the `location` lines of the example.")
+  else:
+    needs_date = "; without a date it is not used" if location["use_date"] else ""
+    where = (f"`{location['file']}` is the location prior alone: it needs no image, only where "
+             f"and when (latitude, longitude in degrees, NaN when unknown; the date as year, "
+             f"month, day, 0 when unknown{needs_date}). "
+             f"It returns `log_prior` (log sigmoid of the prior's logit per species) and "
+             f"`available`.")
+  adjustment = manifest["long_tail_adjustment"]
+  return f"""# {manifest['model']} for phones: {manifest['num_classes']} species
+
+Made by `inat-export --bundle` (inat-tf). Everything an app needs to identify a species from a
+photo, and from where and when it was taken.
+
+## Vision models: ship one
+
+| file | input | output | size | for |
+|---|---|---|---|---|
+{rows}
+
+Outputs are probabilities over the {manifest['num_classes']} classes, in the order of
+`labels.txt` (line i = class i) and `taxonomy.json` (`classes[i]`: category id, name, common
+name, lineage from super-category to species). The full-integer model's output is the
+probability times 256 as uint8 (scale 1/256): divide by 256.
+{f"The classifier carries a long-tail adjustment: {adjustment}." if adjustment else ""}
+
+## Preprocessing (the same as the server's)
+
+1. Decode the photo as RGB and turn it upright by its EXIF orientation.
+2. Crop the central square: side = floor({crop['fraction_of_short_side']} x the short side) (at
+   least 1 pixel), top-left corner ((height - side + 1) // 2, (width - side + 1) // 2).
+3. Resize it to {pre['image_size']} x {pre['image_size']}, bilinear, no antialiasing, half-pixel
+   centres (`tf.image.resize`; Android's `Bitmap.createScaledBitmap(..., true)` is close).
+4. Feed the pixel values as they are, [0, 255]: float32 for the float and int8 models, uint8
+   (rounded) for the full-integer one. Do not normalise: each model does it inside.
+
+## Location
+
+{where}
+
+Combination, exactly as the server's SavedModel (signature `serving_with_place`):
+{manifest['combination']}.
+
+## Example (Python; the same few lines in Kotlin or Swift with the LiteRT interpreter)
+
+```python
+{README_EXAMPLE}```
+
+For the full-integer model feed `np.uint8` pixels and read `probabilities / 256`.
+"""

@@ -1,0 +1,168 @@
+"""The factorised head (--head_rank) and the full-integer TFLite model (issue 29).
+
+The phone bundle's test is in test_geo.py, beside the location prior it ships."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import models
+from inat_tf import export
+from inat_tf import long_tail
+from inat_tf import trained_model
+from models import heads
+
+NUM_CLASSES, RANK = 10_000, 256  # iNaturalist's phone model: rank 256
+
+
+def _head_parameters(model):
+  return sum(int(np.prod(w.shape)) for name in (heads.BOTTLENECK_LAYER, heads.CLASSIFIER_LAYER)
+             if any(layer.name == name for layer in model.layers)
+             for w in model.get_layer(name).weights)
+
+
+@pytest.mark.slow  # builds full networks with 10,000 classes
+@pytest.mark.parametrize("name, feature_dim", [("inception_v3", 2048), ("mobilenet_v1", 1024)])
+def test_factorised_head_parameters_at_ten_thousand_classes(name, feature_dim):
+  size = models.min_image_size(name)
+  full = models.build(name, NUM_CLASSES, size)
+  factorised = models.build(name, NUM_CLASSES, size, head_rank=RANK)
+  assert _head_parameters(full) == heads.classifier_parameters(feature_dim, NUM_CLASSES) \
+      == (feature_dim + 1) * NUM_CLASSES
+  assert _head_parameters(factorised) == heads.classifier_parameters(
+      feature_dim, NUM_CLASSES, RANK) == RANK * (feature_dim + 1) + (RANK + 1) * NUM_CLASSES
+  # The backbone is untouched: the whole difference is in the head.
+  assert full.count_params() - factorised.count_params() == \
+      _head_parameters(full) - _head_parameters(factorised)
+  ratio = _head_parameters(full) / _head_parameters(factorised)
+  # R (d + C + 1) + C against (d + 1) C: about d / R when C >> d. At d = 2048 (Inception V3, the
+  # ResNets) 6.6x; at MobileNet V1's d = 1024, 3.6x (4x needs R <= 231 there).
+  assert ratio >= 4 if feature_dim >= 2048 else 3.5 < ratio < 4, ratio
+  outputs = factorised(tf.zeros([1, size, size, 3]))
+  assert outputs.shape == (1, NUM_CLASSES) and outputs.dtype == tf.float32
+
+
+def test_head_rank_is_checked():
+  with pytest.raises(ValueError, match="head_rank=13: a rank-13 bottleneck before 13 classes"):
+    models.build("mobilenet_v1", 13, 32, head_rank=13)
+  with pytest.raises(ValueError, match="head_rank=-1: expected 0"):
+    models.build("mobilenet_v1", 13, 32, head_rank=-1)
+
+
+def test_tau_norm_on_a_factorised_head_is_tau_norm_of_the_equal_full_classifier():
+  rng = np.random.default_rng(0)
+  d, r, c, tau = 12, 4, 9, 0.7
+  u, b_u = rng.normal(size=(d, r)), rng.normal(size=r)
+  w, b = rng.normal(size=(r, c)), rng.normal(size=c)
+  features = rng.normal(size=(5, d))
+  adjustment = long_tail.Adjustment("tau_norm", tau, {}, "")
+  new_w, new_b = long_tail.adjusted_classifier(w, b, adjustment, np.ones(c),
+                                               bottleneck=(u, b_u))
+  factorised = (features @ u + b_u) @ new_w + new_b
+  full_w = u @ w  # the same network as a full classifier (its bias b_u w + b is dropped)
+  expected = features @ (full_w / np.linalg.norm(full_w, axis=0) ** tau)
+  np.testing.assert_allclose(factorised, expected, rtol=1e-5, atol=1e-5)
+  # Any re-parametrisation U A, A^-1 W of the same network gets the same adjusted logits.
+  a = rng.normal(size=(r, r)) + 3 * np.eye(r)
+  w2, b2 = long_tail.adjusted_classifier(np.linalg.solve(a, w), b, adjustment, np.ones(c),
+                                         bottleneck=(u @ a, b_u @ a))
+  np.testing.assert_allclose((features @ u @ a + b_u @ a) @ w2 + b2, expected, rtol=1e-4,
+                             atol=1e-4)
+
+
+@pytest.mark.slow  # builds a network
+def test_stored_tau_norm_applies_to_a_factorised_keras_model(tmp_path):
+  """apply_stored (what inat-eval, inat-predict and inat-export load) on a rank-4 MobileNet,
+  whose head is a 1x1 conv pair: the adjusted network's logits are tau-norm's formula."""
+  model = models.build("mobilenet_v1", 13, 32, head_rank=4)
+  rng = np.random.default_rng(1)
+  for name in (heads.BOTTLENECK_LAYER, heads.CLASSIFIER_LAYER):  # non-zero biases
+    layer = model.get_layer(name)
+    layer.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in layer.get_weights()])
+  images = rng.uniform(-1, 1, size=(3, 32, 32, 3)).astype(np.float32)
+  features = keras.Model(model.input, model.get_layer(heads.BOTTLENECK_LAYER).input)(images)
+  features = np.asarray(features, np.float64).reshape(3, -1)
+  u, b_u = (np.asarray(w, np.float64) for w in model.get_layer(heads.BOTTLENECK_LAYER).weights)
+  w, b = (np.asarray(v, np.float64) for v in model.get_layer(heads.CLASSIFIER_LAYER).weights)
+  full_w = u.reshape(-1, 4) @ w.reshape(4, -1)
+  long_tail.save_adjustment(str(tmp_path), "best", long_tail.Adjustment(
+      "tau_norm", 1.0, {"split": "val"}, long_tail.classifier_digest(w, b)))
+  assert long_tail.apply_stored(model, str(tmp_path), "best", [5] * 13).method == "tau_norm"
+  expected = features @ (full_w / np.linalg.norm(full_w, axis=0))
+  np.testing.assert_allclose(np.asarray(model(images)), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow  # builds a network
+def test_a_factorised_model_round_trips_through_keras_files(tmp_path):
+  model = models.build("efficientnetv2_b0", 13, 32, head_rank=4)
+  images = np.random.default_rng(2).uniform(-1, 1, size=(2, 32, 32, 3)).astype(np.float32)
+  model.save(tmp_path / "m.keras")
+  loaded = keras.models.load_model(tmp_path / "m.keras")
+  assert loaded.get_layer(heads.BOTTLENECK_LAYER).units == 4
+  np.testing.assert_array_equal(np.asarray(loaded(images)), np.asarray(model(images)))
+
+
+@pytest.mark.slow
+def test_head_rank_trains_evaluates_and_exports_to_tflite(tiny_built_dir, tmp_path):
+  """inat-train --head_rank records the rank; load refuses a model file of another rank; the
+  float, int8 and full-integer TFLite models answer as the Keras model (the full-integer one
+  from uint8 pixels)."""
+  from inat_tf import preprocessing
+  from inat_tf import records
+  from inat_tf import schema
+  from inat_tf import train
+  from tests import helpers
+  model_dir = tmp_path / "model"
+  train.train(train.TrainConfig(
+      data_dir=str(tiny_built_dir), model_dir=str(model_dir), model="mobilenet_v1",
+      image_size=32, batch_size=32, weights="none", optimizer="adamw", learning_rate=0.003,
+      train_steps=40, lr_schedule="cosine", bn_momentum=0.9, log_steps=100,
+      eval_every_epochs=1000, head_rank=4), log=lambda m: None)
+  assert json.loads((model_dir / "train_config.json").read_text())["head_rank"] == 4
+  trained = trained_model.load(str(model_dir))
+  assert trained.head_rank == 4
+  paths = export.export_tflite(export.serving_module(trained, top_k=5), str(tmp_path),
+                               str(tiny_built_dir), calibration_count=20)
+  images = np.stack([preprocessing.eval_image(e[schema.ENCODED], 32).numpy() for e in
+                     records.examples(str(tiny_built_dir), "val", [schema.ENCODED])])
+  keras_top1 = np.argmax(trained.model(trained.normalize(images)), axis=1)
+  float_top1 = np.argmax(helpers.tflite_probabilities(paths[export.TFLITE_FLOAT], images), 1)
+  assert np.mean(float_top1 == keras_top1) >= 0.98
+  # Full integer: uint8 in (the pixels themselves), int8 ops only inside, uint8 probabilities out.
+  interpreter = tf.lite.Interpreter(model_path=paths[export.TFLITE_FULL_INTEGER])
+  interpreter.allocate_tensors()
+  (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
+  assert source["dtype"] == np.uint8 and source["quantization"] == (1.0, 0)
+  assert target["dtype"] == np.uint8 and target["quantization"] == (1 / 256, 0)
+  with pytest.raises(ValueError, match="(?i)type|dtype"):
+    interpreter.set_tensor(source["index"], images[:1])  # float pixels are refused
+  # pylint: disable=protected-access
+  float_ops = {op["op_name"] for op in interpreter._get_ops_details()
+               if any(interpreter._get_tensor_details(t, 0)["dtype"] == np.float32
+                      for t in list(op["inputs"]) + list(op["outputs"]) if t >= 0)}
+  # pylint: enable=protected-access
+  assert not float_ops, float_ops
+  integer_top1 = []
+  for image in images:
+    interpreter.set_tensor(source["index"], np.round(image).astype(np.uint8)[np.newaxis])
+    interpreter.invoke()
+    integer_top1.append(np.argmax(interpreter.get_tensor(target["index"])[0]))
+  # 40 steps leave a weak model with close calls; the benchmark measures agreement properly.
+  assert np.mean(np.array(integer_top1) == float_top1) >= 0.6
+  # A model file of another run (here: a full head) under this train_config.json is refused.
+  config = json.loads((model_dir / "train_config.json").read_text())
+  (model_dir / "train_config.json").write_text(json.dumps({**config, "head_rank": 0}))
+  with pytest.raises(ValueError, match="rank-4 classifier but .* records --head_rank 0"):
+    trained_model.load(str(model_dir))
+
+
+def test_a_model_dir_from_before_head_rank_resumes_as_a_full_head():
+  from inat_tf import run_record
+  recorded = {"model": "mobilenet_v1", "image_size": 64}  # train_config.json without head_rank
+  assert run_record.differences(recorded, {**recorded, "head_rank": 0}) == []
+  assert run_record.differences(recorded, {**recorded, "head_rank": 8}) == [
+      "--head_rank: 0 in the model dir, 8 now"]
