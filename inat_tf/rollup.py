@@ -292,7 +292,7 @@ def calibrate_thresholds(probabilities, labels, taxonomy, target_precision=0.95)
   return ThresholdRule(tuple(thresholds)), report
 
 
-def calibrate_knob(probabilities, labels, taxonomy, make_rule, knobs, target_precision=0.95):
+def calibrate_knob(probabilities, labels, taxonomy, make_rule, knobs, *, target_precision=0.95):
   """(rule, knob) for the first knob (in the order given) whose answers on these images reach
   `target_precision` overall, or (None, None). make_rule(knob) -> rule; put the most specific
   knob first (RiskRule: lambda from 1 down; InatRule: threshold from low to high)."""
@@ -310,16 +310,17 @@ RISK_GRID = tuple(np.round(np.linspace(1.0, 0.0, 101), 2))
 INAT_GRID = tuple(np.round(np.linspace(0.5, 0.99, 50), 2))
 
 
-def calibrate_risk(probabilities, labels, taxonomy, target_precision=0.95, grid=RISK_GRID):
+def calibrate_risk(probabilities, labels, taxonomy, *, target_precision=0.95, grid=RISK_GRID):
   """The most specific RiskRule (largest lambda on `grid`) whose answers on these held-out images
   reach `target_precision` overall; RiskRule(0.0) (always the root) when none does."""
-  rule, _ = calibrate_knob(probabilities, labels, taxonomy, RiskRule, grid, target_precision)
+  rule, _ = calibrate_knob(probabilities, labels, taxonomy, RiskRule, grid,
+                           target_precision=target_precision)
   return rule or RiskRule(0.0)
 
 
-def calibrate_inat(probabilities, labels, taxonomy, target_precision=0.95, grid=INAT_GRID):
+def calibrate_inat(probabilities, labels, taxonomy, *, target_precision=0.95, grid=INAT_GRID):
   """iNat's rule with the lowest share threshold on `grid` that reaches `target_precision`
   overall on these held-out images (for comparisons at equal precision), or None."""
   rule, _ = calibrate_knob(probabilities, labels, taxonomy, lambda t: InatRule(threshold=t),
-                           grid, target_precision)
+                           grid, target_precision=target_precision)
   return rule

@@ -225,7 +225,7 @@ def test_thresholds_calibrated_by_hand(tree):
 
 def test_risk_and_inat_calibration_reach_the_target(tree):
   labels = np.array([0, 1, 3, 4])
-  rule = rollup.calibrate_risk(_PROBABILITIES, labels, tree, 0.95)
+  rule = rollup.calibrate_risk(_PROBABILITIES, labels, tree, target_precision=0.95)
   nodes = _answers(tree, rule)["node"]
   answered = np.array(nodes) >= 0
   assert tree.contains(np.array(nodes)[answered], labels[answered]).all()
@@ -234,7 +234,7 @@ def test_risk_and_inat_calibration_reach_the_target(tree):
   more = _answers(tree, rollup.RiskRule(round(rule.specificity_cost + 0.01, 2)))["node"]
   more = np.array(more)
   assert not tree.contains(more[more >= 0], labels[more >= 0]).all()
-  inat = rollup.calibrate_inat(_PROBABILITIES, labels, tree, 0.95)
+  inat = rollup.calibrate_inat(_PROBABILITIES, labels, tree, target_precision=0.95)
   assert inat.threshold == 0.5  # 0.5 already gives A1, A, F, C: all right
 
 
