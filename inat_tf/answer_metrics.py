@@ -7,11 +7,10 @@ For a roll-up rule's answers (taxon node per image, -1 = no answer) against true
   mistake_severity    mean height of the lowest common ancestor of a wrong answer and the truth
                       (Bertinetto et al., CVPR 2020, "Making Better Mistakes", Sec. 3: "mistake
                       severity", leaves at height 0); None when there is no mistake.
-  mean_lca_height     mean over ALL images of the LCA height of the answer and the truth: 0 for
-                      the right species, r for a right answer at rank r, the meeting height for a
-                      wrong one, num_ranks (the root) for no answer. For species answers this is
-                      Bertinetto et al.'s "hierarchical distance@1"; it charges a roll-up for
-                      what it leaves unsaid and a mistake for how far it strays, in one unit.
+  severity_per_image  the LCA height of each wrong answer summed over ALL images, divided by
+                      their number (a right answer at any rank, and no answer, add 0): for species
+                      answers this is Bertinetto et al.'s "hierarchical distance@1"; it falls when
+                      a rule makes fewer mistakes or milder ones.
 Open set (images of species the model never saw, against images of species it did):
   auroc               area under the ROC curve of an "unknown" score, unseen as positives (the
                       Mann-Whitney U statistic, ties counted half).
@@ -48,7 +47,7 @@ def answer_metrics(nodes, labels, taxonomy):
       "correct_species": float(np.mean((ranks == 0) & right)),
       "mistakes": int(wrong.sum()),
       "mistake_severity": float(heights[wrong].mean()) if wrong.any() else None,
-      "mean_lca_height": float(heights.mean()),
+      "severity_per_image": float(np.sum(heights[wrong]) / count),
       "per_rank": per_rank,
   }
 
@@ -58,7 +57,7 @@ def curve_point(knob, metrics):
   return {"knob": knob, "precision": metrics["precision"], "answered": metrics["answered"],
           "species_coverage": metrics["species_coverage"],
           "species_precision": metrics["species_precision"],
-          "mean_lca_height": metrics["mean_lca_height"]}
+          "severity_per_image": metrics["severity_per_image"]}
 
 
 def auroc(known_scores, unknown_scores):

@@ -237,11 +237,16 @@ def roll_up_numpy(probabilities, taxonomy, rule, batch_size=256):
   return {key: np.concatenate([p[key] for p in parts]) for key in ("node", "rank", "score")}
 
 
-def _precision(taxonomy, nodes, labels):
+def _meets(taxonomy, nodes, labels, target_precision, per_rank):
+  """Whether the answers reach the target precision: overall (among answered images), or at
+  every rank that has answers (per_rank)."""
   answered = nodes >= 0
-  if not answered.any():
-    return 1.0, 0
-  return float(np.mean(taxonomy.contains(nodes[answered], labels[answered]))), int(answered.sum())
+  right = taxonomy.contains(nodes, labels)
+  if not per_rank:
+    return not answered.any() or right[answered].mean() >= target_precision
+  ranks = taxonomy.node_ranks[np.maximum(nodes, 0)]
+  return all(right[answered & (ranks == r)].mean() >= target_precision
+             for r in np.unique(ranks[answered]))
 
 
 def calibrate_thresholds(probabilities, labels, taxonomy, target_precision=0.95):
@@ -292,16 +297,17 @@ def calibrate_thresholds(probabilities, labels, taxonomy, target_precision=0.95)
   return ThresholdRule(tuple(thresholds)), report
 
 
-def calibrate_knob(probabilities, labels, taxonomy, make_rule, knobs, *, target_precision=0.95):
+def calibrate_knob(probabilities, labels, taxonomy, make_rule, knobs, *, target_precision=0.95,
+                   per_rank=False):
   """(rule, knob) for the first knob (in the order given) whose answers on these images reach
-  `target_precision` overall, or (None, None). make_rule(knob) -> rule; put the most specific
-  knob first (RiskRule: lambda from 1 down; InatRule: threshold from low to high)."""
+  `target_precision` (overall, or at every answered rank with per_rank), or (None, None).
+  make_rule(knob) -> rule; put the most specific knob first (RiskRule: lambda from 1 down;
+  InatRule: threshold from low to high)."""
   labels = np.asarray(labels)
   for knob in knobs:
     rule = make_rule(knob)
-    precision, _ = _precision(taxonomy, roll_up_numpy(probabilities, taxonomy, rule)["node"],
-                              labels)
-    if precision >= target_precision:
+    nodes = roll_up_numpy(probabilities, taxonomy, rule)["node"]
+    if _meets(taxonomy, nodes, labels, target_precision, per_rank):
       return rule, knob
   return None, None
 
@@ -310,17 +316,21 @@ RISK_GRID = tuple(np.round(np.linspace(1.0, 0.0, 101), 2))
 INAT_GRID = tuple(np.round(np.linspace(0.5, 0.99, 50), 2))
 
 
-def calibrate_risk(probabilities, labels, taxonomy, *, target_precision=0.95, grid=RISK_GRID):
+def calibrate_risk(probabilities, labels, taxonomy, *, target_precision=0.95, per_rank=False,
+                   grid=RISK_GRID):
   """The most specific RiskRule (largest lambda on `grid`) whose answers on these held-out images
-  reach `target_precision` overall; RiskRule(0.0) (always the root) when none does."""
+  reach `target_precision` (overall, or at every rank with per_rank); RiskRule(0.0) (always the
+  root) when none does."""
   rule, _ = calibrate_knob(probabilities, labels, taxonomy, RiskRule, grid,
-                           target_precision=target_precision)
+                           target_precision=target_precision, per_rank=per_rank)
   return rule or RiskRule(0.0)
 
 
-def calibrate_inat(probabilities, labels, taxonomy, *, target_precision=0.95, grid=INAT_GRID):
+def calibrate_inat(probabilities, labels, taxonomy, *, target_precision=0.95, per_rank=False,
+                   grid=INAT_GRID):
   """iNat's rule with the lowest share threshold on `grid` that reaches `target_precision`
-  overall on these held-out images (for comparisons at equal precision), or None."""
+  (overall, or at every rank with per_rank) on these held-out images, for comparisons at equal
+  precision; None when no threshold on the grid does."""
   rule, _ = calibrate_knob(probabilities, labels, taxonomy, lambda t: InatRule(threshold=t),
-                           grid, target_precision=target_precision)
+                           grid, target_precision=target_precision, per_rank=per_rank)
   return rule

@@ -235,7 +235,17 @@ def test_risk_and_inat_calibration_reach_the_target(tree):
   more = np.array(more)
   assert not tree.contains(more[more >= 0], labels[more >= 0]).all()
   inat = rollup.calibrate_inat(_PROBABILITIES, labels, tree, target_precision=0.95)
-  assert inat.threshold == 0.5  # 0.5 already gives A1, A, F, C: all right
+  assert inat.threshold == 0.5  # 0.5 already gives A1, A, F and no answer: all right
+  # Overall against per rank. Truth A2 in rows 0 and 1: at 0.5, row 0's A1 is wrong but genus A
+  # (row 1) and family F (row 2) are right: 2/3 overall meets 0.6, the species rank (0/1) does
+  # not. Per rank needs A1's 0.90 to fail: 0.91 on the grid (0.90 does not: the float32 share
+  # is a hair above 0.9); row 0 then answers genus A (0.96), row 1 family F (0.95).
+  labels = np.array([1, 1, 3, 4])
+  overall = rollup.calibrate_inat(_PROBABILITIES, labels, tree, target_precision=0.6)
+  per_rank = rollup.calibrate_inat(_PROBABILITIES, labels, tree, target_precision=0.6,
+                                   per_rank=True)
+  assert (overall.threshold, per_rank.threshold) == (0.5, 0.91)
+  assert _answers(tree, per_rank)["node"] == [A, F, -1, -1]
 
 
 # -- metrics -------------------------------------------------------------------------------------
@@ -247,11 +257,12 @@ def test_metrics_on_hand_made_answers(tree):
   assert good["answered"] == 0.75 and good["precision"] == 1.0
   assert good["species_coverage"] == 0.25 and good["mistakes"] == 0
   assert good["mistake_severity"] is None
-  assert good["mean_lca_height"] == (0 + 1 + 2 + 3) / 4  # no answer counts the root's height
+  assert good["severity_per_image"] == 0.0  # right answers at any rank and no answer add 0
   bad = answer_metrics.answer_metrics([3, B, G, 4], labels, tree)
   # B1 for A1 meets at F (2); genus B for A2 at F (2); family G for B1 at the root (3).
   assert bad["precision"] == 0.25 and bad["mistakes"] == 3
   assert bad["mistake_severity"] == pytest.approx(7 / 3)
+  assert bad["severity_per_image"] == pytest.approx(7 / 4)
   assert [r["precision"] for r in bad["per_rank"]] == [0.5, 0.0, 0.0]
 
 
