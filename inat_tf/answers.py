@@ -122,6 +122,9 @@ def answer(inputs, taxonomy, config=AnswerConfig()):
     log_factor = tf.where(used[:, tf.newaxis],
                           prior_lib.log_location_factor(inputs.prior_logits, config.floor), 0.0)
   else:
+    if inputs.has_place is not None:
+      raise ValueError("has_place was given without prior_logits: pass the location prior's "
+                       "logits too, or neither")
     used = tf.zeros_like(vision[:, 0], tf.bool)
     located, log_factor = vision, tf.zeros_like(vision)
 
@@ -187,8 +190,13 @@ def explain(outputs, index, taxonomy, *, restriction="", config=AnswerConfig()):
   details.append(f"image: rank {row['vision_rank']}, {row['vision_score']:.2f}")
   if config.long_tail:
     details.append(f"long-tail: {config.long_tail}")
-  details.append(f"location x{row['location_factor']:.3g}" if row["used_place"]
-                 else "no location")
+  if not row["used_place"]:
+    details.append("no location")
+  elif config.floor > 0 and row["location_factor"] <= config.floor * (1 + 1e-6):
+    details.append(f"location x{row['location_factor']:.3g} (the floor: far from where the "
+                   f"species is known)")
+  else:
+    details.append(f"location x{row['location_factor']:.3g}")
   if restriction:
     details.append(f"restricted to {restriction}, {100 * row['allowed_mass']:.0f}% of the "
                    f"probability")

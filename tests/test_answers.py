@@ -417,6 +417,10 @@ def test_location_boosts_with_a_floor_and_opt_out_is_image_only(tree):
   line = answers.explain(out, 1, tree, restriction="", config=config)
   assert line.startswith("species A2 ") and "image: rank 2, 0.35" in line
   assert "location x0.881" in line
+  assert "location x0.05 (the floor: far from where the species is known)" in answers.explain(
+      out, 0, tree, config=config)
+  with pytest.raises(ValueError, match="has_place was given without prior_logits"):
+    answers.answer(answers.Inputs(logits=_logits(), has_place=has_place), tree, config)
 
 
 def test_the_explanation_says_each_step(tree):
