@@ -19,8 +19,8 @@ a place is scored twice, at its own place (in range) and at the antipode of that
 (out of range: far from every photo of its species, as a garden plant or a zoo animal is), for a
 range of floors, the plain product (floor 0) first. Printed per floor: the in-range top-1 gain
 over image only, the share of the plain product's gain it keeps, the out-of-range top-1 drop
-below image only, and its share of the plain product's drop. The chosen floor is the largest
-that keeps >= 90 % of the plain product's in-range gain (goal: with at most half its drop).
+below image only, and its share of the plain product's drop; then whether the default floor
+(inat_tf.geo.prior.DEFAULT_FLOOR) keeps >= 90 % of the gain with at most half the drop.
 Opted-out items (captive / cultivated) must get exactly the image-only answer.
 
 Stages already finished in --work_dir (download, build, models) are reused.
@@ -174,6 +174,7 @@ def floor_table(trained, prior, data_dir, floors):
   exactly the image-only answer. Every answer comes from inat_tf.answers.answer."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from inat_tf import answers, rollup, taxonomy  # pylint: disable=g-import-not-at-top
+  from inat_tf.geo import prior as prior_lib  # pylint: disable=g-import-not-at-top
   tree = taxonomy.from_label_map(trained.label_map)
   logits, labels, places = _val_logits_and_places(trained, data_dir)
   has_place = prior.available(tf.constant(places)).numpy()
@@ -214,13 +215,18 @@ def floor_table(trained, prior, data_dir, floors):
     print(f"{name:>8s} {100 * row['in_range_top1']:13.2f}% {100 * row['gain']:+6.2f} "
           f"{share(row['gain_share']):>8s} {100 * row['out_of_range_top1']:17.2f}% "
           f"{100 * row['drop']:+6.2f} {share(row['drop_share']):>8s}")
-  keeps = [row for row in rows[1:] if row["gain_share"] is not None and row["gain_share"] >= 0.9]
-  if keeps:
-    chosen = max(keeps, key=lambda row: row["floor"])
-    verdict = ("meets" if chosen["drop_share"] is not None and chosen["drop_share"] <= 0.5
-               else "misses")
-    print(f"largest floor keeping >= 90% of the plain product's gain: {chosen['floor']:g} "
-          f"({verdict} the goal of at most half the plain product's drop)")
+  def largest(share):
+    kept = [row["floor"] for row in rows[1:]
+            if row["gain_share"] is not None and row["gain_share"] >= share - 1e-9]
+    return f"{max(kept):g}" if kept else "none"
+  print(f"largest floor keeping all of the plain product's in-range gain: {largest(1.0)}; "
+        f"keeping >= 90%: {largest(0.9)}")
+  default = next((row for row in rows if row["floor"] == prior_lib.DEFAULT_FLOOR), None)
+  if default is not None and default["gain_share"] is not None and default["drop_share"] is not None:
+    met = default["gain_share"] >= 0.9 and default["drop_share"] <= 0.5
+    print(f"default floor {prior_lib.DEFAULT_FLOOR:g}: keeps {100 * default['gain_share']:.0f}% of "
+          f"the gain with {100 * default['drop_share']:.0f}% of the drop: goal (>= 90%, <= 50%) "
+          f"{'met' if met else 'MISSED'}")
   print(f"opted out (captive / cultivated), out of range: "
         f"{'exactly the image-only answer' if exact else 'DIFFERS from the image-only answer'}")
   return rows, exact

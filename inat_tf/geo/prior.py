@@ -36,7 +36,7 @@ CHOICES = ("best", "final")
 
 
 INAT_FLOOR = 0.005  # inatVisionAPI lib/inat_inferrer.py, InatInferrer.MINIMUM_GEO_SCORE
-DEFAULT_FLOOR = 0.005  # chosen by benchmarks/geo_prior.py (BUILD_NOTES, "Location as a boost")
+DEFAULT_FLOOR = 0.02  # chosen by benchmarks/geo_prior.py (notes: "Location floor"), two seeds
 
 
 def _check_floor(floor):
