@@ -179,14 +179,18 @@ def explain(outputs, index, taxonomy, *, restriction="", config=AnswerConfig()):
   (e.g. "Aves", "checklist birds.txt"), "" for none.
   """
   row = {key: _value(value, index) for key, value in outputs.items() if key in OUTPUTS}
-  if row["taxon"] < 0:
+  species = f"species {taxonomy.node_names[row['species']]} {row['species_score']:.2f}"
+  details = []
+  if row["species_score"] <= 0:
     head = "no answer"
+    details.append("no allowed species has any probability")
+  elif row["taxon"] < 0:
+    head = "no answer"
+    details.append(f"no taxon sure enough by rule {config.rule.name}; most probable {species}")
   else:
     head = f"{taxonomy.describe(row['taxon'])} {row['score']:.2f}"
-  details = []
-  if row["taxon"] != row["species"]:
-    details.append(f"rolled up from species {taxonomy.node_names[row['species']]} "
-                   f"{row['species_score']:.2f} by rule {config.rule.name}")
+    if row["taxon"] != row["species"]:
+      details.append(f"rolled up from {species} by rule {config.rule.name}")
   details.append(f"image: rank {row['vision_rank']}, {row['vision_score']:.2f}")
   if config.long_tail:
     details.append(f"long-tail: {config.long_tail}")

@@ -435,7 +435,11 @@ def test_the_explanation_says_each_step(tree):
   # Row 3 restricted to F: A1 0.4, A2 = A3 = B1 0.2: genus A 0.8. Unrestricted: no answer.
   assert answers.explain(out, 3, tree, config=config).startswith("genus A 0.80 (")
   out = answers.answer(answers.Inputs(logits=_logits()), tree, config)
-  assert answers.explain(out, 3, tree, config=config).startswith("no answer (")
+  assert answers.explain(out, 3, tree, config=config).startswith(
+      "no answer (no taxon sure enough by rule inat; most probable species C1 0.25; ")
+  out = answers.answer(answers.Inputs(logits=_logits(), allowed=np.zeros(6, bool)), tree, config)
+  assert answers.explain(out, 0, tree, config=config).startswith(
+      "no answer (no allowed species has any probability; ")
 
 
 # -- the same pipeline in a SavedModel and in TFLite ---------------------------------------------
