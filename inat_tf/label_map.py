@@ -62,6 +62,15 @@ class LabelMap:
                      f"{', '.join(self.ranks) or 'none, as in iNat2017'})")
     return self.taxa[index][self.ranks.index(rank)]
 
+  def lineage(self, index):
+    """[(rank, name)] of class `index` from the top rank down to the species: the published
+    ranks (2018 on), or for iNat2017 the super-category and the genus read from the binomial name
+    (inat_tf.taxonomy.genus_from_name, which says where that reading is not exact)."""
+    from inat_tf import taxonomy  # pylint: disable=g-import-not-at-top  (taxonomy reads label maps)
+    ranks = taxonomy.ranks_of(self)
+    names, _ = taxonomy.class_lineage(self, index)
+    return list(reversed(list(zip(ranks, names))))
+
   def taxon_indices(self, rank):
     """int64 array [num_classes]: each class's taxon at `rank` as a small integer (equal taxa,
     equal integers), for vectorised rank accuracy."""

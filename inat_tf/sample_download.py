@@ -106,6 +106,11 @@ class SampleConfig:
   num_workers: int = _flag(0, "Processes drawing images; 0 means one per CPU core.")
   edition: str = _flag("2017", "Which competition edition's published layout, file names and "
                        "fields to write.", choices=editions.NAMES)
+  min_species_per_genus: int = _flag(
+      2, "Fewest species in a genus. Species of a genus are look-alikes (they differ only by "
+      "their spot count); genera of a family differ more (neighbouring body hues), orders more "
+      "still, super-categories by outline.")
+  max_species_per_genus: int = _flag(3, "Most species in a genus (at most 7, one per spot count).")
 
   def validate(self):
     problems = []
@@ -125,6 +130,10 @@ class SampleConfig:
                       f"min_train_per_species={self.min_train_per_species}")
     if self.val_per_species < 0:
       problems.append(f"val_per_species={self.val_per_species}: must be >= 0 (0: the paper's rule)")
+    if not 1 <= self.min_species_per_genus <= self.max_species_per_genus <= len(SPOT_EPITHETS):
+      problems.append(f"species per genus {self.min_species_per_genus} to "
+                      f"{self.max_species_per_genus}: expected 1 <= min <= max <= "
+                      f"{len(SPOT_EPITHETS)} (one spot count per species of a genus)")
     if self.max_side < 32:
       problems.append(f"max_side={self.max_side}: must be >= 32 pixels")
     if self.species_names not in ("generated", "tfds"):
@@ -207,7 +216,9 @@ def _make_species(config, rng):
   for sc_index, ((supercategory, _), n) in enumerate(zip(table, per_supercategory)):
     genus_sizes = []
     while sum(genus_sizes) < n:
-      genus_sizes.append(min(int(rng.integers(2, 4)), n - sum(genus_sizes)))
+      genus_sizes.append(min(int(rng.integers(config.min_species_per_genus,
+                                              config.max_species_per_genus + 1)),
+                             n - sum(genus_sizes)))
     hue_offset = rng.uniform()
     for g, size in enumerate(genus_sizes):
       hue = hue_offset + g / len(genus_sizes)

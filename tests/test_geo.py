@@ -122,14 +122,15 @@ def test_combination_equals_its_formula_and_leaves_rows_without_a_place_untouche
   prior_logits = np.array([[-2.0, 1.0, 0.0], [3.0, -3.0, 0.5], [5.0, 5.0, -5.0],
                            [-1.0, 2.0, 0.0]], np.float32)
   available = np.array([True, True, False, True])
-  got = prior_lib.combine(image, prior_logits, available).numpy()
+  got = prior_lib.combine(image, prior_logits, available, floor=0.0).numpy()  # plain product
   product = image / 1.0 * (1 / (1 + np.exp(-prior_logits.astype(np.float64))))
   expected = product / product.sum(axis=1, keepdims=True)
   np.testing.assert_allclose(got[available], expected[available], rtol=1e-5, atol=1e-7)
   assert got[2].tobytes() == image[2].tobytes()  # bit for bit
   assert got[3, 2] == 0  # an impossible species stays impossible
   # No 0/0 when the prior makes every species very unlikely.
-  tiny = prior_lib.combine(image[:1], np.full([1, 3], -300.0, np.float32), [True]).numpy()
+  tiny = prior_lib.combine(image[:1], np.full([1, 3], -300.0, np.float32), [True],
+                          floor=0.0).numpy()
   np.testing.assert_allclose(tiny.sum(), 1.0, rtol=1e-5)
 
 

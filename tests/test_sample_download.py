@@ -175,6 +175,26 @@ def test_siblings_differ_only_in_spot_count(sample_dir):
   assert all(e in sample_download.SPOT_EPITHETS for es in genera.values() for e in es)
 
 
+def test_genus_sizes_follow_their_flags_with_a_real_taxonomy(tmp_path):
+  """--min/--max_species_per_genus: genera of 4-5 look-alike species, in families and orders
+  (iNat2019 layout: six equal super-categories; one image per species and split, 32 px)."""
+  config = SampleConfig(num_species=48, min_train_per_species=1, max_train_per_species=1,
+                        val_per_species=1, max_side=32, edition="2019", min_species_per_genus=4,
+                        max_species_per_genus=5, quirky_images=False, num_workers=1)
+  sample_download.make_sample(str(tmp_path), config)
+  records = json.loads((tmp_path / "categories.json").read_text())
+  genera = collections.Counter((c["class"], c["family"], c["genus"]) for c in records)
+  # Eight species per super-category (one class each): genera of 4 or 5, the last genus of a
+  # super-category taking what is left (3 after a 5).
+  assert set(genera.values()) <= {3, 4, 5} and sum(size >= 4 for size in genera.values()) > 6
+  per_class = collections.Counter()
+  for (class_, _, _), size in genera.items():
+    per_class[class_] += size
+  assert sorted(per_class.values()) == [8] * 6
+  families = collections.Counter(family for _, family, _ in genera)
+  assert max(families.values()) == 2  # two genera per family, as sample_editions.taxonomy makes
+
+
 @pytest.mark.slow
 def test_quirky_images_are_what_they_claim(sample_dir):
   """One grayscale, one CMYK, one PNG under a .jpg name, one progressive JPEG."""
@@ -230,6 +250,8 @@ def test_larger_setting_at_full_resolution(tmp_path):
     ({"max_train_per_species": 4}, "below min_train_per_species"),
     ({"max_side": 10}, "max_side=10"),
     ({"species_names": "latin"}, "expected 'generated' or 'tfds'"),
+    ({"min_species_per_genus": 4, "max_species_per_genus": 3}, "species per genus 4 to 3"),
+    ({"max_species_per_genus": 8}, "one spot count per species of a genus"),
 ])
 def test_bad_settings_are_named(kwargs, message, tmp_path):
   with pytest.raises(ValueError, match=message):
