@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from inat_tf import export as export_lib
 from inat_tf import label_map as label_map_lib
+from inat_tf import taxonomy as taxonomy_lib
 from inat_tf.geo import encoding as geo_encoding
 from inat_tf.geo import prior as geo_prior_lib
 
@@ -57,37 +58,38 @@ def bundle_dir(export_dir):
 
 def taxonomy(label_map):
   """Per class, top rank first: [{"index", "category_id", "name", "common_name", "lineage":
-  [{"rank", "name"}, ...]}], the lineage being the super-category, then the label map's ranks
-  (kingdom ... genus, from iNat2018 on), then the species itself.
-
-  The one place the bundle reads taxonomy from, so that it can follow a fuller taxonomy module
-  (e.g. genus from the binomial for iNat2017) by changing this function alone.
-  """
+  [{"rank", "name"}, ...]}], the lineage being the super-category, then the ranks of
+  inat_tf.taxonomy (kingdom ... genus as published from iNat2018 on; for iNat2017 the genus read
+  from the binomial name), then the species itself. Also the ranks, top first."""
+  ranks = taxonomy_lib.ranks_of(label_map)  # lowest first, species first
   classes = []
   for i in range(label_map.num_classes):
-    lineage = [{"rank": "supercategory", "name": label_map.taxon(i, "supercategory")}]
-    lineage += [{"rank": rank, "name": label_map.taxon(i, rank)} for rank in label_map.ranks]
-    lineage.append({"rank": "species", "name": label_map.names[i]})
+    names, _ = taxonomy_lib.class_lineage(label_map, i)
+    lineage = [{"rank": rank, "name": name} for rank, name in reversed(list(zip(ranks, names)))]
+    if taxonomy_lib.SUPERCATEGORY not in ranks:
+      lineage.insert(0, {"rank": taxonomy_lib.SUPERCATEGORY,
+                         "name": label_map.taxon(i, taxonomy_lib.SUPERCATEGORY)})
     classes.append({"index": i, "category_id": label_map.category_ids[i],
                     "name": label_map.names[i],
                     "common_name": label_map.common_names[i] if label_map.common_names else "",
                     "lineage": lineage})
-  return classes
+  return [entry["rank"] for entry in classes[0]["lineage"]] if classes else [], classes
 
 
-def location_function(geo_prior):
+def location_function(geo_prior, floor):
   """The location prior alone as a tf.function for TFLite: latitude [1], longitude [1] float32
   degrees (NaN = unknown), date [1, 3] int32 (year, month, day; 0 = unknown) -> {"log_prior":
-  [1, C] float32 log sigmoid(f(place)), "available": [1] bool}. Missing-value rules are the
-  SavedModel's (inat_tf.geo.encoding); log sigmoid is computed as in geo.prior.combine."""
+  [1, C] float32 log max(sigmoid(f(place)), floor), "available": [1] bool}. Missing-value rules
+  are the SavedModel's (inat_tf.geo.encoding); the factor is geo.prior.log_location_factor, the
+  one the SavedModel's combination adds, with the export's floor."""
   @tf.function(input_signature=[tf.TensorSpec([1], tf.float32), tf.TensorSpec([1], tf.float32),
                                 tf.TensorSpec([1, 3], tf.int32)])
   def location(latitude, longitude, date):
     fraction = geo_encoding.date_fraction_from_parts(date[:, 0], date[:, 1], date[:, 2])
     places = geo_encoding.place(latitude, longitude, fraction)
     logits = geo_prior.logits(places)
-    log_prior = tf.minimum(logits, 0.0) - tf.math.log(1.0 + tf.exp(-tf.abs(logits)))
-    return {"log_prior": log_prior, "available": geo_prior.available(places)}
+    return {"log_prior": geo_prior_lib.log_location_factor(logits, floor),
+            "available": geo_prior.available(places)}
   return location
 
 
@@ -149,22 +151,24 @@ def write(export_dir):
   location = None
   if info.get("geo_dir"):
     geo_prior = geo_prior_lib.load(info["geo_dir"])
+    floor = info["location_floor"]  # the SavedModel's serving_with_place combines with it
     geo_prior.check_matches(label_map, info["model_dir"])
     files[LOCATION_FILE] = os.path.join(target, LOCATION_FILE)
     with tf.io.gfile.GFile(files[LOCATION_FILE], "wb") as f:
-      f.write(export_lib.tflite_bytes(location_function(geo_prior)))
+      f.write(export_lib.tflite_bytes(location_function(geo_prior, floor)))
     location = {
         "file": LOCATION_FILE, "use_date": geo_prior.use_date,
         "inputs": {"latitude": "float32 [1], degrees; NaN = unknown",
                    "longitude": "float32 [1], degrees; NaN = unknown",
                    "date": "int32 [1, 3]: year, month, day; 0 = unknown"},
-        "outputs": {"log_prior": "float32 [1, C]: log sigmoid(f_y(place, date))",
+        "floor": floor,
+        "outputs": {"log_prior": f"float32 [1, C]: log max(sigmoid(f_y(place, date)), {floor})",
                     "available": "bool [1]: false when the place (or, for a prior trained with "
                                  "dates, the date) is missing or invalid: then use the image "
                                  "probabilities alone"}}
+  ranks, classes = taxonomy(label_map)
   names = {"labels.txt": "".join(f"{name}\n" for name in label_map.names),
-           "taxonomy.json": json.dumps({"ranks": ["supercategory", *label_map.ranks, "species"],
-                                        "classes": taxonomy(label_map)}, indent=1,
+           "taxonomy.json": json.dumps({"ranks": ranks, "classes": classes}, indent=1,
                                        ensure_ascii=False)}
   manifest = {
       "format": FORMAT, "model": info["model"], "num_classes": info["num_classes"],
@@ -183,11 +187,14 @@ def write(export_dir):
   return files
 
 
-# Restated from inat_tf.geo.prior.combine's docstring (Mac Aodha et al. 2019, Sec. 3.1). When that
-# function changes (a floor on the prior), this text, README_EXAMPLE and location_function change
-# with it; tests/test_bundle.py compares the bundle's answers with the SavedModel's.
-COMBINATION = ("p(y | image, place) = p(y | image) * sigmoid(f_y) / sum_c p(c | image) * "
-               "sigmoid(f_c), computed as softmax(log p(y | image) + log_prior_y) where "
+# Restated from inat_tf.geo.prior.combine's docstring (Mac Aodha et al. 2019, Sec. 3.1, with a
+# floor on the prior as iNaturalist's vision service has). When that function changes, this text,
+# README_EXAMPLE and location_function change with it; the bundle test in tests/test_geo.py
+# compares the bundle's answers with the SavedModel's.
+COMBINATION = ("p(y | image, place) = p(y | image) * max(sigmoid(f_y), floor) / sum_c "
+               "p(c | image) * max(sigmoid(f_c), floor), computed as softmax(log p(y | image) + "
+               "log_prior_y), log_prior being the location model's output (the floor is inside "
+               "it) where "
                "available; p(y | image) unchanged where not (inat_tf.geo.prior.combine; Mac Aodha "
                "et al. 2019, 'Presence-Only Geographical Priors for Fine-Grained Image "
                "Classification', Sec. 3.1)")
@@ -207,7 +214,7 @@ def identify(image, latitude=np.nan, longitude=np.nan, date=(0, 0, 0), k=5):
     p = vision(images=image[np.newaxis].astype(np.float32))["probabilities"][0]
     where = location(latitude=np.float32([latitude]), longitude=np.float32([longitude]),
                      date=np.int32([date]))
-    if where["available"][0]:  # p(y | image) * sigmoid(f_y(place)), renormalised
+    if where["available"][0]:  # p(y | image) * max(sigmoid(f_y(place)), floor), renormalised
         with np.errstate(divide="ignore"):  # log 0 = -inf: that species stays at 0
             z = np.log(p) + where["log_prior"][0]
         p = np.exp(z - z.max())
@@ -233,8 +240,9 @@ def readme(manifest):
     where = (f"`{location['file']}` is the location prior alone: it needs no image, only where "
              f"and when (latitude, longitude in degrees, NaN when unknown; the date as year, "
              f"month, day, 0 when unknown{needs_date}). "
-             f"It returns `log_prior` (log sigmoid of the prior's logit per species) and "
-             f"`available`.")
+             f"It returns `log_prior` (per species, the log of max(sigmoid of the prior's logit, "
+             f"{location['floor']}): the floor demotes a species outside its known range, never "
+             f"erases it) and `available`.")
   adjustment = manifest["long_tail_adjustment"]
   return f"""# {manifest['model']} for phones: {manifest['num_classes']} species
 

@@ -437,6 +437,8 @@ def export(model_dir, export_dir, *, data_dir="", which="best", top_k=5, tflite=
           "top_k": module.top_k, "files": files, "model_dir": model_dir, "which": which,
           "geo_dir": geo_dir,
           "geo_use_date": geo_prior.use_date if geo_prior is not None else None,
+          # the floor serving_with_place combines the prior with (geo.prior.combine)
+          "location_floor": geo_prior_lib.DEFAULT_FLOOR if geo_prior is not None else None,
           # inside the exported graphs too (trained_model.load applied it): serving = inat-eval
           "long_tail_adjustment": trained.adjustment.describe() if trained.adjustment else None,
           # which images chose it: inat-predict warns when predicting that split (predict.py)
