@@ -30,44 +30,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from inat_tf import flag_config
 from inat_tf import input_pipeline
 from inat_tf import long_tail
 from inat_tf import preprocessing
 from inat_tf import records
 from inat_tf import schema
 from inat_tf import trained_model
+from inat_tf.commands.adjust import AdjustConfig  # pylint: disable=unused-import
+from inat_tf.errors import AdjustError
 
 TAUS = tuple(round(0.1 * i, 1) for i in range(21))  # Kang et al.'s tau_norm.py grid: 0 to 2
-_flag = flag_config.field  # a config field that is also a command-line flag
-
-
-@dataclasses.dataclass(frozen=True)
-class AdjustConfig:
-  """One field per inat-adjust flag: its default and help text (flag_config)."""
-  data_dir: str = _flag(help="Data dir written by inat-build.")
-  model_dir: str = _flag(help="Model dir written by inat-train.")
-  method: str = _flag(help="logit_adjustment, tau_norm, crt, or none (remove the stored one).",
-                      choices=long_tail.METHODS + ("none",))
-  which: str = _flag("best", "Which saved model of --model_dir.",
-                     choices=trained_model.CHOICES)
-  tune_split: str = _flag(
-      "val", "Labelled split that chooses tau: val (its tune half; inat-eval then reports the "
-      "other half) or a split held out of training (used whole).")
-  seed: int = _flag(0, "Seed of the tune/report halves and of cRT.")
-  batch_size: int = _flag(64, "Images per batch (features).")
-  crt_epochs: float = _flag(10.0, "cRT: epochs of class-balanced batches (Kang et al.: 10 on "
-                            "ImageNet-LT, 30 on iNaturalist 2018).")
-  crt_batch_size: int = _flag(128, "cRT: batch size.")
-  crt_learning_rate: float = _flag(
-      0.2, "cRT: SGD learning rate per 512 images, scaled with --crt_batch_size (Kang et al.).")
-  crt_weight_decay: float = _flag(1e-4, "cRT: L2 weight decay (Kang et al.'s iNaturalist config).")
-
-
-class AdjustError(Exception):
-  """The adjustment cannot be made as asked; the message says why and what to do."""
-
-
 def _classifier(model):
   layer = model.get_layer(long_tail.CLASSIFIER_LAYER)
   kernel, bias = (np.asarray(w) for w in layer.get_weights())
@@ -220,13 +192,7 @@ def adjust(config, log=print):
   return result
 
 
-def run(argv=None):
-  """Console entry point `inat-adjust`."""
-  flag_config.run_command(
-      "inat-adjust", AdjustConfig,
-      lambda config, _: adjust(config, log=lambda message: print(message, flush=True)),
-      errors=(AdjustError, FileNotFoundError, ValueError), argv=argv)
+def main(config, _):
+  """inat-adjust's work once its flags are parsed (inat_tf/commands/adjust.py)."""
+  adjust(config, log=lambda message: print(message, flush=True))
 
-
-if __name__ == "__main__":
-  run()

@@ -31,19 +31,16 @@ import tensorflow as tf
 from PIL import ExifTags
 from PIL import Image
 
-from inat_tf import flag_config
 from inat_tf import records
 from inat_tf import run_common
 from inat_tf import trained_model
 from inat_tf.geo import encoding
+from inat_tf.commands.classify import ClassifyConfig  # pylint: disable=unused-import
+from inat_tf.errors import ClassifyError
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 _GPS_LATITUDE_REF, _GPS_LATITUDE, _GPS_LONGITUDE_REF, _GPS_LONGITUDE = 1, 2, 3, 4
 _DATE_TIME_ORIGINAL, _DATE_TIME = 36867, 306
-
-
-class ClassifyError(Exception):
-  """The command cannot run as asked; the message says why and what to do."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,47 +246,23 @@ def _write_atomically(path, text):
   tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
-@dataclasses.dataclass(frozen=True)
-class ClassifyConfig:
-  """inat-classify's flags (the photos and folders follow them)."""
-  model_dir: str = flag_config.field(help="Model dir written by inat-train.")
-  which: str = trained_model.which_field()
-  geo_dir: str = flag_config.field("", "A location prior (inat-train-geo).")
-  latitude: float = flag_config.field(None, "Where the photos were taken, degrees (needs "
-                                      "--geo_dir; otherwise each photo's EXIF GPS is used).")
-  longitude: float = flag_config.field(None, "Where the photos were taken, degrees.")
-  date: str = flag_config.field("", "When, YYYY-MM-DD (otherwise each photo's EXIF date).")
-  top_k: int = flag_config.field(5, "Species per photo.")
-  output_csv: str = flag_config.field("", "Also write the table as CSV here.")
-  output_json: str = flag_config.field("", "Also write the results as JSON here.")
+def main(c, _, paths):
+  """inat-classify's work once its flags are parsed (inat_tf/commands/classify.py)."""
+  if not paths:
+    sys.exit("inat-classify: name at least one PHOTO_OR_FOLDER (see --help)")
+  results, skipped = classify(photo_paths(paths), c.model_dir, geo_dir=c.geo_dir,
+                              given=Place(c.latitude, c.longitude, c.date), top_k=c.top_k,
+                              which=c.which)
+  for item in skipped:
+    print(f"inat-classify: skipped {item['photo']}: {item['reason']}", file=sys.stderr)
+  if results:
+    print(table(results))
+  if c.output_csv:
+    write_csv(c.output_csv, results)
+    print(f"CSV written to {c.output_csv}")
+  if c.output_json:
+    write_json(c.output_json, results, skipped)
+    print(f"JSON written to {c.output_json}")
+  if not results:
+    sys.exit("inat-classify: no photo could be classified")
 
-
-def run(argv=None):
-  """Console entry point `inat-classify`."""
-  from inat_tf.geo import prior as prior_lib  # pylint: disable=g-import-not-at-top
-
-  def main(c, _, paths):
-    if not paths:
-      sys.exit("inat-classify: name at least one PHOTO_OR_FOLDER (see --help)")
-    results, skipped = classify(photo_paths(paths), c.model_dir, geo_dir=c.geo_dir,
-                                given=Place(c.latitude, c.longitude, c.date), top_k=c.top_k,
-                                which=c.which)
-    for item in skipped:
-      print(f"inat-classify: skipped {item['photo']}: {item['reason']}", file=sys.stderr)
-    if results:
-      print(table(results))
-    if c.output_csv:
-      write_csv(c.output_csv, results)
-      print(f"CSV written to {c.output_csv}")
-    if c.output_json:
-      write_json(c.output_json, results, skipped)
-      print(f"JSON written to {c.output_json}")
-    if not results:
-      sys.exit("inat-classify: no photo could be classified")
-
-  flag_config.run_command("inat-classify", ClassifyConfig, main, argv=argv, positional=True,
-                          errors=(ClassifyError, FileNotFoundError, prior_lib.GeoError))
-
-
-if __name__ == "__main__":
-  run()

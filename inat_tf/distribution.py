@@ -15,7 +15,9 @@ import os
 import keras
 import tensorflow as tf
 
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+from inat_tf import choices
+
+STRATEGIES = choices.STRATEGIES
 
 
 class DistributionError(ValueError):

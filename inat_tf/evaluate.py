@@ -21,14 +21,13 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from inat_tf import flag_config
 from inat_tf import long_tail
 from inat_tf import label_map as label_map_lib
 from inat_tf import rank_metrics
-from inat_tf import records
 from inat_tf import trained_model
 from inat_tf.geo import prior as geo_prior_lib
 from inat_tf.geo import report as geo_report
+from inat_tf.commands.eval import EvalConfig  # pylint: disable=unused-import
 
 TOP_K = trained_model.TOP_K
 # Bins of training images per species for Fig. 5 (lower edges; the last is open-ended).
@@ -216,37 +215,12 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir="", which="best", f
   return report
 
 
-@dataclasses.dataclass(frozen=True)
-class EvalConfig:
-  """inat-eval's flags."""
-  data_dir: str = flag_config.field(help="Data dir written by inat-build.")
-  model_dir: str = flag_config.field(help="Model dir written by inat-train.")
-  split: str = flag_config.field("val", "Split to score (needs labels).",
-                                 choices=records.READABLE_SPLITS)
-  output_dir: str = flag_config.field(
-      "", "Where to write the report (default: MODEL_DIR/eval-SPLIT).")
-  which: str = trained_model.which_field()
-  flip: bool = flag_config.field(False, "Average with the mirrored view.")
-  multi_crop: bool = flag_config.field(False, "Average the central and the four corner crops.")
-  batch_size: int = flag_config.field(64, "Images per batch.")
-  geo_dir: str = flag_config.field("", "A location prior (inat-train-geo): report the scores "
-                                   "with and without it, side by side.")
+def main(c, _):
+  """inat-eval's work once its flags are parsed (inat_tf/commands/eval.py)."""
+  output_dir = c.output_dir or trained_model.eval_dir(c.model_dir, c.split)
+  report = evaluate(c.data_dir, c.model_dir, c.split, output_dir=output_dir, which=c.which,
+                    flip=c.flip, multi_crop=c.multi_crop, batch_size=c.batch_size,
+                    geo_dir=c.geo_dir)
+  print(markdown(report, f"{c.split}: {report['images']:,} images"))
+  print(f"Report written to {output_dir}")
 
-
-def run(argv=None):
-  """Console entry point `inat-eval`."""
-
-  def main(c, _):
-    output_dir = c.output_dir or trained_model.eval_dir(c.model_dir, c.split)
-    report = evaluate(c.data_dir, c.model_dir, c.split, output_dir=output_dir, which=c.which,
-                      flip=c.flip, multi_crop=c.multi_crop, batch_size=c.batch_size,
-                      geo_dir=c.geo_dir)
-    print(markdown(report, f"{c.split}: {report['images']:,} images"))
-    print(f"Report written to {output_dir}")
-
-  flag_config.run_command("inat-eval", EvalConfig, main, argv=argv,
-                          errors=(ValueError, FileNotFoundError, geo_prior_lib.GeoError))
-
-
-if __name__ == "__main__":
-  run()

@@ -33,14 +33,12 @@ image) gets valid = false, category id -1, name "" and score 0, and the other it
 batch their normal answer.
 """
 
-import dataclasses
 import json
 import os
 
 import tensorflow as tf
 from tensorflow.python.framework import convert_to_constants  # pylint: disable=g-direct-tensorflow-import
 
-from inat_tf import flag_config
 from inat_tf import preprocessing
 from inat_tf import progress
 from inat_tf import records
@@ -48,6 +46,7 @@ from inat_tf import schema
 from inat_tf import trained_model
 from inat_tf.geo import encoding as geo_encoding
 from inat_tf.geo import prior as geo_prior_lib
+from inat_tf.commands.export import ExportConfig  # pylint: disable=unused-import
 
 WARMUP_PATH = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
@@ -360,32 +359,10 @@ def export(model_dir, export_dir, *, data_dir="", which="best", top_k=5, tflite=
   return info
 
 
-@dataclasses.dataclass(frozen=True)
-class ExportConfig:
-  """inat-export's flags."""
-  model_dir: str = flag_config.field(help="Model dir written by inat-train.")
-  export_dir: str = flag_config.field(help="Where to write (any gfile path).")
-  data_dir: str = flag_config.field("", "Data dir: int8 calibration images and the warm-up image.")
-  which: str = trained_model.which_field()
-  top_k: int = flag_config.field(5, "Categories returned per image.")
-  tflite: bool = flag_config.field(True, "Also write TFLite models.")
-  geo_dir: str = flag_config.field("", "A location prior (inat-train-geo): adds the signature "
-                                   "serving_with_place and model_with_place.tflite.")
+def main(c, _):
+  """inat-export's work once its flags are parsed (inat_tf/commands/export.py)."""
+  info = export(c.model_dir, c.export_dir, data_dir=c.data_dir, which=c.which, top_k=c.top_k,
+                tflite=c.tflite, geo_dir=c.geo_dir)
+  for name, path in info["files"].items():
+    print(f"{name}: {path}")
 
-
-def run(argv=None):
-  """Console entry point `inat-export`."""
-
-  def main(c, _):
-    info = export(c.model_dir, c.export_dir, data_dir=c.data_dir, which=c.which, top_k=c.top_k,
-                  tflite=c.tflite, geo_dir=c.geo_dir)
-    for name, path in info["files"].items():
-      print(f"{name}: {path}")
-
-  # ValueError: a stale long-tail adjustment.
-  flag_config.run_command("inat-export", ExportConfig, main, argv=argv,
-                          errors=(FileNotFoundError, ValueError, geo_prior_lib.GeoError))
-
-
-if __name__ == "__main__":
-  run()

@@ -15,7 +15,10 @@ The flag's kind follows the field's type: bool, int, float, str, tuple (a comma-
 or an enum when `choices` is given. A field without a default is a required flag.
 """
 
+import ast
 import dataclasses
+import importlib
+import importlib.util
 import sys
 import typing
 
@@ -77,7 +80,12 @@ def run_command(name, config_class, main, *, errors=(), extra_flags=None, argv=N
   """A console entry point: defines config_class's flags (and extra_flags(absl.flags), if any),
   parses argv, calls main(config, flag_values) (with positional=True, main(config, flag_values,
   args): the arguments left after the flags); an exception of a type in `errors` (the user's
-  mistake) exits with one line, `NAME: message`, instead of a traceback."""
+  mistake) exits with one line, `NAME: message`, instead of a traceback.
+
+  main: a function, or "package.module:function", imported only once the flags are parsed (the
+  command's implementation imports TensorFlow; --help and flag mistakes do not need it). --help
+  shows that module's docstring, read from its source without importing it.
+  """
   from inat_tf import cli  # pylint: disable=g-import-not-at-top
   flags = _flags_module()
   define_flags(config_class)
@@ -85,13 +93,30 @@ def run_command(name, config_class, main, *, errors=(), extra_flags=None, argv=N
     extra_flags(flags)
 
   def absl_main(args):
+    function = _resolve(main)
     try:
       if positional:
-        main(from_flags(config_class), flags.FLAGS, args[1:])
+        function(from_flags(config_class), flags.FLAGS, args[1:])
       else:
-        main(from_flags(config_class), flags.FLAGS)
+        function(from_flags(config_class), flags.FLAGS)
     except tuple(errors) as e:
       sys.exit(f"{name}: {e}")
 
   # --help shows the command module's docstring (flags here belong to the script, not a module).
-  cli.run(absl_main, argv, doc=sys.modules[main.__module__].__doc__)
+  cli.run(absl_main, argv, doc=_docstring(main))
+
+
+def _resolve(main):
+  if not isinstance(main, str):
+    return main
+  module_name, function = main.split(":")
+  return getattr(importlib.import_module(module_name), function)
+
+
+def _docstring(main):
+  """The docstring of main's module; for "module:function", read from the source (no import)."""
+  if not isinstance(main, str):
+    return sys.modules[main.__module__].__doc__
+  spec = importlib.util.find_spec(main.split(":")[0])
+  with open(spec.origin, encoding="utf-8") as f:
+    return ast.get_docstring(ast.parse(f.read()), clean=False)

@@ -21,12 +21,13 @@ import tensorflow as tf
 
 import models
 from inat_tf import augment as augment_lib
+from inat_tf import choices
 from inat_tf import label_map as label_map_lib
 from inat_tf import preprocessing
 from inat_tf import records
 from inat_tf import schema
 
-SAMPLINGS = ("uniform", "balanced", "sqrt")
+SAMPLINGS = choices.SAMPLINGS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -39,13 +39,15 @@ import os
 
 import numpy as np
 
+from inat_tf import choices
+
 # The literature's shot buckets (Liu et al. 2019; Kang et al. 2020): > 100, 20-100, < 20 images.
 MANY_SHOT_ABOVE = 100
 FEW_SHOT_BELOW = 20
 BUCKETS = ("many", "medium", "few")
 
-LOSSES = ("cross_entropy", "class_balanced", "logit_adjusted", "balanced_softmax")
-METHODS = ("logit_adjustment", "tau_norm", "crt")
+LOSSES = choices.LOSSES
+METHODS = choices.ADJUSTMENTS
 CLASSIFIER_LAYER = "head_logits"  # models/: the layer holding the classifier in every network
 
 

@@ -18,7 +18,6 @@ all the same, and a warning says a score on that split computed from this CSV is
 (inat-eval scores only the report half there; see tuning_warning).
 """
 
-import dataclasses
 import json
 import os
 import sys
@@ -32,6 +31,8 @@ from inat_tf import long_tail
 from inat_tf import progress
 from inat_tf import records
 from inat_tf import schema
+from inat_tf.commands.predict import PredictConfig  # pylint: disable=unused-import
+from inat_tf.errors import PredictError
 
 HEADER = "id,predicted"  # 2017's; each edition's: submission_format()
 
@@ -40,10 +41,6 @@ def submission_format(label_map):
   """(header line, category ids per row) of the edition the label map was built from."""
   edition = editions.get(label_map.edition or "2017")  # label maps before editions: 2017
   return ",".join(edition.submission_header), edition.submission_labels
-
-
-class PredictError(Exception):
-  """The submission cannot be made right; the message says why."""
 
 
 def listed_image_ids(data_dir, split):
@@ -265,38 +262,10 @@ def predict_to_csv(data_dir, split, output, *, model_dir="", saved_model="", whi
   return len(filled)
 
 
-def run(argv=None):
-  """Console entry point `inat-predict`."""
-  from inat_tf import flag_config  # pylint: disable=g-import-not-at-top
-  from inat_tf import trained_model  # pylint: disable=g-import-not-at-top
-  from inat_tf.geo.prior import GeoError  # pylint: disable=g-import-not-at-top
+def main(c, _):
+  """inat-predict's work once its flags are parsed (inat_tf/commands/predict.py)."""
+  predict_to_csv(c.data_dir, c.split, c.output, model_dir=c.model_dir,
+                 saved_model=c.saved_model, which=c.which, batch_size=c.batch_size,
+                 flip=c.flip, log=lambda message: print(message, file=sys.stderr),
+                 geo_dir=c.geo_dir)
 
-  # Defined here, not at module level: its --which field needs trained_model (Keras), and
-  # importing this module (from_saved_model, the CSV writer) stays free of Keras.
-  @dataclasses.dataclass(frozen=True)
-  class PredictConfig:
-    """inat-predict's flags."""
-    data_dir: str = flag_config.field(help="Data dir written by inat-build.")
-    output: str = flag_config.field(help="CSV path (any gfile path).")
-    model_dir: str = flag_config.field("", "Model dir written by inat-train.")
-    saved_model: str = flag_config.field("", "Or: a SavedModel written by inat-export.")
-    split: str = flag_config.field("test", "Split to predict.", choices=records.READABLE_SPLITS)
-    which: str = trained_model.which_field()
-    flip: bool = flag_config.field(False, "Average with the mirrored view (--model_dir only).")
-    batch_size: int = flag_config.field(64, "Images per batch.")
-    geo_dir: str = flag_config.field("", "A location prior (inat-train-geo): --output gets the "
-                                     "predictions with it, OUTPUT.image_only.csv those without.")
-
-  def main(c, _):
-    predict_to_csv(c.data_dir, c.split, c.output, model_dir=c.model_dir,
-                   saved_model=c.saved_model, which=c.which, batch_size=c.batch_size,
-                   flip=c.flip, log=lambda message: print(message, file=sys.stderr),
-                   geo_dir=c.geo_dir)
-
-  # ValueError: long_tail's.
-  flag_config.run_command("inat-predict", PredictConfig, main, argv=argv,
-                          errors=(PredictError, FileNotFoundError, ValueError, GeoError))
-
-
-if __name__ == "__main__":
-  run()

@@ -13,7 +13,6 @@ it too. --overwrite starts over.
 """
 
 import atexit
-import dataclasses
 import json
 import multiprocessing
 import os
@@ -28,7 +27,7 @@ import time
 import traceback
 
 from inat_tf import editions
-from inat_tf import flag_config
+from inat_tf.commands.quickstart import QuickstartConfig  # pylint: disable=unused-import
 
 
 def _script(name):
@@ -257,66 +256,40 @@ def summary_text(paths, report, timings):
   return "\n".join(lines)
 
 
-@dataclasses.dataclass(frozen=True)
-class QuickstartConfig:
-  """inat-quickstart's flags."""
-  output_dir: str = flag_config.field("runs/quickstart", "Where every stage writes.")
-  overwrite: bool = flag_config.field(False, "Delete output_dir first instead of reusing it.")
-  num_species: int = flag_config.field(40, "Sample size: species (>= 13).")
-  max_train_per_species: int = flag_config.field(80, "Sample size: the commonest species' images.")
-  max_side: int = flag_config.field(128, "Sample image size.")
-  examples_per_shard: int = flag_config.field(256, "Builder: examples per shard.")
-  model: str = flag_config.field("mobilenet_v1", "Network (see models.MODEL_NAMES).")
-  image_size: int = flag_config.field(80, "Training image size.")
-  batch_size: int = flag_config.field(32, "Global batch size.")
-  epochs: float = flag_config.field(10, "Training epochs.")
-  learning_rate: float = flag_config.field(0.1, "Learning rate per 32 images.")
-  tflite: bool = flag_config.field(True, "Also export TFLite models.")
-  edition: str = flag_config.field("2017", "Which competition edition's layout the sample "
-                                   "download has (inat_tf.editions).", choices=editions.NAMES)
+def main(f, _):
+  """inat-quickstart's work once its flags are parsed (inat_tf/commands/quickstart.py)."""
+  root = os.path.abspath(f.output_dir)
+  if f.overwrite and os.path.exists(root):
+    shutil.rmtree(root)
+  os.makedirs(os.path.join(root, "logs"), exist_ok=True)
+  paths = {name: os.path.join(root, name) for name in ("download", "data", "model", "eval",
+                                                        "export")}
+  paths["submission"] = os.path.join(root, "submission.csv")
+  paths["edition"] = f.edition
+  timings = {}
+  stages = _stages(f, paths)
+  record_path = os.path.join(root, STAGES_FILE)
+  recorded = {}
+  if os.path.exists(record_path):
+    with open(record_path) as record_file:
+      recorded = json.load(record_file)
+  changed = changed_stages(stages, recorded)
+  for name, command in stages:
+    if name in changed:
+      if any(os.path.exists(p) for p in _stage_outputs(name, paths)):
+        print(f"\n== {name}: redoing it, {changed[name]}")
+      for path in _stage_outputs(name, paths):
+        _remove(path)
+    elif _reusable(name, paths):
+      print(f"\n== {name}: reusing its result (--overwrite to redo)")
+      timings[name] = 0.0
+      continue
+    recorded.pop(name, None)  # no record while its output is being rewritten
+    _write_json(record_path, recorded)
+    timings[name] = _run_stage(name, command, os.path.join(root, "logs", f"{name}.log"))
+    recorded[name] = command
+    _write_json(record_path, recorded)
+  with open(os.path.join(paths["eval"], "report.json")) as report_file:
+    report = json.load(report_file)
+  print(summary_text(paths, report, timings))
 
-
-def run(argv=None):
-  """Console entry point `inat-quickstart`."""
-
-  def main(f, _):
-    root = os.path.abspath(f.output_dir)
-    if f.overwrite and os.path.exists(root):
-      shutil.rmtree(root)
-    os.makedirs(os.path.join(root, "logs"), exist_ok=True)
-    paths = {name: os.path.join(root, name) for name in ("download", "data", "model", "eval",
-                                                          "export")}
-    paths["submission"] = os.path.join(root, "submission.csv")
-    paths["edition"] = f.edition
-    timings = {}
-    stages = _stages(f, paths)
-    record_path = os.path.join(root, STAGES_FILE)
-    recorded = {}
-    if os.path.exists(record_path):
-      with open(record_path) as record_file:
-        recorded = json.load(record_file)
-    changed = changed_stages(stages, recorded)
-    for name, command in stages:
-      if name in changed:
-        if any(os.path.exists(p) for p in _stage_outputs(name, paths)):
-          print(f"\n== {name}: redoing it, {changed[name]}")
-        for path in _stage_outputs(name, paths):
-          _remove(path)
-      elif _reusable(name, paths):
-        print(f"\n== {name}: reusing its result (--overwrite to redo)")
-        timings[name] = 0.0
-        continue
-      recorded.pop(name, None)  # no record while its output is being rewritten
-      _write_json(record_path, recorded)
-      timings[name] = _run_stage(name, command, os.path.join(root, "logs", f"{name}.log"))
-      recorded[name] = command
-      _write_json(record_path, recorded)
-    with open(os.path.join(paths["eval"], "report.json")) as report_file:
-      report = json.load(report_file)
-    print(summary_text(paths, report, timings))
-
-  flag_config.run_command("inat-quickstart", QuickstartConfig, main, argv=argv)
-
-
-if __name__ == "__main__":
-  run()

@@ -18,13 +18,14 @@ import re
 
 import tensorflow as tf
 
+from inat_tf import choices
 from inat_tf import editions
 from inat_tf import schema
 
 SPLITS = editions.SPLITS
 # Every split a data dir may hold: the published ones and the held-out one inat-build can carve
 # out of train (--minival_fraction / --minival_ids).
-READABLE_SPLITS = SPLITS + ("minival",)
+READABLE_SPLITS = choices.READABLE_SPLITS
 LABEL_MAP = "label_map.json"
 IMAGE_IDS = "image_ids.json"
 MANIFEST = "manifest.json"

@@ -16,13 +16,12 @@ the JSON does not list, ids listed twice, unknown category ids, and images the C
 """
 
 import csv
-import dataclasses
 import io
 import json
 import os
 
 from inat_tf import editions
-from inat_tf import flag_config
+from inat_tf.commands.score import ScoreConfig  # pylint: disable=unused-import
 
 MAX_REPORTED = 20
 
@@ -218,29 +217,11 @@ def score(predictions_path, annotations_path, edition=""):
   return result
 
 
-@dataclasses.dataclass(frozen=True)
-class ScoreConfig:
-  """inat-score's flags."""
-  predictions: str = flag_config.field(help="Submission CSV (the edition's Kaggle format).")
-  annotations: str = flag_config.field(help="COCO-style JSON with annotations (e.g. "
-                                       "val2017.json).")
-  edition: str = flag_config.field("", "Whose submission format; default: from the "
-                                   "annotations' file name.", choices=("",) + editions.NAMES)
+def main(c, _):
+  """inat-score's work once its flags are parsed (inat_tf/commands/score.py)."""
+  result = score(c.predictions, c.annotations, c.edition)
+  k = result["labels_per_row"]
+  extra = f", top-{k} error {100 * result[f'top{k}_error']:.2f}%" if k > 1 else ""
+  print(f"{result['images']:,} images (iNat{result['edition']} format): top-1 error "
+        f"{100 * result['top1_error']:.2f}%{extra}")
 
-
-def run(argv=None):
-  """Console entry point `inat-score`."""
-
-  def main(c, _):
-    result = score(c.predictions, c.annotations, c.edition)
-    k = result["labels_per_row"]
-    extra = f", top-{k} error {100 * result[f'top{k}_error']:.2f}%" if k > 1 else ""
-    print(f"{result['images']:,} images (iNat{result['edition']} format): top-1 error "
-          f"{100 * result['top1_error']:.2f}%{extra}")
-
-  flag_config.run_command("inat-score", ScoreConfig, main, argv=argv,
-                          errors=(ScoreError, ValueError, FileNotFoundError, editions.EditionError))
-
-
-if __name__ == "__main__":
-  run()

@@ -16,15 +16,11 @@ import tensorflow as tf
 
 from inat_tf import records
 from inat_tf import schema
+from inat_tf.errors import DetectionDataError
 
 BOX_KEYS = (schema.BBOX_YMIN, schema.BBOX_XMIN, schema.BBOX_YMAX, schema.BBOX_XMAX)
 KEYS = (schema.ENCODED, schema.IMAGE_ID, schema.HEIGHT, schema.WIDTH, schema.OBJECT_LABEL,
         schema.OBJECT_AREA) + BOX_KEYS
-DEFAULT_MAX_BOXES = 100
-
-
-class DetectionDataError(Exception):
-  """The data dir cannot feed a detector; the message says why and what to do."""
 
 
 def decode(image_bytes):

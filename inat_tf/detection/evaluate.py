@@ -11,14 +11,12 @@ only those), or every boxed image of --split train. OUTPUT_DIR (tf.io.gfile):
   detection_report.md              the tables in the paper's layout
 """
 
-import dataclasses
 import json
 import os
 import time
 
 import tensorflow as tf
 
-from inat_tf import flag_config
 from inat_tf import label_map as label_map_lib
 from inat_tf import trained_model
 from inat_tf import progress
@@ -27,6 +25,7 @@ from inat_tf.detection import classes as classes_lib
 from inat_tf.detection import coco
 from inat_tf.detection import data
 from inat_tf.detection import model as model_lib
+from inat_tf.commands.detect_eval import DetectEvalConfig  # pylint: disable=unused-import
 
 TITLES = {"species": "species", "superclass": "super-class", "agnostic": "class-agnostic"}
 
@@ -140,26 +139,8 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir=None, batch_size=8,
   return report
 
 
-@dataclasses.dataclass(frozen=True)
-class DetectEvalConfig:
-  """inat-detect-eval's flags."""
-  data_dir: str = flag_config.field(help="Data dir written by inat-build.")
-  model_dir: str = flag_config.field(help="Model dir written by inat-detect-train.")
-  split: str = flag_config.field("val", "val: its single-instance images (the paper); train: all "
-                                 "boxed images.", choices=("val", "train"))
-  output_dir: str = flag_config.field(None, "Where the report goes (default MODEL_DIR/eval-SPLIT).")
-  batch_size: int = flag_config.field(8, "Images per forward pass.")
+def main(c, _):
+  """inat-detect-eval's work once its flags are parsed (inat_tf/commands/detect_eval.py)."""
+  evaluate(c.data_dir, c.model_dir, c.split, output_dir=c.output_dir, batch_size=c.batch_size,
+           log=lambda message: print(message, flush=True))
 
-
-def run(argv=None):
-  """Console entry point `inat-detect-eval`."""
-  flag_config.run_command(
-      "inat-detect-eval", DetectEvalConfig,
-      lambda c, _: evaluate(c.data_dir, c.model_dir, c.split, output_dir=c.output_dir,
-                            batch_size=c.batch_size,
-                            log=lambda message: print(message, flush=True)),
-      errors=(data.DetectionDataError, FileNotFoundError, ValueError, RuntimeError), argv=argv)
-
-
-if __name__ == "__main__":
-  run()

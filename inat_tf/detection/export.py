@@ -25,9 +25,9 @@ import os
 import tensorflow as tf
 
 from inat_tf import export as classification_export
-from inat_tf import flag_config
 from inat_tf.detection import data
 from inat_tf.detection import model as model_lib
+from inat_tf.commands.detect_export import DetectExportConfig  # pylint: disable=unused-import
 
 
 def serving_module(detector, config, classes):
@@ -80,23 +80,8 @@ def export(model_dir, export_dir):
   return info
 
 
-@dataclasses.dataclass(frozen=True)
-class DetectExportConfig:
-  """inat-detect-export's flags."""
-  model_dir: str = flag_config.field(help="Model dir written by inat-detect-train.")
-  export_dir: str = flag_config.field(help="Where to write (any gfile path).")
+def main(c, _):
+  """inat-detect-export's work once its flags are parsed (inat_tf/commands/detect_export.py)."""
+  info = export(c.model_dir, c.export_dir)
+  print(f"saved_model: {info['saved_model']}")
 
-
-def run(argv=None):
-  """Console entry point `inat-detect-export`."""
-
-  def main(c, _):
-    info = export(c.model_dir, c.export_dir)
-    print(f"saved_model: {info['saved_model']}")
-
-  flag_config.run_command("inat-detect-export", DetectExportConfig, main, argv=argv,
-                          errors=(FileNotFoundError, ValueError, RuntimeError))
-
-
-if __name__ == "__main__":
-  run()

@@ -20,6 +20,7 @@ import tensorflow as tf
 from inat_tf import label_map as label_map_lib
 from inat_tf import run_common
 from inat_tf.geo import encoding
+from inat_tf.errors import GeoError
 
 CONFIG_FILE = "geo_config.json"
 CHOICES = ("best", "final")
@@ -40,10 +41,6 @@ def combine(image_probabilities, prior_logits, available):
   combined = tf.nn.softmax(log_product, axis=-1)
   available = tf.convert_to_tensor(available, tf.bool)
   return tf.where(available[:, tf.newaxis], combined, image_probabilities)
-
-
-class GeoError(Exception):
-  """The prior cannot be used as asked; the message says why and what to do."""
 
 
 @dataclasses.dataclass

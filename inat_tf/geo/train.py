@@ -29,7 +29,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from inat_tf import flag_config
 from inat_tf import label_map as label_map_lib
 from inat_tf import progress
 from inat_tf import records
@@ -39,30 +38,7 @@ from inat_tf import train as image_train
 from inat_tf.geo import encoding
 from inat_tf.geo import model as geo_model
 from inat_tf.geo import prior as prior_lib
-
-_flag = flag_config.field  # a config field that is also a command-line flag
-
-
-@dataclasses.dataclass(frozen=True)
-class GeoTrainConfig:
-  """One field per inat-train-geo flag: its default and help text (flag_config)."""
-  data_dir: str = _flag(help="Data dir written by inat-build.")
-  geo_dir: str = _flag(help="Where the prior's checkpoints, logs and models go (gs:// works).")
-  epochs: float = _flag(30.0, "Epochs over the train places.")
-  batch_size: int = _flag(1024, "Places per step.")
-  learning_rate: float = _flag(5e-4, "Adam learning rate.")
-  lr_decay_rate: float = _flag(0.98, "Learning-rate factor per epoch (the paper's code).")
-  width: int = _flag(256, "Units per layer (the paper: 256).")
-  num_blocks: int = _flag(4, "Residual blocks (the paper: 4).")
-  dropout_rate: float = _flag(0.5, "Dropout inside the blocks.")
-  positive_weight: float = _flag(0.0, "λ of the loss; 0 = the number of classes (the paper's "
-                                 "choice).")
-  use_date: bool = _flag(True, "Condition on the date as well as the position; --nouse_date "
-                         "gives a location-only prior, usable on photos without a date.")
-  keep_checkpoints: int = _flag(3, "Checkpoints kept.")
-  log_steps: int = _flag(100, "Progress line every N steps.")
-  seed: int = _flag(0, "Random seed (initialisation, epoch order, background places).")
-
+from inat_tf.commands.train_geo import GeoTrainConfig  # pylint: disable=unused-import
 
 def split_places(data_dir, split, use_date):
   """(places [N, 3] float32, labels [N] int64, examples read) for a split's labelled examples
@@ -240,18 +216,11 @@ def _train(config, log, where, ctrl_c):
   return summary
 
 
-def run(argv=None):
-  """Console entry point `inat-train-geo`."""
-  def main(config, _):
-    try:
-      train(config, log=lambda message: print(message, flush=True))
-    except image_train.TrainInterrupted as e:
-      print(f"inat-train-geo: {e}", file=sys.stderr)
-      sys.exit(130)  # the shell's code for SIGINT
+def main(config, _):
+  """inat-train-geo's work once its flags are parsed (inat_tf/commands/train_geo.py)."""
+  try:
+    train(config, log=lambda message: print(message, flush=True))
+  except image_train.TrainInterrupted as e:
+    print(f"inat-train-geo: {e}", file=sys.stderr)
+    sys.exit(130)  # the shell's code for SIGINT
 
-  flag_config.run_command("inat-train-geo", GeoTrainConfig, main,
-                          errors=(image_train.TrainError, FileNotFoundError), argv=argv)
-
-
-if __name__ == "__main__":
-  run()

@@ -1,0 +1,31 @@
+"""inat-export's flags (ExportConfig) and entry point; the work is inat_tf/export.py."""
+
+import dataclasses
+
+from inat_tf import commands
+from inat_tf import errors
+from inat_tf import flag_config
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+  """inat-export's flags."""
+  model_dir: str = flag_config.field(help="Model dir written by inat-train.")
+  export_dir: str = flag_config.field(help="Where to write (any gfile path).")
+  data_dir: str = flag_config.field("", "Data dir: int8 calibration images and the warm-up image.")
+  which: str = commands.which_field()
+  top_k: int = flag_config.field(5, "Categories returned per image.")
+  tflite: bool = flag_config.field(True, "Also write TFLite models.")
+  geo_dir: str = flag_config.field("", "A location prior (inat-train-geo): adds the signature "
+                                   "serving_with_place and model_with_place.tflite.")
+
+
+def run(argv=None):
+  """Console entry point `inat-export`."""
+  # ValueError: a stale long-tail adjustment.
+  flag_config.run_command("inat-export", ExportConfig, "inat_tf.export:main", argv=argv,
+                          errors=(FileNotFoundError, ValueError, errors.GeoError))
+
+
+if __name__ == "__main__":
+  run()
