@@ -2,7 +2,7 @@
 
   inat-classify PHOTO_OR_FOLDER... --model_dir M [--top_k 5] [--output_csv F] [--output_json F]
   inat-classify photos/ --model_dir M --geo_dir G                       # place from each EXIF
-  inat-classify a.jpg --model_dir M --geo_dir G --latitude 37.77 --longitude -122.42 \
+  inat-classify a.jpg --model_dir M --geo_dir G --latitude 37.77 --longitude -122.42 \\
                 --date 2017-06-01                                      # place given
 
 The top-k species per photo with their scientific names (and common names where the label map

@@ -13,14 +13,18 @@ Setting any of TF_CPP_MIN_LOG_LEVEL, TF_CPP_MAX_VLOG_LEVEL or TF_CPP_VMODULE tur
 off: the user chose the log level.
 
 --help: absl prints the key flags of the main module, which for a console command is the stub
-setuptools wrote (no flags), so `inat-eval --help` listed nothing. `run` declares the command's
-flags key flags of that stub, and shows the command module's docstring as the usage text.
+setuptools wrote (no flags), so `inat-eval --help` listed nothing; and it exits with status 1 and
+knows no -h. `run` declares the command's flags key flags of that stub and answers --help, -h,
+-? and --helpshort (and --helpfull) itself, exit 0, with the command module's docstring as the
+usage text. A flag absl refuses (unknown, a value it cannot parse, a required one missing, a
+--flagfile it cannot read) is one line, `inat-NAME: ...; see inat-NAME --help`, exit 1.
 """
 
 import atexit
 import os
 import re
 import sys
+import textwrap
 import threading
 
 USER_LOG_VARIABLES = ("TF_CPP_MIN_LOG_LEVEL", "TF_CPP_MAX_VLOG_LEVEL", "TF_CPP_VMODULE")
@@ -83,12 +87,58 @@ def _filter_stderr():
   atexit.register(restore)
 
 
-def run(main, argv=None, doc=None):
-  """absl's app.run(main, argv), with --help listing this command's flags (see above) under
-  `doc` (default: the docstring of the last of our modules that declared a flag)."""
+HELP_ARGUMENTS = ("-h", "-help", "--help", "-?", "--helpshort", "-helpshort")
+FULL_HELP_ARGUMENTS = ("--helpfull", "-helpfull")
+
+
+def _help_asked(argv):
+  """"short", "full" or None: whether argv (before a `--`) asks for help."""
+  for arg in argv[1:]:
+    if arg == "--":
+      return None
+    if arg in HELP_ARGUMENTS:
+      return "short"
+    if arg in FULL_HELP_ARGUMENTS:
+      return "full"
+  return None
+
+
+def usage(values, program, doc, full=False):
+  """The command's help: `doc`, its flags as absl renders them (wrapped, defaults shown), and how
+  to ask for more."""
+  if full:
+    flag_text = values.get_help()
+  else:
+    # module_help starts with a line naming the module (here the script's path): not for people.
+    flag_text = re.sub(r"^\s*\S+:\n", "", values.module_help(program), count=1)
+  more = textwrap.fill("Also: --flagfile=FILE reads flags from a file; --verbosity=0 (or "
+                       "TF_CPP_MIN_LOG_LEVEL=0) shows TensorFlow's and absl's own log records; "
+                       "--helpfull lists every flag.", width=78, initial_indent="  ",
+                       subsequent_indent="  ")
+  return f"{(doc or '').strip()}\n\nflags:\n{flag_text}\n\n{more}\n"
+
+
+def flag_error(name, error, values):
+  """One line for an absl flags.Error: what is wrong and where help is."""
+  text = str(error).strip()
+  missing = re.search(r"Flag --(\w+) must have a value other than None", text)
+  if missing and missing.group(1) in values:
+    flag = missing.group(1)
+    text = f"--{flag} is required ({values[flag].help.rstrip('.')})"
+  text = text.replace("ERROR:: Unable to open flagfile:", "cannot read the --flagfile:")
+  text = " ".join(text.replace(" ?", "?").split())
+  return f"{name}: {text}; see {name} --help"
+
+
+def run(main, argv=None, doc=None, name=None):
+  """absl's app.run(main, argv), with --help / -h (exit 0) listing this command's flags under
+  `doc` (default: the docstring of the last of our modules that declared a flag), and a flag
+  mistake answered in one line `NAME: ...` (exit 1)."""
   from absl import app, flags  # pylint: disable=g-import-not-at-top
   values = flags.FLAGS
+  argv = list(sys.argv if argv is None else argv)
   program = sys.argv[0]
+  name = name or os.path.basename(program)
   command_modules = []
   for module, module_flags in values.flags_by_module_dict().items():
     if module.split(".")[0] in OUR_PACKAGES:
@@ -100,6 +150,16 @@ def run(main, argv=None, doc=None):
     doc = sys.modules[command_modules[-1]].__doc__
   if not main_module.__doc__ and doc:
     main_module.__doc__ = doc.replace("%", "%%")
+  help_asked = _help_asked(argv)
+  if help_asked:
+    sys.stdout.write(usage(values, program, doc, full=help_asked == "full"))
+    sys.exit(0)
+
+  def parse(args):
+    try:
+      return values(args)
+    except flags.Error as e:
+      sys.exit(flag_error(name, e, values))
 
   def quiet_main(args):
     # TensorFlow's Python records below WARNING too (the checkpoint saver logs an INFO line on
@@ -109,4 +169,4 @@ def run(main, argv=None, doc=None):
       logging.set_verbosity(logging.WARNING)
     return main(args)
 
-  app.run(quiet_main, argv=argv)
+  app.run(quiet_main, argv=argv, flags_parser=parse)

@@ -52,6 +52,9 @@ def define_flags(config_class, flag_values=None):
     common = dict(flag_values=flag_values, required=required, module_name=sys.argv[0])
     if f.metadata["choices"] is not None:
       flags.DEFINE_enum(f.name, default, list(f.metadata["choices"]), help_text, **common)
+      # absl's `<a|b|c>: help` has no spaces to wrap at (--model's list broke mid-word).
+      flag_values[f.name].help = f"{help_text} One of: " + ", ".join(
+          choice or '""' for choice in f.metadata["choices"]) + "."
     elif kind is bool:
       flags.DEFINE_bool(f.name, default, help_text, **common)
     elif kind is int:
@@ -103,7 +106,7 @@ def run_command(name, config_class, main, *, errors=(), extra_flags=None, argv=N
       sys.exit(f"{name}: {e}")
 
   # --help shows the command module's docstring (flags here belong to the script, not a module).
-  cli.run(absl_main, argv, doc=_docstring(main))
+  cli.run(absl_main, argv, doc=_docstring(main), name=name)
 
 
 def _resolve(main):

@@ -1,7 +1,7 @@
 """`inat-train`: the paper's recipe, from one CPU to a TPU pod.
 
   inat-train --recipe table3/inception_v3 --data_dir D --model_dir M
-  inat-train --data_dir D --model_dir M --model mobilenet_v1 --image_size 96 --epochs 10 \
+  inat-train --data_dir D --model_dir M --model mobilenet_v1 --image_size 96 --epochs 10 \\
              --weights none
 
 Read top to bottom: strategy → data → model and optimizer → checkpoint (resume) → the loop (train

@@ -5,6 +5,7 @@ import sys
 
 import models
 from inat_tf import choices
+from inat_tf import cli
 from inat_tf import errors
 from inat_tf import flag_config
 from inat_tf import recipes
@@ -119,6 +120,8 @@ def run(argv=None):
     argv = recipes.expand(argv, flag_values)
   except recipes.RecipeError as e:
     sys.exit(f"inat-train: {e}")
+  except flags.Error as e:  # a --flagfile that cannot be read
+    sys.exit(cli.flag_error("inat-train", e, flag_values))
   flag_config.run_command("inat-train", TrainConfig, "inat_tf.train:main",
                           errors=(errors.TrainError, FileNotFoundError), argv=argv)
 

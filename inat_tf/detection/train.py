@@ -1,6 +1,6 @@
 """`inat-detect-train`: a keras-hub RetinaNet on the boxes of our TFRecords.
 
-  inat-detect-train --data_dir D --model_dir M --granularity species --backbone resnet50 \
+  inat-detect-train --data_dir D --model_dir M --granularity species --backbone resnet50 \\
                     --image_size 512 --batch_size 8 --epochs 12 --weights imagenet
 
 Trains on the train images that have boxes, at one label granularity (species, superclass or
