@@ -1,16 +1,27 @@
-"""What every console command (inat-*) shares: a quiet TensorFlow start-up and a --help that
-lists the command's flags.
+"""What every console command (inat-*) shares: quiet by default, a --help that lists the
+command's flags, one line for a flag mistake, and the format of our own lines.
 
-Quiet start-up: TensorFlow 2.21's C++ side logs its start-up (oneDNN, CUDA stubs, CPU features,
-and on a host without a GPU an error-level "failed call to cuInit") through absl before its own
-log level applies, so TF_CPP_MIN_LOG_LEVEL alone does not hide them. Each command therefore sets
-TF_CPP_MIN_LOG_LEVEL=2 and passes its stderr through a filter that drops exactly those C++
-info/warning records (`I0000 00:00:1795992824.783671 29906 port.cc:153] ...`), the cuInit error and the
-"WARNING: All log messages before absl::InitializeLog()" banner; everything else, the commands'
-own messages and Python warnings included, passes unchanged. Python's absl records below WARNING
-are dropped unless --verbosity is given (the checkpoint saver logs at INFO on every save).
-Setting any of TF_CPP_MIN_LOG_LEVEL, TF_CPP_MAX_VLOG_LEVEL or TF_CPP_VMODULE turns all of this
-off: the user chose the log level.
+Ours: every line a command writes to stderr starts with `inat-NAME: ` (OUR_LINE; a stage in
+brackets may follow the name, `inat-export (int8 calibration): `): its start and end lines,
+progress, warnings (`inat-NAME: warning: ...`, see warn()) and the one-line errors. Anything else
+on stderr comes from a library, or is the traceback of a bug in ours (never hidden).
+
+Quiet by default, loud on request: TensorFlow 2.21's C++ side logs its start-up (oneDNN, CUDA
+stubs, CPU features, and on a host without a GPU an error-level "failed call to cuInit") through
+absl before its own log level applies, and later at run time (oneDNN's `E0000 ... DT_UINT8 only
+on platforms with AVX-512` before every photo inat-classify decodes, the TFLite converter's
+records and its bare `fully_quantize: 0, ...` line); absl and TensorFlow's Python side log in the
+same glog format, and Keras and TensorFlow issue Python warnings. So each command:
+  - sets TF_CPP_MIN_LOG_LEVEL=3 before TensorFlow is imported;
+  - passes file descriptor 2 (C++ and Python alike) through a filter thread that drops NOISE:
+    glog-format records of every level but FATAL, Python's default-format log records
+    (`WARNING:absl:...`), absl's start-up banner and the bare lines above;
+  - ignores Python warnings, and logs absl / TensorFlow records only from ERROR (the filter drops
+    those lines anyway).
+Any of --verbosity / -v (absl's flag), TF_CPP_MIN_LOG_LEVEL, TF_CPP_MAX_VLOG_LEVEL or
+TF_CPP_VMODULE set by the user, or Python's -W / PYTHONWARNINGS for the warnings, turns this off:
+the user chose what to see. A command's child processes (inat-quickstart's stages, the builder's
+workers) inherit the quiet setting, marked by QUIET_MARK, as the command's own and not the user's.
 
 --help: absl prints the key flags of the main module, which for a console command is the stub
 setuptools wrote (no flags), so `inat-eval --help` listed nothing; and it exits with status 1 and
@@ -26,32 +37,75 @@ import re
 import sys
 import textwrap
 import threading
+import warnings
 
 USER_LOG_VARIABLES = ("TF_CPP_MIN_LOG_LEVEL", "TF_CPP_MAX_VLOG_LEVEL", "TF_CPP_VMODULE")
+QUIET_MARK = "INAT_TF_QUIET"  # "1": TF_CPP_MIN_LOG_LEVEL was set by a quiet command, not the user
 OUR_PACKAGES = ("inat_tf", "tfrecord_builder", "models")
 
-# C++ records (file.cc) at info/warning level, the CUDA-less host's cuInit error, absl's banner,
-# and the second line of the CPU-feature notice.
+# A line of ours on stderr (see above).
+OUR_LINE = re.compile(r"^inat-[a-z]+(-[a-z]+)*( \([^)]*\))?: \S")
+# Library lines: glog-format records (C++ and absl's Python handler) but FATAL; Python logging's
+# default format; absl's banner; the second line of the CPU-feature notice; the TFLite
+# converter's bare summary line.
 NOISE = re.compile(
-    r"^([IW]\d{4} [\d:.]+\s+\d+ [\w/.-]+\.(cc|h):\d+\]"
-    r"|E\d{4} [\d:.]+\s+\d+ cuda\w*\.cc:\d+\] failed call to cuInit"
+    r"^([IWE]\d{4} [\d:.]+\s+\d+ [\w/.-]+:\d+\]"
+    r"|(DEBUG|INFO|WARNING|ERROR):[\w.]+:"
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
-    r"|To enable the following instructions: .* rebuild TensorFlow with)")
+    r"|To enable the following instructions: .* rebuild TensorFlow with"
+    r"|fully_quantize: \d+, inference_type: )")
 
 
 def is_console_command():
   return os.path.basename(sys.argv[0] if sys.argv else "").startswith("inat-")
 
 
+def command_name():
+  """inat-NAME of the running console command; "inat-tf" when called from Python."""
+  return os.path.basename(sys.argv[0]) if is_console_command() else "inat-tf"
+
+
+def warn(message):
+  """Our own warning, on stderr: `inat-NAME: warning: message` (always shown)."""
+  print(f"{command_name()}: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _verbosity_asked(argv):
+  for arg in argv[1:]:
+    if arg == "--":
+      return False
+    if re.match(r"^--?(verbosity|v)(=|$)", arg):
+      return True
+  return False
+
+
+def user_asked_for_logs(argv=None, environ=None):
+  """Whether the user asked for TensorFlow's and absl's own records (--verbosity, or a TF_CPP_*
+  variable not set by a quiet parent command)."""
+  argv = sys.argv if argv is None else argv
+  environ = os.environ if environ is None else environ
+  if _verbosity_asked(argv):
+    return True
+  inherited = environ.get(QUIET_MARK) == "1"
+  return any(name in environ and not (inherited and name == "TF_CPP_MIN_LOG_LEVEL")
+             for name in USER_LOG_VARIABLES)
+
+
 _quiet = False  # set when quiet_tensorflow took effect
 
 
 def quiet_tensorflow():
-  """Before TensorFlow is imported: its start-up records hidden, unless the user set a level."""
+  """Before TensorFlow is imported: its records and the libraries' warnings hidden, unless the
+  user asked for them."""
   global _quiet
-  if any(name in os.environ for name in USER_LOG_VARIABLES):
+  if user_asked_for_logs():
     return
-  os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+  os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+  os.environ[QUIET_MARK] = "1"
+  if not sys.warnoptions:  # python -W / PYTHONWARNINGS: the user's choice
+    warnings.simplefilter("ignore")
+  import logging  # pylint: disable=g-import-not-at-top
+  logging.getLogger("tensorflow").setLevel(logging.ERROR)
   _filter_stderr()
   _quiet = True
 
@@ -162,11 +216,11 @@ def run(main, argv=None, doc=None, name=None):
       sys.exit(flag_error(name, e, values))
 
   def quiet_main(args):
-    # TensorFlow's Python records below WARNING too (the checkpoint saver logs an INFO line on
-    # every save through absl), unless the user asked for a level with --verbosity / -v.
+    # absl's and TensorFlow's Python records below ERROR (the checkpoint saver logs an INFO line
+    # on every save, the TFLite converter warnings), unless the user asked with --verbosity / -v.
     if _quiet and not values["verbosity"].present:
       from absl import logging  # pylint: disable=g-import-not-at-top
-      logging.set_verbosity(logging.WARNING)
+      logging.set_verbosity(logging.ERROR)
     return main(args)
 
   app.run(quiet_main, argv=argv, flags_parser=parse)

@@ -16,7 +16,6 @@ import atexit
 import json
 import multiprocessing
 import os
-import re
 import runpy
 import shlex
 import shutil
@@ -125,13 +124,6 @@ def _sample_is_complete(download, edition_name="2017"):
           and not any(os.path.exists(os.path.join(download, n)) for n in others))
 
 
-# TensorFlow's and Keras's own chatter (glog/absl records, converter notes, warnings): kept in the
-# stage's log file, not shown.
-_NOISE = re.compile(r"^([IWE]\d{4} \d\d:\d\d|WARNING: All log messages|To enable the following "
-                    r"instructions|INFO:tensorflow:|WARNING:absl:|fully_quantize:|\S+\.py:\d+: \w*"
-                    r"Warning|  warnings\.warn)")
-
-
 def _stage_process(script, argv, environment, output):
   """In a child of the fork server: the console script run as `python script argv...` would, in
   `environment`, its stdout and stderr both into `output` (a pipe to the quickstart)."""
@@ -212,13 +204,12 @@ def _run_stage(name, command, log_path):
   print(f"\n== {name}: {shlex.join(command)}", flush=True)
   start = time.monotonic()
   with open(log_path, "w") as log:
-    # TensorFlow's start-up records go to the stage's log, not the screen.
-    output, wait = _start_stage(command, {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    # Each stage is quiet as the command is (inat_tf/cli.py): what it prints is shown and kept.
+    output, wait = _start_stage(command, dict(os.environ))
     with output:
       for line in output:
         log.write(line)
-        if not _NOISE.match(line):
-          print(f"   {line}", end="", flush=True)
+        print(f"   {line}", end="", flush=True)
   status = wait()
   if status != 0:
     sys.exit(f"inat-quickstart: the {name} stage failed (exit {status}); its output "
