@@ -9,5 +9,6 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from inat_tf import cli as _cli  # pylint: disable=g-import-not-at-top
 
-if _cli.is_console_command():  # an inat-* command: TensorFlow's start-up records hidden
+if _cli.is_console_command():  # an inat-* command: quiet, and one line for a Ctrl-C (cli.py)
   _cli.quiet_tensorflow()
+  _cli.on_interrupt()

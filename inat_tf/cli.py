@@ -23,6 +23,18 @@ TF_CPP_VMODULE set by the user, or Python's -W / PYTHONWARNINGS for the warnings
 the user chose what to see. A command's child processes (inat-quickstart's stages, the builder's
 workers) inherit the quiet setting, marked by QUIET_MARK, as the command's own and not the user's.
 
+Ctrl-C: from the moment inat_tf is imported by a console command, the first Ctrl-C (SIGINT)
+ends it at once, the same way everywhere: the temporary files of writes in progress are removed
+(run_common's atomic writes register them; a finished file is only ever renamed into place, so
+nothing half-written is left looking complete), worker processes are killed, one line
+`inat-NAME: interrupted[; advice]` goes to stderr and the exit status is 130, the shell's for
+SIGINT. The advice ("rerun the same command to resume") comes only from commands with something
+to resume from (flag_config.run_command's resume). Why not Python's KeyboardInterrupt: raised at
+whatever bytecode runs next, inside TensorFlow it surfaced as 46 to 167 lines of traceback, as
+"Exception ignored" (the Ctrl-C lost) or as SystemError ("bad argument to internal function").
+The trainers stop at a step boundary instead (run_common.CtrlC replaces this handler while their
+loop runs), and inat-quickstart passes the Ctrl-C to its running stage and waits for it.
+
 --help: absl prints the key flags of the main module, which for a console command is the stub
 setuptools wrote (no flags), so `inat-eval --help` listed nothing; and it exits with status 1 and
 knows no -h. `run` declares the command's flags key flags of that stub and answers --help, -h,
@@ -34,6 +46,7 @@ usage text. A flag absl refuses (unknown, a value it cannot parse, a required on
 import atexit
 import os
 import re
+import signal
 import sys
 import textwrap
 import threading
@@ -65,9 +78,79 @@ def command_name():
   return os.path.basename(sys.argv[0]) if is_console_command() else "inat-tf"
 
 
+def say(text):
+  """One of our lines on stderr: `inat-NAME: text` (a start or end line, progress)."""
+  print(f"{command_name()}: {text}", file=sys.stderr, flush=True)
+
+
 def warn(message):
   """Our own warning, on stderr: `inat-NAME: warning: message` (always shown)."""
   print(f"{command_name()}: warning: {message}", file=sys.stderr, flush=True)
+
+
+_interrupt_advice = None  # () -> str: what the interrupted line advises
+_temporaries = set()  # paths of writes in progress, removed on Ctrl-C
+_stop_filter = None  # ends the stderr filter: its pending lines out, fd 2 the terminal's again
+
+
+def on_interrupt(advice=None):
+  """Installs (again) the Ctrl-C handler described above; advice() -> the end of the line."""
+  global _interrupt_advice
+  _interrupt_advice = advice
+  if threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGINT, _interrupted)
+
+
+def writing(path):
+  """Registers the temporary file (or folder) of a write in progress; finished(path) forgets it."""
+  _temporaries.add(path)
+
+
+def finished(path):
+  _temporaries.discard(path)
+
+
+def _interrupted(signum, frame):
+  del signum, frame
+  advice = ""
+  try:
+    advice = _interrupt_advice() if _interrupt_advice else ""
+  except Exception:  # pylint: disable=broad-except  (the line must still come)
+    pass
+  end_interrupted(advice)
+
+
+def end_interrupted(advice=""):
+  """Ends the command after a Ctrl-C: temporaries removed, workers killed, one line
+  `inat-NAME: interrupted[; advice]`, exit 130 (see above)."""
+  signal.signal(signal.SIGINT, signal.SIG_IGN)  # one Ctrl-C is enough; the next changes nothing
+  import shutil  # pylint: disable=g-import-not-at-top
+  for path in list(_temporaries):
+    if "://" not in path:
+      shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else _remove(path)
+  if "multiprocessing" in sys.modules:  # worker processes (make-sample, build): not left behind
+    for child in sys.modules["multiprocessing"].active_children():
+      child.kill()
+  for stream in (sys.stdout, sys.stderr):
+    try:
+      stream.flush()
+    except (OSError, ValueError):
+      pass
+  if _stop_filter is not None:
+    _stop_filter(timeout=0.5)
+  line = f"{command_name()}: interrupted" + (f"; {advice}" if advice else "") + "\n"
+  try:
+    os.write(2, line.encode())
+  except OSError:
+    pass
+  os._exit(130)  # pylint: disable=protected-access  (no exit handlers: nothing more to run)
+
+
+def _remove(path):
+  try:
+    os.remove(path)
+  except OSError:
+    pass
 
 
 def _verbosity_asked(argv):
@@ -118,6 +201,7 @@ def _filter_stderr():
     forward_to, restore_from = os.dup(2), os.dup(2)
   except OSError:  # no usable stderr: nothing to filter
     return
+  global _stop_filter
   os.dup2(write_end, 2)
   os.close(write_end)
 
@@ -130,14 +214,15 @@ def _filter_stderr():
   thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
   thread.start()
 
-  def restore():  # at exit: the last lines (sys.exit's message, a traceback) get through
+  def restore(timeout=5):  # at exit: the last lines (sys.exit's message, a traceback) get through
     try:
       sys.stderr.flush()
     except (OSError, ValueError):
       pass
     os.dup2(restore_from, 2)  # closes the pipe's last write end: the thread sees EOF
-    thread.join(timeout=5)
+    thread.join(timeout=timeout)
 
+  _stop_filter = restore
   atexit.register(restore)
 
 

@@ -10,6 +10,7 @@ graph is shipped by TensorFlow itself, so workers need this package only to star
 """
 
 import sys
+import time
 
 from inat_tf.commands.data_service import DataServiceConfig  # pylint: disable=unused-import
 
@@ -31,5 +32,6 @@ def main(c, _):
         worker_address=f"{c.worker_host}:%port%"))
     address = f"{c.worker_host}:{server._address.split(':')[-1]}"  # pylint: disable=protected-access
   print(f"inat-data-service: {c.role} serving on {address}", flush=True)
-  server.join()
+  while True:  # not server.join(), which blocks in C++ where a Ctrl-C would wait for it
+    time.sleep(3600)
 

@@ -7,6 +7,12 @@ name (train.TrainError is this TrainError). A new such exception goes here.
 """
 
 
+class UsageError(Exception):
+  """The command line asks for what cannot be done (an output folder that cannot be written, a
+  split without labels to score, --top_k 0); found before any work, always answered in one line.
+  """
+
+
 class TrainError(Exception):
   """Training cannot start; the message says why and what to do."""
 
@@ -41,3 +47,7 @@ class DetectionDataError(Exception):
 
 class DetectTrainError(Exception):
   """Training cannot start; the message says why and what to do."""
+
+
+class LongTailError(ValueError):
+  """A long-tail remedy cannot be applied as asked; the message says why and what to do."""

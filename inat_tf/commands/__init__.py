@@ -15,8 +15,13 @@ long_tail, recipes, models), and the exceptions a command answers in one line fr
 inat_tf/errors.py.
 """
 
+import os
+
 from inat_tf import choices
 from inat_tf import flag_config
+from inat_tf.errors import UsageError
+
+UNLABELLED_SPLITS = ("test",)  # the builder refuses a test JSON with annotations
 
 
 def which_field():
@@ -24,3 +29,27 @@ def which_field():
   inat-export and inat-classify."""
   return flag_config.field("best", "Which saved model of --model_dir: best (best val top-1) or "
                            "final.", choices=choices.SAVED_MODELS)
+
+
+def at_least_one(value, flag):
+  """UsageError unless value >= 1 (--top_k, --batch_size)."""
+  if value < 1:
+    raise UsageError(f"--{flag}={value}: must be at least 1")
+
+
+def labelled(split, flag, what, instead=""):
+  """UsageError for a split without labels (test), which `what` needs; `instead`: another way."""
+  if split in UNLABELLED_SPLITS:
+    raise UsageError(f"--{flag}={split}: the {split} split has no labels (the competitions never "
+                     f"published them), so there is nothing to {what}: use --{flag}=val, or a "
+                     f"minival (made by inat-build --minival_fraction F){instead}")
+
+
+def checkpoint_advice(folder):
+  """The end of a Ctrl-C's line for a trainer whose checkpoints go to `folder`: "rerun the same
+  command to resume" when a checkpoint was written, else "" (nothing to resume from)."""
+  if "://" in folder:
+    return "rerun the same command to resume from the last checkpoint, if one was written"
+  if os.path.exists(os.path.join(folder, "checkpoint")):  # tf.train.CheckpointManager's state
+    return "rerun the same command to resume from the last checkpoint"
+  return ""

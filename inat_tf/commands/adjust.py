@@ -5,6 +5,8 @@ import dataclasses
 from inat_tf import choices
 from inat_tf import errors
 from inat_tf import flag_config
+from inat_tf import commands
+from inat_tf import output_paths
 
 _flag = flag_config.field  # a config field that is also a command-line flag
 
@@ -34,7 +36,16 @@ class AdjustConfig:
 def run(argv=None):
   """Console entry point `inat-adjust`."""
   flag_config.run_command("inat-adjust", AdjustConfig, "inat_tf.adjust:main",
-                          errors=(errors.AdjustError, FileNotFoundError, ValueError), argv=argv)
+                          errors=(errors.AdjustError, FileNotFoundError, ValueError), argv=argv,
+                          check=check)
+
+
+def check(c, _):
+  """What inat-adjust refuses before any work (it writes beside the model)."""
+  if c.method != "none":
+    commands.labelled(c.tune_split, "tune_split", "choose tau on")
+  commands.at_least_one(c.batch_size, "batch_size")
+  output_paths.folder(c.model_dir, "model_dir", create=False)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from inat_tf import choices
 from inat_tf import editions
 from inat_tf import errors
 from inat_tf import flag_config
+from inat_tf import output_paths
 
 _flag = flag_config.field  # a config field that is also a command-line flag
 
@@ -74,7 +75,23 @@ class BuildConfig:
 def run(argv=None):
   """Console entry point `inat-build`."""
   flag_config.run_command("inat-build", BuildConfig, "tfrecord_builder.build:main",
-                          errors=(errors.BuildError,), argv=argv)
+                          errors=(errors.BuildError,), argv=argv, check=check, resume=resume)
+
+
+def check(config, _):
+  """What inat-build refuses before any work."""
+  config.validate()
+  output_paths.folder(config.data_dir, "data_dir")
+  if config.spill_dir:
+    output_paths.folder(config.spill_dir, "spill_dir")
+
+
+def resume(config):
+  """A Ctrl-C's advice: finished shards and spilled examples stay (tfrecord_builder/spill.py)."""
+  if "://" in config.data_dir or os.path.isdir(os.path.join(config.data_dir, "_build")):
+    return ("finished shards and spilled examples are kept: rerun the same command to resume "
+            "where it stopped")
+  return ""
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import dataclasses
 from inat_tf import commands
 from inat_tf import errors
 from inat_tf import flag_config
+from inat_tf import output_paths
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,8 +26,18 @@ class ClassifyConfig:
 def run(argv=None):
   """Console entry point `inat-classify`."""
   flag_config.run_command("inat-classify", ClassifyConfig, "inat_tf.classify:main", argv=argv,
-                          positional=True,
-                          errors=(errors.ClassifyError, FileNotFoundError, errors.GeoError))
+                          positional=True, check=check,
+                          errors=(errors.ClassifyError, FileNotFoundError, errors.GeoError,
+                                  errors.LongTailError))
+
+
+def check(c, _, paths):
+  """What inat-classify refuses before any work."""
+  if not paths:
+    raise errors.UsageError("name at least one PHOTO_OR_FOLDER (see --help)")
+  commands.at_least_one(c.top_k, "top_k")
+  output_paths.file(c.output_csv, "output_csv")
+  output_paths.file(c.output_json, "output_json")
 
 
 if __name__ == "__main__":

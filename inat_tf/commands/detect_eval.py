@@ -5,6 +5,8 @@ import dataclasses
 
 from inat_tf import errors
 from inat_tf import flag_config
+from inat_tf import commands
+from inat_tf import output_paths
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,7 +24,17 @@ def run(argv=None):
   """Console entry point `inat-detect-eval`."""
   flag_config.run_command(
       "inat-detect-eval", DetectEvalConfig, "inat_tf.detection.evaluate:main",
-      errors=(errors.DetectionDataError, FileNotFoundError, ValueError, RuntimeError), argv=argv)
+      errors=(errors.DetectionDataError, FileNotFoundError, ValueError, RuntimeError), argv=argv,
+      check=check)
+
+
+def check(c, _):
+  """What inat-detect-eval refuses before any work."""
+  commands.at_least_one(c.batch_size, "batch_size")
+  if c.output_dir:
+    output_paths.folder(c.output_dir, "output_dir")
+  else:
+    output_paths.folder(c.model_dir, "model_dir", create=False)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ inat_tf/detection/export.py."""
 import dataclasses
 
 from inat_tf import flag_config
+from inat_tf import output_paths
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,7 +18,8 @@ def run(argv=None):
   """Console entry point `inat-detect-export`."""
   flag_config.run_command("inat-detect-export", DetectExportConfig,
                           "inat_tf.detection.export:main", argv=argv,
-                          errors=(FileNotFoundError, ValueError, RuntimeError))
+                          errors=(FileNotFoundError, ValueError, RuntimeError),
+                          check=lambda c, _: output_paths.folder(c.export_dir, "export_dir"))
 
 
 if __name__ == "__main__":

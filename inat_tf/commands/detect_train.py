@@ -2,11 +2,14 @@
 inat_tf/detection/train.py."""
 
 import dataclasses
+import os
 
 from inat_tf import choices
 from inat_tf import errors
 from inat_tf import flag_config
 from inat_tf.detection import classes
+from inat_tf import commands
+from inat_tf import output_paths
 
 _flag = flag_config.field  # a config field that is also a command-line flag
 
@@ -48,7 +51,8 @@ def run(argv=None):
   flag_config.run_command(
       "inat-detect-train", DetectTrainConfig, "inat_tf.detection.train:main",
       errors=(errors.DetectTrainError, errors.DetectionDataError, FileNotFoundError, ValueError),
-      argv=argv)
+      argv=argv, check=lambda c, _: output_paths.folder(c.model_dir, "model_dir"),
+      resume=lambda c: commands.checkpoint_advice(os.path.join(c.model_dir, "checkpoints")))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from inat_tf import choices
 from inat_tf import commands
 from inat_tf import errors
 from inat_tf import flag_config
+from inat_tf import output_paths
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +29,18 @@ class EvalConfig:
 def run(argv=None):
   """Console entry point `inat-eval`."""
   flag_config.run_command("inat-eval", EvalConfig, "inat_tf.evaluate:main", argv=argv,
-                          errors=(ValueError, FileNotFoundError, errors.GeoError))
+                          errors=(ValueError, FileNotFoundError, errors.GeoError), check=check)
+
+
+def check(c, _):
+  """What inat-eval refuses before any work: a split without labels, an unwritable report."""
+  commands.labelled(c.split, "split", "score", "; a Kaggle submission of the test split is "
+                    "inat-predict --split test")
+  commands.at_least_one(c.batch_size, "batch_size")
+  if c.output_dir:
+    output_paths.folder(c.output_dir, "output_dir")
+  else:  # MODEL_DIR/eval-SPLIT, made once the model is found there
+    output_paths.folder(c.model_dir, "model_dir", create=False)
 
 
 if __name__ == "__main__":

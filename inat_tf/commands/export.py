@@ -5,6 +5,7 @@ import dataclasses
 from inat_tf import commands
 from inat_tf import errors
 from inat_tf import flag_config
+from inat_tf import output_paths
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,7 +25,13 @@ def run(argv=None):
   """Console entry point `inat-export`."""
   # ValueError: a stale long-tail adjustment.
   flag_config.run_command("inat-export", ExportConfig, "inat_tf.export:main", argv=argv,
-                          errors=(FileNotFoundError, ValueError, errors.GeoError))
+                          errors=(FileNotFoundError, ValueError, errors.GeoError), check=check)
+
+
+def check(c, _):
+  """What inat-export refuses before any work."""
+  commands.at_least_one(c.top_k, "top_k")
+  output_paths.folder(c.export_dir, "export_dir")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import sys
 
 from inat_tf import editions
 from inat_tf import flag_config
+from inat_tf import output_paths
 
 _flag = flag_config.field  # a config field that is also a command-line flag
 
@@ -67,8 +68,13 @@ def run(argv=None):
     flags.DEFINE_string("output_dir", None, "Directory to write the download into.",
                         required=True, module_name=sys.argv[0])
 
+  def check(config, flag_values):
+    config.validate()
+    output_paths.folder(flag_values.output_dir, "output_dir")
+
   flag_config.run_command("inat-make-sample", SampleConfig, "inat_tf.sample_download:main",
-                          errors=(ValueError,), extra_flags=output_dir_flag, argv=argv)
+                          errors=(ValueError,), extra_flags=output_dir_flag, argv=argv,
+                          check=check)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from inat_tf import choices
 from inat_tf import commands
 from inat_tf import errors
 from inat_tf import flag_config
+from inat_tf import output_paths
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +29,13 @@ def run(argv=None):
   # ValueError: long_tail's.
   flag_config.run_command("inat-predict", PredictConfig, "inat_tf.predict:main", argv=argv,
                           errors=(errors.PredictError, FileNotFoundError, ValueError,
-                                  errors.GeoError))
+                                  errors.GeoError), check=check)
+
+
+def check(c, _):
+  """What inat-predict refuses before any work: an --output it could not write at the end."""
+  commands.at_least_one(c.batch_size, "batch_size")
+  output_paths.file(c.output, "output")
 
 
 if __name__ == "__main__":

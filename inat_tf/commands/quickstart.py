@@ -4,6 +4,7 @@ import dataclasses
 
 from inat_tf import editions
 from inat_tf import flag_config
+from inat_tf import output_paths
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +29,8 @@ class QuickstartConfig:
 def run(argv=None):
   """Console entry point `inat-quickstart`."""
   flag_config.run_command("inat-quickstart", QuickstartConfig, "inat_tf.quickstart:main",
-                          argv=argv)
+                          argv=argv, check=lambda f, _: output_paths.folder(f.output_dir,
+                                                                            "output_dir"))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """inat-train's flags (TrainConfig) and entry point; the work is inat_tf/train.py."""
 
 import dataclasses
+import os
 import sys
 
 import models
@@ -9,6 +10,8 @@ from inat_tf import cli
 from inat_tf import errors
 from inat_tf import flag_config
 from inat_tf import recipes
+from inat_tf import commands
+from inat_tf import output_paths
 
 _flag = flag_config.field  # a config field that is also a command-line flag
 
@@ -123,7 +126,15 @@ def run(argv=None):
   except flags.Error as e:  # a --flagfile that cannot be read
     sys.exit(cli.flag_error("inat-train", e, flag_values))
   flag_config.run_command("inat-train", TrainConfig, "inat_tf.train:main",
-                          errors=(errors.TrainError, FileNotFoundError), argv=argv)
+                          errors=(errors.TrainError, FileNotFoundError), argv=argv, check=check,
+                          resume=lambda c: commands.checkpoint_advice(
+                              os.path.join(c.model_dir, "checkpoints")))
+
+
+def check(c, _):
+  """What inat-train refuses before any work."""
+  commands.at_least_one(c.batch_size, "batch_size")
+  output_paths.folder(c.model_dir, "model_dir")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """inat-train-geo's flags (GeoTrainConfig) and entry point; the work is inat_tf/geo/train.py."""
 
 import dataclasses
+import os
 
 from inat_tf import errors
 from inat_tf import flag_config
+from inat_tf import commands
+from inat_tf import output_paths
 
 _flag = flag_config.field  # a config field that is also a command-line flag
 
@@ -32,7 +35,10 @@ class GeoTrainConfig:
 def run(argv=None):
   """Console entry point `inat-train-geo`."""
   flag_config.run_command("inat-train-geo", GeoTrainConfig, "inat_tf.geo.train:main",
-                          errors=(errors.TrainError, FileNotFoundError), argv=argv)
+                          errors=(errors.TrainError, FileNotFoundError), argv=argv,
+                          check=lambda c, _: output_paths.folder(c.geo_dir, "geo_dir"),
+                          resume=lambda c: commands.checkpoint_advice(
+                              os.path.join(c.geo_dir, "checkpoints")))
 
 
 if __name__ == "__main__":
