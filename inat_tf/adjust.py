@@ -25,6 +25,7 @@ SavedModel and TFLite files all use the adjusted classifier.
 
 import dataclasses
 import math
+import time
 
 import keras
 import numpy as np
@@ -33,6 +34,7 @@ import tensorflow as tf
 from inat_tf import input_pipeline
 from inat_tf import long_tail
 from inat_tf import preprocessing
+from inat_tf import progress
 from inat_tf import records
 from inat_tf import schema
 from inat_tf import trained_model
@@ -194,5 +196,16 @@ def adjust(config, log=print):
 
 def main(config, _):
   """inat-adjust's work once its flags are parsed (inat_tf/commands/adjust.py)."""
+  start = time.monotonic()
+  model = f"{config.model_dir}/{trained_model.model_file(config.which)}"
+  if config.method == "none":
+    print(f"inat-adjust: removing the long-tail adjustment of {model}", flush=True)
+  else:
+    part = "its tune half" if config.tune_split == "val" else "all of it"
+    print(f"inat-adjust: {config.method} for {model}, chosen on the {config.tune_split} split of "
+          f"{config.data_dir} ({part}, seed {config.seed})", flush=True)
   adjust(config, log=lambda message: print(message, flush=True))
+  print(f"inat-adjust: done in {progress.duration(time.monotonic() - start)}; inat-eval, "
+        f"inat-predict, inat-export and inat-classify now use what is stored beside {model}",
+        flush=True)
 

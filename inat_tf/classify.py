@@ -26,11 +26,14 @@ import json
 import math
 import os
 import sys
+import time
 
 import tensorflow as tf
 from PIL import ExifTags
 from PIL import Image
 
+from inat_tf import cli
+from inat_tf import progress
 from inat_tf import records
 from inat_tf import run_common
 from inat_tf import trained_model
@@ -240,29 +243,31 @@ def write_json(path, results, skipped):
 
 
 def _write_atomically(path, text):
-  temporary = f"{path}.incomplete-{os.getpid()}"
-  with tf.io.gfile.GFile(temporary, "w") as f:
-    f.write(text)
-  tf.io.gfile.rename(temporary, path, overwrite=True)
+  run_common.write_text(path, text)
 
 
 def main(c, _, paths):
   """inat-classify's work once its flags are parsed (inat_tf/commands/classify.py)."""
-  if not paths:
-    sys.exit("inat-classify: name at least one PHOTO_OR_FOLDER (see --help)")
-  results, skipped = classify(photo_paths(paths), c.model_dir, geo_dir=c.geo_dir,
+  start = time.monotonic()
+  photos = photo_paths(paths)
+  cli.say(f"{len(photos):,} photo(s) with "
+          f"{os.path.join(c.model_dir, trained_model.model_file(c.which))}"
+          f"{' and the location prior ' + c.geo_dir if c.geo_dir else ''}, top {c.top_k}")
+  results, skipped = classify(photos, c.model_dir, geo_dir=c.geo_dir,
                               given=Place(c.latitude, c.longitude, c.date), top_k=c.top_k,
                               which=c.which)
   for item in skipped:
     print(f"inat-classify: skipped {item['photo']}: {item['reason']}", file=sys.stderr)
   if results:
-    print(table(results))
+    print(table(results), flush=True)
   if c.output_csv:
     write_csv(c.output_csv, results)
-    print(f"CSV written to {c.output_csv}")
   if c.output_json:
     write_json(c.output_json, results, skipped)
-    print(f"JSON written to {c.output_json}")
   if not results:
     sys.exit("inat-classify: no photo could be classified")
+  cli.say(f"done: {len(results):,} classified, {len(skipped):,} skipped in "
+          f"{progress.duration(time.monotonic() - start)}"
+          + "".join(f"; {kind} in {path}" for kind, path in (("CSV", c.output_csv),
+                                                             ("JSON", c.output_json)) if path))
 

@@ -17,13 +17,18 @@ import dataclasses
 import io
 import json
 import os
+import time
 
 import numpy as np
 import tensorflow as tf
 
+from inat_tf import cli
 from inat_tf import long_tail
 from inat_tf import label_map as label_map_lib
+from inat_tf import progress
 from inat_tf import rank_metrics
+from inat_tf import records
+from inat_tf import run_common
 from inat_tf import trained_model
 from inat_tf.geo import prior as geo_prior_lib
 from inat_tf.geo import report as geo_report
@@ -173,8 +178,8 @@ def write_report(output_dir, report, predictions, label_map, title):
   paths = {}
   for name, content in files.items():
     paths[name] = os.path.join(output_dir, name)
-    with tf.io.gfile.GFile(paths[name], "wb" if isinstance(content, bytes) else "w") as f:
-      f.write(content)
+    run_common.write_bytes(paths[name], content if isinstance(content, bytes) else
+                           content.encode("utf-8"))
   return paths
 
 
@@ -217,10 +222,18 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir="", which="best", f
 
 def main(c, _):
   """inat-eval's work once its flags are parsed (inat_tf/commands/eval.py)."""
+  start = time.monotonic()
   output_dir = c.output_dir or trained_model.eval_dir(c.model_dir, c.split)
+  views = " + ".join(["central crop"] + ["4 corner crops"] * c.multi_crop + ["flips"] * c.flip)
+  cli.say(f"scoring {os.path.join(c.model_dir, trained_model.model_file(c.which))} on the "
+          f"{c.split} split of {c.data_dir} ({records.split_examples(c.data_dir, c.split):,} "
+          f"images, {views}{', with the location prior ' + c.geo_dir if c.geo_dir else ''}); "
+          f"report to {output_dir}")
   report = evaluate(c.data_dir, c.model_dir, c.split, output_dir=output_dir, which=c.which,
                     flip=c.flip, multi_crop=c.multi_crop, batch_size=c.batch_size,
                     geo_dir=c.geo_dir)
-  print(markdown(report, f"{c.split}: {report['images']:,} images"))
-  print(f"Report written to {output_dir}")
+  print(markdown(report, f"{c.split}: {report['images']:,} images"), flush=True)
+  cli.say(f"done: {report['images']:,} images in {progress.duration(time.monotonic() - start)}: "
+          f"top-1 {100 * report['top1']:.1f}%, top-5 {100 * report['top5']:.1f}%; report in "
+          f"{output_dir}")
 

@@ -21,6 +21,7 @@ all the same, and a warning says a score on that split computed from this CSV is
 import json
 import os
 import sys
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -220,6 +221,7 @@ def predict_to_csv(data_dir, split, output, *, model_dir="", saved_model="", whi
   geo_dir: a location prior (inat-train-geo, --model_dir only); `output` then holds the
   predictions with the prior, image_only_path(output) those without, and the log compares them.
   """
+  start = time.monotonic()
   if bool(model_dir) == bool(saved_model):
     raise PredictError("Give exactly one of --model_dir (inat-train) and --saved_model "
                        "(inat-export)")
@@ -258,12 +260,21 @@ def predict_to_csv(data_dir, split, output, *, model_dir="", saved_model="", whi
                            else f"SavedModel {saved_model}")
   if warning:
     log(warning)
-  log(f"inat-predict: wrote {len(rows):,} rows to {output}")
+  log(f"inat-predict: done: wrote {len(rows):,} rows to {output} in "
+      f"{progress.duration(time.monotonic() - start)}"
+      + (f", {len(filled):,} of them the fallback (see above)" if filled else ""))
   return len(filled)
 
 
 def main(c, _):
   """inat-predict's work once its flags are parsed (inat_tf/commands/predict.py)."""
+  source = (f"the SavedModel {c.saved_model}" if c.saved_model else
+            f"{c.model_dir}/{c.which}.keras" + (" with the location prior " + c.geo_dir
+                                                  if c.geo_dir else ""))
+  header, per_row = submission_format(label_map_lib.LabelMap.load(c.data_dir))
+  print(f"inat-predict: {source} on the {c.split} split of {c.data_dir} "
+        f"({len(listed_image_ids(c.data_dir, c.split)):,} images listed) to {c.output}: "
+        f"header {header}, {per_row} category id(s) per row", file=sys.stderr, flush=True)
   predict_to_csv(c.data_dir, c.split, c.output, model_dir=c.model_dir,
                  saved_model=c.saved_model, which=c.which, batch_size=c.batch_size,
                  flip=c.flip, log=lambda message: print(message, file=sys.stderr),

@@ -35,12 +35,16 @@ import json
 import math
 import multiprocessing
 import os
+import signal
 import tarfile
+import time
 
 import numpy as np
 from PIL import Image
 
+from inat_tf import cli
 from inat_tf import editions
+from inat_tf import progress
 from inat_tf import sample_editions
 from inat_tf import sample_images
 from inat_tf.commands.make_sample import SampleConfig  # pylint: disable=unused-import
@@ -306,7 +310,10 @@ def _rendered(photos, config):
     pool = None
   else:
     # fork is fine: this module never imports TensorFlow, and is much faster to start than spawn.
-    pool = multiprocessing.get_context("fork").Pool(workers)
+    # Workers ignore Ctrl-C: the parent handles it and kills them (inat_tf/cli.py), instead of
+    # each printing a KeyboardInterrupt traceback of its own.
+    pool = multiprocessing.get_context("fork").Pool(
+        workers, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
     results = pool.imap(_render, tasks, chunksize=16)
   try:
     for photo, (_, data, boxes) in zip(photos, results):
@@ -533,6 +540,11 @@ def make_sample(output_dir, config=SampleConfig()):
 
 def main(config, flag_values):
   """inat-make-sample's work once its flags are parsed (inat_tf/commands/make_sample.py)."""
+  start = time.monotonic()
+  cli.say(f"a sample iNat{config.edition} download into {flag_values.output_dir}: "
+          f"{config.num_species} species, {config.min_train_per_species} to "
+          f"{config.max_train_per_species} train images each, at most {config.max_side} px, "
+          f"seed {config.seed}")
   summary = make_sample(flag_values.output_dir, config)
   images = summary["images"]
   print(f"Wrote a sample iNat{summary['edition']} download to {summary['output_dir']}: "
@@ -540,5 +552,8 @@ def main(config, flag_values):
         f"{images['test']} test images, {summary['boxes']['train']} train / "
         f"{summary['boxes']['val']} val boxes.")
   for name in sorted(summary["files"]):
-    print(f"  {name}")
+    print(f"  {name}", flush=True)
+  cli.say(f"done in {progress.duration(time.monotonic() - start)}: "
+          f"{sum(images.values()):,} images, {len(summary['files'])} files in "
+          f"{summary['output_dir']}")
 

@@ -154,9 +154,12 @@ def interruptible(loop, checkpoint_dir):
       return loop(where, ctrl_c)
   except KeyboardInterrupt:
     latest = tf.train.latest_checkpoint(checkpoint_dir)
+    if latest is None:  # nothing to resume from
+      raise TrainInterrupted(f"interrupted at step {where['step']:,}, before the first "
+                             f"checkpoint: nothing was saved") from None
     raise TrainInterrupted(
-        f"interrupted at step {where['step']:,}; last checkpoint "
-        f"{latest or 'none (nothing saved yet)'}; rerun the same command to resume") from None
+        f"interrupted at step {where['step']:,}; last checkpoint {latest}; rerun the same "
+        f"command to resume") from None
 
 
 def train(config, log=print):
@@ -193,7 +196,13 @@ def _train(config, log, where, ctrl_c):
   policy = distribution.set_mixed_precision(strategy, config.mixed_precision)
   chief = distribution.is_chief(strategy)
   task = distribution.task_name(strategy)
-  log(f"inat-train: {distribution.describe(strategy)}, precision {policy}")
+  replicas = strategy.num_replicas_in_sync
+  if config.batch_size % replicas:  # each replica takes an equal share of the global batch
+    lower = config.batch_size // replicas * replicas
+    near = " or ".join(str(n) for n in (lower, lower + replicas) if n > 0)
+    raise TrainError(f"--batch_size={config.batch_size} does not divide over the {replicas} "
+                     f"replicas of {distribution.strategy_name(strategy)}: give a multiple of "
+                     f"{replicas}, e.g. {near}")
   tf.io.gfile.makedirs(config.model_dir)
 
   # -- data -------------------------------------------------------------------------------------
@@ -238,7 +247,12 @@ def _train(config, log, where, ctrl_c):
   checkpoint_dir = os.path.join(config.model_dir, trained_model.CHECKPOINTS)
   if not chief:  # every worker saves (it is collective); only the chief's copy is kept
     checkpoint_dir = os.path.join(checkpoint_dir, f".{task}")
-  resuming = tf.train.latest_checkpoint(checkpoint_dir) is not None
+  latest = tf.train.latest_checkpoint(checkpoint_dir)
+  resuming = latest is not None
+  log(start_line(config, f"{replicas} replica{'s' * (replicas > 1)} "
+                 f"({distribution.strategy_name(strategy)}), {policy}", num_classes=
+                 label_map.num_classes, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
+                 resume_from=latest))
   schedule = schedules.LearningRateSchedule(schedules.ScheduleConfig(
       learning_rate=config.learning_rate, global_batch_size=config.batch_size,
       steps_per_epoch=steps_per_epoch, total_steps=total_steps, kind=config.lr_schedule,
@@ -428,8 +442,6 @@ def _train(config, log, where, ctrl_c):
           f"| {key} | {value} |" for key, value in sorted(dataclasses.asdict(config).items())))
   iterators = {remedy: iter(data) for remedy, data in train_data.items()}
   eval_interval = max(1, int(round(config.eval_every_epochs * steps_per_epoch)))
-  log(f"inat-train: {config.model} on {label_map.num_classes} classes, {steps_per_epoch:,} steps "
-      f"per epoch of {config.batch_size} images, {total_steps:,} steps in all")
   totals, last_log_time, last_log_step = np.zeros(4), time.monotonic(), step
   start_time, start_step, val_scores, train_top1 = time.monotonic(), step, None, None
   while step < total_steps:
@@ -524,8 +536,60 @@ def _train(config, log, where, ctrl_c):
   run_common.write_json(os.path.join(config.model_dir, name), summary)
   for writer in writers.values():
     writer.flush()
-  log(f"inat-train: done, step {step:,}; models in {config.model_dir}")
+  report_end(summary, config, log)
   return summary
+
+
+def start_line(config, placement, *, num_classes, steps_per_epoch, total_steps, resume_from):
+  """inat-train's first line: what it is about to do, every setting resolved (after --recipe and
+  the linear learning-rate scaling), e.g.
+
+    inat-train: mobilenet_v1, 80 px, 40 classes, from random weights; rmsprop (rho 0.9,
+    momentum 0.9, epsilon 1), learning rate 0.1 (0.1 per 32 images), cosine decay; 400 steps
+    (10.0 epochs) of 32 images on 1 replica (OneDeviceStrategy), float32; recipe -; into
+    runs/quickstart/model
+  (one line). placement: replicas, strategy and precision as words; resume_from: the checkpoint
+  a rerun continues from, or None.
+  """
+  c = config
+  weights = run_common.weights_argument(c.weights)
+  weights = {None: "random weights", "imagenet": "ImageNet weights"}.get(weights, weights)
+  optimizer = {"rmsprop": f"rmsprop (rho {c.rmsprop_decay:g}, momentum {c.momentum:g}, epsilon "
+                          f"{c.rmsprop_epsilon:g})",
+               "sgd": f"sgd (Nesterov momentum {c.momentum:g})",
+               "adamw": f"adamw (weight decay {c.weight_decay:g})"}.get(c.optimizer, c.optimizer)
+  schedule = (f"x{c.lr_decay_rate:g} every {c.lr_decay_epochs:g} epochs"
+              if c.lr_schedule == "exponential" else f"{c.lr_schedule} decay")
+  warmup = f" after {c.warmup_epochs:g} warm-up epochs" if c.warmup_epochs else ""
+  peak = c.learning_rate * c.batch_size / schedules.BASE_BATCH
+  resume = ""
+  if resume_from:
+    resume = f"; resuming from {os.path.basename(resume_from)}"
+  return (f"inat-train: {c.model}, {c.image_size} px, {num_classes:,} classes, from {weights}; "
+          f"{optimizer}, learning rate {peak:g} ({c.learning_rate:g} per "
+          f"{schedules.BASE_BATCH} images), {schedule}{warmup}; {total_steps:,} steps "
+          f"({total_steps / steps_per_epoch:.1f} epochs) of {c.batch_size} images on {placement}; "
+          f"recipe {c.recipe or '-'}; into {c.model_dir}{resume}")
+
+
+def report_end(summary, config, log):
+  """inat-train's last line: what the run did (from its train_summary.json), e.g.
+
+    inat-train: done: 400 steps (10.0 epochs), this run 400 in 3m05s (69 images/s); best val
+    top-1 62.1% at step 360, final 61.0%; models in runs/quickstart/model (best.keras,
+    final.keras)
+  """
+  s = summary
+  if s["best_val_step"] >= 0:
+    val = f"best val top-1 {100 * s['best_val_top1']:.1f}% at step {s['best_val_step']:,}"
+    if s["final_val_top1"] is not None:
+      val += f", final {100 * s['final_val_top1']:.1f}%"
+  else:
+    val = "no val split, so best.keras is the final model"
+  log(f"inat-train: done: {s['steps']:,} steps ({s['epochs']:.1f} epochs), this run "
+      f"{s['steps_this_run']:,} in {progress.duration(s['seconds_this_run'])} "
+      f"({s['images_per_second']:,.0f} images/s); {val}; models in {config.model_dir} "
+      f"({trained_model.model_file('best')}, {trained_model.model_file('final')})")
 
 
 def main(config, _):

@@ -50,6 +50,7 @@ from tfrecord_builder import plan as plan_lib
 from tfrecord_builder import progress as progress_lib
 from tfrecord_builder import sources
 from tfrecord_builder import spill as spill_lib
+from inat_tf import progress as inat_progress
 from inat_tf import records
 from inat_tf.commands.build import BuildConfig  # pylint: disable=unused-import
 from inat_tf.errors import BuildError
@@ -111,11 +112,14 @@ def _die_with_parent(parent_pid):
   Otherwise it waits forever on the task queue (a sibling worker holds that pipe's write end, so
   it never sees end-of-file), keeping its memory: two ~270 MB orphans per killed build, measured.
   Linux: the kernel sends SIGKILL when the forking thread exits (prctl PR_SET_PDEATHSIG); other
-  systems: a thread polls the parent's pid each second.
+  systems: a thread polls the parent's pid each second. A Ctrl-C is the parent's to handle (it
+  kills the workers, inat_tf/cli.py): a worker ignores SIGINT, which a terminal sends to the
+  whole process group, instead of printing a KeyboardInterrupt traceback of its own.
   """
+  import signal  # pylint: disable=g-import-not-at-top
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
   if sys.platform.startswith("linux"):
     import ctypes  # pylint: disable=g-import-not-at-top
-    import signal  # pylint: disable=g-import-not-at-top
     pr_set_pdeathsig = 1  # <linux/prctl.h>
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
   else:
@@ -427,9 +431,10 @@ class _Build:
       if config.overwrite or key not in pending:
         store.discard(key)  # from a build being redone, or a shard finished after all
     total = sum(len(records) for records in self.catalog.records.values())
-    self.log(f"inat-build: {total:,} images listed in {', '.join(self.catalog.records)}; "
-             f"{len(pending)} shard(s) to write for {config.task_name} (JSONs read and shards "
-             f"planned in {self.startup_seconds:.2f} s)")
+    self.log(f"inat-build: iNat{self.edition.name} download in {config.raw_dir} into "
+             f"{config.data_dir}: {total:,} images listed in {', '.join(self.catalog.records)}; "
+             f"{len(pending)} shard(s) to write for {config.task_name} with {config.workers} "
+             f"worker(s) (JSONs read and shards planned in {self.startup_seconds:.2f} s)")
     if pending:
       total_bytes = sum(tf.io.gfile.stat(i.archive).length for i in
                         {i.archive: i for i in self.inputs.values() if i.archive}.values())
@@ -545,7 +550,17 @@ def build(config, log=print):
 
 def main(config, _):
   """inat-build's work once its flags are parsed (inat_tf/commands/build.py)."""
+  start = time.monotonic()
   status, summary = build(config, lambda message: print(message, file=sys.stderr, flush=True))
-  print(summary)
+  print(summary, flush=True)
+  done = f"inat-build: done in {inat_progress.duration(time.monotonic() - start)}"
+  if tf.io.gfile.exists(os.path.join(config.data_dir, records.MANIFEST)):
+    splits = records.read_manifest(config.data_dir)["splits"]
+    done += ": " + ", ".join(f"{split} {info['examples']:,}" for split, info in splits.items())
+    done += f" examples in {config.data_dir}"
+  else:
+    done += f": {config.task_name}'s shards in {config.data_dir}"
+  print(done + ("" if status == 0 else " (with more problems than --max_rejects allows, above)"),
+        file=sys.stderr)
   sys.exit(status)
 

@@ -134,13 +134,17 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir=None, batch_size=8,
   _write(os.path.join(output_dir, "detection_metrics.json"), json.dumps(report, indent=1))
   _write(os.path.join(output_dir, "detection_report.md"), markdown(report))
   log(markdown(report))
-  log(f"inat-detect-eval: {len(images)} images in {report['seconds']}s; "
+  log(f"inat-detect-eval: done: {len(images)} images in {report['seconds']}s; "
       f"report in {output_dir}")
   return report
 
 
 def main(c, _):
   """inat-detect-eval's work once its flags are parsed (inat_tf/commands/detect_eval.py)."""
+  print(f"inat-detect-eval: scoring the detector of {c.model_dir} on the "
+        f"{'single-box images of the ' if c.split == 'val' else 'boxed images of the '}"
+        f"{c.split} split of {c.data_dir} (COCO metrics); report to "
+        f"{c.output_dir or trained_model.eval_dir(c.model_dir, c.split)}", flush=True)
   evaluate(c.data_dir, c.model_dir, c.split, output_dir=c.output_dir, batch_size=c.batch_size,
            log=lambda message: print(message, flush=True))
 

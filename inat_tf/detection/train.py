@@ -131,8 +131,9 @@ def train(config, log=print):
     return total
 
   log(f"inat-detect-train: {config.backbone} RetinaNet, {classes.num_classes} "
-      f"{config.granularity} classes, {config.image_size} px, batch {config.batch_size}, "
-      f"{total_steps:,} steps")
+      f"{config.granularity} classes, {config.image_size} px, from {config.weights} weights; "
+      f"Adam at learning rate {config.learning_rate:g} after {config.warmup_steps} warm-up "
+      f"steps; {total_steps:,} steps of {config.batch_size} images; into {config.model_dir}")
   writer = tf.summary.create_file_writer(os.path.join(config.model_dir, trained_model.LOGS,
                                                       "train"))
   iterator = iter(dataset)
@@ -173,7 +174,9 @@ def train(config, log=print):
              "seconds_per_step": round(seconds / max(step - start_step, 1), 3),
              "last_loss": loss}
   run_common.write_json(os.path.join(config.model_dir, trained_model.TRAIN_SUMMARY), summary)
-  log(f"inat-detect-train: done, step {step:,}; checkpoints in {checkpoint_dir}")
+  log(f"inat-detect-train: done: {step:,} steps, this run {step - start_step:,} in "
+      f"{seconds:.0f}s, last loss {loss if loss is None else round(float(loss), 4)}; "
+      f"checkpoints in {checkpoint_dir}")
   return summary
 
 

@@ -86,9 +86,11 @@ def _train(config, log, where, ctrl_c):
   total_steps = int(math.ceil(config.epochs * steps_per_epoch))
   if total_steps <= 0:
     raise image_train.TrainError("Say how long to train: --epochs must be > 0")
-  log(f"inat-train-geo: {len(labels):,} of {read:,} train examples have {what}; "
-      f"{label_map.num_classes} classes, {steps_per_epoch:,} steps per epoch of "
-      f"{config.batch_size}, {total_steps:,} steps in all")
+  log(f"inat-train-geo: a location{' and date' if config.use_date else ''} prior for "
+      f"{label_map.num_classes} classes from the {len(labels):,} of {read:,} train examples "
+      f"with {what}: {config.num_blocks} blocks of {config.width}, Adam at learning rate "
+      f"{config.learning_rate:g} (x{config.lr_decay_rate:g} per epoch), {total_steps:,} steps "
+      f"({config.epochs:g} epochs) of {config.batch_size}; into {config.geo_dir}")
 
   tf.io.gfile.makedirs(config.geo_dir)
   checkpoint_dir = os.path.join(config.geo_dir, "checkpoints")
@@ -212,7 +214,11 @@ def _train(config, log, where, ctrl_c):
   run_common.write_json(os.path.join(config.geo_dir, "train_summary.json"), summary)
   for writer in writers.values():
     writer.flush()
-  log(f"inat-train-geo: done, step {step:,}; prior in {config.geo_dir}")
+  best = (f"best val prior-only top-1 {100 * summary['best_val_prior_top1']:.1f}%"
+          if summary["val_places"] else "no val places, so best.keras is the final prior")
+  log(f"inat-train-geo: done: {step:,} steps ({summary['epochs']:.1f} epochs), this run "
+      f"{summary['steps_this_run']:,} in {progress.duration(seconds)}; {best}; prior in "
+      f"{config.geo_dir} (best.keras, final.keras)")
   return summary
 
 
