@@ -146,14 +146,16 @@ def adjust(config, log=print):
                       f"{', '.join(long_tail.METHODS + ('none',))}")
   if config.tune_split == "train":
     raise AdjustError("--tune_split train: the network has fit those images, so they cannot choose "
-                      "tau for held-out ones; use val (its tune half) or a held-out minival")
+                      "tau for held-out ones; use val (its tune half) or a minival held out of "
+                      "training (inat-build --minival_fraction F)")
   trained = trained_model.load(config.model_dir, config.which, adjusted=False)
   counts = trained.label_map.train_counts
   _, kernel, bias = _classifier(trained.model)
   features, labels, ids = split_features(trained, config.data_dir, config.tune_split,
                                          config.batch_size)
   if (labels < 0).all():
-    raise AdjustError(f"--tune_split {config.tune_split} has no labels; use val or a minival")
+    raise AdjustError(f"--tune_split {config.tune_split} has no labels; use val or a minival "
+                      f"(inat-build --minival_fraction F)")
   halves = config.tune_split == "val"
   tune = long_tail.stratified_halves(labels, ids, config.seed) if halves else \
       np.ones(len(labels), bool)

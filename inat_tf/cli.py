@@ -120,9 +120,9 @@ def _interrupted(signum, frame):
   end_interrupted(advice)
 
 
-def end_interrupted(advice=""):
+def end_interrupted(advice="", during=""):
   """Ends the command after a Ctrl-C: temporaries removed, workers killed, one line
-  `inat-NAME: interrupted[; advice]`, exit 130 (see above)."""
+  `inat-NAME: interrupted[ during][; advice]`, exit 130 (see above)."""
   signal.signal(signal.SIGINT, signal.SIG_IGN)  # one Ctrl-C is enough; the next changes nothing
   import shutil  # pylint: disable=g-import-not-at-top
   for path in list(_temporaries):
@@ -138,12 +138,38 @@ def end_interrupted(advice=""):
       pass
   if _stop_filter is not None:
     _stop_filter(timeout=0.5)
-  line = f"{command_name()}: interrupted" + (f"; {advice}" if advice else "") + "\n"
+  line = (f"{command_name()}: interrupted" + (f" {during}" if during else "")
+          + (f"; {advice}" if advice else "") + "\n")
   try:
     os.write(2, line.encode())
   except OSError:
     pass
   os._exit(130)  # pylint: disable=protected-access  (no exit handlers: nothing more to run)
+
+
+def worker_started(parent_pid):
+  """Initializer of our worker processes (the builder's, the sample generator's): a Ctrl-C is the
+  parent's to handle (it kills them, end_interrupted), so a worker ignores SIGINT, which a
+  terminal sends to the whole process group, instead of printing a KeyboardInterrupt traceback of
+  its own; and it ends when the parent dies (a Ctrl-C, kill -9, the OOM killer) instead of
+  waiting forever on its task queue: even one forked again by its pool while the parent was
+  ending goes (Linux: the kernel sends SIGKILL, prctl PR_SET_PDEATHSIG; elsewhere a thread polls
+  the parent's pid each second)."""
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
+  if sys.platform.startswith("linux"):
+    import ctypes  # pylint: disable=g-import-not-at-top
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+  else:
+    import time  # pylint: disable=g-import-not-at-top
+
+    def watch():
+      while os.getppid() == parent_pid:
+        time.sleep(1)
+      os._exit(1)  # pylint: disable=protected-access
+    threading.Thread(target=watch, daemon=True).start()
+  if os.getppid() != parent_pid:  # the parent died before the signal was armed
+    os._exit(1)  # pylint: disable=protected-access
 
 
 def _remove(path):
@@ -191,6 +217,17 @@ def quiet_tensorflow():
   logging.getLogger("tensorflow").setLevel(logging.ERROR)
   _filter_stderr()
   _quiet = True
+
+
+def refilter_stderr():
+  """After file descriptor 2 was pointed elsewhere (inat-quickstart's stage, a child of the fork
+  server, which imported inat_tf while preparing, before its output went to the quickstart's
+  pipe): filter the new fd 2 instead of the old one."""
+  if not _quiet:
+    return
+  if _stop_filter is not None:
+    atexit.unregister(_stop_filter)  # the old filter's pipe lost its write end: it ends itself
+  _filter_stderr()
 
 
 def _filter_stderr():

@@ -17,27 +17,7 @@ def folder(path, flag, create=True):
   """Makes folder `path` and its parents (create=True, as `mkdir -p`), then checks that a file
   can be created in it. Raises UsageError naming --flag, the path and why; with create=False a
   missing folder passes (the command reports what it lacks itself)."""
-  if "://" in path:
-    if create:
-      import tensorflow as tf  # pylint: disable=g-import-not-at-top  (remote paths only)
-      try:
-        tf.io.gfile.makedirs(path)
-      except tf.errors.OpError as e:
-        raise UsageError(f"--{flag}={path}: cannot make that folder ({e.message})") from None
-    return
-  target = path or "."
-  if not create and not os.path.exists(target):
-    return
-  try:
-    os.makedirs(target, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=target, prefix=".inat-tf-write-check-"):
-      pass
-  except OSError as e:
-    reason = e.strerror or str(e)
-    if e.filename and os.path.abspath(e.filename) != os.path.abspath(target):
-      reason += f": {e.filename}"
-    raise UsageError(f"--{flag}={path}: cannot write there ({reason}); give a folder this user "
-                     f"can write to") from None
+  _writable(path, flag, path, create)
 
 
 def file(path, flag):
@@ -46,6 +26,31 @@ def file(path, flag):
   if not path:
     return
   if "://" not in path and os.path.isdir(path):
-    raise UsageError(f"--{flag}={path} is a folder; give a file name, e.g. {path.rstrip('/')}/"
-                     f"out{os.path.splitext(path)[1] or '.csv'}")
-  folder(os.path.dirname(path), flag)
+    raise UsageError(f"--{flag}={path} is a folder; give a file name, e.g. "
+                     f"{os.path.join(path, 'out' + (os.path.splitext(path)[1] or '.csv'))}")
+  _writable(os.path.dirname(path), flag, path, create=True)
+
+
+def _writable(target, flag, value, create):
+  """Checks folder `target` for --flag=value (the folder itself, or an output file's)."""
+  where = "there" if target == value else f"in {target or '.'}"
+  if "://" in target:
+    if create:
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top  (remote paths only)
+      try:
+        tf.io.gfile.makedirs(target)
+      except tf.errors.OpError as e:
+        raise UsageError(f"--{flag}={value}: cannot write {where} ({e.message})") from None
+    return
+  target = target or "."
+  if not create and not os.path.exists(target):
+    return
+  try:
+    if os.path.exists(target) and not os.path.isdir(target):
+      raise NotADirectoryError(20, "a file, not a folder")
+    os.makedirs(target, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=target, prefix=".inat-tf-write-check-"):
+      pass
+  except OSError as e:
+    raise UsageError(f"--{flag}={value}: cannot write {where} ({e.strerror or e}); give a "
+                     f"folder this user can write to") from None

@@ -47,7 +47,9 @@ def submission_format(label_map):
 def listed_image_ids(data_dir, split):
   listed = records.image_ids(data_dir)
   if split not in listed:
-    raise PredictError(f"{data_dir} has no {split} split; build it with inat-build --splits")
+    how = ("--minival_fraction F (a seeded share of each species' train images) or "
+           "--minival_ids FILE" if split == "minival" else f"--splits including {split}")
+    raise PredictError(f"{data_dir} has no {split} split; build it with inat-build {how}")
   return listed[split]
 
 

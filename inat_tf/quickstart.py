@@ -137,6 +137,7 @@ def _stage_process(script, argv, environment, output):
   for fd in (1, 2):
     os.dup2(output.fileno(), fd)
   output.close()
+  cli.refilter_stderr()  # preparing this process imported inat_tf while fd 2 was the quickstart's
   os.environ.clear()
   os.environ.update(environment)
   sys.argv = [script] + argv
@@ -224,24 +225,30 @@ class _CtrlC:
     if self.pid is None or self.pressed:
       if self.pid is not None:
         _kill_group(self.pid, signal.SIGKILL)
-      cli.end_interrupted(self.advice)
+      cli.end_interrupted(self.advice, self.during)
     self.pressed = True
     _kill_group(self.pid, signal.SIGINT)
 
   @property
+  def during(self):
+    return f"during the {self.stage} stage" if self.stage else "between stages"
+
+  @property
   def advice(self):
-    where = f"during the {self.stage} stage" if self.stage else "between stages"
     if not self.resumable:
-      return where
-    return (f"{where}; rerun the same command to resume (finished stages are reused, build and "
-            f"train go on where they stopped)")
+      return ""
+    return ("rerun the same command to resume (finished stages are reused, build and train go "
+            "on where they stopped)")
 
 
 def _kill_group(pid, signal_number):
-  try:
-    os.killpg(pid, signal_number)
-  except OSError:  # already gone
-    pass
+  """The stage's process group; the stage alone if it has not made its group yet."""
+  for kill in (os.killpg, os.kill):
+    try:
+      kill(pid, signal_number)
+      return
+    except OSError:  # no such group yet, or already gone
+      pass
 
 
 def _run_stage(name, command, log_path, ctrl_c):
@@ -261,7 +268,7 @@ def _run_stage(name, command, log_path, ctrl_c):
   status = wait()
   ctrl_c.pid = None
   if ctrl_c.pressed:
-    cli.end_interrupted(ctrl_c.advice)
+    cli.end_interrupted(ctrl_c.advice, ctrl_c.during)
   if status != 0:
     sys.exit(f"inat-quickstart: the {name} stage failed (exit {status}); its output "
              f"is in {log_path}")

@@ -35,7 +35,6 @@ import json
 import math
 import multiprocessing
 import os
-import signal
 import tarfile
 import time
 
@@ -310,10 +309,9 @@ def _rendered(photos, config):
     pool = None
   else:
     # fork is fine: this module never imports TensorFlow, and is much faster to start than spawn.
-    # Workers ignore Ctrl-C: the parent handles it and kills them (inat_tf/cli.py), instead of
-    # each printing a KeyboardInterrupt traceback of its own.
+    # Workers leave a Ctrl-C to this process and end with it (cli.worker_started).
     pool = multiprocessing.get_context("fork").Pool(
-        workers, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
+        workers, initializer=cli.worker_started, initargs=(os.getpid(),))
     results = pool.imap(_render, tasks, chunksize=16)
   try:
     for photo, (_, data, boxes) in zip(photos, results):

@@ -50,6 +50,7 @@ from tfrecord_builder import plan as plan_lib
 from tfrecord_builder import progress as progress_lib
 from tfrecord_builder import sources
 from tfrecord_builder import spill as spill_lib
+from inat_tf import cli
 from inat_tf import progress as inat_progress
 from inat_tf import records
 from inat_tf.commands.build import BuildConfig  # pylint: disable=unused-import
@@ -107,31 +108,13 @@ def _process_batch(batch):
 
 
 def _die_with_parent(parent_pid):
-  """Pool initializer: a worker ends when the build process dies (kill -9, the OOM killer).
+  """Pool initializer: a worker ends when the build process dies (kill -9, the OOM killer, a
+  Ctrl-C) and leaves a Ctrl-C to it (cli.worker_started).
 
   Otherwise it waits forever on the task queue (a sibling worker holds that pipe's write end, so
   it never sees end-of-file), keeping its memory: two ~270 MB orphans per killed build, measured.
-  Linux: the kernel sends SIGKILL when the forking thread exits (prctl PR_SET_PDEATHSIG); other
-  systems: a thread polls the parent's pid each second. A Ctrl-C is the parent's to handle (it
-  kills the workers, inat_tf/cli.py): a worker ignores SIGINT, which a terminal sends to the
-  whole process group, instead of printing a KeyboardInterrupt traceback of its own.
   """
-  import signal  # pylint: disable=g-import-not-at-top
-  signal.signal(signal.SIGINT, signal.SIG_IGN)
-  if sys.platform.startswith("linux"):
-    import ctypes  # pylint: disable=g-import-not-at-top
-    pr_set_pdeathsig = 1  # <linux/prctl.h>
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-  else:
-    import threading  # pylint: disable=g-import-not-at-top
-
-    def watch():
-      while os.getppid() == parent_pid:
-        time.sleep(1)
-      os._exit(1)  # pylint: disable=protected-access
-    threading.Thread(target=watch, daemon=True).start()
-  if os.getppid() != parent_pid:  # the parent died before the signal was armed
-    os._exit(1)  # pylint: disable=protected-access
+  cli.worker_started(parent_pid)
 
 
 @contextlib.contextmanager

@@ -10,8 +10,9 @@ from inat_tf import flag_config
 class ScoreConfig:
   """inat-score's flags."""
   predictions: str = flag_config.field(help="Submission CSV (the edition's Kaggle format).")
-  annotations: str = flag_config.field(help="COCO-style JSON with annotations (e.g. "
-                                       "val2017.json).")
+  annotations: str = flag_config.field(help="COCO-style JSON with annotations: the "
+                                       "download's val JSON (val2017.json, val2018.json, "
+                                       "val2019.json or val.json).")
   edition: str = flag_config.field("", "Whose submission format; default: from the "
                                    "annotations' file name.", choices=("",) + editions.NAMES)
 

@@ -29,6 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from inat_tf import editions
 from inat_tf import label_map as label_map_lib
 from inat_tf import progress
 from inat_tf import records
@@ -75,10 +76,16 @@ def _train(config, log, where, ctrl_c):
   places, labels, read = split_places(config.data_dir, "train", config.use_date)
   what = "coordinates and a date" if config.use_date else "coordinates"
   if len(labels) == 0:
+    edition = editions.get(label_map.edition or "2017")
+    source = editions.published_file(edition, "train", "locations")
+    how = (f"iNat{edition.name} publishes them in {source}: rebuild with it beside the other "
+           f"files of the download (`inat-build --raw_dir RAW --data_dir {config.data_dir} "
+           f"--overwrite`)" if source else
+           f"iNat{edition.name} publishes no locations; these editions do: "
+           f"{editions.publishers('train', 'locations')}")
     raise image_train.TrainError(
         f"None of the {read:,} train examples in {config.data_dir} has {what}: the prior has "
-        f"nothing to learn from (locations are published for iNat2017 in "
-        f"train2017_locations.json; rebuild with it beside the JSON)")
+        f"nothing to learn from. {how}")
   has_val = records.has_shards(config.data_dir, "val")
   val_places, val_labels, _ = (split_places(config.data_dir, "val", config.use_date)
                                if has_val else (None, np.zeros([0]), 0))
