@@ -7,12 +7,18 @@ TensorFlow.
                                   TrainConfig and runs `inat-train`.
 
 run() parses the flags and answers --help, -h and every flag mistake without importing
-TensorFlow (a fraction of a second instead of 5-7 s); only then does flag_config.run_command
-import the command's implementation (`inat_tf.train:main`, ...), whose docstring is the usage
-text. The implementation modules import their config from here, so each flag is declared once.
-The names a flag chooses from come from TensorFlow-free modules (inat_tf/choices.py, editions,
-long_tail, recipes, models), and the exceptions a command answers in one line from
-inat_tf/errors.py.
+TensorFlow (a fraction of a second instead of 5-7 s); its check() refuses, still without it,
+what cannot succeed (an output folder that cannot be written, a split without labels, --top_k 0);
+only then does flag_config.run_command import the command's implementation (`inat_tf.train:main`,
+...), whose docstring is the usage text. The implementation modules import their config from
+here, so each flag is declared once. The names a flag chooses from come from TensorFlow-free
+modules (inat_tf/choices.py, editions, recipes, models), and the exceptions a command answers in
+one line from inat_tf/errors.py.
+
+Why a package of small modules rather than the flags beside the code that uses them (as before):
+that code imports TensorFlow, so `--help` cost 5-7 s; and one folder answers "what does inat-X
+take" for every command. A new flag goes into the command's config here; a new choice list
+into choices.py unless its module is already TensorFlow-free.
 """
 
 import os
