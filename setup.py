@@ -2,25 +2,13 @@
 
 import setuptools
 
-# Console scripts are added here as each command comes to exist; none is a placeholder.
-CONSOLE_SCRIPTS = [
-    "inat-make-sample = inat_tf.sample_download:run",
-    "inat-build = tfrecord_builder.build:run",
-    "inat-data-service = inat_tf.data_service:run",
-    "inat-train = inat_tf.train:run",
-    "inat-eval = inat_tf.evaluate:run",
-    "inat-predict = inat_tf.predict:run",
-    "inat-score = inat_tf.score:run",
-    "inat-export = inat_tf.export:run",
-    "inat-adjust = inat_tf.adjust:run",
-    "inat-quickstart = inat_tf.quickstart:run",
-    "inat-train-geo = inat_tf.geo.train:run",
-    "inat-classify = inat_tf.classify:run",
-    "inat-overlap = tfrecord_builder.overlap:run",
-    "inat-detect-train = inat_tf.detection.train:run",
-    "inat-detect-eval = inat_tf.detection.evaluate:run",
-    "inat-detect-export = inat_tf.detection.export:run",
-]
+# Console scripts: inat-NAME runs inat_tf/commands/NAME.py (dashes as underscores), whose run()
+# parses the flags without TensorFlow and then calls the implementation.
+COMMANDS = ("make-sample", "build", "data-service", "train", "eval", "predict", "score", "export",
+            "adjust", "quickstart", "train-geo", "classify", "overlap", "detect-train",
+            "detect-eval", "detect-export")
+CONSOLE_SCRIPTS = [f"inat-{name} = inat_tf.commands.{name.replace('-', '_')}:run"
+                   for name in COMMANDS]
 
 setuptools.setup(
     name="inat-tf",

@@ -9,8 +9,9 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from inat_tf import cli as _cli  # pylint: disable=g-import-not-at-top
 
-if _cli.is_console_command():  # an inat-* command: TensorFlow's start-up records hidden
+if _cli.is_console_command():  # an inat-* command: quiet, and one line for a Ctrl-C (cli.py)
   _cli.quiet_tensorflow()
+  _cli.on_interrupt()
 
 # The Python entry points (inat_tf/api.py: read_split, load_model, load_prior, probabilities),
 # imported on first use so that `import inat_tf`, and every command's --help, stays free of

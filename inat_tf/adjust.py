@@ -25,48 +25,22 @@ SavedModel and TFLite files all use the adjusted classifier.
 
 import dataclasses
 import math
+import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from inat_tf import flag_config
 from inat_tf import input_pipeline
 from inat_tf import long_tail
+from inat_tf import progress
 from inat_tf import records
 from inat_tf import schema
 from inat_tf import trained_model
+from inat_tf.commands.adjust import AdjustConfig  # pylint: disable=unused-import
+from inat_tf.errors import AdjustError
 
 TAUS = tuple(round(0.1 * i, 1) for i in range(21))  # Kang et al.'s tau_norm.py grid: 0 to 2
-_flag = flag_config.field  # a config field that is also a command-line flag
-
-
-@dataclasses.dataclass(frozen=True)
-class AdjustConfig:
-  """One field per inat-adjust flag: its default and help text (flag_config)."""
-  data_dir: str = _flag(help="Data dir written by inat-build.")
-  model_dir: str = _flag(help="Model dir written by inat-train.")
-  method: str = _flag(help="logit_adjustment, tau_norm, crt, or none (remove the stored one).",
-                      choices=long_tail.METHODS + ("none",))
-  which: str = _flag("best", "Which saved model of --model_dir.",
-                     choices=trained_model.CHOICES)
-  tune_split: str = _flag(
-      "val", "Labelled split that chooses tau: val (its tune half; inat-eval then reports the "
-      "other half) or a split held out of training (used whole).")
-  seed: int = _flag(0, "Seed of the tune/report halves and of cRT.")
-  batch_size: int = _flag(64, "Images per batch (features).")
-  crt_epochs: float = _flag(10.0, "cRT: epochs of class-balanced batches (Kang et al.: 10 on "
-                            "ImageNet-LT, 30 on iNaturalist 2018).")
-  crt_batch_size: int = _flag(128, "cRT: batch size.")
-  crt_learning_rate: float = _flag(
-      0.2, "cRT: SGD learning rate per 512 images, scaled with --crt_batch_size (Kang et al.).")
-  crt_weight_decay: float = _flag(1e-4, "cRT: L2 weight decay (Kang et al.'s iNaturalist config).")
-
-
-class AdjustError(Exception):
-  """The adjustment cannot be made as asked; the message says why and what to do."""
-
-
 def _classifier(model):
   layer = model.get_layer(long_tail.CLASSIFIER_LAYER)
   kernel, bias = (np.asarray(w) for w in layer.get_weights())
@@ -174,7 +148,8 @@ def adjust(config, log=print):
                       f"{', '.join(long_tail.METHODS + ('none',))}")
   if config.tune_split == "train":
     raise AdjustError("--tune_split train: the network has fit those images, so they cannot choose "
-                      "tau for held-out ones; use val (its tune half) or a held-out minival")
+                      "tau for held-out ones; use val (its tune half) or a minival held out of "
+                      "training (inat-build --minival_fraction F)")
   trained = trained_model.load(config.model_dir, config.which, adjusted=False)
   counts = trained.label_map.train_counts
   _, kernel, bias = _classifier(trained.model)
@@ -182,7 +157,8 @@ def adjust(config, log=print):
   features, labels, ids = split_features(trained, config.data_dir, config.tune_split,
                                          config.batch_size)
   if (labels < 0).all():
-    raise AdjustError(f"--tune_split {config.tune_split} has no labels; use val or a minival")
+    raise AdjustError(f"--tune_split {config.tune_split} has no labels; use val or a minival "
+                      f"(inat-build --minival_fraction F)")
   halves = config.tune_split == "val"
   tune = long_tail.stratified_halves(labels, ids, config.seed) if halves else \
       np.ones(len(labels), bool)
@@ -224,13 +200,18 @@ def adjust(config, log=print):
   return result
 
 
-def run(argv=None):
-  """Console entry point `inat-adjust`."""
-  flag_config.run_command(
-      "inat-adjust", AdjustConfig,
-      lambda config, _: adjust(config, log=lambda message: print(message, flush=True)),
-      errors=(AdjustError, FileNotFoundError, ValueError), argv=argv)
+def main(config, _):
+  """inat-adjust's work once its flags are parsed (inat_tf/commands/adjust.py)."""
+  start = time.monotonic()
+  model = f"{config.model_dir}/{trained_model.model_file(config.which)}"
+  if config.method == "none":
+    print(f"inat-adjust: removing the long-tail adjustment of {model}", flush=True)
+  else:
+    part = "its tune half" if config.tune_split == "val" else "all of it"
+    print(f"inat-adjust: {config.method} for {model}, chosen on the {config.tune_split} split of "
+          f"{config.data_dir} ({part}, seed {config.seed})", flush=True)
+  adjust(config, log=lambda message: print(message, flush=True))
+  print(f"inat-adjust: done in {progress.duration(time.monotonic() - start)}; inat-eval, "
+        f"inat-predict, inat-export and inat-classify now use what is stored beside {model}",
+        flush=True)
 
-
-if __name__ == "__main__":
-  run()

@@ -2,7 +2,7 @@
 
   inat-classify PHOTO_OR_FOLDER... --model_dir M [--top_k 5] [--output_csv F] [--output_json F]
   inat-classify photos/ --model_dir M --geo_dir G                       # place from each EXIF
-  inat-classify a.jpg --model_dir M --geo_dir G --latitude 37.77 --longitude -122.42 \
+  inat-classify a.jpg --model_dir M --geo_dir G --latitude 37.77 --longitude -122.42 \\
                 --date 2017-06-01                                      # place given
 
 The top-k species per photo with their scientific names (and common names where the label map
@@ -33,17 +33,21 @@ import json
 import math
 import os
 import sys
+import time
 
 import tensorflow as tf
 from PIL import ExifTags
 from PIL import Image
 from PIL import ImageOps
 
-from inat_tf import flag_config
+from inat_tf import cli
+from inat_tf import progress
 from inat_tf import records
 from inat_tf import run_common
 from inat_tf import trained_model
 from inat_tf.geo import encoding
+from inat_tf.commands.classify import ClassifyConfig  # pylint: disable=unused-import
+from inat_tf.errors import ClassifyError
 
 # What the serving graph decodes itself (tf.io.decode_image); other formats go through Pillow.
 GRAPH_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")
@@ -51,10 +55,6 @@ NOT_AN_IMAGE = ("not an image file inat-classify reads (JPEG, PNG, GIF, BMP, Web
                 "another still-image format Pillow reads)")
 _GPS_LATITUDE_REF, _GPS_LATITUDE, _GPS_LONGITUDE_REF, _GPS_LONGITUDE = 1, 2, 3, 4
 _DATE_TIME_ORIGINAL, _DATE_TIME = 36867, 306
-
-
-class ClassifyError(Exception):
-  """The command cannot run as asked; the message says why and what to do."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -325,55 +325,31 @@ def write_json(path, results, skipped):
 
 
 def _write_atomically(path, text):
-  temporary = f"{path}.incomplete-{os.getpid()}"
-  with tf.io.gfile.GFile(temporary, "w") as f:
-    f.write(text)
-  tf.io.gfile.rename(temporary, path, overwrite=True)
+  run_common.write_text(path, text)
 
 
-@dataclasses.dataclass(frozen=True)
-class ClassifyConfig:
-  """inat-classify's flags (the photos and folders follow them)."""
-  model_dir: str = flag_config.field(help="Model dir written by inat-train.")
-  which: str = trained_model.which_field()
-  geo_dir: str = flag_config.field("", "A location prior (inat-train-geo).")
-  latitude: float = flag_config.field(None, "Where the photos were taken, degrees (needs "
-                                      "--geo_dir; otherwise each photo's EXIF GPS is used).")
-  longitude: float = flag_config.field(None, "Where the photos were taken, degrees.")
-  date: str = flag_config.field("", "When, YYYY-MM-DD (otherwise each photo's EXIF date).")
-  top_k: int = flag_config.field(5, "Species per photo.")
-  output_csv: str = flag_config.field("", "Also write the table as CSV here.")
-  output_json: str = flag_config.field("", "Also write the results as JSON here.")
+def main(c, _, paths):
+  """inat-classify's work once its flags are parsed (inat_tf/commands/classify.py)."""
+  start = time.monotonic()
+  photos = photo_paths(paths)
+  cli.say(f"{len(photos):,} photo(s) with "
+          f"{os.path.join(c.model_dir, trained_model.model_file(c.which))}"
+          f"{' and the location prior ' + c.geo_dir if c.geo_dir else ''}, top {c.top_k}")
+  results, skipped = classify(photos, c.model_dir, geo_dir=c.geo_dir,
+                              given=Place(c.latitude, c.longitude, c.date), top_k=c.top_k,
+                              which=c.which)
+  for item in skipped:
+    print(f"inat-classify: skipped {item['photo']}: {item['reason']}", file=sys.stderr)
+  if results:
+    print(table(results), flush=True)
+  if c.output_csv:
+    write_csv(c.output_csv, results, skipped)
+  if c.output_json:
+    write_json(c.output_json, results, skipped)
+  if not results:
+    sys.exit("inat-classify: no photo could be classified")
+  cli.say(f"done: {len(results):,} photos classified, {len(skipped):,} files skipped in "
+          f"{progress.duration(time.monotonic() - start)}"
+          + "".join(f"; {kind} in {path}" for kind, path in (("CSV", c.output_csv),
+                                                             ("JSON", c.output_json)) if path))
 
-
-def run(argv=None):
-  """Console entry point `inat-classify`."""
-  from inat_tf.geo import prior as prior_lib  # pylint: disable=g-import-not-at-top
-
-  def main(c, _, paths):
-    if not paths:
-      sys.exit("inat-classify: name at least one PHOTO_OR_FOLDER (see --help)")
-    results, skipped = classify(photo_paths(paths), c.model_dir, geo_dir=c.geo_dir,
-                                given=Place(c.latitude, c.longitude, c.date), top_k=c.top_k,
-                                which=c.which)
-    for item in skipped:
-      print(f"inat-classify: skipped {item['photo']}: {item['reason']}", file=sys.stderr)
-    if results:
-      print(table(results))
-    if c.output_csv:
-      write_csv(c.output_csv, results, skipped)
-      print(f"CSV written to {c.output_csv}")
-    if c.output_json:
-      write_json(c.output_json, results, skipped)
-      print(f"JSON written to {c.output_json}")
-    print(f"inat-classify: {len(results):,} photos classified, {len(skipped):,} files skipped",
-          file=sys.stderr)
-    if not results:
-      sys.exit("inat-classify: no photo could be classified")
-
-  flag_config.run_command("inat-classify", ClassifyConfig, main, argv=argv, positional=True,
-                          errors=(ClassifyError, FileNotFoundError, prior_lib.GeoError))
-
-
-if __name__ == "__main__":
-  run()

@@ -9,44 +9,29 @@ graph is shipped by TensorFlow itself, so workers need this package only to star
   inat-data-service --role=worker --dispatcher=dispatcher-host:5050 --port=5051
 """
 
-import dataclasses
 import sys
+import time
 
-from inat_tf import flag_config
-
-
-@dataclasses.dataclass(frozen=True)
-class DataServiceConfig:
-  """inat-data-service's flags."""
-  role: str = flag_config.field(help="Which server to run.", choices=("dispatcher", "worker"))
-  port: int = flag_config.field(0, "Port to listen on (0: any free port, printed at start).")
-  dispatcher: str = flag_config.field("", "Dispatcher host:port (workers only).")
-  worker_host: str = flag_config.field(
-      "localhost", "Host name the dispatcher gives trainers for this worker (workers only).")
+from inat_tf.commands.data_service import DataServiceConfig  # pylint: disable=unused-import
 
 
-def run(argv=None):
-  """Console entry point: starts one server and serves until killed."""
+def main(c, _):
+  """inat-data-service's work once its flags are parsed (inat_tf/commands/data_service.py):
+  starts one server and serves until killed."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-  def main(c, _):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  service = tf.data.experimental.service
+  if c.role == "dispatcher":
+    server = service.DispatchServer(service.DispatcherConfig(port=c.port))
+    address = server.target.split("://")[-1]
+  else:
+    if not c.dispatcher:
+      sys.exit("inat-data-service: --role=worker needs --dispatcher=host:port")
+    server = service.WorkerServer(service.WorkerConfig(
+        dispatcher_address=c.dispatcher, port=c.port,
+        worker_address=f"{c.worker_host}:%port%"))
+    address = f"{c.worker_host}:{server._address.split(':')[-1]}"  # pylint: disable=protected-access
+  print(f"inat-data-service: {c.role} serving on {address}", flush=True)
+  while True:  # not server.join(), which blocks in C++ where a Ctrl-C would wait for it
+    time.sleep(3600)
 
-    service = tf.data.experimental.service
-    if c.role == "dispatcher":
-      server = service.DispatchServer(service.DispatcherConfig(port=c.port))
-      address = server.target.split("://")[-1]
-    else:
-      if not c.dispatcher:
-        sys.exit("inat-data-service: --role=worker needs --dispatcher=host:port")
-      server = service.WorkerServer(service.WorkerConfig(
-          dispatcher_address=c.dispatcher, port=c.port,
-          worker_address=f"{c.worker_host}:%port%"))
-      address = f"{c.worker_host}:{server._address.split(':')[-1]}"  # pylint: disable=protected-access
-    print(f"inat-data-service: {c.role} serving on {address}", flush=True)
-    server.join()
-
-  flag_config.run_command("inat-data-service", DataServiceConfig, main, argv=argv)
-
-
-if __name__ == "__main__":
-  run()

@@ -15,7 +15,9 @@ import os
 import keras
 import tensorflow as tf
 
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+from inat_tf import choices
+
+STRATEGIES = choices.STRATEGIES
 
 
 class DistributionError(ValueError):
@@ -131,7 +133,12 @@ def set_mixed_precision(strategy, enabled):
 _PUBLIC_NAMES = {"CollectiveAllReduceStrategy": "MultiWorkerMirroredStrategy"}
 
 
-def describe(strategy):
+def strategy_name(strategy):
+  """The tf.distribute class name a user knows, e.g. MultiWorkerMirroredStrategy."""
   name = type(strategy).__name__
-  return json.dumps({"strategy": _PUBLIC_NAMES.get(name, name),
+  return _PUBLIC_NAMES.get(name, name)
+
+
+def describe(strategy):
+  return json.dumps({"strategy": strategy_name(strategy),
                      "replicas": strategy.num_replicas_in_sync, "task": task_name(strategy)})

@@ -226,6 +226,24 @@ def detect(raw_dir, train_set=""):
                      f"published names.")
 
 
+def published_file(edition, split, what):
+  """For a hint that names the right file: the file of `edition` holding `what` ("boxes" or
+  "locations") of `split`, as its README publishes it, or "" when it publishes none. iNat2021's
+  locations are fields of the images in its split JSONs (README "Annotation Format")."""
+  files = edition.splits[split]
+  if what == "boxes":
+    return files.boxes
+  if what == "locations":
+    return files.locations or (files.annotations if edition.year == 2021 else "")
+  raise ValueError(f"what={what!r}: expected boxes or locations")
+
+
+def publishers(split, what):
+  """'train_2017_bboxes.json (iNat2017)'-style list of every edition's file of `what`."""
+  return ", ".join(f"{published_file(e, split, what)} (iNat{e.name})" for e in EDITIONS.values()
+                   if published_file(e, split, what))
+
+
 def from_annotations_path(path):
   """The edition whose split JSON has this file name, or None (val.json: 2021)."""
   base = os.path.basename(path)

@@ -22,13 +22,16 @@ import dataclasses
 import datetime
 import io
 import os
+import time
 
 import tensorflow as tf
 
-from inat_tf import flag_config
+from inat_tf import cli
 from inat_tf import long_tail
 from inat_tf import label_map as label_map_lib
+from inat_tf import progress
 from inat_tf import records
+from inat_tf import run_common
 from inat_tf import trained_model
 from inat_tf.geo import prior as geo_prior_lib
 from inat_tf.geo import report as geo_report
@@ -40,6 +43,7 @@ from inat_tf.report import plots
 from inat_tf.report import record_photos
 from inat_tf.report import render
 from inat_tf.report import sections as sections_lib
+from inat_tf.commands.eval import EvalConfig  # pylint: disable=unused-import
 
 TOP_K = trained_model.TOP_K
 TRAIN_COUNT_BINS = accuracy.TRAIN_COUNT_BINS
@@ -156,9 +160,8 @@ def write_report(output_dir, report, predictions, label_map, *, photos=None):
   paths = {}
   for name, content in files.items():
     paths[name] = os.path.join(output_dir, name)
-    with tf.io.gfile.GFile(paths[name] + ".tmp", "wb" if isinstance(content, bytes) else "w") as f:
-      f.write(content)
-    tf.io.gfile.rename(paths[name] + ".tmp", paths[name], overwrite=True)
+    run_common.write_bytes(paths[name], content if isinstance(content, bytes) else
+                           content.encode("utf-8"))
   return paths
 
 
@@ -209,38 +212,22 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir="", which="best", f
   return report
 
 
-@dataclasses.dataclass(frozen=True)
-class EvalConfig:
-  """inat-eval's flags."""
-  data_dir: str = flag_config.field(help="Data dir written by inat-build.")
-  model_dir: str = flag_config.field(help="Model dir written by inat-train.")
-  split: str = flag_config.field("val", "Split to score (needs labels).",
-                                 choices=records.READABLE_SPLITS)
-  output_dir: str = flag_config.field(
-      "", "Where to write the report (default: MODEL_DIR/eval-SPLIT).")
-  which: str = trained_model.which_field()
-  flip: bool = flag_config.field(False, "Average with the mirrored view.")
-  multi_crop: bool = flag_config.field(False, "Average the central and the four corner crops.")
-  batch_size: int = flag_config.field(64, "Images per batch.")
-  geo_dir: str = flag_config.field("", "A location prior (inat-train-geo): report the scores "
-                                   "with and without it, side by side.")
+def main(c, _):
+  """inat-eval's work once its flags are parsed (inat_tf/commands/eval.py)."""
+  start = time.monotonic()
+  output_dir = c.output_dir or trained_model.eval_dir(c.model_dir, c.split)
+  views = " + ".join(["central crop"] + ["4 corner crops"] * c.multi_crop + ["flips"] * c.flip)
+  cli.say(f"scoring {os.path.join(c.model_dir, trained_model.model_file(c.which))} on the "
+          f"{c.split} split of {c.data_dir} ({records.split_examples(c.data_dir, c.split):,} "
+          f"images, {views}{', with the location prior ' + c.geo_dir if c.geo_dir else ''}); "
+          f"report to {output_dir}")
+  report = evaluate(c.data_dir, c.model_dir, c.split, output_dir=output_dir, which=c.which,
+                    flip=c.flip, multi_crop=c.multi_crop, batch_size=c.batch_size,
+                    geo_dir=c.geo_dir)
+  print(render.text(sections_lib.eval_sections(report)), end="")
+  print(f"\nReport: {os.path.join(output_dir, 'report.html')} (tables also in report.md, "
+        f"numbers in report.json)", flush=True)
+  cli.say(f"done: {report['images']:,} images in {progress.duration(time.monotonic() - start)}: "
+          f"top-1 {100 * report['top1']:.1f}%, top-5 {100 * report['top5']:.1f}%; report in "
+          f"{output_dir}")
 
-
-def run(argv=None):
-  """Console entry point `inat-eval`."""
-
-  def main(c, _):
-    output_dir = c.output_dir or trained_model.eval_dir(c.model_dir, c.split)
-    report = evaluate(c.data_dir, c.model_dir, c.split, output_dir=output_dir, which=c.which,
-                      flip=c.flip, multi_crop=c.multi_crop, batch_size=c.batch_size,
-                      geo_dir=c.geo_dir)
-    print(render.text(sections_lib.eval_sections(report)), end="")
-    print(f"\nReport: {os.path.join(output_dir, 'report.html')} (tables also in report.md, "
-          f"numbers in report.json)")
-
-  flag_config.run_command("inat-eval", EvalConfig, main, argv=argv,
-                          errors=(ValueError, FileNotFoundError, geo_prior_lib.GeoError))
-
-
-if __name__ == "__main__":
-  run()

@@ -44,24 +44,26 @@ image) gets valid = false, category id -1, name "" and score 0, and the other it
 batch their normal answer.
 """
 
-import dataclasses
 import inspect
 import json
 import os
+import time
 import warnings
 
 import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework import convert_to_constants  # pylint: disable=g-direct-tensorflow-import
 
-from inat_tf import flag_config
+from inat_tf import cli
 from inat_tf import preprocessing
 from inat_tf import progress
 from inat_tf import records
+from inat_tf import run_common
 from inat_tf import schema
 from inat_tf import trained_model
 from inat_tf.geo import encoding as geo_encoding
 from inat_tf.geo import prior as geo_prior_lib
+from inat_tf.commands.export import ExportConfig  # pylint: disable=unused-import
 
 WARMUP_PATH = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
@@ -288,10 +290,13 @@ def export_saved_model(module, export_dir, sample_jpeg):
                 "serving_examples": module.from_examples}
   if hasattr(module, "from_bytes_and_place"):
     signatures["serving_with_place"] = module.from_bytes_and_place
-  tf.saved_model.save(module, path, signatures=signatures, options=SERVING_SAVE_OPTIONS)
-  tf.io.gfile.makedirs(os.path.join(path, "assets.extra"))
-  with tf.io.TFRecordWriter(os.path.join(path, WARMUP_PATH)) as writer:
-    writer.write(_warmup_request(sample_jpeg))
+
+  def save(folder):
+    tf.saved_model.save(module, folder, signatures=signatures, options=SERVING_SAVE_OPTIONS)
+    tf.io.gfile.makedirs(os.path.join(folder, "assets.extra"))
+    with tf.io.TFRecordWriter(os.path.join(folder, WARMUP_PATH)) as writer:
+      writer.write(_warmup_request(sample_jpeg))
+  run_common.save_folder(save, path)  # whole or not at all: TF Serving watches saved_model/
   return path
 
 
@@ -405,8 +410,7 @@ def export_tflite(module, export_dir, data_dir, calibration_count=CALIBRATION_IM
     if quantize == "full_integer":
       _check_full_integer(content)
     paths[name] = os.path.join(export_dir, name)
-    with tf.io.gfile.GFile(paths[name], "wb") as f:
-      f.write(content)
+    run_common.write_bytes(paths[name], content)
   return paths
 
 
@@ -428,9 +432,9 @@ def export(model_dir, export_dir, *, data_dir="", which="best", top_k=5, tflite=
   if tflite:
     files.update(export_tflite(module, export_dir, data_dir))
   label_map = trained.label_map
-  with tf.io.gfile.GFile(os.path.join(export_dir, "labels.txt"), "w") as f:
-    f.write("".join(f"{i}\t{cid}\t{name}\n" for i, (cid, name) in enumerate(
-        zip(label_map.category_ids, label_map.names))))
+  run_common.write_text(os.path.join(export_dir, "labels.txt"), "".join(
+      f"{i}\t{cid}\t{name}\n" for i, (cid, name) in enumerate(
+          zip(label_map.category_ids, label_map.names))))
   info = {"model": trained.model_name, "image_size": trained.image_size,
           "eval_crop_fraction": trained.eval_crop_fraction,
           "num_classes": label_map.num_classes, "head_rank": trained.head_rank,
@@ -443,26 +447,8 @@ def export(model_dir, export_dir, *, data_dir="", which="best", top_k=5, tflite=
           "long_tail_adjustment": trained.adjustment.describe() if trained.adjustment else None,
           # which images chose it: inat-predict warns when predicting that split (predict.py)
           "long_tail_tuned_on": trained.adjustment.tuned_on if trained.adjustment else None}
-  with tf.io.gfile.GFile(os.path.join(export_dir, "export_info.json"), "w") as f:
-    json.dump(info, f, indent=1)
+  run_common.write_text(os.path.join(export_dir, "export_info.json"), json.dumps(info, indent=1))
   return info
-
-
-@dataclasses.dataclass(frozen=True)
-class ExportConfig:
-  """inat-export's flags."""
-  model_dir: str = flag_config.field(help="Model dir written by inat-train.")
-  export_dir: str = flag_config.field(help="Where to write (any gfile path).")
-  data_dir: str = flag_config.field("", "Data dir: int8 calibration images and the warm-up image.")
-  which: str = trained_model.which_field()
-  top_k: int = flag_config.field(5, "Categories returned per image.")
-  tflite: bool = flag_config.field(True, "Also write TFLite models.")
-  geo_dir: str = flag_config.field("", "A location prior (inat-train-geo): adds the signature "
-                                   "serving_with_place and model_with_place.tflite.")
-  bundle: bool = flag_config.field(
-      False, "Also write EXPORT_DIR/bundle/, one folder a phone app ships: the vision TFLite "
-      "models, the location model (with --geo_dir), taxonomy, labels, preprocessing facts and a "
-      "README for app developers (inat_tf/bundle.py).")
 
 
 def _size(path):
@@ -480,25 +466,24 @@ def describe_files(files):
                    for name, path in files.items())
 
 
-def run(argv=None):
-  """Console entry point `inat-export`."""
+def main(c, _):
+  """inat-export's work once its flags are parsed (inat_tf/commands/export.py)."""
+  start = time.monotonic()
+  tflite = ("TFLite float" + (f" and int8 (calibrated on train images of {c.data_dir})"
+                              if c.data_dir else " (no --data_dir: no int8)")) if c.tflite else ""
+  cli.say(f"{os.path.join(c.model_dir, trained_model.model_file(c.which))} to {c.export_dir}: "
+          f"the next SavedModel version{', ' + tflite if tflite else ''}"
+          f"{', with the location prior ' + c.geo_dir if c.geo_dir else ''}; top {c.top_k}")
+  info = export(c.model_dir, c.export_dir, data_dir=c.data_dir, which=c.which, top_k=c.top_k,
+                tflite=c.tflite, geo_dir=c.geo_dir)
+  print(f"inat-export: wrote to {c.export_dir}:\n{describe_files(info['files'])}", flush=True)
+  if c.bundle:
+    from inat_tf import bundle  # pylint: disable=g-import-not-at-top
+    files = bundle.write(c.export_dir)
+    print(f"inat-export: the phone bundle, {bundle.bundle_dir(c.export_dir)}:\n"
+          f"{describe_files(files)}", flush=True)
+  cli.say(f"done in {progress.duration(time.monotonic() - start)}: "
+          f"{', '.join(os.path.relpath(path, c.export_dir) for path in info['files'].values())}, "
+          f"labels.txt "
+          f"and export_info.json in {c.export_dir}")
 
-  def main(c, _):
-    if c.bundle and not c.tflite:
-      raise ValueError("--bundle ships the TFLite models: drop --notflite")
-    info = export(c.model_dir, c.export_dir, data_dir=c.data_dir, which=c.which, top_k=c.top_k,
-                  tflite=c.tflite, geo_dir=c.geo_dir)
-    print(f"inat-export: wrote to {c.export_dir}:\n{describe_files(info['files'])}")
-    if c.bundle:
-      from inat_tf import bundle  # pylint: disable=g-import-not-at-top
-      files = bundle.write(c.export_dir)
-      print(f"inat-export: the phone bundle, {bundle.bundle_dir(c.export_dir)}:\n"
-            f"{describe_files(files)}")
-
-  # ValueError: a stale long-tail adjustment.
-  flag_config.run_command("inat-export", ExportConfig, main, argv=argv,
-                          errors=(FileNotFoundError, ValueError, geo_prior_lib.GeoError))
-
-
-if __name__ == "__main__":
-  run()

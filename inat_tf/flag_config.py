@@ -15,7 +15,10 @@ The flag's kind follows the field's type: bool, int, float, str, tuple (a comma-
 or an enum when `choices` is given. A field without a default is a required flag.
 """
 
+import ast
 import dataclasses
+import importlib
+import importlib.util
 import sys
 import typing
 
@@ -49,6 +52,9 @@ def define_flags(config_class, flag_values=None):
     common = dict(flag_values=flag_values, required=required, module_name=sys.argv[0])
     if f.metadata["choices"] is not None:
       flags.DEFINE_enum(f.name, default, list(f.metadata["choices"]), help_text, **common)
+      # absl's `<a|b|c>: help` has no spaces to wrap at (--model's list broke mid-word).
+      flag_values[f.name].help = f"{help_text} One of: " + ", ".join(
+          choice or '""' for choice in f.metadata["choices"]) + "."
     elif kind is bool:
       flags.DEFINE_bool(f.name, default, help_text, **common)
     elif kind is int:
@@ -73,25 +79,53 @@ def from_flags(config_class, flag_values=None):
 
 
 def run_command(name, config_class, main, *, errors=(), extra_flags=None, argv=None,
-                positional=False):
+                positional=False, check=None, resume=None):
   """A console entry point: defines config_class's flags (and extra_flags(absl.flags), if any),
-  parses argv, calls main(config, flag_values) (with positional=True, main(config, flag_values,
-  args): the arguments left after the flags); an exception of a type in `errors` (the user's
-  mistake) exits with one line, `NAME: message`, instead of a traceback."""
+  parses argv, calls check and then main with (config, flag_values) (with positional=True, also
+  args: the arguments left after the flags); an exception of a type in `errors` (the user's
+  mistake) or an errors.UsageError exits with one line, `NAME: message`, instead of a traceback.
+
+  main: a function, or "package.module:function", imported only once the flags are parsed and
+  checked (the command's implementation imports TensorFlow; --help, flag mistakes and check's
+  refusals do not need it). --help shows that module's docstring, read from its source.
+  check: refuses, before any work, what cannot succeed (output paths, a split without labels);
+  TensorFlow-free, so it answers in a fraction of a second.
+  resume: resume(config) -> the advice a Ctrl-C ends with, e.g. "rerun the same command to
+  resume", or "" when there is nothing to resume from (cli.on_interrupt).
+  """
   from inat_tf import cli  # pylint: disable=g-import-not-at-top
+  from inat_tf import errors as errors_lib  # pylint: disable=g-import-not-at-top
   flags = _flags_module()
   define_flags(config_class)
   if extra_flags is not None:
     extra_flags(flags)
 
   def absl_main(args):
+    config = from_flags(config_class)
+    rest = (args[1:],) if positional else ()
+    cli.on_interrupt((lambda: resume(config)) if resume is not None else None)
     try:
-      if positional:
-        main(from_flags(config_class), flags.FLAGS, args[1:])
-      else:
-        main(from_flags(config_class), flags.FLAGS)
-    except tuple(errors) as e:
+      if check is not None:
+        check(config, flags.FLAGS, *rest)
+      _resolve(main)(config, flags.FLAGS, *rest)
+    except (errors_lib.UsageError,) + tuple(errors) as e:
       sys.exit(f"{name}: {e}")
 
   # --help shows the command module's docstring (flags here belong to the script, not a module).
-  cli.run(absl_main, argv, doc=sys.modules[main.__module__].__doc__)
+  cli.run(absl_main, argv, doc=_docstring(main), name=name)
+
+
+def _resolve(main):
+  if not isinstance(main, str):
+    return main
+  module_name, function = main.split(":")
+  return getattr(importlib.import_module(module_name), function)
+
+
+def _docstring(main):
+  """The docstring of main's module; for "module:function", read from the source (no import)."""
+  if not isinstance(main, str):
+    return sys.modules[main.__module__].__doc__
+  spec = importlib.util.find_spec(main.split(":")[0])
+  with open(spec.origin, encoding="utf-8") as f:
+    return ast.get_docstring(ast.parse(f.read()), clean=False)

@@ -15,18 +15,19 @@ The test split has label -1 and keeps image ids for submissions.
 import dataclasses
 import math
 
-from absl import logging
 import numpy as np
 import tensorflow as tf
 
 import models
 from inat_tf import augment as augment_lib
+from inat_tf import choices
+from inat_tf import cli
 from inat_tf import label_map as label_map_lib
 from inat_tf import preprocessing
 from inat_tf import records
 from inat_tf import schema
 
-SAMPLINGS = ("uniform", "balanced", "sqrt")
+SAMPLINGS = choices.SAMPLINGS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,9 +81,9 @@ def _files_for_this_pipeline(config, context):
   n, i = context.num_input_pipelines, context.input_pipeline_id
   if len(files) >= n:
     return tf.data.Dataset.from_tensor_slices(files).shard(n, i), None
-  logging.warning("%s has %d %s shards for %d input pipelines: sharding by record instead, so "
-                  "every pipeline reads every file. Build with a smaller --examples_per_shard.",
-                  config.data_dir, len(files), config.split, n)
+  cli.warn(f"{config.data_dir} has {len(files)} {config.split} shards for {n} input pipelines: "
+           f"sharding by record instead, so every pipeline reads every file. Build with a "
+           f"smaller --examples_per_shard.")
   return tf.data.Dataset.from_tensor_slices(files), (n, i)
 
 

@@ -48,19 +48,18 @@ import os
 
 import numpy as np
 
+from inat_tf import choices
+from inat_tf.errors import LongTailError
+
 # The literature's shot buckets (Liu et al. 2019; Kang et al. 2020): > 100, 20-100, < 20 images.
 MANY_SHOT_ABOVE = 100
 FEW_SHOT_BELOW = 20
 BUCKETS = ("many", "medium", "few")
 
-LOSSES = ("cross_entropy", "class_balanced", "logit_adjusted", "balanced_softmax")
-METHODS = ("logit_adjustment", "tau_norm", "crt")
+LOSSES = choices.LOSSES
+METHODS = choices.ADJUSTMENTS
 CLASSIFIER_LAYER = "head_logits"  # models/heads.py: the layer holding the classifier everywhere
 BOTTLENECK_LAYER = "head_bottleneck"  # models/heads.py: the rank-R factor before it (--head_rank)
-
-
-class LongTailError(ValueError):
-  """A long-tail remedy cannot be applied as asked; the message says why and what to do."""
 
 
 # -- scores -----------------------------------------------------------------------------------
@@ -97,9 +96,9 @@ def shot_scores(examples, top1_hits, top5_hits, train_counts):
 
 
 def format_shots(shots, key="top1"):
-  """'many 71.2% medium 40.0% few 3.1%' (a bucket without classes shows '-')."""
-  return " ".join(f"{b} " + ("-" if shots[b][key] is None else f"{100 * shots[b][key]:.1f}%")
-                  for b in BUCKETS)
+  """'many 71.2%, medium 40.0%, few 3.1%' (a bucket without classes shows 'n/a')."""
+  return ", ".join(f"{b} " + ("n/a" if shots[b][key] is None else f"{100 * shots[b][key]:.1f}%")
+                   for b in BUCKETS)
 
 
 def scores_from_logits(logits, labels, train_counts):

@@ -18,10 +18,10 @@ all the same, and a warning says a score on that split computed from this CSV is
 (inat-eval scores only the report half there; see tuning_warning).
 """
 
-import dataclasses
 import json
 import os
 import sys
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -32,6 +32,8 @@ from inat_tf import long_tail
 from inat_tf import progress
 from inat_tf import records
 from inat_tf import schema
+from inat_tf.commands.predict import PredictConfig  # pylint: disable=unused-import
+from inat_tf.errors import PredictError
 
 HEADER = "id,predicted"  # 2017's; each edition's: submission_format()
 
@@ -42,14 +44,12 @@ def submission_format(label_map):
   return ",".join(edition.submission_header), edition.submission_labels
 
 
-class PredictError(Exception):
-  """The submission cannot be made right; the message says why."""
-
-
 def listed_image_ids(data_dir, split):
   listed = records.image_ids(data_dir)
   if split not in listed:
-    raise PredictError(f"{data_dir} has no {split} split; build it with inat-build --splits")
+    how = ("--minival_fraction F (a seeded share of each species' train images) or "
+           "--minival_ids FILE" if split == "minival" else f"--splits including {split}")
+    raise PredictError(f"{data_dir} has no {split} split; build it with inat-build {how}")
   return listed[split]
 
 
@@ -223,6 +223,7 @@ def predict_to_csv(data_dir, split, output, *, model_dir="", saved_model="", whi
   geo_dir: a location prior (inat-train-geo, --model_dir only); `output` then holds the
   predictions with the prior, image_only_path(output) those without, and the log compares them.
   """
+  start = time.monotonic()
   if bool(model_dir) == bool(saved_model):
     raise PredictError("Give exactly one of --model_dir (inat-train) and --saved_model "
                        "(inat-export)")
@@ -263,42 +264,23 @@ def predict_to_csv(data_dir, split, output, *, model_dir="", saved_model="", whi
                            else f"SavedModel {saved_model}")
   if warning:
     log(warning)
-  log(f"inat-predict: wrote {len(rows):,} rows to {output}")
+  log(f"inat-predict: done: wrote {len(rows):,} rows to {output} in "
+      f"{progress.duration(time.monotonic() - start)}"
+      + (f", {len(filled):,} of them the fallback (see above)" if filled else ""))
   return len(filled)
 
 
-def run(argv=None):
-  """Console entry point `inat-predict`."""
-  from inat_tf import flag_config  # pylint: disable=g-import-not-at-top
-  from inat_tf import trained_model  # pylint: disable=g-import-not-at-top
-  from inat_tf.geo.prior import GeoError  # pylint: disable=g-import-not-at-top
+def main(c, _):
+  """inat-predict's work once its flags are parsed (inat_tf/commands/predict.py)."""
+  source = (f"the SavedModel {c.saved_model}" if c.saved_model else
+            f"{c.model_dir}/{c.which}.keras" + (" with the location prior " + c.geo_dir
+                                                  if c.geo_dir else ""))
+  header, per_row = submission_format(label_map_lib.LabelMap.load(c.data_dir))
+  print(f"inat-predict: {source} on the {c.split} split of {c.data_dir} "
+        f"({len(listed_image_ids(c.data_dir, c.split)):,} images listed) to {c.output}: "
+        f"header {header}, {per_row} category id(s) per row", file=sys.stderr, flush=True)
+  predict_to_csv(c.data_dir, c.split, c.output, model_dir=c.model_dir,
+                 saved_model=c.saved_model, which=c.which, batch_size=c.batch_size,
+                 flip=c.flip, log=lambda message: print(message, file=sys.stderr),
+                 geo_dir=c.geo_dir)
 
-  # Defined here, not at module level: its --which field needs trained_model (Keras), and
-  # importing this module (from_saved_model, the CSV writer) stays free of Keras.
-  @dataclasses.dataclass(frozen=True)
-  class PredictConfig:
-    """inat-predict's flags."""
-    data_dir: str = flag_config.field(help="Data dir written by inat-build.")
-    output: str = flag_config.field(help="CSV path (any gfile path).")
-    model_dir: str = flag_config.field("", "Model dir written by inat-train.")
-    saved_model: str = flag_config.field("", "Or: a SavedModel written by inat-export.")
-    split: str = flag_config.field("test", "Split to predict.", choices=records.READABLE_SPLITS)
-    which: str = trained_model.which_field()
-    flip: bool = flag_config.field(False, "Average with the mirrored view (--model_dir only).")
-    batch_size: int = flag_config.field(64, "Images per batch.")
-    geo_dir: str = flag_config.field("", "A location prior (inat-train-geo): --output gets the "
-                                     "predictions with it, OUTPUT.image_only.csv those without.")
-
-  def main(c, _):
-    predict_to_csv(c.data_dir, c.split, c.output, model_dir=c.model_dir,
-                   saved_model=c.saved_model, which=c.which, batch_size=c.batch_size,
-                   flip=c.flip, log=lambda message: print(message, file=sys.stderr),
-                   geo_dir=c.geo_dir)
-
-  # ValueError: long_tail's.
-  flag_config.run_command("inat-predict", PredictConfig, main, argv=argv,
-                          errors=(PredictError, FileNotFoundError, ValueError, GeoError))
-
-
-if __name__ == "__main__":
-  run()

@@ -13,22 +13,23 @@ it too. --overwrite starts over.
 """
 
 import atexit
-import dataclasses
 import json
 import multiprocessing
 import os
-import re
 import runpy
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import threading
 import time
 import traceback
 
+from inat_tf import cli
 from inat_tf import editions
-from inat_tf import flag_config
+from inat_tf import progress
+from inat_tf.commands.quickstart import QuickstartConfig  # pylint: disable=unused-import
 
 
 def _script(name):
@@ -80,6 +81,8 @@ def changed_stages(stages, recorded):
   changed, reason = {}, None
   for name, command in stages:
     before = recorded.get(name)
+    if isinstance(before, dict):  # {"command": [...], "finished": time}
+      before = before.get("command")
     if reason is None and before != command:
       if before is None:
         reason = f"no record of its settings in {STAGES_FILE}"
@@ -126,19 +129,15 @@ def _sample_is_complete(download, edition_name="2017"):
           and not any(os.path.exists(os.path.join(download, n)) for n in others))
 
 
-# TensorFlow's and Keras's own chatter (glog/absl records, converter notes, warnings): kept in the
-# stage's log file, not shown.
-_NOISE = re.compile(r"^([IWE]\d{4} \d\d:\d\d|WARNING: All log messages|To enable the following "
-                    r"instructions|INFO:tensorflow:|WARNING:absl:|fully_quantize:|\S+\.py:\d+: \w*"
-                    r"Warning|  warnings\.warn)")
-
-
 def _stage_process(script, argv, environment, output):
   """In a child of the fork server: the console script run as `python script argv...` would, in
-  `environment`, its stdout and stderr both into `output` (a pipe to the quickstart)."""
+  `environment`, its stdout and stderr both into `output` (a pipe to the quickstart). In a process
+  group of its own: a Ctrl-C reaches it through the quickstart (_CtrlC), once."""
+  os.setpgrp()
   for fd in (1, 2):
     os.dup2(output.fileno(), fd)
   output.close()
+  cli.refilter_stderr()  # preparing this process imported inat_tf while fd 2 was the quickstart's
   os.environ.clear()
   os.environ.update(environment)
   sys.argv = [script] + argv
@@ -180,7 +179,8 @@ _fork_server = None
 
 
 def _start_stage(command, environment):
-  """(the read end of the running stage's output, a function that waits for its exit status).
+  """(the read end of the running stage's output, a function that waits for its exit status,
+  its pid, which is also its process group's id).
   Where the platform forks (Linux), each
   stage is a child of one fork server that imported TensorFlow and Keras once (multiprocessing's
   forkserver; it stays, ~0.8 GB, until the quickstart ends): six stages would otherwise pay the
@@ -202,25 +202,73 @@ def _start_stage(command, environment):
     def wait():
       process.join()
       return process.exitcode
-    return output, wait
+    return output, wait, process.pid
   process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             env=environment)
-  return process.stdout, process.wait
+                             env=environment, process_group=0)
+  return process.stdout, process.wait, process.pid
 
 
-def _run_stage(name, command, log_path):
-  """Runs one command, its output shown and kept in log_path; exits the quickstart on failure."""
+class _CtrlC:
+  """Ctrl-C in the quickstart: the running stage gets it (its own process group, so a terminal's
+  Ctrl-C reaches it only this way, once) and handles it as the command does (inat-train stops at
+  a step boundary, inat-build keeps its shards); the quickstart waits for it, then ends with one
+  line, exit 130. A second Ctrl-C, or one between stages, ends everything at once."""
+
+  def __init__(self):
+    self.stage, self.pid, self.pressed = None, None, False
+    self.resumable = False  # a stage finished before, or the running one resumes (build, train)
+    if threading.current_thread() is threading.main_thread():
+      signal.signal(signal.SIGINT, self._handle)
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    if self.pid is None or self.pressed:
+      if self.pid is not None:
+        _kill_group(self.pid, signal.SIGKILL)
+      cli.end_interrupted(self.advice, self.during)
+    self.pressed = True
+    _kill_group(self.pid, signal.SIGINT)
+
+  @property
+  def during(self):
+    return f"during the {self.stage} stage" if self.stage else "between stages"
+
+  @property
+  def advice(self):
+    if not self.resumable:
+      return ""
+    return ("rerun the same command to resume (finished stages are reused, build and train go "
+            "on where they stopped)")
+
+
+def _kill_group(pid, signal_number):
+  """The stage's process group; the stage alone if it has not made its group yet."""
+  for kill in (os.killpg, os.kill):
+    try:
+      kill(pid, signal_number)
+      return
+    except OSError:  # no such group yet, or already gone
+      pass
+
+
+def _run_stage(name, command, log_path, ctrl_c):
+  """Runs one command, its output shown and appended to log_path (each run under a dated
+  header, so a rerun keeps the history); exits the quickstart on failure or Ctrl-C."""
   print(f"\n== {name}: {shlex.join(command)}", flush=True)
   start = time.monotonic()
-  with open(log_path, "w") as log:
-    # TensorFlow's start-up records go to the stage's log, not the screen.
-    output, wait = _start_stage(command, {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+  with open(log_path, "a") as log:
+    log.write(f"==== {time.strftime('%Y-%m-%d %H:%M:%S')}: {shlex.join(command)}\n")
+    # Each stage is quiet as the command is (inat_tf/cli.py): what it prints is shown and kept.
+    output, wait, ctrl_c.pid = _start_stage(command, dict(os.environ))
+    ctrl_c.stage = name
     with output:
       for line in output:
         log.write(line)
-        if not _NOISE.match(line):
-          print(f"   {line}", end="", flush=True)
+        print(f"   {line}", end="", flush=True)
   status = wait()
+  ctrl_c.pid = None
+  if ctrl_c.pressed:
+    cli.end_interrupted(ctrl_c.advice, ctrl_c.during)
   if status != 0:
     sys.exit(f"inat-quickstart: the {name} stage failed (exit {status}); its output "
              f"is in {log_path}")
@@ -233,7 +281,8 @@ def _write_json(path, document):
   os.replace(path + ".tmp", path)
 
 
-def summary_text(paths, report, timings):
+def summary_text(paths, report, timings, reused=None):
+  """The closing table; reused: {stage: when its reused result was made}."""
   lines = ["", "=" * 72,
            f"Quickstart done. On the sample's val split ({report['images']} images, "
            f"{report['num_classes']} species):",
@@ -254,70 +303,64 @@ def summary_text(paths, report, timings):
             f"also in report.md)",
             f"  TensorBoard      tensorboard --logdir {os.path.join(paths['model'], 'logs')}",
             "  Stage times      " + ", ".join(f"{n} {s:.0f}s" for n, s in timings.items()) +
-            f" (total {sum(timings.values()):.0f}s)", "=" * 72]
+            f" (total {sum(timings.values()):.0f}s)"]
+  if reused:
+    lines.append("  Reused           " + ", ".join(f"{n} (from {when})"
+                                                  for n, when in reused.items()))
+  lines.append("=" * 72)
   return "\n".join(lines)
 
 
-@dataclasses.dataclass(frozen=True)
-class QuickstartConfig:
-  """inat-quickstart's flags."""
-  output_dir: str = flag_config.field("runs/quickstart", "Where every stage writes.")
-  overwrite: bool = flag_config.field(False, "Delete output_dir first instead of reusing it.")
-  num_species: int = flag_config.field(40, "Sample size: species (>= 13).")
-  max_train_per_species: int = flag_config.field(80, "Sample size: the commonest species' images.")
-  max_side: int = flag_config.field(128, "Sample image size.")
-  examples_per_shard: int = flag_config.field(256, "Builder: examples per shard.")
-  model: str = flag_config.field("mobilenet_v1", "Network (see models.MODEL_NAMES).")
-  image_size: int = flag_config.field(80, "Training image size.")
-  batch_size: int = flag_config.field(32, "Global batch size.")
-  epochs: float = flag_config.field(10, "Training epochs.")
-  learning_rate: float = flag_config.field(0.1, "Learning rate per 32 images.")
-  tflite: bool = flag_config.field(True, "Also export TFLite models.")
-  edition: str = flag_config.field("2017", "Which competition edition's layout the sample "
-                                   "download has (inat_tf.editions).", choices=editions.NAMES)
+def main(f, _):
+  """inat-quickstart's work once its flags are parsed (inat_tf/commands/quickstart.py)."""
+  start = time.monotonic()
+  root = os.path.abspath(f.output_dir)
+  print(f"inat-quickstart: make-sample, build, train, eval, predict, export into {root}: a "
+        f"{f.num_species}-species iNat{f.edition} sample (at most {f.max_train_per_species} train "
+        f"images a species, {f.max_side} px), {f.model} at {f.image_size} px for {f.epochs:g} "
+        f"epochs from random weights (batch {f.batch_size}, learning rate {f.learning_rate:g}), "
+        f"SavedModel{' and TFLite' if f.tflite else ''}", flush=True)
+  ctrl_c = _CtrlC()
+  if f.overwrite and os.path.exists(root):
+    shutil.rmtree(root)
+  os.makedirs(os.path.join(root, "logs"), exist_ok=True)
+  paths = {name: os.path.join(root, name) for name in ("download", "data", "model", "eval",
+                                                        "export")}
+  paths["submission"] = os.path.join(root, "submission.csv")
+  paths["edition"] = f.edition
+  timings = {}
+  stages = _stages(f, paths)
+  record_path = os.path.join(root, STAGES_FILE)
+  recorded = {}
+  if os.path.exists(record_path):
+    with open(record_path) as record_file:
+      recorded = json.load(record_file)
+  changed = changed_stages(stages, recorded)
+  reused = {}  # stage -> when the result it reuses was made
+  for name, command in stages:
+    if name in changed:
+      if any(os.path.exists(p) for p in _stage_outputs(name, paths)):
+        print(f"\n== {name}: redoing it, {changed[name]}")
+      for path in _stage_outputs(name, paths):
+        _remove(path)
+    elif _reusable(name, paths):
+      before = recorded.get(name)
+      reused[name] = before.get("finished", "an earlier run") if isinstance(before, dict) else \
+          "an earlier run"
+      print(f"\n== {name}: reusing its result from {reused[name]} (--overwrite to redo)")
+      timings[name] = 0.0
+      continue
+    ctrl_c.resumable = bool(recorded) or name in ("build", "train")
+    recorded.pop(name, None)  # no record while its output is being rewritten
+    _write_json(record_path, recorded)
+    timings[name] = _run_stage(name, command, os.path.join(root, "logs", f"{name}.log"), ctrl_c)
+    recorded[name] = {"command": command, "finished": time.strftime("%Y-%m-%d %H:%M")}
+    _write_json(record_path, recorded)
+  with open(os.path.join(paths["eval"], "report.json")) as report_file:
+    report = json.load(report_file)
+  print(summary_text(paths, report, timings, reused))
+  print(f"inat-quickstart: done in {progress.duration(time.monotonic() - start)}: val top-1 "
+        f"{100 * report['top1']:.1f}% (chance {100 * report['chance_top1']:.1f}%)"
+        + (f", {len(reused)} of {len(stages)} stages reused" if reused else "")
+        + f"; everything in {root}, each stage's log in {os.path.join(root, 'logs')}")
 
-
-def run(argv=None):
-  """Console entry point `inat-quickstart`."""
-
-  def main(f, _):
-    root = os.path.abspath(f.output_dir)
-    if f.overwrite and os.path.exists(root):
-      shutil.rmtree(root)
-    os.makedirs(os.path.join(root, "logs"), exist_ok=True)
-    paths = {name: os.path.join(root, name) for name in ("download", "data", "model", "eval",
-                                                          "export")}
-    paths["submission"] = os.path.join(root, "submission.csv")
-    paths["edition"] = f.edition
-    timings = {}
-    stages = _stages(f, paths)
-    record_path = os.path.join(root, STAGES_FILE)
-    recorded = {}
-    if os.path.exists(record_path):
-      with open(record_path) as record_file:
-        recorded = json.load(record_file)
-    changed = changed_stages(stages, recorded)
-    for name, command in stages:
-      if name in changed:
-        if any(os.path.exists(p) for p in _stage_outputs(name, paths)):
-          print(f"\n== {name}: redoing it, {changed[name]}")
-        for path in _stage_outputs(name, paths):
-          _remove(path)
-      elif _reusable(name, paths):
-        print(f"\n== {name}: reusing its result (--overwrite to redo)")
-        timings[name] = 0.0
-        continue
-      recorded.pop(name, None)  # no record while its output is being rewritten
-      _write_json(record_path, recorded)
-      timings[name] = _run_stage(name, command, os.path.join(root, "logs", f"{name}.log"))
-      recorded[name] = command
-      _write_json(record_path, recorded)
-    with open(os.path.join(paths["eval"], "report.json")) as report_file:
-      report = json.load(report_file)
-    print(summary_text(paths, report, timings))
-
-  flag_config.run_command("inat-quickstart", QuickstartConfig, main, argv=argv)
-
-
-if __name__ == "__main__":
-  run()

@@ -18,13 +18,14 @@ import re
 
 import tensorflow as tf
 
+from inat_tf import choices
 from inat_tf import editions
 from inat_tf import schema
 
 SPLITS = editions.SPLITS
 # Every split a data dir may hold: the published ones and the held-out one inat-build can carve
 # out of train (--minival_fraction / --minival_ids).
-READABLE_SPLITS = SPLITS + ("minival",)
+READABLE_SPLITS = choices.READABLE_SPLITS
 LABEL_MAP = "label_map.json"
 IMAGE_IDS = "image_ids.json"
 MANIFEST = "manifest.json"
@@ -62,9 +63,11 @@ def shard_files(data_dir, split):
   _check_split(split)
   files = sorted(tf.io.gfile.glob(os.path.join(data_dir, shard_pattern(split))))
   if not files:
+    how = (" --minival_fraction 0.05` (a seeded share of each species' train images; or "
+           "--minival_ids FILE)" if split == "minival" else "`")
     raise FileNotFoundError(
         f"No {split} shards ({split}-NNNNN-of-NNNNN.tfrecord) in {data_dir}: build them with "
-        f"`inat-build --raw_dir RAW --data_dir {data_dir}`.")
+        f"`inat-build --raw_dir RAW --data_dir {data_dir}{how}.")
   return files
 
 

@@ -9,6 +9,8 @@ import threading
 
 import tensorflow as tf
 
+from inat_tf import cli
+
 
 def write_json(path, document):
   """Atomic on any gfile path: a reader sees the old file or the whole new one, never half.
@@ -21,10 +23,33 @@ def write_json(path, document):
 
 def write_text(path, text):
   """Atomic as write_json, for any text (inat-train's train.flags)."""
+  write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path, data):
+  """Atomic as write_json, for bytes (a TFLite model, a PNG). A Ctrl-C removes the temporary
+  file (cli.on_interrupt)."""
   temporary = f"{path}.incomplete-{os.getpid()}"
-  with tf.io.gfile.GFile(temporary, "w") as f:
-    f.write(text)
-  tf.io.gfile.rename(temporary, path, overwrite=True)
+  cli.writing(temporary)
+  try:
+    with tf.io.gfile.GFile(temporary, "wb") as f:
+      f.write(data)
+    tf.io.gfile.rename(temporary, path, overwrite=True)
+  finally:
+    cli.finished(temporary)
+
+
+def save_folder(save, path):
+  """save(temporary path), then that folder renamed to `path` (which must not exist): a
+  SavedModel version dir appears whole or not at all, so TF Serving never loads half of one."""
+  temporary = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.incomplete-"
+                           f"{os.getpid()}")
+  cli.writing(temporary)
+  try:
+    save(temporary)
+    tf.io.gfile.rename(temporary, path)
+  finally:
+    cli.finished(temporary)
 
 
 def read_json(path):

@@ -35,16 +35,18 @@ import json
 import math
 import multiprocessing
 import os
-import sys
 import tarfile
+import time
 
 import numpy as np
 from PIL import Image
 
+from inat_tf import cli
 from inat_tf import editions
-from inat_tf import flag_config
+from inat_tf import progress
 from inat_tf import sample_editions
 from inat_tf import sample_images
+from inat_tf.commands.make_sample import SampleConfig  # pylint: disable=unused-import
 
 # The default sample is an iNat2017 download: its file names, super-categories (with the real
 # species counts, to share out the sample's species in the same proportions) and boxed
@@ -79,68 +81,6 @@ _GENUS_ENDINGS = ("us", "a", "ella", "is", "ops", "ia", "ax", "ium", "odes", "ur
 # Images in the published download that break naive decoders; convertible, so a good builder repairs
 # them. Named by what they are, stored under a .jpg name like everything else.
 QUIRKS = ("grayscale_jpeg", "cmyk_jpeg", "png_named_jpg", "progressive_jpeg")
-
-_flag = flag_config.field  # a config field that is also a command-line flag
-
-
-@dataclasses.dataclass(frozen=True)
-class SampleConfig:
-  """Size and shape of the generated download; one field per inat-make-sample flag."""
-  num_species: int = _flag(40, "Number of species (>= 13).")
-  min_train_per_species: int = _flag(
-      8, "Train images of the rarest species (the paper's minimum is 8).")
-  max_train_per_species: int = _flag(
-      80, "Train images of the commonest species (long tail in between).")
-  max_side: int = _flag(128, "Longest image side in pixels (the real download uses 800).")
-  val_per_species: int = _flag(
-      0, "Val and test images per species; 0 = the paper's rule (half the train count, 4 to 30). "
-      "A fixed count makes a balanced held-out set for long-tail benchmarks (e.g. with "
-      "--min_train_per_species 1 --max_train_per_species 200).")
-  seed: int = _flag(0, "Random seed; equal seeds give equal files.")
-  species_names: str = _flag(
-      "generated", "'tfds': use TFDS's iNat2017 names and the id layout its builder needs.",
-      choices=("generated", "tfds"))
-  quirky_images: bool = _flag(
-      True, "Include grayscale, CMYK, PNG-named-.jpg and progressive images, as the real "
-      "download's converters must cope with.")
-  num_workers: int = _flag(0, "Processes drawing images; 0 means one per CPU core.")
-  edition: str = _flag("2017", "Which competition edition's published layout, file names and "
-                       "fields to write.", choices=editions.NAMES)
-  min_species_per_genus: int = _flag(
-      2, "Fewest species in a genus. Species of a genus are look-alikes (they differ only by "
-      "their spot count); genera of a family differ more (neighbouring body hues), orders more "
-      "still, super-categories by outline.")
-  max_species_per_genus: int = _flag(3, "Most species in a genus (at most 7, one per spot count).")
-
-  def validate(self):
-    problems = []
-    if self.edition not in editions.NAMES:
-      raise ValueError(f"Invalid sample settings: edition={self.edition!r}: expected one of "
-                       f"{', '.join(editions.NAMES)}")
-    minimum = len(sample_editions.SUPERCATEGORIES[self.edition])
-    if self.num_species < minimum:
-      problems.append(f"num_species={self.num_species}: need at least {minimum} for iNat"
-                      f"{self.edition}, one per super-category")
-    if self.species_names == "tfds" and self.edition != "2017":
-      problems.append("species_names='tfds' exists for the 2017 edition only")
-    if self.min_train_per_species < 1:
-      problems.append(f"min_train_per_species={self.min_train_per_species}: must be >= 1")
-    if self.max_train_per_species < self.min_train_per_species:
-      problems.append(f"max_train_per_species={self.max_train_per_species} is below "
-                      f"min_train_per_species={self.min_train_per_species}")
-    if self.val_per_species < 0:
-      problems.append(f"val_per_species={self.val_per_species}: must be >= 0 (0: the paper's rule)")
-    if not 1 <= self.min_species_per_genus <= self.max_species_per_genus <= len(SPOT_EPITHETS):
-      problems.append(f"species per genus {self.min_species_per_genus} to "
-                      f"{self.max_species_per_genus}: expected 1 <= min <= max <= "
-                      f"{len(SPOT_EPITHETS)} (one spot count per species of a genus)")
-    if self.max_side < 32:
-      problems.append(f"max_side={self.max_side}: must be >= 32 pixels")
-    if self.species_names not in ("generated", "tfds"):
-      problems.append(f"species_names={self.species_names!r}: expected 'generated' or 'tfds'")
-    if problems:
-      raise ValueError("Invalid sample settings: " + "; ".join(problems))
-
 
 @dataclasses.dataclass
 class _Species:
@@ -371,7 +311,9 @@ def _rendered(photos, config):
     pool = None
   else:
     # fork is fine: this module never imports TensorFlow, and is much faster to start than spawn.
-    pool = multiprocessing.get_context("fork").Pool(workers)
+    # Workers leave a Ctrl-C to this process and end with it (cli.worker_started).
+    pool = multiprocessing.get_context("fork").Pool(
+        workers, initializer=cli.worker_started, initargs=(os.getpid(),))
     results = pool.imap(_render, tasks, chunksize=16)
   try:
     for photo, (_, data, boxes) in zip(photos, results):
@@ -596,25 +538,22 @@ def make_sample(output_dir, config=SampleConfig()):
           "files": written}
 
 
-def run(argv=None):
-  """Console entry point `inat-make-sample`: --output_dir and SampleConfig's flags."""
-  def output_dir_flag(flags):
-    flags.DEFINE_string("output_dir", None, "Directory to write the download into.",
-                        required=True, module_name=sys.argv[0])
+def main(config, flag_values):
+  """inat-make-sample's work once its flags are parsed (inat_tf/commands/make_sample.py)."""
+  start = time.monotonic()
+  cli.say(f"a sample iNat{config.edition} download into {flag_values.output_dir}: "
+          f"{config.num_species} species, {config.min_train_per_species} to "
+          f"{config.max_train_per_species} train images each, at most {config.max_side} px, "
+          f"seed {config.seed}")
+  summary = make_sample(flag_values.output_dir, config)
+  images = summary["images"]
+  print(f"Wrote a sample iNat{summary['edition']} download to {summary['output_dir']}: "
+        f"{summary['num_species']} species, {images['train']} train / {images['val']} val / "
+        f"{images['test']} test images, {summary['boxes']['train']} train / "
+        f"{summary['boxes']['val']} val boxes.")
+  for name in sorted(summary["files"]):
+    print(f"  {name}", flush=True)
+  cli.say(f"done in {progress.duration(time.monotonic() - start)}: "
+          f"{sum(images.values()):,} images, {len(summary['files'])} files in "
+          f"{summary['output_dir']}")
 
-  def main(config, flag_values):
-    summary = make_sample(flag_values.output_dir, config)
-    images = summary["images"]
-    print(f"Wrote a sample iNat{summary['edition']} download to {summary['output_dir']}: "
-          f"{summary['num_species']} species, {images['train']} train / {images['val']} val / "
-          f"{images['test']} test images, {summary['boxes']['train']} train / "
-          f"{summary['boxes']['val']} val boxes.")
-    for name in sorted(summary["files"]):
-      print(f"  {name}")
-
-  flag_config.run_command("inat-make-sample", SampleConfig, main, errors=(ValueError,),
-                          extra_flags=output_dir_flag, argv=argv)
-
-
-if __name__ == "__main__":
-  run()

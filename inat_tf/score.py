@@ -16,13 +16,12 @@ the JSON does not list, ids listed twice, unknown category ids, and images the C
 """
 
 import csv
-import dataclasses
 import io
 import json
 import os
 
 from inat_tf import editions
-from inat_tf import flag_config
+from inat_tf.commands.score import ScoreConfig  # pylint: disable=unused-import
 
 MAX_REPORTED = 20
 
@@ -73,13 +72,22 @@ def _read_json(path):
     raise ValueError(f"{path}: malformed JSON ({e})") from None
 
 
-def ground_truth(annotations_path, document=None):
+def _val_json(edition=None):
+  """The labelled JSON a hint names: `edition`'s val JSON, or every edition's."""
+  if edition is not None:
+    return f"{edition.splits['val'].annotations}, not {edition.splits['test'].annotations}"
+  return "the download's val JSON: " + ", ".join(
+      dict.fromkeys(e.splits["val"].annotations for e in editions.EDITIONS.values()))
+
+
+def ground_truth(annotations_path, document=None, edition=None):
   """({image id: category id}, {category ids}, {listed image ids}); ScoreError names every bad
-  record (an annotation without an integer image_id or category_id, an image without an id)."""
+  record (an annotation without an integer image_id or category_id, an image without an id).
+  edition: whose file names a hint gives (default: every edition's)."""
   document = _read_json(annotations_path) if document is None else document
   if not isinstance(document, dict) or not document.get("annotations"):
     raise ValueError(f"{annotations_path}: no 'annotations'; scoring needs a JSON with labels "
-                     f"(val2017.json, not test2017.json)")
+                     f"({_val_json(edition)})")
   problems, labels = [], {}
   for i, a in enumerate(document["annotations"]):
     if not (isinstance(a, dict) and _is_int(a.get("image_id")) and _is_int(a.get("category_id"))):
@@ -200,13 +208,14 @@ def score(predictions_path, annotations_path, edition=""):
   Raises ScoreError (every problem, by line), ValueError (unreadable annotations) or
   FileNotFoundError naming a file that is not there.
   """
+  named = editions.get(edition) if edition else editions.from_annotations_path(annotations_path)
   for path, what in ((predictions_path, "submission CSV (inat-predict --output)"),
-                     (annotations_path, "annotations JSON (e.g. val2017.json)")):
+                     (annotations_path, f"annotations JSON ({_val_json(named)})")):
     if not _exists(path):
       raise FileNotFoundError(f"{path} not found: expected the {what}")
   document = _read_json(annotations_path)
   edition = edition_of(annotations_path, document, edition)
-  labels, categories, image_ids = ground_truth(annotations_path, document)
+  labels, categories, image_ids = ground_truth(annotations_path, document, edition)
   predictions = read_submission(predictions_path, image_ids, categories, edition)
   scored = [(labels[i], top) for i, top in predictions.items() if i in labels]
   if not scored:
@@ -218,29 +227,11 @@ def score(predictions_path, annotations_path, edition=""):
   return result
 
 
-@dataclasses.dataclass(frozen=True)
-class ScoreConfig:
-  """inat-score's flags."""
-  predictions: str = flag_config.field(help="Submission CSV (the edition's Kaggle format).")
-  annotations: str = flag_config.field(help="COCO-style JSON with annotations (e.g. "
-                                       "val2017.json).")
-  edition: str = flag_config.field("", "Whose submission format; default: from the "
-                                   "annotations' file name.", choices=("",) + editions.NAMES)
+def main(c, _):
+  """inat-score's work once its flags are parsed (inat_tf/commands/score.py)."""
+  result = score(c.predictions, c.annotations, c.edition)
+  k = result["labels_per_row"]
+  extra = f", top-{k} error {100 * result[f'top{k}_error']:.2f}%" if k > 1 else ""
+  print(f"{result['images']:,} images (iNat{result['edition']} format): top-1 error "
+        f"{100 * result['top1_error']:.2f}%{extra}")
 
-
-def run(argv=None):
-  """Console entry point `inat-score`."""
-
-  def main(c, _):
-    result = score(c.predictions, c.annotations, c.edition)
-    k = result["labels_per_row"]
-    extra = f", top-{k} error {100 * result[f'top{k}_error']:.2f}%" if k > 1 else ""
-    print(f"{result['images']:,} images (iNat{result['edition']} format): top-1 error "
-          f"{100 * result['top1_error']:.2f}%{extra}")
-
-  flag_config.run_command("inat-score", ScoreConfig, main, argv=argv,
-                          errors=(ScoreError, ValueError, FileNotFoundError, editions.EditionError))
-
-
-if __name__ == "__main__":
-  run()

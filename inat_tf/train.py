@@ -1,7 +1,7 @@
 """`inat-train`: the paper's recipe, from one CPU to a TPU pod.
 
   inat-train --recipe table3/inception_v3 --data_dir D --model_dir M
-  inat-train --data_dir D --model_dir M --model mobilenet_v1 --image_size 96 --epochs 10 \
+  inat-train --data_dir D --model_dir M --model mobilenet_v1 --image_size 96 --epochs 10 \\
              --weights none
 
 Read top to bottom: strategy → data → model and optimizer → checkpoint (resume) → the loop (train
@@ -33,7 +33,6 @@ import tensorflow as tf
 import models
 from inat_tf import augment
 from inat_tf import distribution
-from inat_tf import flag_config
 from inat_tf import input_pipeline
 from inat_tf import label_map as label_map_lib
 from inat_tf import long_tail
@@ -44,116 +43,9 @@ from inat_tf import run_common
 from inat_tf import run_record
 from inat_tf import schedules
 from inat_tf import trained_model
-
-_flag = flag_config.field  # a config field that is also a command-line flag
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-  """One field per inat-train flag: its default and help text (flag_config)."""
-  data_dir: str = _flag(help="Data dir written by inat-build.")
-  model_dir: str = _flag(help="Where checkpoints, logs and models go (gs:// works).")
-  model: str = _flag("inception_v3", "Network (models.MODEL_NAMES).", choices=models.MODEL_NAMES)
-  image_size: int = _flag(299, "Input size in pixels (the paper: 299).")
-  batch_size: int = _flag(32, "Global batch size, over all replicas.")
-  epochs: float = _flag(0.0, "Epochs to train (or --train_steps).")
-  train_steps: int = _flag(0, "Steps to train; overrides --epochs.")
-  learning_rate: float = _flag(
-      0.0045, "Learning rate for a global batch of 32; scaled linearly with --batch_size.")
-  optimizer: str = _flag("rmsprop", "Optimizer.", choices=("rmsprop", "sgd", "adamw"))
-  momentum: float = _flag(0.9, "Momentum (RMSProp and SGD).")
-  rmsprop_decay: float = _flag(0.9, "RMSProp decay (rho).")
-  rmsprop_epsilon: float = _flag(1.0, "RMSProp epsilon.")
-  lr_schedule: str = _flag(
-      "exponential", "exponential: x lr_decay_rate every lr_decay_epochs (staircase); cosine.",
-      choices=("exponential", "cosine"))
-  lr_decay_rate: float = _flag(0.94, "Exponential decay factor.")
-  lr_decay_epochs: float = _flag(4.0, "Epochs between decays.")
-  warmup_epochs: float = _flag(0.0, "Linear learning-rate warm-up.")
-  weight_decay: float = _flag(4e-5, "Weight decay on kernels: TF-slim's L2 loss term with "
-                              "rmsprop / sgd, decoupled (AdamW's) with adamw.")
-  label_smoothing: float = _flag(0.0, "Label smoothing.")
-  aux_logits: bool = _flag(False, "Inception auxiliary head (loss weight below).")
-  aux_loss_weight: float = _flag(0.4, "Weight of the auxiliary loss.")
-  dropout_rate: float = _flag(-1.0, "Dropout before the classifier; negative = the network's "
-                              "default.")
-  bn_momentum: float = _flag(
-      -1.0, "Batch-norm moving-average momentum; lower it (e.g. 0.9) for runs of a few hundred "
-      "steps, whose statistics would otherwise not settle. Negative = the network's default "
-      "(0.99).")
-  ema_decay: float = _flag(
-      0.0, "Keep an exponential moving average of the weights (e.g. 0.9999) and use it for "
-      "evaluation and the saved models; 0 = off.")
-  weights: str = _flag("imagenet",
-                   "Initialisation: imagenet (downloads Keras's weights), none, or a file.")
-  train_head_epochs: float = _flag(
-      0.0, "Train only the new layers (classifier, SE blocks) for this many epochs.")
-  sampling: str = _flag("uniform", "Class sampling: uniform over images (the paper), balanced, or "
-                    "sqrt.", choices=input_pipeline.SAMPLINGS)
-  loss: str = _flag(
-      "cross_entropy", "Long-tail loss (inat_tf/long_tail.py): cross_entropy; class_balanced "
-      "(Cui et al. 2019, effective number); logit_adjusted (Menon et al. 2021); balanced_softmax "
-      "(Ren et al. 2020).", choices=long_tail.LOSSES)
-  class_balanced_beta: float = _flag(
-      0.9999, "beta of the effective number (1 - beta^n) / (1 - beta), --loss class_balanced.")
-  logit_adjustment_tau: float = _flag(
-      1.0, "tau of --loss logit_adjusted: logits + tau * log(prior) in the loss.")
-  deferred_start_epoch: float = _flag(
-      0.0, "Apply --loss and --sampling only from this epoch, plain cross-entropy over uniformly "
-      "drawn images before (deferred re-weighting / re-sampling, Cao et al. 2019: e.g. 60 of 90 "
-      "epochs); 0 = from the start.")
-  color_distortion: bool = _flag(False, "Inception colour distortion.")
-  crop_with_boxes: bool = _flag(False, "Use boxes as crop hints.")
-  distribution: str = _flag("auto", "tf.distribute strategy (see inat_tf/distribution.py).",
-                        choices=distribution.STRATEGIES)
-  tpu: str = _flag("", "TPU name or address; implies --distribution=tpu.")
-  num_cpu_devices: int = _flag(0, "Split the CPU into this many devices (to try mirrored "
-                               "training).")
-  mixed_precision: bool = _flag(False, "bfloat16 on TPU/CPU, float16 with loss scaling on GPU.")
-  checkpoint_steps: int = _flag(1000, "Checkpoint every N steps (and after each val run).")
-  keep_checkpoints: int = _flag(3, "Checkpoints kept.")
-  eval_every_epochs: float = _flag(1.0, "Validate every N epochs.")
-  log_steps: int = _flag(100, "Progress line and TensorBoard every N steps.")
-  steps_per_loop: int = _flag(1, "Steps per tf.function call (raise on TPUs, e.g. 100).")
-  seed: int = _flag(0, "Random seed (initialisation and input order).")
-  data_service: str = _flag("", "tf.data service dispatcher host:port (see inat-data-service).")
-  deterministic: bool = _flag(False, "Reproducible input order (slower).")
-  synthetic: bool = _flag(False, "Random input: time the model alone.")
-  cache: bool = _flag(False, "Cache the encoded training set in memory (small sets).")
-  recipe: str = _flag("", "A recipe by name, shipped with the package; it sets defaults, every "
-                      "other flag given wins: " + ", ".join(recipes.available()) + ".")
-  # Augmentation (inat_tf/augment.py) and the evaluation crop (also used by eval/predict/export).
-  crop_min_area: float = _flag(
-      0.08, "Random crop: smallest fraction of the image area (Inception: 0.08).")
-  crop_max_area: float = _flag(1.0, "Random crop: largest area fraction.")
-  crop_min_aspect_ratio: float = _flag(0.75, "Random crop: smallest width / height.")
-  crop_max_aspect_ratio: float = _flag(4 / 3, "Random crop: largest width / height.")
-  horizontal_flip: bool = _flag(True, "Random left-right flips.")
-  randaugment_ops: int = _flag(
-      0, "RandAugment (keras.layers.RandAugment): ops per image; 0 = off.")
-  randaugment_magnitude: float = _flag(0.5, "RandAugment strength in [0, 1] (Keras's factor).")
-  mixup_alpha: float = _flag(
-      0.0, "MixUp (keras.layers.MixUp) Beta(alpha, alpha); 0 = off. With CutMix too, each batch "
-      "uses one of the two.")
-  cutmix_factor: float = _flag(
-      0.0, "CutMix (keras.layers.CutMix) factor in [0, 1]: Beta(a, a), a drawn from [0, factor]; "
-      "0 = off.")
-  eval_crop_fraction: float = _flag(
-      0.875, "Central crop (fraction of the short side) for validation; recorded, and used by "
-      "inat-eval, inat-predict and inat-export.")
-  overwrite: bool = _flag(False, "Delete --model_dir first: start over where another run was (a "
-                          "rerun into a dir of another run is refused otherwise).")
-  head_rank: int = _flag(
-      0, "Factorised classifier: a linear rank-R bottleneck before the C-way layer (iNaturalist's "
-      "phone models use 256); R (d + C + 1) + C head weights instead of (d + 1) C. 0 = full.")
-
-
-class TrainError(Exception):
-  """Training cannot start; the message says why and what to do."""
-
-
-class TrainInterrupted(TrainError):
-  """Ctrl-C (SIGINT) during training; the message says where it stopped and how to resume."""
+from inat_tf.commands.train import TrainConfig  # pylint: disable=unused-import
+from inat_tf.errors import TrainError
+from inat_tf.errors import TrainInterrupted
 
 
 def _optimizer(config, schedule, policy):
@@ -262,9 +154,12 @@ def interruptible(loop, checkpoint_dir):
       return loop(where, ctrl_c)
   except KeyboardInterrupt:
     latest = tf.train.latest_checkpoint(checkpoint_dir)
+    if latest is None:  # nothing to resume from
+      raise TrainInterrupted(f"interrupted at step {where['step']:,}, before the first "
+                             f"checkpoint: nothing was saved") from None
     raise TrainInterrupted(
-        f"interrupted at step {where['step']:,}; last checkpoint "
-        f"{latest or 'none (nothing saved yet)'}; rerun the same command to resume") from None
+        f"interrupted at step {where['step']:,}; last checkpoint {latest}; rerun the same "
+        f"command to resume") from None
 
 
 def train(config, log=print):
@@ -301,7 +196,13 @@ def _train(config, log, where, ctrl_c):
   policy = distribution.set_mixed_precision(strategy, config.mixed_precision)
   chief = distribution.is_chief(strategy)
   task = distribution.task_name(strategy)
-  log(f"inat-train: {distribution.describe(strategy)}, precision {policy}")
+  replicas = strategy.num_replicas_in_sync
+  if config.batch_size % replicas:  # each replica takes an equal share of the global batch
+    lower = config.batch_size // replicas * replicas
+    near = " or ".join(str(n) for n in (lower, lower + replicas) if n > 0)
+    raise TrainError(f"--batch_size={config.batch_size} does not divide over the {replicas} "
+                     f"replicas of {distribution.strategy_name(strategy)}: give a multiple of "
+                     f"{replicas}, e.g. {near}")
   tf.io.gfile.makedirs(config.model_dir)
 
   # -- data -------------------------------------------------------------------------------------
@@ -346,7 +247,12 @@ def _train(config, log, where, ctrl_c):
   checkpoint_dir = os.path.join(config.model_dir, trained_model.CHECKPOINTS)
   if not chief:  # every worker saves (it is collective); only the chief's copy is kept
     checkpoint_dir = os.path.join(checkpoint_dir, f".{task}")
-  resuming = tf.train.latest_checkpoint(checkpoint_dir) is not None
+  latest = tf.train.latest_checkpoint(checkpoint_dir)
+  resuming = latest is not None
+  log(start_line(config, f"{replicas} replica{'s' * (replicas > 1)} "
+                 f"({distribution.strategy_name(strategy)}), {policy}", num_classes=
+                 label_map.num_classes, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
+                 resume_from=latest))
   schedule = schedules.LearningRateSchedule(schedules.ScheduleConfig(
       learning_rate=config.learning_rate, global_batch_size=config.batch_size,
       steps_per_epoch=steps_per_epoch, total_steps=total_steps, kind=config.lr_schedule,
@@ -537,8 +443,6 @@ def _train(config, log, where, ctrl_c):
           f"| {key} | {value} |" for key, value in sorted(dataclasses.asdict(config).items())))
   iterators = {remedy: iter(data) for remedy, data in train_data.items()}
   eval_interval = max(1, int(round(config.eval_every_epochs * steps_per_epoch)))
-  log(f"inat-train: {config.model} on {label_map.num_classes} classes, {steps_per_epoch:,} steps "
-      f"per epoch of {config.batch_size} images, {total_steps:,} steps in all")
   totals, last_log_time, last_log_step = np.zeros(4), time.monotonic(), step
   start_time, start_step, val_scores, train_top1 = time.monotonic(), step, None, None
   while step < total_steps:
@@ -633,31 +537,67 @@ def _train(config, log, where, ctrl_c):
   run_common.write_json(os.path.join(config.model_dir, name), summary)
   for writer in writers.values():
     writer.flush()
-  log(f"inat-train: done, step {step:,}; models in {config.model_dir}")
+  report_end(summary, config, log)
   return summary
 
 
-def run(argv=None):
-  """Console entry point `inat-train`; --recipe is expanded first (recipes.expand)."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  argv = sys.argv if argv is None else argv
-  flag_values = flags.FlagValues()  # only tells `--flag value` apart for the expansion
-  flag_config.define_flags(TrainConfig, flag_values)
+def start_line(config, placement, *, num_classes, steps_per_epoch, total_steps, resume_from):
+  """inat-train's first line: what it is about to do, every setting resolved (after --recipe and
+  the linear learning-rate scaling), e.g.
+
+    inat-train: mobilenet_v1, 80 px, 40 classes, from random weights; rmsprop (rho 0.9,
+    momentum 0.9, epsilon 1), learning rate 0.1 (0.1 per 32 images), cosine decay; 400 steps
+    (10.0 epochs) of 32 images on 1 replica (OneDeviceStrategy), float32; recipe -; into
+    runs/quickstart/model
+  (one line). placement: replicas, strategy and precision as words; resume_from: the checkpoint
+  a rerun continues from, or None.
+  """
+  c = config
+  weights = run_common.weights_argument(c.weights)
+  weights = {None: "random weights", "imagenet": "ImageNet weights"}.get(weights, weights)
+  optimizer = {"rmsprop": f"rmsprop (rho {c.rmsprop_decay:g}, momentum {c.momentum:g}, epsilon "
+                          f"{c.rmsprop_epsilon:g})",
+               "sgd": f"sgd (Nesterov momentum {c.momentum:g})",
+               "adamw": f"adamw (weight decay {c.weight_decay:g})"}.get(c.optimizer, c.optimizer)
+  schedule = (f"x{c.lr_decay_rate:g} every {c.lr_decay_epochs:g} epochs"
+              if c.lr_schedule == "exponential" else f"{c.lr_schedule} decay")
+  warmup = f" after {c.warmup_epochs:g} warm-up epochs" if c.warmup_epochs else ""
+  peak = c.learning_rate * c.batch_size / schedules.BASE_BATCH
+  resume = ""
+  if resume_from:
+    resume = f"; resuming from {os.path.basename(resume_from)}"
+  return (f"inat-train: {c.model}, {c.image_size} px, {num_classes:,} classes, from {weights}; "
+          f"{optimizer}, learning rate {peak:g} ({c.learning_rate:g} per "
+          f"{schedules.BASE_BATCH} images), {schedule}{warmup}; {total_steps:,} steps "
+          f"({total_steps / steps_per_epoch:.1f} epochs) of {c.batch_size} images on {placement}; "
+          f"recipe {c.recipe or '-'}; into {c.model_dir}{resume}")
+
+
+def report_end(summary, config, log):
+  """inat-train's last line: what the run did (from its train_summary.json), e.g.
+
+    inat-train: done: 400 steps (10.0 epochs), this run 400 in 3m05s (69 images/s); best val
+    top-1 62.1% at step 360, final 61.0%; models in runs/quickstart/model (best.keras,
+    final.keras)
+  """
+  s = summary
+  if s["best_val_step"] >= 0:
+    val = f"best val top-1 {100 * s['best_val_top1']:.1f}% at step {s['best_val_step']:,}"
+    if s["final_val_top1"] is not None:
+      val += f", final {100 * s['final_val_top1']:.1f}%"
+  else:
+    val = "no val split, so best.keras is the final model"
+  log(f"inat-train: done: {s['steps']:,} steps ({s['epochs']:.1f} epochs), this run "
+      f"{s['steps_this_run']:,} in {progress.duration(s['seconds_this_run'])} "
+      f"({s['images_per_second']:,.0f} images/s); {val}; models in {config.model_dir} "
+      f"({trained_model.model_file('best')}, {trained_model.model_file('final')})")
+
+
+def main(config, _):
+  """inat-train's work once its flags are parsed (inat_tf/commands/train.py)."""
   try:
-    argv = recipes.expand(argv, flag_values)
-  except recipes.RecipeError as e:
-    sys.exit(f"inat-train: {e}")
+    train(config, log=lambda message: print(message, flush=True))
+  except TrainInterrupted as e:
+    print(f"inat-train: {e}", file=sys.stderr)
+    sys.exit(130)  # the shell's code for SIGINT
 
-  def main(config, _):
-    try:
-      train(config, log=lambda message: print(message, flush=True))
-    except TrainInterrupted as e:
-      print(f"inat-train: {e}", file=sys.stderr)
-      sys.exit(130)  # the shell's code for SIGINT
-
-  flag_config.run_command("inat-train", TrainConfig, main,
-                          errors=(TrainError, FileNotFoundError), argv=argv)
-
-
-if __name__ == "__main__":
-  run()

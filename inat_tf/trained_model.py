@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 import models
-from inat_tf import flag_config
+from inat_tf import choices
 from inat_tf import label_map as label_map_lib
 from inat_tf import long_tail
 from inat_tf import preprocessing
@@ -33,7 +33,7 @@ from inat_tf import run_common
 from inat_tf import schema
 from inat_tf.geo import encoding as geo_encoding
 
-CHOICES = ("best", "final")  # --which
+CHOICES = choices.SAVED_MODELS  # --which
 CHECKPOINTS = "checkpoints"
 LOGS = "logs"
 TRAIN_CONFIG = "train_config.json"
@@ -74,13 +74,6 @@ def save(model, model_dir, which):
 def eval_dir(model_dir, split):
   """Where inat-eval and inat-detect-eval write a split's report by default: MODEL_DIR/eval-SPLIT."""
   return os.path.join(model_dir, f"eval-{split}")
-
-
-def which_field():
-  """The config field (flag) --which best|final, the same for inat-eval, inat-predict and
-  inat-export."""
-  return flag_config.field("best", "Which saved model of --model_dir: best (best val top-1) or "
-                           "final.", choices=CHOICES)
 
 
 def exists(model_dir, which):

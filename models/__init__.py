@@ -34,12 +34,21 @@ import os
 
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # see inat_tf/__init__.py; before TensorFlow
 
-from models import preprocessing  # pylint: disable=g-import-not-at-top
-from models import registry
-from models.builder import build
-from models.builder import new_layers
+import importlib  # pylint: disable=g-import-not-at-top
+
+from models import registry  # pylint: disable=g-import-not-at-top
 
 MODEL_NAMES = registry.MODEL_NAMES
+
+
+def __getattr__(name):
+  """build, new_layers (and the submodules) on first use: Keras and TensorFlow are imported only
+  then, so that the names and sizes above load in milliseconds (a command's --help)."""
+  if name in ("build", "new_layers"):
+    return getattr(importlib.import_module("models.builder"), name)
+  if name in ("builder", "heads", "preprocessing", "weights"):
+    return importlib.import_module(f"models.{name}")
+  raise AttributeError(f"module 'models' has no attribute {name!r}")
 
 
 def min_image_size(name):
@@ -54,6 +63,7 @@ def preprocess_input(name):
   mode (RGB -> BGR, ImageNet channel means subtracted), what their ImageNet weights expect.
   EfficientNetV2 B0-B3 and ConvNeXt: ImageNet mean / std ("torch"); EfficientNetV2 S: x/128 - 1.
   """
+  from models import preprocessing  # pylint: disable=g-import-not-at-top  (TensorFlow)
   return preprocessing.FUNCTIONS[registry.spec(name).preprocessing]
 
 

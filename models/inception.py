@@ -16,9 +16,8 @@ where the auxiliary head taps in (names of keras.applications layers):
 
 import re
 
-import keras
-
 from models.spec import ModelSpec
+from models.spec import keras_application
 
 _V3_MODULE = re.compile(r"mixed\d+")  # mixed0..mixed10; not the inner concats mixed9_0, mixed9_1
 _IRV2_RESIDUAL_BRANCH = re.compile(r"(block(?:35|17|8)_\d+)_conv")
@@ -38,9 +37,9 @@ def resnet_v2_se_block_name(layer_name):
   return f"{layer_name}_se" if layer_name in _IRV2_PLAIN_MODULES else None
 
 
-_V3 = dict(backbone=keras.applications.InceptionV3, backbone_name="InceptionV3",
+_V3 = dict(backbone=keras_application("InceptionV3"), backbone_name="InceptionV3",
            min_image_size=75, default_image_size=299, preprocessing="inception", aux_tap="mixed7")
-_IRV2 = dict(backbone=keras.applications.InceptionResNetV2, backbone_name="InceptionResNetV2",
+_IRV2 = dict(backbone=keras_application("InceptionResNetV2"), backbone_name="InceptionResNetV2",
              min_image_size=75, default_image_size=299, preprocessing="inception",
              aux_tap="block17_20_ac")
 

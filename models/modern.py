@@ -18,16 +18,8 @@ LayerNormalization (with pooling=None that norm would run per position, before t
 the network its ImageNet weights were trained as).
 """
 
-import functools
-
-import keras
-
 from models.spec import ModelSpec
-
-
-def _no_preprocessing(constructor, **kwargs):
-  return functools.partial(constructor, include_preprocessing=False, **kwargs)
-
+from models.spec import keras_application
 
 _EFFICIENTNET_V2 = (
     ("efficientnetv2_b0", "EfficientNetV2B0", 224, "torch"),
@@ -39,11 +31,11 @@ _EFFICIENTNET_V2 = (
 _CONVNEXT = (("convnext_tiny", "ConvNeXtTiny"), ("convnext_small", "ConvNeXtSmall"))
 
 SPECS = tuple(
-    ModelSpec(name=name, backbone=_no_preprocessing(getattr(keras.applications, keras_name)),
+    ModelSpec(name=name, backbone=keras_application(keras_name, include_preprocessing=False),
               backbone_name=keras_name, min_image_size=32, default_image_size=size,
               preprocessing=preprocessing, default_dropout_rate=0.2)
     for name, keras_name, size, preprocessing in _EFFICIENTNET_V2) + tuple(
-    ModelSpec(name=name, backbone=_no_preprocessing(getattr(keras.applications, keras_name),
+    ModelSpec(name=name, backbone=keras_application(keras_name, include_preprocessing=False,
                                                     pooling="avg"),
               backbone_name=keras_name, min_image_size=32, default_image_size=224,
               preprocessing="torch")

@@ -4,18 +4,15 @@ The paper's `_drp` networks add dropout (rate 0.5) before the classifier; it has
 parameter counts equal the plain networks'. ImageNet weights expect "caffe" preprocessing.
 """
 
-import keras
-
 from models.spec import ModelSpec
+from models.spec import keras_application
 
 _DROPOUT_RATE = 0.5
 
 
 def _specs():
-  for depth, constructor in ((50, keras.applications.ResNet50),
-                             (101, keras.applications.ResNet101),
-                             (152, keras.applications.ResNet152)):
-    common = dict(backbone=constructor, backbone_name=f"ResNet{depth}", min_image_size=32,
+  for depth in (50, 101, 152):
+    common = dict(backbone=keras_application(f"ResNet{depth}"), backbone_name=f"ResNet{depth}", min_image_size=32,
                   default_image_size=224, preprocessing="caffe")
     yield ModelSpec(name=f"resnet{depth}", **common)
     yield ModelSpec(name=f"resnet{depth}_drp", default_dropout_rate=_DROPOUT_RATE, **common)

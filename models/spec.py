@@ -8,6 +8,17 @@ import dataclasses
 from typing import Callable, Optional
 
 
+def keras_application(name, **kwargs):
+  """The constructor keras.applications.<name>, with kwargs bound, looked up when it is called:
+  the specs (names, sizes) load without importing Keras, so that a command's --help lists the
+  networks in a fraction of a second."""
+  def construct(*args, **more):
+    import keras  # pylint: disable=g-import-not-at-top
+    return getattr(keras.applications, name)(*args, **kwargs, **more)
+  construct.__name__ = name
+  return construct
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
   """One network of the paper, described in terms of its keras.applications backbone."""

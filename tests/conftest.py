@@ -97,7 +97,7 @@ def pytest_collection_modifyitems(items):
     if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
       item.add_marker(pytest.mark.slow)
   # Longest first, so the two workers end together: the trained-model group (one worker runs it
-  # all, ~2.5 minutes), then the detector group (~50 s) and the slow tests that take 8 s or
+  # all, ~2.5 minutes), then the detector and cli groups (~50 s each) and the slow tests that take 8 s or
   # more, then the other slow tests, then the quick ones that fill the gaps. Stable: each file's
   # own order is kept within each part.
   def part(item):
@@ -105,7 +105,7 @@ def pytest_collection_modifyitems(items):
     group = marker.args[0] if marker and marker.args else None
     if group == "trained_model":
       return 0
-    if group == "detector" or item.nodeid.split("::", 1)[-1] in LONGEST_TESTS:
+    if group in ("detector", "cli") or item.nodeid.split("::", 1)[-1] in LONGEST_TESTS:
       return 1
     return 2 if item.get_closest_marker("slow") else 3
   items.sort(key=part)

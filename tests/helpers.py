@@ -156,6 +156,11 @@ class Command:
       time.sleep(0.05)
     raise subprocess.TimeoutExpired(self.args, timeout)
 
+  def output_so_far(self):
+    """(stdout, stderr) the running command has written so far."""
+    with open(self._out) as out, open(self._err) as err:
+      return out.read(), err.read()
+
   def send_signal(self, signal_number):
     if self.poll() is None:  # not yet reaped by the zygote, so the pid is still this command's
       os.kill(self.pid, signal_number)

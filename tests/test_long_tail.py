@@ -37,13 +37,13 @@ def test_shot_buckets_count_classes_on_a_hand_made_label_map():
   # Few: classes 5, 6, 7: top-1 0/3, 1/1, 0/2; top-5 3/3, 1/1, 1/2.
   assert shots["few"] == {"classes": 3, "images": 6, "top1": pytest.approx(1 / 3),
                           "top5": pytest.approx((1 + 1 + 0.5) / 3)}
-  assert long_tail.format_shots(shots) == "many 70.0% medium 25.0% few 33.3%"
+  assert long_tail.format_shots(shots) == "many 70.0%, medium 25.0%, few 33.3%"
 
 
 def test_a_bucket_without_classes_is_none_not_zero():
   shots = long_tail.shot_scores([2, 2], [1, 2], [2, 2], [5, 7])
   assert shots["many"] == {"classes": 0, "images": 0, "top1": None, "top5": None}
-  assert long_tail.format_shots(shots) == "many - medium - few 75.0%"
+  assert long_tail.format_shots(shots) == "many n/a, medium n/a, few 75.0%"
 
 
 def test_scores_from_logits_on_a_table():

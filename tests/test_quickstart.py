@@ -1,6 +1,8 @@
 """The whole chain, as the README's first command runs it, at a smaller size."""
 
 import json
+import re
+
 import pytest
 
 from tests import helpers
@@ -41,11 +43,32 @@ def test_quickstart_runs_every_stage_and_reuses_them(tmp_path):
   assert f"top-5 {100 * in_top5:.1f}%" in first.stdout
   rows = (tmp_path / "submission.csv").read_text().splitlines()
   assert rows[0] == "id,predicted" and len(rows) == 1 + 13 * 4
+  # Quiet (issue 30): no TensorFlow, absl or CUDA line on the terminal or in any stage's log;
+  # a first line saying what it will do, a last one what it did.
+  from inat_tf import cli  # pylint: disable=g-import-not-at-top
+  assert first.stderr == ""
+  for log in sorted((tmp_path / "logs").iterdir()):
+    noise = [line for line in log.read_text().splitlines() if cli.NOISE.match(line)
+             or "cuInit" in line or "Warning:" in line]
+    assert noise == [], (log.name, noise)
+  lines = first.stdout.strip().splitlines()
+  assert lines[0].startswith(f"inat-quickstart: make-sample, build, train, eval, predict, "
+                             f"export into {tmp_path}: a 13-species iNat2017 sample")
+  assert lines[-1].startswith("inat-quickstart: done in ") and f"top-1 {100 * top1:.1f}%" in (
+      lines[-1])
 
   again = helpers.run(command)
   assert again.returncode == 0, again.stdout[-3000:]
   for stage in ("make-sample", "eval", "predict", "export"):
-    assert f"== {stage}: reusing" in again.stdout, stage
+    assert f"== {stage}: reusing its result from 20" in again.stdout, stage
+  # The rerun says what it reused and from when, and keeps every stage's earlier log.
+  reused = re.search(r"^  Reused +(.*)$", again.stdout, re.M).group(1)
+  assert re.fullmatch(r"make-sample \(from \S+ \S+\), eval \(from \S+ \S+\), predict \(from "
+                      r"\S+ \S+\), export \(from \S+ \S+\)", reused), reused
+  assert "4 of 6 stages reused" in again.stdout.strip().splitlines()[-1]
+  train_log = (tmp_path / "logs" / "train.log").read_text()
+  assert train_log.count("\n==== ") + train_log.startswith("==== ") == 2
+  assert "inat-train: done: " in train_log and "already holds this run" in train_log
   assert "0 shard(s) to write" in again.stdout      # the builder kept its shards
   total_steps = json.loads((tmp_path / "model" / "train_summary.json").read_text())["steps"]
   assert f"already holds this run, trained to step {total_steps}" in again.stdout  # no file changed

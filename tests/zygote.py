@@ -9,8 +9,11 @@ import, so the test of the start-up itself (the stderr filter against TensorFlow
 starts a plain subprocess instead. Our own packages are never imported here: each child imports
 them as the command would, and a child that loads a SavedModel shows that serving needs none of
 them (the tests assert it from sys.modules). TensorFlow's C++ log level is fixed when the zygote
-imports it (TF_CPP_MIN_LOG_LEVEL=2, what every command sets for itself unless the user chose a
-level); the test of a user's own level runs a plain subprocess.
+imports it (TF_CPP_MIN_LOG_LEVEL=2; a quiet command sets 3 for itself): a child whose environment
+has no TF_CPP_* variable runs the commands' default, quiet path (inat_tf/cli.py: its stderr
+filter then drops even the E-level records that level 3 would have hidden at the source), one
+given TF_CPP_MIN_LOG_LEVEL (most tests) runs as if the user chose that level; the test of a
+user's own level runs a plain subprocess.
 
 Protocol (JSON lines; tests/helpers.py speaks it): a request on stdin
   {"id": N, "argv": [...], "env": {...}, "cwd": DIR, "out": PATH, "err": PATH}

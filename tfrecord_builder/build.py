@@ -52,77 +52,13 @@ from tfrecord_builder import plan as plan_lib
 from tfrecord_builder import progress as progress_lib
 from tfrecord_builder import sources
 from tfrecord_builder import spill as spill_lib
-from inat_tf import flag_config
+from inat_tf import cli
+from inat_tf import progress as inat_progress
 from inat_tf import records
+from inat_tf.commands.build import BuildConfig  # pylint: disable=unused-import
+from inat_tf.errors import BuildError
 
 Problem = annotations.Problem
-
-
-class BuildError(Exception):
-  """The build cannot start or continue; the message says why and what to do."""
-
-
-_flag = flag_config.field  # a config field that is also a command-line flag
-
-
-@dataclasses.dataclass(frozen=True)
-class BuildConfig:
-  """One field per inat-build flag: its default and help text (flag_config)."""
-  raw_dir: str = _flag(help="Folder with the download under its published names.")
-  data_dir: str = _flag(help="Output folder (local, gs://, any tf.io.gfile path).")
-  splits: tuple = _flag(records.SPLITS, "Splits to build.")
-  seed: int = _flag(0, "Seed of the shuffle into shards.")
-  examples_per_shard: int = _flag(1024, "Examples per shard (the last shards of a split may hold "
-                                  "fewer).")
-  task_index: int = _flag(0, "This task's index in a job array.")
-  num_tasks: int = _flag(1, "Tasks in the job array; each builds a disjoint set of shards.")
-  max_rejects: int = _flag(0, "Problems (rejected images, bad records) tolerated before exiting "
-                           "1.")
-  num_workers: int = _flag(0, "Worker processes that check images and serialize Examples; "
-                           "0 = one per CPU core. The output is the same for any number.")
-  spill_dir: str = _flag("", "Local scratch for resumable builds (about one shard set's size); "
-                         "default: DATA_DIR/_build/spill when local, else the temp folder.")
-  verify_decode: bool = _flag(False, "Also decode every image fully with TensorFlow's decoder "
-                              "(~1.3-2.8 ms per 800 px image per core; every JPEG is already "
-                              "decoded strictly at 1/8 scale).")
-  overwrite: bool = _flag(False, "Delete an earlier build in DATA_DIR first.")
-  max_image_pixels: int = _flag(image_check.DEFAULT_MAX_PIXELS, "Images with more pixels "
-                                "(width x height, from the header) are rejected before decoding; "
-                                "0 = no limit.")
-  train_set: str = _flag("", "iNat2021: build from train.json ('train') or train_mini.json "
-                         "('train_mini'); needed when RAW_DIR holds both.")
-  minival_fraction: float = _flag(0.0, "Hold out this fraction of each species' train images as a "
-                                  "'minival' split (seeded by --seed, by image id; recorded in "
-                                  "manifest.json).")
-  minival_ids: str = _flag("", "Or: a file of image ids (one per line, or a JSON list) forming "
-                           "the 'minival' split, e.g. the 9,697-image iNat2017 minival list.")
-
-  def validate(self):
-    problems = []
-    unknown = set(self.splits) - set(records.SPLITS)
-    if unknown or not self.splits:
-      problems.append(f"splits={','.join(self.splits)}: choose from {','.join(records.SPLITS)}")
-    if self.examples_per_shard < 1:
-      problems.append(f"examples_per_shard={self.examples_per_shard}: must be >= 1")
-    if not 0 <= self.task_index < self.num_tasks:
-      problems.append(f"task_index={self.task_index} with num_tasks={self.num_tasks}: need "
-                      f"0 <= task_index < num_tasks")
-    if self.max_rejects < 0 or self.num_workers < 0 or self.max_image_pixels < 0:
-      problems.append("max_rejects, num_workers and max_image_pixels must be >= 0")
-    if not 0 <= self.minival_fraction < 1:
-      problems.append(f"minival_fraction={self.minival_fraction}: must be in [0, 1)")
-    if self.minival_fraction and self.minival_ids:
-      problems.append("give --minival_fraction or --minival_ids, not both")
-    if problems:
-      raise BuildError("Invalid flags: " + "; ".join(problems))
-
-  @property
-  def workers(self):
-    return self.num_workers or os.cpu_count() or 1
-
-  @property
-  def task_name(self):
-    return f"task-{self.task_index:05d}-of-{self.num_tasks:05d}"
 
 
 def _verify_with_tensorflow(checked, original, expected_size, max_pixels):
@@ -176,28 +112,13 @@ def _process_batch(batch):
 
 
 def _die_with_parent(parent_pid):
-  """Pool initializer: a worker ends when the build process dies (kill -9, the OOM killer).
+  """Pool initializer: a worker ends when the build process dies (kill -9, the OOM killer, a
+  Ctrl-C) and leaves a Ctrl-C to it (cli.worker_started).
 
   Otherwise it waits forever on the task queue (a sibling worker holds that pipe's write end, so
   it never sees end-of-file), keeping its memory: two ~270 MB orphans per killed build, measured.
-  Linux: the kernel sends SIGKILL when the forking thread exits (prctl PR_SET_PDEATHSIG); other
-  systems: a thread polls the parent's pid each second.
   """
-  if sys.platform.startswith("linux"):
-    import ctypes  # pylint: disable=g-import-not-at-top
-    import signal  # pylint: disable=g-import-not-at-top
-    pr_set_pdeathsig = 1  # <linux/prctl.h>
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-  else:
-    import threading  # pylint: disable=g-import-not-at-top
-
-    def watch():
-      while os.getppid() == parent_pid:
-        time.sleep(1)
-      os._exit(1)  # pylint: disable=protected-access
-    threading.Thread(target=watch, daemon=True).start()
-  if os.getppid() != parent_pid:  # the parent died before the signal was armed
-    os._exit(1)  # pylint: disable=protected-access
+  cli.worker_started(parent_pid)
 
 
 @contextlib.contextmanager
@@ -530,9 +451,10 @@ class _Build:
       if config.overwrite or key not in pending:
         store.discard(key)  # from a build being redone, or a shard finished after all
     total = sum(len(table) for table in self.tables.values())
-    self.log(f"inat-build: {total:,} images listed in {', '.join(self.tables)}; "
-             f"{len(pending)} shard(s) to write for {config.task_name} (JSONs read and shards "
-             f"planned in {self.startup_seconds:.2f} s)")
+    self.log(f"inat-build: iNat{self.edition.name} download in {config.raw_dir} into "
+             f"{config.data_dir}: {total:,} images listed in {', '.join(self.tables)}; "
+             f"{len(pending)} shard(s) to write for {config.task_name} with {config.workers} "
+             f"worker(s) (JSONs read and shards planned in {self.startup_seconds:.2f} s)")
     if pending:
       total_bytes = sum(tf.io.gfile.stat(i.archive).length for i in
                         {i.archive: i for i in self.inputs.values() if i.archive}.values())
@@ -675,15 +597,19 @@ def build(config, log=print):
     raise
 
 
-def run(argv=None):
-  """Console entry point `inat-build`."""
-  def main(config, _):
-    status, summary = build(config, lambda message: print(message, file=sys.stderr, flush=True))
-    print(summary)
-    sys.exit(status)
+def main(config, _):
+  """inat-build's work once its flags are parsed (inat_tf/commands/build.py)."""
+  start = time.monotonic()
+  status, summary = build(config, lambda message: print(message, file=sys.stderr, flush=True))
+  print(summary, flush=True)
+  done = f"inat-build: done in {inat_progress.duration(time.monotonic() - start)}"
+  if tf.io.gfile.exists(os.path.join(config.data_dir, records.MANIFEST)):
+    splits = records.read_manifest(config.data_dir)["splits"]
+    done += ": " + ", ".join(f"{split} {info['examples']:,}" for split, info in splits.items())
+    done += f" examples in {config.data_dir}"
+  else:
+    done += f": {config.task_name}'s shards in {config.data_dir}"
+  print(done + ("" if status == 0 else " (with more problems than --max_rejects allows, above)"),
+        file=sys.stderr)
+  sys.exit(status)
 
-  flag_config.run_command("inat-build", BuildConfig, main, errors=(BuildError,), argv=argv)
-
-
-if __name__ == "__main__":
-  run()

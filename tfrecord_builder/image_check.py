@@ -31,11 +31,13 @@ import numpy as np
 import simplejpeg
 from PIL import Image, ImageOps
 
+from inat_tf import choices
+
 REENCODE_QUALITY = 95
 # Pillow's own global limit would raise DecompressionBombError from Image.open; our per-call
 # `max_pixels` (inat-build --max_image_pixels) replaces it, checked from the header before decoding.
 Image.MAX_IMAGE_PIXELS = None
-DEFAULT_MAX_PIXELS = 100_000_000  # 10,000 x 10,000; iNat images are at most 800 (2017) to 2048 px
+DEFAULT_MAX_PIXELS = choices.MAX_IMAGE_PIXELS  # 10,000 x 10,000
 
 _SOF_PROCESS = {
     0xC0: "baseline", 0xC1: "extended sequential", 0xC2: "progressive", 0xC3: "lossless",

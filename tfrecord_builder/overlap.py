@@ -10,14 +10,13 @@ Only byte-identical images are found: a copy that was resized or re-encoded (iNa
 has other bytes and is not counted.
 """
 
-import dataclasses
 import json
 import os
 
 import numpy as np
 import tensorflow as tf
 
-from inat_tf import flag_config
+from inat_tf.commands.overlap import OverlapConfig  # pylint: disable=unused-import
 
 HASH_DIGITS = 32  # 128 bits: no chance collisions among millions of images
 
@@ -50,30 +49,14 @@ def compare(data_dir, other_dir):
           "shared_images": int(len(np.intersect1d(every(ours), every(theirs))))}
 
 
-@dataclasses.dataclass(frozen=True)
-class OverlapConfig:
-  """inat-overlap's flags."""
-  data_dir: str = flag_config.field(help="A data dir written by inat-build.")
-  other: str = flag_config.field(help="Another data dir written by inat-build.")
-  json: bool = flag_config.field(False, "Print the result as JSON.")
+def main(c, _):
+  """inat-overlap's work once its flags are parsed (inat_tf/commands/overlap.py)."""
+  result = compare(c.data_dir, c.other)
+  if c.json:
+    print(json.dumps(result, indent=1))
+    return
+  print(f"{result['shared_images']:,} image(s) of {c.data_dir} are also in {c.other} "
+        f"(same bytes):")
+  for pair in result["pairs"]:
+    print(f"  {pair['split']:>8} / {pair['other_split']:<8} {pair['shared']:,}")
 
-
-def run(argv=None):
-  """Console entry point `inat-overlap`."""
-
-  def main(c, _):
-    result = compare(c.data_dir, c.other)
-    if c.json:
-      print(json.dumps(result, indent=1))
-      return
-    print(f"{result['shared_images']:,} image(s) of {c.data_dir} are also in {c.other} "
-          f"(same bytes):")
-    for pair in result["pairs"]:
-      print(f"  {pair['split']:>8} / {pair['other_split']:<8} {pair['shared']:,}")
-
-  flag_config.run_command("inat-overlap", OverlapConfig, main, errors=(FileNotFoundError,),
-                          argv=argv)
-
-
-if __name__ == "__main__":
-  run()

@@ -17,6 +17,7 @@ import keras
 import keras_hub
 
 import models
+from inat_tf import choices
 
 # keras.applications layer names of the last maps at strides 8, 16, 32 (P3, P4, P5).
 TAPS = {
@@ -26,7 +27,7 @@ TAPS = {
     "resnet152": ("conv3_block8_out", "conv4_block36_out", "conv5_block3_out"),
     "inception_v3": ("mixed2", "mixed7", "mixed10"),
 }
-BACKBONES = tuple(TAPS)
+BACKBONES = choices.DETECTION_BACKBONES  # the keys of TAPS
 LEVELS = (3, 4, 5)
 SIZE_MULTIPLE = 2 ** LEVELS[-1]
 

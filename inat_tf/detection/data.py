@@ -14,17 +14,15 @@ for single-instance images), or every boxed image of another split.
 
 import tensorflow as tf
 
+from inat_tf import editions
+from inat_tf import label_map as label_map_lib
 from inat_tf import records
 from inat_tf import schema
+from inat_tf.errors import DetectionDataError
 
 BOX_KEYS = (schema.BBOX_YMIN, schema.BBOX_XMIN, schema.BBOX_YMAX, schema.BBOX_XMAX)
 KEYS = (schema.ENCODED, schema.IMAGE_ID, schema.HEIGHT, schema.WIDTH, schema.OBJECT_LABEL,
         schema.OBJECT_AREA) + BOX_KEYS
-DEFAULT_MAX_BOXES = 100
-
-
-class DetectionDataError(Exception):
-  """The data dir cannot feed a detector; the message says why and what to do."""
 
 
 def decode(image_bytes):
@@ -110,11 +108,17 @@ def check_has_boxes(data_dir, split):
   for _ in boxed_examples(data_dir, split).take(1):
     return
   wanted = "exactly one box" if split == "val" else "boxes"
+  edition = editions.get(label_map_lib.LabelMap.load(data_dir).edition or "2017")
+  boxes = editions.published_file(edition, split, "boxes")
+  if boxes:
+    how = (f"Detection trains and scores on the boxes of the published {boxes}: put it beside "
+           f"the other JSONs in the raw dir and rebuild with `inat-build --raw_dir RAW "
+           f"--data_dir {data_dir} --overwrite`.")
+  else:
+    how = (f"iNat{edition.name} publishes no boxes; detection needs a build of an edition that "
+           f"does: {editions.publishers(split, 'boxes')}.")
   raise DetectionDataError(
-      f"No {split} example in {data_dir} has {wanted} (features image/object/bbox/*). Detection "
-      f"trains and scores on the boxes of the published {split}_2017_bboxes.json: put it beside "
-      f"the other JSONs in the raw dir and rebuild with `inat-build --raw_dir RAW --data_dir "
-      f"{data_dir} --overwrite`.")
+      f"No {split} example in {data_dir} has {wanted} (features image/object/bbox/*). {how}")
 
 
 def count_boxed(data_dir, split):

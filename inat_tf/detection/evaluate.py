@@ -11,14 +11,12 @@ only those), or every boxed image of --split train. OUTPUT_DIR (tf.io.gfile):
   detection_report.md              the tables in the paper's layout
 """
 
-import dataclasses
 import json
 import os
 import time
 
 import tensorflow as tf
 
-from inat_tf import flag_config
 from inat_tf import label_map as label_map_lib
 from inat_tf import trained_model
 from inat_tf import progress
@@ -27,6 +25,7 @@ from inat_tf.detection import classes as classes_lib
 from inat_tf.detection import coco
 from inat_tf.detection import data
 from inat_tf.detection import model as model_lib
+from inat_tf.commands.detect_eval import DetectEvalConfig  # pylint: disable=unused-import
 
 TITLES = {"species": "species", "superclass": "super-class", "agnostic": "class-agnostic"}
 
@@ -135,31 +134,17 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir=None, batch_size=8,
   _write(os.path.join(output_dir, "detection_metrics.json"), json.dumps(report, indent=1))
   _write(os.path.join(output_dir, "detection_report.md"), markdown(report))
   log(markdown(report))
-  log(f"inat-detect-eval: {len(images)} images in {report['seconds']}s; "
+  log(f"inat-detect-eval: done: {len(images)} images in {report['seconds']}s; "
       f"report in {output_dir}")
   return report
 
 
-@dataclasses.dataclass(frozen=True)
-class DetectEvalConfig:
-  """inat-detect-eval's flags."""
-  data_dir: str = flag_config.field(help="Data dir written by inat-build.")
-  model_dir: str = flag_config.field(help="Model dir written by inat-detect-train.")
-  split: str = flag_config.field("val", "val: its single-instance images (the paper); train: all "
-                                 "boxed images.", choices=("val", "train"))
-  output_dir: str = flag_config.field(None, "Where the report goes (default MODEL_DIR/eval-SPLIT).")
-  batch_size: int = flag_config.field(8, "Images per forward pass.")
+def main(c, _):
+  """inat-detect-eval's work once its flags are parsed (inat_tf/commands/detect_eval.py)."""
+  print(f"inat-detect-eval: scoring the detector of {c.model_dir} on the "
+        f"{'single-box images of the ' if c.split == 'val' else 'boxed images of the '}"
+        f"{c.split} split of {c.data_dir} (COCO metrics); report to "
+        f"{c.output_dir or trained_model.eval_dir(c.model_dir, c.split)}", flush=True)
+  evaluate(c.data_dir, c.model_dir, c.split, output_dir=c.output_dir, batch_size=c.batch_size,
+           log=lambda message: print(message, flush=True))
 
-
-def run(argv=None):
-  """Console entry point `inat-detect-eval`."""
-  flag_config.run_command(
-      "inat-detect-eval", DetectEvalConfig,
-      lambda c, _: evaluate(c.data_dir, c.model_dir, c.split, output_dir=c.output_dir,
-                            batch_size=c.batch_size,
-                            log=lambda message: print(message, flush=True)),
-      errors=(data.DetectionDataError, FileNotFoundError, ValueError, RuntimeError), argv=argv)
-
-
-if __name__ == "__main__":
-  run()

@@ -26,14 +26,18 @@ the graph: `tf.saved_model.load` serves it in a process that never imports this 
 import dataclasses
 import json
 import os
+import time
 
 import tensorflow as tf
 
+from inat_tf import cli
 from inat_tf import export as classification_export
-from inat_tf import flag_config
 from inat_tf import preprocessing
+from inat_tf import progress
+from inat_tf import run_common
 from inat_tf.detection import data
 from inat_tf.detection import model as model_lib
+from inat_tf.commands.detect_export import DetectExportConfig  # pylint: disable=unused-import
 
 
 # What an item that could not be decoded gets, per output (and valid = false).
@@ -92,33 +96,22 @@ def export(model_dir, export_dir):
   module = serving_module(detector, config, classes)
   path = classification_export.next_version_dir(export_dir)
   tf.io.gfile.makedirs(export_dir)
-  tf.saved_model.save(module, path, signatures={"serving_default": module.from_bytes},
-                      options=classification_export.SERVING_SAVE_OPTIONS)
+  run_common.save_folder(lambda folder: tf.saved_model.save(
+      module, folder, signatures={"serving_default": module.from_bytes},
+      options=classification_export.SERVING_SAVE_OPTIONS), path)
   info = {"saved_model": path, "model_dir": model_dir, "granularity": classes.granularity,
           "detector": dataclasses.asdict(config), "category_ids": list(classes.ids),
           "class_names": list(classes.names)}
-  with tf.io.gfile.GFile(os.path.join(export_dir, "export_info.json"), "w") as f:
-    json.dump(info, f, indent=1)
+  run_common.write_text(os.path.join(export_dir, "export_info.json"), json.dumps(info, indent=1))
   return info
 
 
-@dataclasses.dataclass(frozen=True)
-class DetectExportConfig:
-  """inat-detect-export's flags."""
-  model_dir: str = flag_config.field(help="Model dir written by inat-detect-train.")
-  export_dir: str = flag_config.field(help="Where to write (any gfile path).")
+def main(c, _):
+  """inat-detect-export's work once its flags are parsed (inat_tf/commands/detect_export.py)."""
+  start = time.monotonic()
+  cli.say(f"the detector of {c.model_dir} to {c.export_dir}: the next SavedModel version")
+  info = export(c.model_dir, c.export_dir)
+  print(f"saved_model: {info['saved_model']}", flush=True)
+  cli.say(f"done in {progress.duration(time.monotonic() - start)}: {info['saved_model']} and "
+          f"export_info.json in {c.export_dir}")
 
-
-def run(argv=None):
-  """Console entry point `inat-detect-export`."""
-
-  def main(c, _):
-    info = export(c.model_dir, c.export_dir)
-    print(f"saved_model: {info['saved_model']}")
-
-  flag_config.run_command("inat-detect-export", DetectExportConfig, main, argv=argv,
-                          errors=(FileNotFoundError, ValueError, RuntimeError))
-
-
-if __name__ == "__main__":
-  run()

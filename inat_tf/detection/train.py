@@ -1,6 +1,6 @@
 """`inat-detect-train`: a keras-hub RetinaNet on the boxes of our TFRecords.
 
-  inat-detect-train --data_dir D --model_dir M --granularity species --backbone resnet50 \
+  inat-detect-train --data_dir D --model_dir M --granularity species --backbone resnet50 \\
                     --image_size 512 --batch_size 8 --epochs 12 --weights imagenet
 
 Trains on the train images that have boxes, at one label granularity (species, superclass or
@@ -25,7 +25,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from inat_tf import flag_config
 from inat_tf import label_map as label_map_lib
 from inat_tf import run_common
 from inat_tf import trained_model
@@ -33,45 +32,8 @@ from inat_tf.detection import backbones
 from inat_tf.detection import classes as classes_lib
 from inat_tf.detection import data
 from inat_tf.detection import model as model_lib
-
-_flag = flag_config.field  # a config field that is also a command-line flag
-
-
-@dataclasses.dataclass(frozen=True)
-class DetectTrainConfig:
-  """One field per inat-detect-train flag: its default and help text (flag_config)."""
-  data_dir: str = _flag(help="Data dir written by inat-build (with boxes).")
-  model_dir: str = _flag(help="Where checkpoints and logs go (gs:// works).")
-  granularity: str = _flag("species", "Detector classes: species (2,854), superclass (9) or "
-                           "agnostic (1).", choices=classes_lib.GRANULARITIES)
-  backbone: str = _flag("resnet50", "Network of models/.", choices=backbones.BACKBONES)
-  image_size: int = _flag(512, "Square input side, a multiple of 32; images keep their aspect "
-                          "(padded).")
-  batch_size: int = _flag(8, "Images per step.")
-  epochs: float = _flag(0.0, "Epochs over the boxed train images (or --train_steps).")
-  train_steps: int = _flag(0, "Steps to train; overrides --epochs.")
-  learning_rate: float = _flag(1e-4, "Adam learning rate after warm-up.")
-  warmup_steps: int = _flag(100, "Linear learning-rate warm-up.")
-  clip_norm: float = _flag(10.0, "Global gradient-norm clipping; 0 = off.")
-  weights: str = _flag("imagenet",
-                       "Backbone init: imagenet (Keras's download), none, or a weights file.")
-  anchor_size: float = _flag(4.0, "Anchor side in strides (P3 anchors = 8 x this, in pixels); "
-                             "keras-hub's 4 suits 512+ px inputs, lower it for small inputs.")
-  head_convs: int = _flag(4, "3x3 convolutions in each head.")
-  head_norm: bool = _flag(True, "GroupNorm in the heads.")
-  bn_momentum: float = _flag(-1.0, "Backbone batch-norm momentum; lower (e.g. 0.5) for short runs "
-                             "from scratch. Negative = the network's default.")
-  max_boxes: int = _flag(data.DEFAULT_MAX_BOXES, "Boxes kept per image (the rest dropped).")
-  flip: bool = _flag(True, "Random horizontal flips (with the boxes).")
-  checkpoint_steps: int = _flag(500, "Checkpoint every N steps.")
-  keep_checkpoints: int = _flag(3, "Checkpoints kept.")
-  log_steps: int = _flag(50, "Progress line every N steps.")
-  seed: int = _flag(0, "Random seed (initialisation, input order, flips).")
-
-
-class DetectTrainError(Exception):
-  """Training cannot start; the message says why and what to do."""
-
+from inat_tf.commands.detect_train import DetectTrainConfig  # pylint: disable=unused-import
+from inat_tf.errors import DetectTrainError
 
 def _check(config):
   problems = []
@@ -169,8 +131,9 @@ def train(config, log=print):
     return total
 
   log(f"inat-detect-train: {config.backbone} RetinaNet, {classes.num_classes} "
-      f"{config.granularity} classes, {config.image_size} px, batch {config.batch_size}, "
-      f"{total_steps:,} steps")
+      f"{config.granularity} classes, {config.image_size} px, from {config.weights} weights; "
+      f"Adam at learning rate {config.learning_rate:g} after {config.warmup_steps} warm-up "
+      f"steps; {total_steps:,} steps of {config.batch_size} images; into {config.model_dir}")
   writer = tf.summary.create_file_writer(os.path.join(config.model_dir, trained_model.LOGS,
                                                       "train"))
   iterator = iter(dataset)
@@ -211,19 +174,16 @@ def train(config, log=print):
              "seconds_per_step": round(seconds / max(step - start_step, 1), 3),
              "last_loss": loss}
   run_common.write_json(os.path.join(config.model_dir, trained_model.TRAIN_SUMMARY), summary)
-  log(f"inat-detect-train: done, step {step:,}; checkpoints in {checkpoint_dir}")
+  log(f"inat-detect-train: done: {step:,} steps, this run {step - start_step:,} in "
+      f"{seconds:.0f}s, last loss {loss if loss is None else round(float(loss), 4)}; "
+      f"checkpoints in {checkpoint_dir}")
   return summary
 
 
-def run(argv=None):
-  """Console entry point `inat-detect-train`."""
-  flag_config.run_command(
-      "inat-detect-train", DetectTrainConfig,
-      lambda config, _: train(config, log=lambda message: print(message, flush=True)),
-      # The last: a box outside the boxed classes.
-      errors=(DetectTrainError, data.DetectionDataError, FileNotFoundError, ValueError,
-              tf.errors.InvalidArgumentError), argv=argv)
+def main(config, _):
+  """inat-detect-train's work once its flags are parsed (inat_tf/commands/detect_train.py)."""
+  try:
+    train(config, log=lambda message: print(message, flush=True))
+  except tf.errors.InvalidArgumentError as e:  # a box outside the boxed classes
+    raise DetectTrainError(str(e)) from None
 
-
-if __name__ == "__main__":
-  run()

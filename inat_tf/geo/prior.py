@@ -30,6 +30,7 @@ import tensorflow as tf
 from inat_tf import label_map as label_map_lib
 from inat_tf import run_common
 from inat_tf.geo import encoding
+from inat_tf.errors import GeoError
 
 CONFIG_FILE = "geo_config.json"
 CHOICES = ("best", "final")
@@ -77,10 +78,6 @@ def used_place(available, opt_out=None):
   if opt_out is None:
     return available
   return tf.logical_and(available, tf.logical_not(tf.convert_to_tensor(opt_out, tf.bool)))
-
-
-class GeoError(Exception):
-  """The prior cannot be used as asked; the message says why and what to do."""
 
 
 @dataclasses.dataclass

@@ -30,7 +30,6 @@ import numpy as np
 import tensorflow as tf
 
 from inat_tf import editions
-from inat_tf import flag_config
 from inat_tf import label_map as label_map_lib
 from inat_tf import progress
 from inat_tf import records
@@ -40,30 +39,7 @@ from inat_tf import train as image_train
 from inat_tf.geo import encoding
 from inat_tf.geo import model as geo_model
 from inat_tf.geo import prior as prior_lib
-
-_flag = flag_config.field  # a config field that is also a command-line flag
-
-
-@dataclasses.dataclass(frozen=True)
-class GeoTrainConfig:
-  """One field per inat-train-geo flag: its default and help text (flag_config)."""
-  data_dir: str = _flag(help="Data dir written by inat-build.")
-  geo_dir: str = _flag(help="Where the prior's checkpoints, logs and models go (gs:// works).")
-  epochs: float = _flag(30.0, "Epochs over the train places.")
-  batch_size: int = _flag(1024, "Places per step.")
-  learning_rate: float = _flag(5e-4, "Adam learning rate.")
-  lr_decay_rate: float = _flag(0.98, "Learning-rate factor per epoch (the paper's code).")
-  width: int = _flag(256, "Units per layer (the paper: 256).")
-  num_blocks: int = _flag(4, "Residual blocks (the paper: 4).")
-  dropout_rate: float = _flag(0.5, "Dropout inside the blocks.")
-  positive_weight: float = _flag(0.0, "λ of the loss; 0 = the number of classes (the paper's "
-                                 "choice).")
-  use_date: bool = _flag(True, "Condition on the date as well as the position; --nouse_date "
-                         "gives a location-only prior, usable on photos without a date.")
-  keep_checkpoints: int = _flag(3, "Checkpoints kept.")
-  log_steps: int = _flag(100, "Progress line every N steps.")
-  seed: int = _flag(0, "Random seed (initialisation, epoch order, background places).")
-
+from inat_tf.commands.train_geo import GeoTrainConfig  # pylint: disable=unused-import
 
 def split_places(data_dir, split, use_date):
   """(places [N, 3] float32, labels [N] int64, examples read) for a split's labelled examples
@@ -123,9 +99,11 @@ def _train(config, log, where, ctrl_c):
   total_steps = int(math.ceil(config.epochs * steps_per_epoch))
   if total_steps <= 0:
     raise image_train.TrainError("Say how long to train: --epochs must be > 0")
-  log(f"inat-train-geo: {len(labels):,} of {read:,} train examples have {what}; "
-      f"{label_map.num_classes} classes, {steps_per_epoch:,} steps per epoch of "
-      f"{config.batch_size}, {total_steps:,} steps in all")
+  log(f"inat-train-geo: a location{' and date' if config.use_date else ''} prior for "
+      f"{label_map.num_classes} classes from the {len(labels):,} of {read:,} train examples "
+      f"with {what}: {config.num_blocks} blocks of {config.width}, Adam at learning rate "
+      f"{config.learning_rate:g} (x{config.lr_decay_rate:g} per epoch), {total_steps:,} steps "
+      f"({config.epochs:g} epochs) of {config.batch_size}; into {config.geo_dir}")
 
   tf.io.gfile.makedirs(config.geo_dir)
   checkpoint_dir = os.path.join(config.geo_dir, "checkpoints")
@@ -249,22 +227,19 @@ def _train(config, log, where, ctrl_c):
   run_common.write_json(os.path.join(config.geo_dir, "train_summary.json"), summary)
   for writer in writers.values():
     writer.flush()
-  log(f"inat-train-geo: done, step {step:,}; prior in {config.geo_dir}")
+  best = (f"best val prior-only top-1 {100 * summary['best_val_prior_top1']:.1f}%"
+          if summary["val_places"] else "no val places, so best.keras is the final prior")
+  log(f"inat-train-geo: done: {step:,} steps ({summary['epochs']:.1f} epochs), this run "
+      f"{summary['steps_this_run']:,} in {progress.duration(seconds)}; {best}; prior in "
+      f"{config.geo_dir} (best.keras, final.keras)")
   return summary
 
 
-def run(argv=None):
-  """Console entry point `inat-train-geo`."""
-  def main(config, _):
-    try:
-      train(config, log=lambda message: print(message, flush=True))
-    except image_train.TrainInterrupted as e:
-      print(f"inat-train-geo: {e}", file=sys.stderr)
-      sys.exit(130)  # the shell's code for SIGINT
+def main(config, _):
+  """inat-train-geo's work once its flags are parsed (inat_tf/commands/train_geo.py)."""
+  try:
+    train(config, log=lambda message: print(message, flush=True))
+  except image_train.TrainInterrupted as e:
+    print(f"inat-train-geo: {e}", file=sys.stderr)
+    sys.exit(130)  # the shell's code for SIGINT
 
-  flag_config.run_command("inat-train-geo", GeoTrainConfig, main,
-                          errors=(image_train.TrainError, FileNotFoundError), argv=argv)
-
-
-if __name__ == "__main__":
-  run()

@@ -1,0 +1,44 @@
+"""inat-classify's flags (ClassifyConfig) and entry point; the work is inat_tf/classify.py."""
+
+import dataclasses
+
+from inat_tf import commands
+from inat_tf import errors
+from inat_tf import flag_config
+from inat_tf import output_paths
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifyConfig:
+  """inat-classify's flags (the photos and folders follow them)."""
+  model_dir: str = flag_config.field(help="Model dir written by inat-train.")
+  which: str = commands.which_field()
+  geo_dir: str = flag_config.field("", "A location prior (inat-train-geo).")
+  latitude: float = flag_config.field(None, "Where the photos were taken, degrees (needs "
+                                      "--geo_dir; otherwise each photo's EXIF GPS is used).")
+  longitude: float = flag_config.field(None, "Where the photos were taken, degrees.")
+  date: str = flag_config.field("", "When, YYYY-MM-DD (otherwise each photo's EXIF date).")
+  top_k: int = flag_config.field(5, "Species per photo.")
+  output_csv: str = flag_config.field("", "Also write the table as CSV here.")
+  output_json: str = flag_config.field("", "Also write the results as JSON here.")
+
+
+def run(argv=None):
+  """Console entry point `inat-classify`."""
+  flag_config.run_command("inat-classify", ClassifyConfig, "inat_tf.classify:main", argv=argv,
+                          positional=True, check=check,
+                          errors=(errors.ClassifyError, FileNotFoundError, errors.GeoError,
+                                  errors.LongTailError))
+
+
+def check(c, _, paths):
+  """What inat-classify refuses before any work."""
+  if not paths:
+    raise errors.UsageError("name at least one PHOTO_OR_FOLDER (see --help)")
+  commands.at_least_one(c.top_k, "top_k")
+  output_paths.file(c.output_csv, "output_csv")
+  output_paths.file(c.output_json, "output_json")
+
+
+if __name__ == "__main__":
+  run()

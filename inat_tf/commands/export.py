@@ -1,0 +1,44 @@
+"""inat-export's flags (ExportConfig) and entry point; the work is inat_tf/export.py."""
+
+import dataclasses
+
+from inat_tf import commands
+from inat_tf import errors
+from inat_tf import flag_config
+from inat_tf import output_paths
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+  """inat-export's flags."""
+  model_dir: str = flag_config.field(help="Model dir written by inat-train.")
+  export_dir: str = flag_config.field(help="Where to write (any gfile path).")
+  data_dir: str = flag_config.field("", "Data dir: int8 calibration images and the warm-up image.")
+  which: str = commands.which_field()
+  top_k: int = flag_config.field(5, "Categories returned per image.")
+  tflite: bool = flag_config.field(True, "Also write TFLite models.")
+  geo_dir: str = flag_config.field("", "A location prior (inat-train-geo): adds the signature "
+                                   "serving_with_place and model_with_place.tflite.")
+  bundle: bool = flag_config.field(
+      False, "Also write EXPORT_DIR/bundle/, one folder a phone app ships: the vision TFLite "
+      "models, the location model (with --geo_dir), taxonomy, labels, preprocessing facts and a "
+      "README for app developers (inat_tf/bundle.py).")
+
+
+def run(argv=None):
+  """Console entry point `inat-export`."""
+  # ValueError: a stale long-tail adjustment.
+  flag_config.run_command("inat-export", ExportConfig, "inat_tf.export:main", argv=argv,
+                          errors=(FileNotFoundError, ValueError, errors.GeoError), check=check)
+
+
+def check(c, _):
+  """What inat-export refuses before any work."""
+  commands.at_least_one(c.top_k, "top_k")
+  output_paths.folder(c.export_dir, "export_dir")
+  if c.bundle and not c.tflite:
+    raise errors.UsageError("--bundle ships the TFLite models: drop --notflite")
+
+
+if __name__ == "__main__":
+  run()
