@@ -259,11 +259,11 @@ def _image_records(edition, split, species, seed, places, start, stop):
   records = []
   for i in range(start, stop):
     record = _image_record(edition, split, species[int(split.species[i])], i, seed)
-    if edition.year == 2021:  # inline, null when unknown (README "Annotation Format")
+    if edition.year == 2021:  # inline; "possible ... to be `nan`" (README, Annotation Format)
       known = not math.isnan(places.lat[i])
       record.update(date=_date(places.text[i]) if places.dated[i] else None,
-                    latitude=_number(places.lat[i]), longitude=_number(places.lon[i]),
-                    location_uncertainty=int(places.uncertainty[i]) if known else None)
+                    latitude=float(places.lat[i]), longitude=float(places.lon[i]),
+                    location_uncertainty=int(places.uncertainty[i]) if known else math.nan)
     records.append(record)
   return records
 
