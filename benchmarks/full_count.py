@@ -20,11 +20,13 @@ a user runs, in a fresh process, one after another:
   export      inat-export (SavedModel, TFLite float and int8)
   overlap     inat-overlap of the data dir with itself (every image's hash, both manifests)
 
-For each: wall time, peak memory of the process tree (the sum of the proportional set size, PSS,
-of the process and all its descendants, sampled every 0.1 s from /proc: forked workers count once
-for the pages they share), the peak RSS of the command's own process (the kernel's high-water
-mark, exact), the peak above a bare `import tensorflow`, and with several scales the growth from
-the previous scale (MB, and bytes per item the stage handles). Linux only (/proc). Stage logs go to
+For each: wall time and CPU time (user + system, the command and its waited-for children: less
+sensitive to other load than wall time), peak memory as the larger of the process tree's summed
+proportional set size (PSS, sampled every 0.1 s from /proc: forked workers count once for the
+pages they share) and the command's own peak RSS (the kernel's high-water mark, exact; a sample
+can miss a short peak), that peak above a bare `import tensorflow` measured the same way in the
+same run, and with several scales the growth from the previous scale (MB, and bytes per item the
+stage handles) and a linear projection to scale 1.0. Linux only (/proc). Stage logs go to
 WORK_DIR/<edition>-x<scale>/logs/. A download already complete is reused; every stage reruns.
 """
 
@@ -106,7 +108,9 @@ class TreeMemory:
 
 
 def run_stage(name, command, log_path):
-  """Runs one command; {"seconds", "tree_mb", "rss_mb", "processes"}; exits on failure."""
+  """Runs one command; {"seconds", "cpu_seconds", "tree_mb", "rss_mb", "peak_mb", "processes"};
+  exits on failure. peak_mb: the larger of the sampled tree and the exact own peak (a sample can
+  miss a short peak)."""
   start = time.perf_counter()
   with open(log_path, "w") as log:
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
@@ -120,8 +124,9 @@ def run_stage(name, command, log_path):
       tail = log.read()[-3000:]
     sys.exit(f"full_count: stage {name} failed (status {status}): {' '.join(command)}\n"
              f"{tail}\n(whole log: {log_path})")
-  return {"seconds": seconds, "tree_mb": tree_mb, "rss_mb": usage.ru_maxrss / 1024,
-          "processes": sampler.processes}
+  rss_mb = usage.ru_maxrss / 1024
+  return {"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime, "tree_mb": tree_mb,
+          "rss_mb": rss_mb, "peak_mb": max(tree_mb, rss_mb), "processes": sampler.processes}
 
 
 def _paths(work_dir, edition, scale):
@@ -205,9 +210,10 @@ def measure_scale(args, edition, scale, stages):
       shutil.rmtree(paths["tfds"], ignore_errors=True)  # as large as ours: disk, not memory
     result["items"], result["unit"] = stage_items(stage, counts)
     rows[stage] = result
-    print(f"  {stage:10s} {result['seconds']:7.1f} s  tree peak {result['tree_mb']:6.0f} MB "
-          f"({result['processes']} process{'es' if result['processes'] > 1 else ''})  "
-          f"own peak RSS {result['rss_mb']:6.0f} MB", flush=True)
+    print(f"  {stage:10s} {result['seconds']:7.1f} s (CPU {result['cpu_seconds']:7.1f} s)  "
+          f"tree peak {result['tree_mb']:6.0f} MB ({result['processes']} "
+          f"process{'es' if result['processes'] > 1 else ''})  own peak RSS "
+          f"{result['rss_mb']:6.0f} MB", flush=True)
   if not args.keep:
     for name in ("data", "model", "eval", "geo", "export"):
       shutil.rmtree(paths[name], ignore_errors=True)
@@ -216,9 +222,14 @@ def measure_scale(args, edition, scale, stages):
 
 
 def table(runs):
-  """The markdown table of all runs: one row per stage and scale, growth from the previous."""
-  lines = ["| stage | scale | images | wall s | tree peak MB | own peak RSS MB | above import-tf"
-           " MB | growth from previous scale |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+  """The markdown table of all runs: one row per stage and scale, growth from the previous.
+
+  peak: the larger of the tree's sampled PSS and the command's own exact peak RSS; above
+  import-tf: that less the bare `import tensorflow`'s, measured the same way in the same run.
+  """
+  lines = ["| stage | scale | images | wall s | CPU s | peak MB | tree PSS MB | own RSS MB | "
+           "above import-tf MB | growth from previous scale |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
   stages = [s for s in STAGES if any(s in run["stages"] for run in runs)]
   for stage in stages:
     previous = None
@@ -226,16 +237,17 @@ def table(runs):
       row = run["stages"].get(stage)
       if row is None:
         continue
-      base = run["stages"].get("import-tf", {}).get("tree_mb")
-      above = f"{row['tree_mb'] - base:+.0f}" if base and stage != "import-tf" else ""
+      base = run["stages"].get("import-tf", {}).get("peak_mb")
+      above = f"{row['peak_mb'] - base:+.0f}" if base and stage != "import-tf" else ""
       growth = ""
       if previous is not None and row["items"] > previous["items"]:
-        delta = row["tree_mb"] - previous["tree_mb"]
+        delta = row["peak_mb"] - previous["peak_mb"]
         per_item = delta * 1e6 / (row["items"] - previous["items"])
         growth = f"{delta:+.0f} MB, {per_item:+,.0f} B per {row['unit']}"
       total = sum(run["counts"][s] for s in ("train", "val", "test"))
       lines.append(f"| {stage} | {run['scale']:g} | {total:,} | {row['seconds']:.1f} | "
-                   f"{row['tree_mb']:.0f} | {row['rss_mb']:.0f} | {above} | {growth} |")
+                   f"{row['cpu_seconds']:.1f} | {row['peak_mb']:.0f} | {row['tree_mb']:.0f} | "
+                   f"{row['rss_mb']:.0f} | {above} | {growth} |")
       previous = row
   return "\n".join(lines)
 
@@ -248,14 +260,14 @@ def projection(runs, edition):
   full = full_count_download.published_counts(edition)
   lines = [f"Projected to scale 1.0 (iNat{edition}'s published counts), linear in the stage's "
            f"items from x{small['scale']:g} to x{large['scale']:g}:"]
-  base = large["stages"].get("import-tf", {}).get("tree_mb")
+  base = large["stages"].get("import-tf", {}).get("peak_mb")
   for stage, row in large["stages"].items():
     before = small["stages"].get(stage)
     if before is None or stage == "import-tf" or row["items"] == before["items"]:
       continue
-    slope = (row["tree_mb"] - before["tree_mb"]) / (row["items"] - before["items"])
+    slope = (row["peak_mb"] - before["peak_mb"]) / (row["items"] - before["items"])
     items_full, _ = stage_items(stage, full)
-    projected = row["tree_mb"] + slope * (items_full - row["items"])
+    projected = row["peak_mb"] + slope * (items_full - row["items"])
     lines.append(f"  {stage:10s} {projected:7.0f} MB" + (f" ({projected - base:+.0f} MB above "
                                                           f"import-tf)" if base else ""))
   return "\n".join(lines)
@@ -309,7 +321,11 @@ def tfds_2021(raw_dir, out_dir):
 
 def child(args):
   """The tfds stage, in its own process."""
-  from benchmarks import builder  # pylint: disable=g-import-not-at-top  (its TFDS harness)
+  # benchmarks/builder.py's TFDS harness, imported as a top-level module: TFDS looks for a
+  # dataset class's package resources when its module is dotted (benchmarks.builder), and that
+  # needs importlib_resources, which TFDS does not install.
+  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+  import builder  # pylint: disable=g-import-not-at-top,import-outside-toplevel
   if args.edition == "2017":
     images = builder._tfds(args.raw_dir, args.out_dir)  # pylint: disable=protected-access
   else:  # builder.py's own 2021 harness once it has one (the builder helper's branch)
@@ -342,14 +358,14 @@ def main():
     sys.exit(f"full_count: unknown stage(s) {', '.join(unknown)}: expected {','.join(STAGES)}")
   stages = [s for s in STAGES if s in stages]
   scales = sorted(float(s) for s in args.scale.split(","))
-  start = time.perf_counter()
+  start, load_at_start = time.perf_counter(), os.getloadavg()[0]
   runs = [measure_scale(args, args.edition, scale, stages) for scale in scales]
   print("\n" + table(runs))
   text = projection(runs, args.edition)
   if text:
     print("\n" + text)
-  print(f"\n(this machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the "
-        f"end; {time.perf_counter() - start:.0f} s in all)")
+  print(f"\n(this machine: {os.cpu_count()} cores, load average {load_at_start:.1f} at the start "
+        f"and {os.getloadavg()[0]:.1f} at the end; {time.perf_counter() - start:.0f} s in all)")
   with open(os.path.join(args.work_dir, f"results-{args.edition}.json"), "w") as f:
     json.dump(runs, f, indent=1)
 
