@@ -48,7 +48,8 @@ setuptools.setup(
         "google-crc32c>=1.5",   # TFRecord framing checksums
         "simplejpeg>=1.8",      # strict (warnings are errors), DCT-scaled libjpeg-turbo decode check
         "tensorboard>=2.20",    # tf.summary needs it; TensorFlow 2.21 no longer installs it
-        "matplotlib>=3.8",      # the accuracy-vs-training-images box plot (paper Fig. 5)
+        "matplotlib>=3.8",      # the report's plots (paper Fig. 5, reliability diagram)
+        "pillow-heif>=0.18",    # inat-classify reads HEIC, iPhones' default photo format
         "tensorflow-serving-api>=2.21,<2.22",  # PredictionLog protos of the warm-up file
     ],
     extras_require={
@@ -58,7 +59,8 @@ setuptools.setup(
         "detection": ["keras-hub>=0.32,<0.33", "pycocotools>=2.0.8"],
         # pytest 9.2 silently breaks xdist's --dist loadgroup (pytest-xdist issue #1386), which
         # the suite relies on to train its shared model once.
-        "test": ["pytest>=8,<9.2", "pytest-xdist>=3.5"],
+        # html5lib: the report tests parse report.html with the WHATWG algorithm (strict mode).
+        "test": ["pytest>=8,<9.2", "pytest-xdist>=3.5", "html5lib>=1.1"],
     },
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )

@@ -1,6 +1,6 @@
 """Scratch recipes against a plain Keras anchor: same data, image size and epochs, side by side.
 
-  python benchmarks/recipes.py                       # every scratch recipe, the BUILD_NOTES table
+  python benchmarks/recipes.py                       # every scratch recipe (RESULTS.md)
   python benchmarks/recipes.py --epochs 30           # half the recipes' length (the 30-epoch table)
   python benchmarks/recipes.py --networks convnext_tiny --epochs 6 --seeds 0,1,2 \
       --recipe_flags="--label_smoothing=0"           # try a change to a recipe, three seeds

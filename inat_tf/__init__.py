@@ -11,3 +11,15 @@ from inat_tf import cli as _cli  # pylint: disable=g-import-not-at-top
 
 if _cli.is_console_command():  # an inat-* command: TensorFlow's start-up records hidden
   _cli.quiet_tensorflow()
+
+# The Python entry points (inat_tf/api.py: read_split, load_model, load_prior, probabilities),
+# imported on first use so that `import inat_tf`, and every command's --help, stays free of
+# TensorFlow.
+__all__ = ["read_split", "load_model", "load_prior", "probabilities"]
+
+
+def __getattr__(name):
+  if name in __all__:
+    from inat_tf import api  # pylint: disable=g-import-not-at-top
+    return getattr(api, name)
+  raise AttributeError(f"module 'inat_tf' has no attribute {name!r}")

@@ -33,7 +33,6 @@ import tensorflow as tf
 from inat_tf import flag_config
 from inat_tf import input_pipeline
 from inat_tf import long_tail
-from inat_tf import preprocessing
 from inat_tf import records
 from inat_tf import schema
 from inat_tf import trained_model
@@ -84,8 +83,8 @@ def split_features(trained, data_dir, split, batch_size=64):
   features_of = _feature_model(trained.model)
 
   def view(example):
-    image = trained.normalize(preprocessing.eval_image(example[schema.ENCODED],
-                                                       trained.image_size))
+    # The model as it is served: its own crop (trained_model.TrainedModel.eval_views).
+    image = trained.eval_views(example[schema.ENCODED])[0]
     return image, example[schema.LABEL], example[schema.IMAGE_ID]
 
   dataset = records.examples(data_dir, split, [schema.ENCODED, schema.LABEL, schema.IMAGE_ID]) \
@@ -145,18 +144,21 @@ def retrain_classifier(trained, config, log=print):
 
 
 def _table(result):
-  rows = [("images", "top-1", "top-5") + long_tail.BUCKETS]
+  """What inat-adjust measured, before and after, on each half: a report Table as plain text."""
+  from inat_tf.report import blocks  # pylint: disable=g-import-not-at-top
+  from inat_tf.report import render  # pylint: disable=g-import-not-at-top
+  rows = []
   for part in ("tune", "report"):
     for when in ("before", "after"):
       scores = result.get(part, {}).get(when)
       if scores:
-        rows.append((f"{part} {when}", f"{scores['images']}", f"{100 * scores['top1']:.2f}%",
-                     f"{100 * scores['top5']:.2f}%") + tuple(
-                         "-" if scores["shots"][b]["top1"] is None
-                         else f"{100 * scores['shots'][b]['top1']:.2f}%"
-                         for b in long_tail.BUCKETS))
-  rows[0] = ("",) + rows[0]
-  return "\n".join("  ".join(f"{c:>13}" for c in row) for row in rows)
+        rows.append({"part": f"{part} {when}", "images": scores["images"], "top1": scores["top1"],
+                     "top5": scores["top5"],
+                     **{b: scores["shots"][b]["top1"] for b in long_tail.BUCKETS}})
+  columns = (blocks.Column("part", ""), blocks.Column("images", "images", "int"),
+             blocks.Column("top1", "top-1", "percent"), blocks.Column("top5", "top-5", "percent"),
+             ) + tuple(blocks.Column(b, f"{b} top-1", "percent") for b in long_tail.BUCKETS)
+  return "\n".join(render.text_table(blocks.Table(columns, tuple(rows))))
 
 
 def adjust(config, log=print):

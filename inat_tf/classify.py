@@ -7,16 +7,23 @@
 
 The top-k species per photo with their scientific names (and common names where the label map
 has them: iNat2021 publishes `common_name`, iNat2017 does not) and probabilities, as a table on
-the terminal and optionally as CSV and JSON. Folders are searched recursively for .jpg, .jpeg,
-.png, .gif and .bmp files, in sorted order.
+the terminal and optionally as CSV and JSON. Folders are searched recursively, in sorted order,
+and every file in them is accounted for: classified, or listed as skipped with its reason (on the
+terminal, as CSV rows with `skipped_reason`, and in the JSON's "skipped").
+
+Formats: JPEG, PNG, GIF, BMP and WebP go to the model as they are (the serving graph decodes
+them); TIFF, HEIC/HEIF (iPhones' default, through pillow-heif) and any other still-image format
+Pillow reads are decoded by Pillow, turned upright by their EXIF orientation and sent as a
+lossless PNG of the same pixels. A file is recognised by its first bytes, not its extension.
 
 Each photo goes through the same graph as the exported SavedModel (inat_tf.export.serving_module:
 the same decoding, EXIF orientation of JPEGs, central crop and resize), so a photo gets the
 answer serving_default (or serving_with_place) would give. With --geo_dir, the
 place is --latitude/--longitude and --date where given, otherwise the photo's own EXIF GPS
 position and capture date (DateTimeOriginal, else DateTime) where present; each photo's line says
-which it used. A photo with no usable place gets the image-only answer. Unreadable files are
-reported and skipped; the others are still classified.
+which it used. EXIF GPS of exactly (0, 0) is no position (a phone without a fix writes it, and
+Android's photo picker zeroes it for privacy; exiftool and photo apps read it so), and the line
+says so. A photo with no usable place gets the image-only answer.
 """
 
 import csv
@@ -30,6 +37,7 @@ import sys
 import tensorflow as tf
 from PIL import ExifTags
 from PIL import Image
+from PIL import ImageOps
 
 from inat_tf import flag_config
 from inat_tf import records
@@ -37,7 +45,10 @@ from inat_tf import run_common
 from inat_tf import trained_model
 from inat_tf.geo import encoding
 
-EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+# What the serving graph decodes itself (tf.io.decode_image); other formats go through Pillow.
+GRAPH_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")
+NOT_AN_IMAGE = ("not an image file inat-classify reads (JPEG, PNG, GIF, BMP, WebP, TIFF, HEIC or "
+                "another still-image format Pillow reads)")
 _GPS_LATITUDE_REF, _GPS_LATITUDE, _GPS_LONGITUDE_REF, _GPS_LONGITUDE = 1, 2, 3, 4
 _DATE_TIME_ORIGINAL, _DATE_TIME = 36867, 306
 
@@ -56,21 +67,74 @@ class Place:
 
 
 def photo_paths(arguments):
-  """Files named, and image files under folders named (recursive, sorted); ClassifyError for a
-  path that does not exist or a folder without images."""
+  """Files named, and every file under folders named (recursive, sorted): each is classified or
+  skipped with its reason later, none is passed over here. ClassifyError for a path that does not
+  exist or a folder with no files at all."""
   paths = []
   for argument in arguments:
     if tf.io.gfile.isdir(argument):
       found = sorted(os.path.join(root, name) for root, _, names in tf.io.gfile.walk(argument)
-                     for name in names if name.lower().endswith(EXTENSIONS))
+                     for name in names)
       if not found:
-        raise ClassifyError(f"{argument}: no {', '.join(EXTENSIONS)} files in this folder")
+        raise ClassifyError(f"{argument}: this folder holds no files")
       paths += found
     elif tf.io.gfile.exists(argument):
       paths.append(argument)
     else:
       raise ClassifyError(f"{argument}: no such file or folder")
   return paths
+
+
+def sniff_format(head):
+  """The image format of a file from its first 16 bytes: one of GRAPH_FORMATS, "TIFF", "HEIF",
+  or None (unknown: Pillow may still read it). Signatures: JPEG SOI FF D8 FF; PNG's 8-byte
+  signature; GIF87a/89a; BMP "BM"; WebP RIFF....WEBP; TIFF II*\0 / MM\0*; HEIF an ISO-BMFF
+  `ftyp` box with a HEIF brand (ISO/IEC 23008-12)."""
+  if head.startswith(b"\xff\xd8\xff"):
+    return "JPEG"
+  if head.startswith(b"\x89PNG\r\n\x1a\n"):
+    return "PNG"
+  if head[:6] in (b"GIF87a", b"GIF89a"):
+    return "GIF"
+  if head.startswith(b"BM"):
+    return "BMP"
+  if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+    return "WEBP"
+  if head[:4] in (b"II*\0", b"MM\0*"):
+    return "TIFF"
+  if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"hevc", b"hevx", b"heim",
+                                             b"heis", b"mif1", b"msf1"):
+    return "HEIF"
+  return None
+
+
+def _open_with_pillow(data):
+  """A Pillow image of `data`, HEIF included where pillow-heif is installed."""
+  try:
+    import pillow_heif  # pylint: disable=g-import-not-at-top  (HEIC: optional at import time)
+    pillow_heif.register_heif_opener()
+  except ImportError:
+    pass
+  return Image.open(io.BytesIO(data))
+
+
+def model_bytes(data):
+  """(bytes the serving graph decodes, None) for one file's content, or (None, reason).
+
+  GRAPH_FORMATS pass unchanged. Anything else Pillow reads is decoded, turned upright by its EXIF
+  orientation (as the builder and the serving graph do for JPEGs) and re-encoded as a lossless
+  PNG of the same pixels, so the model sees what a JPEG of it would show, without a second lossy
+  step."""
+  if sniff_format(data[:16]) in GRAPH_FORMATS:
+    return data, None
+  try:
+    image = _open_with_pillow(data)
+    image = ImageOps.exif_transpose(image).convert("RGB")
+  except Exception:  # pylint: disable=broad-except  (any unreadable file is skipped with a reason)
+    return None, NOT_AN_IMAGE
+  out = io.BytesIO()
+  image.save(out, "PNG", compress_level=1)  # lossless; level 1: speed over size, never stored
+  return out.getvalue(), None
 
 
 def _degrees(value, reference, negative):
@@ -80,11 +144,17 @@ def _degrees(value, reference, negative):
   return -result if str(reference).strip().upper() == negative else result
 
 
+# exif_place's latitude and longitude for EXIF GPS of exactly (0, 0), which is no position.
+NULL_ISLAND = "0, 0"
+
+
 def exif_place(data):
   """(latitude, longitude, date) from a photo's EXIF (GPS IFD; DateTimeOriginal, else DateTime),
-  each None when absent or unreadable. Pillow's getexif; never raises for a bad photo."""
+  each None when absent or unreadable; latitude and longitude are both NULL_ISLAND for GPS of
+  exactly (0, 0) (no position: phones without a fix write it, Android's photo picker zeroes it).
+  Pillow's getexif (HEIC too, with pillow-heif); never raises for a bad photo."""
   try:
-    exif = Image.open(io.BytesIO(data)).getexif()
+    exif = _open_with_pillow(data).getexif()
   except Exception:  # pylint: disable=broad-except  (any unreadable photo has no EXIF to use)
     return None, None, None
   latitude = longitude = None
@@ -97,6 +167,8 @@ def exif_place(data):
         latitude = longitude = None
   except (TypeError, ValueError, ZeroDivisionError):
     latitude = longitude = None
+  if latitude == 0 and longitude == 0:  # "null island": no fix, or zeroed for privacy
+    latitude = longitude = NULL_ISLAND
   date = None
   try:
     stamp = exif.get_ifd(ExifTags.IFD.Exif).get(_DATE_TIME_ORIGINAL) or exif.get(_DATE_TIME)
@@ -112,6 +184,8 @@ def _place_for(data, given):
   exif_latitude, exif_longitude, exif_date = exif_place(data)
   if given.latitude is not None:
     latitude, longitude, position = given.latitude, given.longitude, "position from flags"
+  elif exif_latitude == NULL_ISLAND:
+    latitude, longitude, position = None, None, "no position (EXIF GPS 0, 0 means no fix)"
   elif exif_latitude is not None:
     latitude, longitude, position = exif_latitude, exif_longitude, "position from EXIF GPS"
   else:
@@ -167,22 +241,26 @@ def classify(paths, model_dir, *, geo_dir="", given=Place(), top_k=5, which="bes
     except tf.errors.OpError as e:
       skipped.append({"photo": path, "reason": f"cannot read: {e.message}"})
       continue
+    encoded, reason = model_bytes(data)
+    if encoded is None:
+      skipped.append({"photo": path, "reason": reason})
+      continue
     place = None
     # No decode error reaches here: the serving graph decodes in a tf.data pipeline with
     # ignore_errors and marks an item it cannot decode (or crop) valid = false (inat_tf.export).
     if prior is None:
-      outputs = module.from_bytes(tf.constant([data]))
+      outputs = module.from_bytes(tf.constant([encoded]))
     else:
       lat, lon, when, source = _place_for(data, given)
       outputs = module.from_bytes_and_place(
-          tf.constant([data]), tf.constant([math.nan if lat is None else lat], tf.float32),
+          tf.constant([encoded]), tf.constant([math.nan if lat is None else lat], tf.float32),
           tf.constant([math.nan if lon is None else lon], tf.float32),
           tf.constant([when or ""]))
       used = bool(outputs["used_place"].numpy()[0])
       place = {"latitude": lat, "longitude": lon, "date": when, "source": source,
                "used": used}
     if not bool(outputs["valid"].numpy()[0]):
-      skipped.append({"photo": path, "reason": "not a readable JPEG, PNG, GIF or BMP image"})
+      skipped.append({"photo": path, "reason": "damaged: its image data does not decode"})
       continue
     predictions = []
     for rank, (cid, name, score) in enumerate(zip(
@@ -220,9 +298,11 @@ def table(results):
   return "\n".join(out)
 
 
-def write_csv(path, results):
+def write_csv(path, results, skipped=()):
+  """One row per photo and rank, then one row per skipped file (its reason in skipped_reason,
+  the other columns empty)."""
   fields = ["photo", "rank", "category_id", "name", "common_name", "probability", "latitude",
-            "longitude", "date", "place_used", "place_source"]
+            "longitude", "date", "place_used", "place_source", "skipped_reason"]
   buffer = io.StringIO()
   writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
   writer.writeheader()
@@ -235,6 +315,8 @@ def write_csv(path, results):
                        "longitude": place.get("longitude", ""), "date": place.get("date", ""),
                        "place_used": place.get("used", False),
                        "place_source": place.get("source", "no --geo_dir")})
+  for item in skipped:
+    writer.writerow({"photo": item["photo"], "skipped_reason": item["reason"]})
   _write_atomically(path, buffer.getvalue())
 
 
@@ -279,11 +361,13 @@ def run(argv=None):
     if results:
       print(table(results))
     if c.output_csv:
-      write_csv(c.output_csv, results)
+      write_csv(c.output_csv, results, skipped)
       print(f"CSV written to {c.output_csv}")
     if c.output_json:
       write_json(c.output_json, results, skipped)
       print(f"JSON written to {c.output_json}")
+    print(f"inat-classify: {len(results):,} photos classified, {len(skipped):,} files skipped",
+          file=sys.stderr)
     if not results:
       sys.exit("inat-classify: no photo could be classified")
 

@@ -52,37 +52,33 @@ from inat_tf.geo import prior as geo_prior_lib
 WARMUP_PATH = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
-def _decode_view(image_bytes, image_size, crop_fraction=preprocessing.EVAL_CROP_FRACTION):
-  """Central crop (crop_fraction of the short side) of any encoded image, upright by its EXIF
-  orientation as the builder stores it; JPEGs without a rotation take the same fused path as
-  evaluation."""
-  orientation = preprocessing.exif_orientation(image_bytes)
+def decode_each(image_bytes, view, item_signature):
+  """The items of a [batch] of encoded images that decode, each through `view`: (indices [n]
+  int32, views), views being view(bytes) of each surviving item stacked along a new first axis
+  (a nest shaped as item_signature, a nest of tf.TensorSpec of ONE item's view).
 
-  def other_formats():
-    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-    image = preprocessing.apply_orientation(image, orientation)
-    return preprocessing.center_crop_and_resize(tf.cast(image, tf.float32), image_size,
-                                                crop_fraction)
-  return tf.cond(tf.logical_and(tf.io.is_jpeg(image_bytes), tf.equal(orientation, 1)),
-                 lambda: preprocessing.eval_image(image_bytes, image_size, crop_fraction),
-                 other_formats)
+  A graph cannot catch a decode error, but tf.data can drop the elements that raise one: decode
+  in a dataset with ignore_errors, and keep each survivor's place in the batch (`scatter` puts
+  the answers back). Shared by inat-export and inat-detect-export."""
+  def one(index, encoded):
+    return index, view(encoded)
+  decoded = (tf.data.Dataset.from_tensor_slices((tf.range(tf.size(image_bytes)), image_bytes))
+             .map(one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+             .ignore_errors().batch(64))
+  empty = (tf.zeros([0], tf.int32), tf.nest.map_structure(
+      lambda spec: tf.zeros([0] + spec.shape.as_list(), spec.dtype), item_signature))
+  return decoded.reduce(empty, lambda state, batch: tf.nest.map_structure(
+      lambda done, more: tf.concat([done, more], 0), state, batch))
 
 
 def _decode_valid(image_bytes, size, crop_fraction):
-  """(indices [n] int32, images [n, size, size, 3] float32) of the items of a [batch] of encoded
-  images that decode. A graph cannot catch a decode error, but tf.data can drop the elements that
-  raise one: decode in a dataset with ignore_errors, and keep each survivor's place in the batch."""
-  def view(index, encoded):
-    image = _decode_view(encoded, size, crop_fraction)
+  """(indices [n] int32, images [n, size, size, 3] float32): decode_each with the evaluation
+  view (preprocessing.eval_view), refusing non-finite pixels."""
+  def view(encoded):
+    image = preprocessing.eval_view(encoded, size, crop_fraction)
     tf.debugging.assert_all_finite(image, "image")
-    return index, image
-  decoded = (tf.data.Dataset.from_tensor_slices((tf.range(tf.size(image_bytes)), image_bytes))
-             .map(view, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-             .ignore_errors().batch(64))
-  return decoded.reduce(
-      (tf.zeros([0], tf.int32), tf.zeros([0, size, size, 3], tf.float32)),
-      lambda state, batch: (tf.concat([state[0], batch[0]], 0),
-                            tf.concat([state[1], batch[1]], 0)))
+    return image
+  return decode_each(image_bytes, view, tf.TensorSpec([size, size, 3], tf.float32))
 
 
 def _no_answers(top_k):
@@ -97,15 +93,17 @@ _FILLS = {"category_ids": (-1, tf.int64), "class_names": ("", tf.string),
           "scores": (0.0, tf.float32), "used_place": (False, tf.bool)}
 
 
-def _scatter(outputs, indices, batch):
+def scatter(outputs, indices, batch, fills=None):
   """The answers for the items `indices` ([n] int32) of a batch of `batch`, back in their places;
-  the other items get valid = false and the fills of _FILLS (id -1, name "", score 0)."""
+  the other items get valid = false and, per output, the fill of `fills` ({name: (value, dtype)};
+  default _FILLS: id -1, name "", score 0). Shared with inat-detect-export."""
+  fills = _FILLS if fills is None else fills
   indices = indices[:, tf.newaxis]
 
   def place(values, fill):
     shape = tf.concat([[batch], tf.shape(values)[1:]], 0)
     return tf.tensor_scatter_nd_update(tf.fill(shape, fill), indices, values)
-  scattered = {key: place(values, tf.constant(*_FILLS[key])) for key, values in outputs.items()}
+  scattered = {key: place(values, tf.constant(*fills[key])) for key, values in outputs.items()}
   scattered["valid"] = place(tf.ones_like(indices[:, 0], tf.bool), tf.constant(False))
   return scattered
 
@@ -148,7 +146,7 @@ def serving_module(trained, top_k, geo_prior=None):
     indices, images = _decode_valid(image_bytes, size, fraction)
     outputs = tf.cond(tf.size(indices) > 0, lambda: classify(images),
                       lambda: _no_answers(top_k))
-    return _scatter(outputs, indices, tf.size(image_bytes))
+    return scatter(outputs, indices, tf.size(image_bytes))
 
   @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
   def from_images(images):
@@ -190,7 +188,7 @@ def _add_place_functions(module, geo_prior, size, image_probabilities, top_categ
       return {**outputs, "used_place": geo_prior.available(places)}
     outputs = tf.cond(tf.size(indices) > 0, combined,
                       lambda: {**_no_answers(module.top_k), "used_place": tf.zeros([0], tf.bool)})
-    return _scatter(outputs, indices, tf.size(image_bytes))
+    return scatter(outputs, indices, tf.size(image_bytes))
 
   @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32),
                                 tf.TensorSpec([1], tf.float32), tf.TensorSpec([1], tf.float32),

@@ -301,11 +301,13 @@ def predict_to_csv(data_dir, split, output, *, model_dir="", saved_model="", whi
   rows, filled = submission_rows(listed, predicted.first(per_row), fallback)
   written = write_submission(output, rows, header)
   if image_only is not None:
-    from inat_tf.geo import report  # pylint: disable=g-import-not-at-top
+    from inat_tf.report import render  # pylint: disable=g-import-not-at-top
+    from inat_tf.report import sections  # pylint: disable=g-import-not-at-top
     write_submission(image_only_path(output),
                      submission_rows(listed, image_only.first(per_row), fallback)[0], header)
     log(f"inat-predict: image-only predictions in {image_only_path(output)}")
-    log(report.markdown(comparison))
+    log(render.text([sections.location_prior(
+        {"location_prior": dict(comparison, geo_dir=geo_dir)})]).rstrip())
   for line in fallback_warnings(split, per_row, filled, server_invalid=server_invalid,
                                 saved_model=saved_model):
     log(line)

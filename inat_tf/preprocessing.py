@@ -161,11 +161,45 @@ def _corner_windows(image_shape, crop_fraction):
   return [(0, 0), (0, width - side), (height - side, 0), (height - side, width - side)], side
 
 
+def eval_view(image_bytes, image_size, crop_fraction=EVAL_CROP_FRACTION):
+  """THE evaluation and serving view of one encoded image (JPEG, PNG, GIF, BMP, WebP): upright by
+  its EXIF orientation as the builder stores it, the central square (crop_fraction of the short
+  side), resized to image_size x image_size; float32 [0, 255].
+
+  Every consumer of a trained model sees an image through this function (inat-eval, inat-predict,
+  inat-adjust through trained_model.TrainedModel.eval_views; inat-export's signatures and
+  inat-classify through export.serving_module), so a model is scored, tuned and served on the
+  same pixels. JPEGs without a rotation take eval_image's fused decode-and-crop path (the
+  records' images always do); other images are decoded whole and go through
+  center_crop_and_resize, equal pixel for pixel. Raises tf.errors.InvalidArgumentError for bytes
+  that do not decode.
+  """
+  orientation = exif_orientation(image_bytes)
+
+  def other_formats():
+    image = decode_upright(image_bytes, orientation)
+    return center_crop_and_resize(tf.cast(image, tf.float32), image_size, crop_fraction)
+  return tf.cond(tf.logical_and(tf.io.is_jpeg(image_bytes), tf.equal(orientation, 1)),
+                 lambda: eval_image(image_bytes, image_size, crop_fraction), other_formats)
+
+
+def decode_upright(image_bytes, orientation=None):
+  """Any encoded image (JPEG, PNG, GIF's first frame, BMP, WebP), decoded whole and turned
+  upright by its EXIF orientation (exif_orientation, unless given): uint8 [height, width, 3] as
+  displayed, as the builder stores it. Raises tf.errors.InvalidArgumentError when it does not
+  decode."""
+  if orientation is None:
+    orientation = exif_orientation(image_bytes)
+  image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+  return apply_orientation(image, orientation)
+
+
 def eval_views(image_bytes, image_size, *, flip=False, multi_crop=False,
                crop_fraction=EVAL_CROP_FRACTION):
-  """[views, image_size, image_size, 3] float32 [0, 255]: the central crop, plus optionally its
-  mirror image and the four corner crops (and theirs), for test-time averaging."""
-  views = [eval_image(image_bytes, image_size, crop_fraction)]
+  """[views, image_size, image_size, 3] float32 [0, 255]: the central crop (eval_view), plus
+  optionally its mirror image and the four corner crops (and theirs), for test-time averaging.
+  The corner crops need a JPEG (the records' format)."""
+  views = [eval_view(image_bytes, image_size, crop_fraction)]
   if multi_crop:
     image = tf.cast(tf.io.decode_jpeg(image_bytes, channels=3), tf.float32)
     corners, side = _corner_windows(tf.shape(image), crop_fraction)

@@ -250,7 +250,8 @@ def summary_text(paths, report, timings):
   lines += ["",
             f"  Kaggle CSV       {paths['submission']}",
             f"  SavedModel       {os.path.join(paths['export'], 'saved_model')}",
-            f"  Report and plot  {paths['eval']}/report.md, accuracy_vs_train_images.png",
+            f"  Report           {paths['eval']}/report.html (open it in a browser; tables "
+            f"also in report.md)",
             f"  TensorBoard      tensorboard --logdir {os.path.join(paths['model'], 'logs')}",
             "  Stage times      " + ", ".join(f"{n} {s:.0f}s" for n, s in timings.items()) +
             f" (total {sum(timings.values()):.0f}s)", "=" * 72]

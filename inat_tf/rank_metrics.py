@@ -38,12 +38,3 @@ def rank_accuracy(labels, top_indices, label_map):
                  "top1": float(np.mean(predicted[:, 0] == true)),
                  "top5": float(np.mean(np.any(predicted[:, :5] == true[:, None], axis=1)))})
   return rows
-
-
-def markdown_rows(rows):
-  """The rank table as markdown lines."""
-  lines = ["| Rank | Taxa | Top-1 | Top-5 |", "|---|---:|---:|---:|"]
-  for row in rows:
-    lines.append(f"| {row['rank']} | {row['taxa']:,} | {100 * row['top1']:.2f}% | "
-                 f"{100 * row['top5']:.2f}% |")
-  return lines

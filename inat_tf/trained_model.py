@@ -102,6 +102,14 @@ class TrainedModel:
   def normalize(self):
     return models.preprocess_input(self.model_name)
 
+  def eval_views(self, image_bytes, *, flip=False, multi_crop=False):
+    """The model's input for one encoded image, as every consumer feeds it: [views, size, size,
+    3] float32, normalised for the network, views = 1 (+1 with flip, x5 with multi_crop) of
+    preprocessing.eval_views at the model's own image_size and eval_crop_fraction."""
+    return self.normalize(preprocessing.eval_views(
+        image_bytes, self.image_size, flip=flip, multi_crop=multi_crop,
+        crop_fraction=self.eval_crop_fraction))
+
 
 def load(model_dir, which="best", adjusted=True):
   """Loads `best.keras` or `final.keras` from a model dir written by inat-train (gfile paths).
@@ -154,11 +162,9 @@ def predict(trained, data_dir, split, *, batch_size=64, flip=False, multi_crop=F
       geo_encoding.PLACE_KEYS if geo_prior else [])
 
   def views(example):
-    images = preprocessing.eval_views(example[schema.ENCODED], trained.image_size, flip=flip,
-                                      multi_crop=multi_crop,
-                                      crop_fraction=trained.eval_crop_fraction)
+    images = trained.eval_views(example[schema.ENCODED], flip=flip, multi_crop=multi_crop)
     places = geo_encoding.places_from_examples(example) if geo_prior else tf.zeros([3])
-    return trained.normalize(images), example[schema.LABEL], example[schema.IMAGE_ID], places
+    return images, example[schema.LABEL], example[schema.IMAGE_ID], places
 
   dataset = (records.examples(data_dir, split, keys)
              .map(views, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)

@@ -72,6 +72,21 @@ def trained_dir(tiny_built_dir, tmp_path_factory):
   return model_dir
 
 
+# The location prior's settings for tests: small and fast (the paper's width 256 and 4 blocks are
+# the command's defaults).
+QUICK_GEO = dict(batch_size=16, learning_rate=0.005, width=32, num_blocks=2, log_steps=1000)
+
+
+@pytest.fixture(scope="session")
+def geo_dir(tiny_built_dir, tmp_path_factory):
+  """A location prior (inat-train-geo) trained on tiny_built_dir's train places, 30 epochs."""
+  from inat_tf.geo import train as geo_train  # pylint: disable=g-import-not-at-top
+  path = tmp_path_factory.mktemp("geo")
+  geo_train.train(geo_train.GeoTrainConfig(str(tiny_built_dir), str(path), epochs=30,
+                                           **QUICK_GEO), log=lambda m: None)
+  return path
+
+
 # Fixtures that generate, build or train: a test that asks for one is in the slow tier even if
 # its author forgot the mark, so the fast tier (-m "not slow") stays fast.
 SLOW_FIXTURES = {"sample_dir", "built_dir", "tiny_built_dir", "trained_dir"}

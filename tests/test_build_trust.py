@@ -21,7 +21,6 @@ import pytest
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-from inat_tf import export
 from inat_tf import preprocessing
 from inat_tf import records
 from inat_tf import sample_download
@@ -239,7 +238,7 @@ def test_exif_orientation_builder_and_serving_agree(orientation, byte_order):
     assert (checked.width, checked.height) == (48, 30)
     assert _mad(_decode(checked.jpeg), displayed) <= 2
     assert int(preprocessing.exif_orientation(tf.constant(phone))) == orientation
-    served = export._decode_view(tf.constant(phone), 24)  # pylint: disable=protected-access
+    served = preprocessing.eval_view(tf.constant(phone), 24)
     from_records = preprocessing.eval_image(tf.constant(checked.jpeg), 24)
     assert _mad(served, from_records) <= 2
 
@@ -296,7 +295,7 @@ def test_one_pixel_jpeg_is_kept_and_decodes_in_every_view():
   assert preprocessing.eval_image(data, 32).shape == (32, 32, 3)
   assert preprocessing.eval_views(data, 32, flip=True, multi_crop=True).shape == (10, 32, 32, 3)
   assert preprocessing.train_image(data, 32, tf.constant([1, 2])).shape == (32, 32, 3)
-  assert export._decode_view(data, 32).shape == (32, 32, 3)  # pylint: disable=protected-access
+  assert preprocessing.eval_view(data, 32).shape == (32, 32, 3)
 
 
 # -- a download with one fault of every per-image kind, built once ------------------------------

@@ -1,6 +1,7 @@
 """Detection (inat_tf/detection): a RetinaNet trained once on a handful of tiny sample images and
 shared by the tests of this group; the evaluator on hand-computed cases; keras-hub 0.32's traps."""
 
+import io
 import json
 import math
 import os
@@ -10,6 +11,7 @@ import keras_hub
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 import models
 from inat_tf import label_map as label_map_lib
@@ -153,6 +155,21 @@ def test_export_serves_image_bytes_in_a_fresh_process(trained, det_data_dir, tmp
     path = tmp_path / f"image{i}.jpg"
     path.write_bytes(example[schema.ENCODED].numpy())
     inputs.append(str(path))
+  # A phone photo of the first image's pixels, stored sideways with EXIF orientation 6, beside
+  # the same pixels stored upright (both JPEG quality 100); and an item that is not an image.
+  pixels = tf.io.decode_jpeg(examples[0][schema.ENCODED]).numpy()
+  exif = Image.Exif()
+  exif[0x0112] = 6  # displayed turned 90 degrees clockwise
+  for name, stored, options in (("upright.jpg", pixels, {}),
+                                ("sideways.jpg", np.rot90(pixels, 1), {"exif": exif}),
+                                ("broken.jpg", None, None)):
+    out = io.BytesIO()
+    if stored is None:
+      out.write(b"\xff\xd8\xff not a JPEG")
+    else:
+      Image.fromarray(np.ascontiguousarray(stored)).save(out, "JPEG", quality=100, **options)
+    (tmp_path / name).write_bytes(out.getvalue())
+    inputs.append(str(tmp_path / name))
   script = (
       "import json, sys\n"
       "import tensorflow as tf\n"
@@ -175,6 +192,14 @@ def test_export_serves_image_bytes_in_a_fresh_process(trained, det_data_dir, tmp
     np.testing.assert_allclose(served["boxes"][i][0], mine["boxes"][0], atol=0.5)
     assert served["category_ids"][i][0] == classes.ids[int(mine["classes"][0])]
     assert served["scores"][i][0] == pytest.approx(float(mine["scores"][0]), abs=1e-4)
+  # Each item has its own status: the broken one is marked, the others answered as alone.
+  assert served["valid"] == [True, True, True, True, False]
+  assert served["num_detections"][4] == 0 and served["category_ids"][4][0] == -1
+  # The sideways photo is seen upright: boxes in the displayed frame, as the upright copy's.
+  upright, sideways = 2, 3
+  assert served["num_detections"][sideways] > 0
+  assert served["category_ids"][sideways][0] == served["category_ids"][upright][0]
+  np.testing.assert_allclose(served["boxes"][sideways][0], served["boxes"][upright][0], atol=2.0)
 
 
 # -- the evaluator against hand-computed cases --------------------------------------------------

@@ -456,6 +456,8 @@ def test_scorer_names_unreadable_files(tmp_path):
 def test_eval_report_and_markdown_carry_the_rank_table():
   from inat_tf import evaluate  # pylint: disable=g-import-not-at-top
   from inat_tf import trained_model  # pylint: disable=g-import-not-at-top
+  from inat_tf.report import render  # pylint: disable=g-import-not-at-top
+  from inat_tf.report import sections  # pylint: disable=g-import-not-at-top
   label_map = _hand_label_map()
   labels = np.array([0, 1, 2, 3])
   top = np.array([[0, 1, 2, 3, 3], [0, 1, 2, 3, 3], [3, 2, 1, 0, 0], [3, 0, 1, 2, 2]])
@@ -464,5 +466,5 @@ def test_eval_report_and_markdown_carry_the_rank_table():
   rows = {row["rank"]: row for row in report["ranks"]}
   assert rows["species"]["top1"] == report["top1"] == 0.5
   assert rows["genus"]["top1"] == 0.75  # image 1: A a for A b, same genus
-  text = evaluate.markdown(report, "t")
+  text = render.markdown(sections.eval_sections(report))
   assert "| genus | 3 | 75.00% | 100.00% |" in text and "| species | 4 | 50.00%" in text

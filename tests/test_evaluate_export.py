@@ -50,8 +50,8 @@ def test_eval_report_matches_its_own_predictions(tiny_built_dir, model_dir, tiny
                                                  tmp_path):
   report = evaluate.evaluate(str(tiny_built_dir), str(model_dir), "val",
                              output_dir=str(tmp_path))
-  for name in ("report.json", "report.md", "per_class.csv", "accuracy_vs_train_images.csv",
-               "predictions.csv"):
+  for name in ("report.json", "report.md", "report.html", "per_class.csv",
+               "accuracy_vs_train_images.csv", "predictions.csv"):
     assert (tmp_path / name).exists(), name
   assert (tmp_path / "accuracy_vs_train_images.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   # Recompute top-1 / top-5 from predictions.csv against the val JSON, as a third party would.

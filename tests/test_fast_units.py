@@ -18,7 +18,6 @@ from PIL import Image
 
 from inat_tf import editions
 from inat_tf import evaluate
-from inat_tf import export
 from inat_tf import input_pipeline
 from inat_tf import label_map as label_map_lib
 from inat_tf import preprocessing
@@ -41,7 +40,6 @@ def test_serving_views_equal_the_evaluation_view():
   """A PNG (export's decode path), an image tensor (serving_images) and a batch all give exactly
   the evaluation view of the JPEG whose pixels they hold, at any size and chroma subsampling."""
   rng = np.random.default_rng(0)
-  decode_view = export._decode_view  # pylint: disable=protected-access
   for height, width, subsampling in ((50, 70, 2), (64, 34, 2), (41, 64, 1), (57, 57, 0),
                                      (96, 80, 2), (33, 130, 2)):
     smooth = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize(
@@ -59,8 +57,8 @@ def test_serving_views_equal_the_evaluation_view():
     assert batch.shape == (2, 32, 32, 3)
     np.testing.assert_array_equal(batch[1], expected)
     png = _encoded(decoded, "PNG")  # the JPEG's own pixels, losslessly: the other-formats branch
-    np.testing.assert_array_equal(decode_view(tf.constant(png), 32), expected)
-    np.testing.assert_array_equal(decode_view(tf.constant(jpeg), 32), expected)
+    np.testing.assert_array_equal(preprocessing.eval_view(tf.constant(png), 32), expected)
+    np.testing.assert_array_equal(preprocessing.eval_view(tf.constant(jpeg), 32), expected)
 
 
 def test_a_cropped_decode_equals_the_full_decode_cut():

@@ -1,6 +1,7 @@
 """The location prior (inat_tf/geo): encoding, loss, combination, training, and its use by
 inat-eval, inat-predict, inat-export and inat-classify."""
 
+import csv
 import io
 import json
 import math
@@ -9,6 +10,7 @@ import signal
 import sys
 
 import numpy as np
+import pillow_heif
 import pytest
 import tensorflow as tf
 from PIL import ExifTags
@@ -28,7 +30,10 @@ from inat_tf.geo import model as geo_model
 from inat_tf.geo import prior as prior_lib
 from inat_tf.geo import report
 from inat_tf.geo import train as geo_train
+from inat_tf.report import render
+from inat_tf.report import sections
 from tests import helpers
+from tests.conftest import QUICK_GEO
 from tests.conftest import TRAINED_MODEL_GROUP
 from tests.helpers import console_script
 
@@ -137,7 +142,8 @@ def test_side_by_side_report_on_hand_made_predictions():
   assert rows["with a place"]["with_prior"]["top1"] == 1.0
   assert rows["without a place"]["image_only"] == rows["without a place"]["with_prior"]
   assert comparison["top1_changed"] == 2 and comparison["images_with_place"] == 3
-  assert "| with a place | 2 | 50.00% | 100.00% |" in report.markdown(comparison)
+  text = render.markdown([sections.location_prior({"location_prior": comparison})])
+  assert "| with a place | 2 | 50.00% | 100.00% |" in text
 
 
 def test_a_prior_for_other_classes_is_refused():
@@ -177,6 +183,57 @@ def test_exif_place_reads_gps_and_capture_date():
   assert classify.exif_place(b"not an image") == (None, None, None)
 
 
+def test_exif_gps_of_exactly_zero_zero_is_no_position():
+  """(0, 0) is what a phone without a fix writes (and Android's picker zeroes GPS to): no place,
+  said so in the photo's line; flags still win; a real place near (0, 0) is kept."""
+  pixels = np.full([40, 50, 3], 120, np.uint8)
+  zero = _jpeg(pixels, 0.0, 0.0, "2017-06-01")
+  assert classify.exif_place(zero) == (classify.NULL_ISLAND, classify.NULL_ISLAND, "2017-06-01")
+  latitude, longitude, date, words = classify._place_for(  # pylint: disable=protected-access
+      zero, classify.Place())
+  assert (latitude, longitude, date) == (None, None, "2017-06-01")
+  assert words.startswith("no position (EXIF GPS 0, 0")
+  given = classify._place_for(zero, classify.Place(1.5, 2.5))  # pylint: disable=protected-access
+  assert given[:2] == (1.5, 2.5) and given[3].startswith("position from flags")
+  near = classify.exif_place(_jpeg(pixels, 0.0, 0.01))  # on the equator, a real place
+  assert near[0] == 0.0 and near[1] == pytest.approx(0.01, abs=1e-4)
+
+
+def _encoded(pixels, image_format, **options):
+  if image_format == "HEIF":
+    pillow_heif.register_heif_opener()  # Pillow writes HEIC through pillow-heif's plugin
+  out = io.BytesIO()
+  Image.fromarray(pixels).save(out, image_format, **options)
+  return out.getvalue()
+
+
+def test_every_photo_format_is_sniffed_and_read_upright():
+  """JPEG, PNG, GIF, BMP and WebP go to the graph unchanged; TIFF and HEIC are decoded by Pillow,
+  turned upright and sent as a lossless PNG of their pixels; anything else is named not an image,
+  whatever its extension."""
+  rng = np.random.default_rng(0)
+  pixels = rng.integers(0, 256, [30, 40, 3], dtype=np.uint8)
+  for image_format, options in (("JPEG", {}), ("PNG", {}), ("GIF", {}), ("BMP", {}),
+                                ("WEBP", {"lossless": True})):
+    data = _encoded(pixels, image_format, **options)
+    assert classify.sniff_format(data[:16]) == image_format
+    assert classify.model_bytes(data) == (data, None)
+  exif = Image.Exif()
+  exif[0x0112] = 6  # stored sideways: displayed turned 90 degrees clockwise
+  tiff = _encoded(pixels, "TIFF", exif=exif)
+  assert classify.sniff_format(tiff[:16]) == "TIFF"
+  png, reason = classify.model_bytes(tiff)
+  assert reason is None and classify.sniff_format(png[:16]) == "PNG"
+  np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), np.rot90(pixels, -1))
+  heic = _encoded(pixels, "HEIF", quality=-1)  # pillow-heif: lossless
+  assert classify.sniff_format(heic[:16]) == "HEIF"
+  png, reason = classify.model_bytes(heic)
+  assert reason is None and np.asarray(Image.open(io.BytesIO(png))).shape == (30, 40, 3)
+  for not_an_image in (b"", b"plain text notes", b"\x00\x05\x16\x07" + b"\x00" * 40,
+                       b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 40):  # AppleDouble, MP4 video
+    assert classify.model_bytes(not_an_image) == (None, classify.NOT_AN_IMAGE)
+
+
 def test_sample_siblings_have_overlapping_ranges_and_seasons():
   config = sample_download.SampleConfig()
   make_species = sample_download.make_species
@@ -194,17 +251,6 @@ def test_sample_siblings_have_overlapping_ranges_and_seasons():
 
 
 # -- training and the commands (slow) ------------------------------------------------------------
-
-QUICK_GEO = dict(batch_size=16, learning_rate=0.005, width=32, num_blocks=2, log_steps=1000)
-
-
-@pytest.fixture(scope="module")
-def geo_dir(tiny_built_dir, tmp_path_factory):
-  path = tmp_path_factory.mktemp("geo")
-  geo_train.train(geo_train.GeoTrainConfig(str(tiny_built_dir), str(path), epochs=30,
-                                           **QUICK_GEO), log=lambda m: None)
-  return path
-
 
 @pytest.mark.slow
 def test_train_places_are_compact_arrays_equal_to_the_records(tiny_built_dir):
@@ -253,13 +299,33 @@ def test_train_geo_resumes_where_it_stopped(tiny_built_dir, tmp_path):
 @pytest.mark.slow
 @TRAINED_MODEL_GROUP
 def test_eval_reports_side_by_side_and_images_without_a_place_keep_their_answer(
-    tiny_built_dir, trained_dir, geo_dir):
-  report_ = evaluate.evaluate(str(tiny_built_dir), str(trained_dir), "val", geo_dir=str(geo_dir))
+    tiny_built_dir, trained_dir, geo_dir, tmp_path):
+  report_ = evaluate.evaluate(str(tiny_built_dir), str(trained_dir), "val", geo_dir=str(geo_dir),
+                              output_dir=str(tmp_path))
   prior = report_["location_prior"]
   assert prior["images"] == report_["images"] and 0 < prior["images_with_place"] < prior["images"]
   rows = {row["name"]: row for row in prior["subsets"]}
-  assert rows["all images"]["image_only"]["top1"] == pytest.approx(report_["top1"])
+  # The headline is what the settings give (with the prior); the image-only figure beside it.
+  assert rows["all images"]["with_prior"]["top1"] == pytest.approx(report_["top1"])
+  assert rows["all images"]["image_only"]["top1"] == pytest.approx(report_["image_only"]["top1"])
   assert rows["without a place"]["image_only"] == rows["without a place"]["with_prior"]
+  changes = prior["changes"]
+  assert changes["changed"] == prior["top1_changed"]  # val: every image is labelled
+  assert (changes["right_to_wrong"] + changes["wrong_to_right"] + changes["wrong_to_wrong"]
+          == changes["changed"])
+  assert (rows["all images"]["with_prior"]["top1"] - rows["all images"]["image_only"]["top1"]
+          == pytest.approx((changes["wrong_to_right"] - changes["right_to_wrong"]) /
+                           report_["images"]))
+  # In every rendering the prior's comparison comes right after the headline, before accuracy.
+  built = sections.eval_sections(report_)
+  for text in (render.text(built), render.markdown(built),
+               (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()):
+    assert text.index("With and without the location prior") < text.index("Per super-category")
+  assert "image only" in render.text(built).splitlines()[1]  # the headline line names both
+  stored = json.loads((tmp_path / "report.json").read_text())
+  assert stored["top1"] == report_["top1"] and stored["image_only"] == report_["image_only"]
+  predictions_csv = (tmp_path / "predictions.csv").read_text().splitlines()
+  assert predictions_csv[0] == "id,label_category_id,top5_category_ids,image_only_top5_category_ids"
   predictions = trained_model.predict(trained_model.load(str(trained_dir)), str(tiny_built_dir),
                                       "val", geo_prior=prior_lib.load(str(geo_dir)))
   missing = ~predictions.has_place
@@ -382,6 +448,17 @@ def test_classify_reads_exif_like_flags_and_skips_unreadable_files(
   photos.mkdir()
   (photos / "with_exif.jpg").write_bytes(_jpeg(pixels, **place))
   (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a JPEG")
+  jpeg = _jpeg(pixels)
+  # libjpeg prints "Corrupt JPEG data: 300 extraneous bytes before marker 0xd9" (every pixel
+  # decodes: answered) and "Premature end of JPEG file" (skipped) itself.
+  (photos / "junk_before_end.jpg").write_bytes(jpeg[:-2] + b"\x13" * 300 + jpeg[-2:])
+  (photos / "truncated.jpg").write_bytes(jpeg[:len(jpeg) // 2])
+  (photos / "sub").mkdir()  # a folder's every file, in sub-folders too, whatever its name
+  (photos / "sub" / "IMG_0001.HEIC").write_bytes(_encoded(pixels, "HEIF"))
+  (photos / "sub" / "scan.tif").write_bytes(_encoded(pixels, "TIFF"))
+  (photos / "sub" / "shared.webp").write_bytes(_encoded(pixels, "WEBP"))
+  (photos / "sub" / "notes.txt").write_text("seen near the pond")
+  (photos / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1" + b"\x00" * 60)
   bare = tmp_path / "bare.jpg"
   bare.write_bytes(_jpeg(pixels))
   result = helpers.run(
@@ -389,14 +466,28 @@ def test_classify_reads_exif_like_flags_and_skips_unreadable_files(
        f"--geo_dir={geo_dir}", "--top_k=3", f"--output_csv={tmp_path / 'out.csv'}",
        f"--output_json={tmp_path / 'out.json'}"])
   assert result.returncode == 0, result.stderr[-3000:]
-  assert "skipped" in result.stderr and "broken.jpg" in result.stderr
   assert "position from EXIF GPS, date from EXIF" in result.stdout
   assert "Traceback" not in result.stderr
+  # Every stderr line is ours (libjpeg's own lines do not get through), one per skipped file.
+  assert all(line.startswith("inat-classify: ") for line in result.stderr.splitlines()), \
+      result.stderr
   from_exif = json.loads((tmp_path / "out.json").read_text())
-  assert [p["photo"] for p in from_exif["skipped"]] == [str(photos / "broken.jpg")]
-  (exif_result,) = from_exif["photos"]
+  skipped = {os.path.relpath(p["photo"], photos): p["reason"] for p in from_exif["skipped"]}
+  damaged = "damaged: its image data does not decode"
+  assert skipped == {".DS_Store": classify.NOT_AN_IMAGE, "sub/notes.txt": classify.NOT_AN_IMAGE,
+                     "broken.jpg": damaged, "truncated.jpg": damaged}
+  assert "5 photos classified, 4 files skipped" in result.stderr
+  for path in skipped:
+    assert f"inat-classify: skipped {photos / path}: " in result.stderr
+  answered = {os.path.relpath(p["photo"], photos): p for p in from_exif["photos"]}
+  assert sorted(answered) == ["junk_before_end.jpg", "sub/IMG_0001.HEIC", "sub/scan.tif",
+                              "sub/shared.webp", "with_exif.jpg"]
+  exif_result = answered["with_exif.jpg"]
   assert exif_result["place"]["used"] and len(exif_result["predictions"]) == 3
-  assert len((tmp_path / "out.csv").read_text().splitlines()) == 1 + 3
+  rows = list(csv.DictReader(open(tmp_path / "out.csv")))
+  assert len(rows) == 5 * 3 + 4
+  assert {r["photo"]: r["skipped_reason"] for r in rows if r["skipped_reason"]} == {
+      str(photos / p): reason for p, reason in skipped.items()}
   # Every kind of broken photo is marked invalid by the serving graph (decoded under tf.data's
   # ignore_errors), so no decode error reaches classify: skipped with a reason, image only and
   # with a prior alike, the good photo (given last) still answered.
@@ -415,7 +506,8 @@ def test_classify_reads_exif_like_flags_and_skips_unreadable_files(
                                          **kwargs)
     assert [r["photo"] for r in results] == [str(bare)]
     assert [s["photo"] for s in skipped] == paths
-    assert {s["reason"] for s in skipped} == {"not a readable JPEG, PNG, GIF or BMP image"}
+    assert {s["reason"] for s in skipped} == {classify.NOT_AN_IMAGE,
+                                              "damaged: its image data does not decode"}
     answered[kind] = results[0]
   assert answered["with_flags"]["place"]["source"] == "position from flags, date from flags"
   as_pairs = lambda r: [(p["category_id"], round(p["probability"], 5)) for p in r["predictions"]]

@@ -102,7 +102,9 @@ def test_eval_scores_the_report_half_and_shows_the_shot_buckets(crt_dir, tiny_bu
   assert set(report["shots"]) == {"many", "medium", "few"}
   assert report["shots"]["few"]["classes"] == 13  # 4 training images each
   text = (tmp_path / "report.md").read_text()
-  assert "| Shots | Species | Images | Top-1 | Top-5 |" in text and "report half of val" in text
+  assert "| Shots | Species | Images | Top-1 | Top-5 |" in text
+  assert "- **Split**: val, report half (the adjustment was tuned on the other)" in text
+  assert "crt (classifier re-trained on class-balanced train batches)" in text  # the settings
 
 
 @TRAINED_MODEL_GROUP
@@ -146,3 +148,36 @@ def test_remedy_flags_train_and_val_reports_shot_buckets(tiny_built_dir, tmp_pat
     train_lib.train(dataclasses.replace(config, loss="cross_entropy", sampling="uniform",
                                         model_dir=str(tmp_path / "other")),
                     log=lambda message: None)
+
+
+@TRAINED_MODEL_GROUP
+def test_inat_adjust_tunes_on_the_model_as_served_with_its_own_crop(trained_dir, tiny_built_dir,
+                                                                     tmp_path):
+  """A model trained with a non-default --eval_crop_fraction: inat-adjust's before and after rows
+  for the report half equal inat-eval on that half, unadjusted and adjusted (it once prepared its
+  images with the default 0.875 crop whatever the model's own)."""
+  data_dir, model_dir = str(tiny_built_dir), tmp_path / "model"
+  shutil.copytree(trained_dir, model_dir, ignore=shutil.ignore_patterns("long_tail_*", "eval-*"))
+  config_path = model_dir / trained_model.TRAIN_CONFIG
+  config = json.loads(config_path.read_text())
+  config["eval_crop_fraction"] = 0.5  # as inat-train --eval_crop_fraction 0.5 records it
+  config_path.write_text(json.dumps(config))
+  result = adjust.adjust(adjust.AdjustConfig(data_dir, str(model_dir), "tau_norm"),
+                         log=lambda message: None)
+
+  plain = trained_model.load(str(model_dir), adjusted=False)
+  assert plain.eval_crop_fraction == 0.5
+  predictions = trained_model.predict(plain, data_dir, "val")
+  keep = long_tail.reported_mask(predictions.labels, predictions.image_ids,
+                                 result["adjustment"], "val")
+  labels, top = predictions.labels[keep], predictions.top_indices[keep]
+  before = result["report"]["before"]
+  assert before["images"] == len(labels)
+  assert before["top1"] == pytest.approx(np.mean(top[:, 0] == labels))
+  assert before["top5"] == pytest.approx(np.mean([l in t for l, t in zip(labels, top)]))
+
+  adjusted = evaluate.evaluate(data_dir, str(model_dir), "val")
+  after = result["report"]["after"]
+  assert adjusted["scored_part"].startswith("report half")
+  assert (adjusted["images"], adjusted["top1"], adjusted["top5"]) == pytest.approx(
+      (after["images"], after["top1"], after["top5"]))

@@ -19,7 +19,9 @@ def test_quickstart_runs_every_stage_and_reuses_them(tmp_path):
     assert f"== {stage}: " in first.stdout, stage
   assert "Quickstart done" in first.stdout and "chance" in first.stdout
   assert "Stage times      make-sample" in first.stdout
+  assert f"Report           {tmp_path}/eval/report.html" in first.stdout
   for path in ("submission.csv", "export/saved_model/1/saved_model.pb", "eval/report.md",
+               "eval/report.html",
                "eval/accuracy_vs_train_images.png", "model/logs/train", "logs/train.log"):
     assert (tmp_path / path).exists(), path
   report = json.loads((tmp_path / "eval" / "report.json").read_text())

@@ -5,7 +5,7 @@ threads or processes. For a JPEG it reads the marker segments (EXIF orientation 
 decodes the entropy-coded data strictly with libjpeg-turbo (`simplejpeg`, strict mode: any libjpeg
 warning such as "Corrupt JPEG data" is an error) at 1/8 scale: DCT scaling skips most of the
 inverse DCT and colour conversion but still decodes every Huffman code, which is where damage shows
-(~0.9 ms per 800 px image against ~1.3 ms for a full decode; BUILD_NOTES.md). An 8-bit,
+(~0.9 ms per 800 px image against ~1.3 ms for a full decode; benchmarks/RESULTS.md). An 8-bit,
 3-component Huffman JPEG that decodes cleanly and needs no rotation is kept byte for byte.
 Everything else is decoded with Pillow and re-encoded (grayscale, CMYK/YCCK, 16-bit and other
 PNG/GIF/BMP/WebP/TIFF content, EXIF orientation), or rejected with the reason (empty, truncated,

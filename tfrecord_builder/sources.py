@@ -3,7 +3,7 @@ of a folder already extracted from it.
 
 The archive is read once, front to back: a background thread reads the raw bytes, hashes them
 (md5, to compare with the competition page) and inflates them with ISA-L (`isal.isal_zlib`,
-1.3-1.5x zlib's speed here; see BUILD_NOTES.md); tar members are parsed in stream mode on the
+1.3-1.5x zlib's speed here; benchmarks/RESULTS.md); tar members are parsed in stream mode on the
 calling thread. Everything inflated before a failure is delivered before the failure is raised, so
 a truncated or damaged archive still yields every member read whole (isal's own threaded reader
 drops the last megabyte inflated, which for a small archive is all of it). Members whose names
@@ -44,9 +44,9 @@ PARALLEL_MIN_CORES = 8
 def parallel_gzip_pays(cores, size):
   """Whether auto picks rapidgzip for an archive of `size` bytes with `cores` usable cores.
 
-  From BUILD_NOTES.md ("Parallel gzip", issue 19), measured with benchmarks/builder.py: on 2
-  cores the build takes the same time with either reader (rapidgzip/ISA-L 0.83-1.18x over 7
-  runs) and rapidgzip holds ~15 MB more per core; the build waits on the single ISA-L stream
+  BUILD_NOTES.md ("Parallel gzip", issue 19); figures in benchmarks/RESULTS.md, from
+  benchmarks/builder.py: on 2 cores the build takes the same time with either reader
+  (rapidgzip/ISA-L 0.83-1.18x over 7 runs) and rapidgzip holds ~15 MB more per core; the build waits on the single ISA-L stream
   only once the workers outrun it, at ~28 MB/s of archive per core against the stream's
   150-360 MB/s: from ~8 cores. Below one 4 MiB chunk per core, its threads have nothing to share.
   """

@@ -6,12 +6,17 @@ E/saved_model/N/  the SavedModel, in a numbered version dir as TF Serving expect
                  base path (E/saved_model): N = 1, or one more than the newest already there
                  (the same layout and helper as inat-export: inat_tf.export.next_version_dir).
   signature serving_default:
-    image_bytes: [batch] encoded JPEG / PNG / GIF / BMP, any size (the name ends in `_bytes`, so
-                 TF Serving's REST API takes {"instances": [{"image_bytes": {"b64": ...}}]})
-  → boxes [batch, K, 4] ymin, xmin, ymax, xmax in pixels of the original image;
+    image_bytes: [batch] encoded JPEG / PNG / GIF / BMP / WebP, any size (the name ends in
+                 `_bytes`, so TF Serving's REST API takes {"instances": [{"image_bytes":
+                 {"b64": ...}}]}); turned upright by its EXIF orientation first, as the builder
+                 stores training images and as inat-export's classifier serves them
+  → boxes [batch, K, 4] ymin, xmin, ymax, xmax in pixels of the image as displayed (upright);
     category_ids [batch, K] int64: JSON category ids (species), super-category indices
                  (superclass) or 1 (agnostic); class_names [batch, K]; scores [batch, K];
-    num_detections [batch]. Rows past num_detections have score 0, id -1, box 0.
+    num_detections [batch] int32; valid [batch] bool: whether the item decoded. Rows past
+    num_detections have score 0, id -1, box 0; an item that does not decode (corrupt, empty, not
+    an image) gets valid = false and no detections, and the other items of the batch their
+    normal answer (inat-export's per-item `valid`).
 E/export_info.json  granularity, backbone, image size, classes.
 
 Everything (decoding, aspect-keeping resize, detector, NMS, mapping back) is TensorFlow ops in
@@ -26,8 +31,15 @@ import tensorflow as tf
 
 from inat_tf import export as classification_export
 from inat_tf import flag_config
+from inat_tf import preprocessing
 from inat_tf.detection import data
 from inat_tf.detection import model as model_lib
+
+
+# What an item that could not be decoded gets, per output (and valid = false).
+_FILLS = {"boxes": (0.0, tf.float32), "category_ids": (-1, tf.int64),
+          "class_names": ("", tf.string), "scores": (0.0, tf.float32),
+          "num_detections": (0, tf.int32)}
 
 
 def serving_module(detector, config, classes):
@@ -40,25 +52,35 @@ def serving_module(detector, config, classes):
   module.detector_variables = [variable.value for variable in detector.variables]
 
   def prepare(image_bytes):
-    image = data.decode(image_bytes)
+    image = tf.image.convert_image_dtype(preprocessing.decode_upright(image_bytes), tf.float32)
     padded, content = data.resize_and_pad(image, size)
     return padded, tf.shape(image)[:2], content
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
-  def from_bytes(image_bytes):
-    images, original, content = tf.map_fn(
-        prepare, image_bytes, fn_output_signature=(
-            tf.TensorSpec([size, size, 3], tf.float32), tf.TensorSpec([2], tf.int32),
-            tf.TensorSpec([2], tf.int32)))
+  def detect(images, original, content):
     out = model_lib.detect(detector, images)
-    valid = out["labels"] >= 0
+    found = out["labels"] >= 0
     boxes = data.boxes_to_original(out["boxes"], original, content)
     index = tf.maximum(out["labels"], 0)
-    return {"boxes": tf.where(valid[..., tf.newaxis], boxes, 0.0),
-            "category_ids": tf.where(valid, tf.gather(ids, index), tf.constant(-1, tf.int64)),
-            "class_names": tf.where(valid, tf.gather(names, index), ""),
-            "scores": tf.where(valid, out["confidence"], 0.0),
-            "num_detections": out["num_detections"]}
+    return {"boxes": tf.where(found[..., tf.newaxis], boxes, 0.0),
+            "category_ids": tf.where(found, tf.gather(ids, index), tf.constant(-1, tf.int64)),
+            "class_names": tf.where(found, tf.gather(names, index), ""),
+            "scores": tf.where(found, out["confidence"], 0.0),
+            "num_detections": tf.cast(out["num_detections"], tf.int32)}
+
+  def nothing_decoded():  # the detector is not called on an empty batch
+    k = config.max_detections
+    return {"boxes": tf.zeros([0, k, 4]), "category_ids": tf.zeros([0, k], tf.int64),
+            "class_names": tf.fill([0, k], ""), "scores": tf.zeros([0, k]),
+            "num_detections": tf.zeros([0], tf.int32)}
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+  def from_bytes(image_bytes):
+    indices, (images, original, content) = classification_export.decode_each(
+        image_bytes, prepare, (tf.TensorSpec([size, size, 3], tf.float32),
+                               tf.TensorSpec([2], tf.int32), tf.TensorSpec([2], tf.int32)))
+    outputs = tf.cond(tf.size(indices) > 0, lambda: detect(images, original, content),
+                      nothing_decoded)
+    return classification_export.scatter(outputs, indices, tf.size(image_bytes), _FILLS)
 
   module.from_bytes = from_bytes
   return module

@@ -1,5 +1,6 @@
 """Scores with and without the location prior, side by side (inat-eval, inat-predict, the
-benchmark). Reads inat_tf.evaluate.Predictions made with a prior (geo_top_indices, has_place)."""
+benchmark), as plain data; inat_tf.report.sections.location_prior renders it. Reads
+inat_tf.trained_model.Predictions made with a prior (geo_top_indices, has_place)."""
 
 import numpy as np
 
@@ -32,21 +33,3 @@ def compare(predictions):
           "images": int(len(predictions.has_place)),
           "top1_changed": int(np.sum(predictions.top_indices[:, 0] !=
                                      predictions.geo_top_indices[:, 0]))}
-
-
-def _percent(value):
-  return "–" if value is None else f"{100 * value:.2f}%"
-
-
-def markdown(comparison):
-  """The comparison as a Markdown table."""
-  lines = ["## With and without the location prior (Mac Aodha et al. 2019)", "",
-           f"{comparison['images_with_place']:,} of {comparison['images']:,} images have a place; "
-           f"the prior changed the top-1 of {comparison['top1_changed']:,}.", "",
-           "| Images | Count | Top-1 image only | Top-1 with prior | Top-5 image only | "
-           "Top-5 with prior |", "|---|---:|---:|---:|---:|---:|"]
-  for row in comparison["subsets"]:
-    lines.append(f"| {row['name']} | {row['images']:,} | {_percent(row['image_only']['top1'])} | "
-                 f"{_percent(row['with_prior']['top1'])} | {_percent(row['image_only']['top5'])} | "
-                 f"{_percent(row['with_prior']['top5'])} |")
-  return "\n".join(lines) + "\n"
