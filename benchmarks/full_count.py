@@ -21,12 +21,13 @@ a user runs, in a fresh process, one after another:
   overlap     inat-overlap of the data dir with itself (every image's hash, both manifests)
 
 For each: wall time and CPU time (user + system, the command and its waited-for children: less
-sensitive to other load than wall time), peak memory as the larger of the process tree's summed
-proportional set size (PSS, sampled every 0.1 s from /proc: forked workers count once for the
-pages they share) and the command's own peak RSS (the kernel's high-water mark, exact; a sample
-can miss a short peak), that peak above a bare `import tensorflow` measured the same way in the
-same run, and with several scales the growth from the previous scale (MB, and bytes per item the
-stage handles) and a linear projection to scale 1.0. Linux only (/proc). Stage logs go to
+sensitive to other load than wall time), peak memory as the larger of the process tree's resident
+memory (sampled every 0.1 s from /proc: every process's private pages plus the shared ones once,
+so forked workers do not count the parent's pages again; the ~10 MB launcher that measures the
+next figure is in the tree) and the command's own peak RSS (the kernel's high-water mark, exact;
+a sample can miss a short peak), that peak above a bare `import tensorflow` measured the same way
+in the same run, and with several scales the growth from the previous scale (MB, and bytes per
+item the stage handles) and a linear projection to scale 1.0. Linux only (/proc). Stage logs go to
 WORK_DIR/<edition>-x<scale>/logs/. A download already complete is reused; every stage reruns.
 """
 
@@ -74,19 +75,32 @@ def _tree(root):
   return pids
 
 
-def _pss_kb(pid):
+def _private_and_shared_kb(pid):
+  """(private, shared) resident kB of a process, from /proc/<pid>/smaps_rollup."""
+  fields = {}
   try:
     with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
       for line in f:
-        if line.startswith(b"Pss:"):
-          return int(line.split()[1])
-  except (OSError, ValueError):
-    pass
-  return 0
+        name, _, rest = line.partition(b":")
+        if name in (b"Rss", b"Private_Clean", b"Private_Dirty"):
+          fields[name] = int(rest.split()[0])
+  except (OSError, ValueError, IndexError):
+    return 0, 0
+  private = fields.get(b"Private_Clean", 0) + fields.get(b"Private_Dirty", 0)
+  return private, fields.get(b"Rss", 0) - private
+
+
+def tree_kb(pids):
+  """Resident memory of a process tree: every process's private pages, and the shared ones once
+  (the largest process's: forked workers share the parent's pages, and the libraries). For one
+  process it is its RSS; unlike PSS it does not depend on what else on the machine maps the same
+  libraries."""
+  sizes = [_private_and_shared_kb(pid) for pid in pids]
+  return sum(p for p, _ in sizes) + max((s for _, s in sizes), default=0)
 
 
 class TreeMemory:
-  """Samples the summed PSS of a process tree in a thread; .peak_mb when stopped."""
+  """Samples a process tree's resident memory (tree_kb) in a thread; .stop() returns the peak MB."""
 
   def __init__(self, pid):
     self.pid, self.peak_kb, self.processes = pid, 0, 1
@@ -98,7 +112,7 @@ class TreeMemory:
     while not self._stop.is_set():
       pids = _tree(self.pid)
       self.processes = max(self.processes, len(pids))
-      self.peak_kb = max(self.peak_kb, sum(_pss_kb(pid) for pid in pids))
+      self.peak_kb = max(self.peak_kb, tree_kb(pids))
       self._stop.wait(SAMPLE_SECONDS)
 
   def stop(self):
@@ -107,16 +121,34 @@ class TreeMemory:
     return self.peak_kb / 1024
 
 
+# Runs the command as its child and writes that child's exact peak RSS and CPU time. A child of
+# this benchmark would not do: Linux keeps the parent's memory high-water mark across fork and
+# exec (ru_maxrss), so a small command would report this process's size; the launcher is a fresh
+# interpreter of ~10 MB.
+_LAUNCHER = """
+import json, os, sys
+pid = os.fork()
+if pid == 0:
+  os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+  json.dump({"rss_kb": usage.ru_maxrss, "cpu": usage.ru_utime + usage.ru_stime}, f)
+sys.exit(os.waitstatus_to_exitcode(status) & 255)
+"""
+
+
 def run_stage(name, command, log_path):
   """Runs one command; {"seconds", "cpu_seconds", "tree_mb", "rss_mb", "peak_mb", "processes"};
   exits on failure. peak_mb: the larger of the sampled tree and the exact own peak (a sample can
   miss a short peak)."""
+  measured = log_path + ".rusage.json"
   start = time.perf_counter()
   with open(log_path, "w") as log:
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+    process = subprocess.Popen([sys.executable, "-c", _LAUNCHER, measured, *command], stdout=log,
+                               stderr=subprocess.STDOUT,
                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     sampler = TreeMemory(process.pid)
-    _, status, usage = os.wait4(process.pid, 0)
+    status = process.wait()
     seconds = time.perf_counter() - start
     tree_mb = sampler.stop()
   if status != 0:
@@ -124,9 +156,11 @@ def run_stage(name, command, log_path):
       tail = log.read()[-3000:]
     sys.exit(f"full_count: stage {name} failed (status {status}): {' '.join(command)}\n"
              f"{tail}\n(whole log: {log_path})")
-  rss_mb = usage.ru_maxrss / 1024
-  return {"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime, "tree_mb": tree_mb,
-          "rss_mb": rss_mb, "peak_mb": max(tree_mb, rss_mb), "processes": sampler.processes}
+  with open(measured) as f:
+    usage = json.load(f)
+  rss_mb = usage["rss_kb"] / 1024
+  return {"seconds": seconds, "cpu_seconds": usage["cpu"], "tree_mb": tree_mb, "rss_mb": rss_mb,
+          "peak_mb": max(tree_mb, rss_mb), "processes": max(1, sampler.processes - 1)}
 
 
 def _paths(work_dir, edition, scale):
@@ -224,10 +258,11 @@ def measure_scale(args, edition, scale, stages):
 def table(runs):
   """The markdown table of all runs: one row per stage and scale, growth from the previous.
 
-  peak: the larger of the tree's sampled PSS and the command's own exact peak RSS; above
+  peak: the larger of the tree's sampled resident memory and the command's own exact peak RSS;
+  above
   import-tf: that less the bare `import tensorflow`'s, measured the same way in the same run.
   """
-  lines = ["| stage | scale | images | wall s | CPU s | peak MB | tree PSS MB | own RSS MB | "
+  lines = ["| stage | scale | images | wall s | CPU s | peak MB | tree MB | own RSS MB | "
            "above import-tf MB | growth from previous scale |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
   stages = [s for s in STAGES if any(s in run["stages"] for run in runs)]
