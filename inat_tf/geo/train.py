@@ -9,7 +9,7 @@ per epoch, λ = number of classes). No images are read: one train example is one
 latitude, longitude, date) observation; examples without coordinates (or without a date, when
 dates are used) are left out and counted. Small enough for a CPU: the split's places live in
 memory as two compact arrays, 16 bytes per place (iNat2021's 2.7 M: 43 MB), plus each epoch's
-order (8 bytes per place); val is scored 8,192 places at a time, keeping top-5 indices only.
+order (8 bytes per place); val is scored 1,024 places at a time, keeping top-5 indices only.
 
 Like inat-train, a rerun with the same --geo_dir resumes from the last checkpoint (step, weights,
 optimizer state, best score), and the same epoch order follows (each epoch's shuffle is seeded by
@@ -42,6 +42,7 @@ from inat_tf.geo import model as geo_model
 from inat_tf.geo import prior as prior_lib
 
 _flag = flag_config.field  # a config field that is also a command-line flag
+VAL_CHUNK = 1024  # val places scored at a time (their logits: VAL_CHUNK x classes float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,9 +189,10 @@ def _train(config, log, where, ctrl_c):
     return tf.math.top_k(logits, min(5, label_map.num_classes)).indices
 
   def evaluate():
-    # Top-5 per chunk: the [val places, classes] logits would be 4 GB at iNat2021's 100 k x 10 k.
-    top = np.concatenate([prior_top_k(val_places[i:i + 8192]).numpy()
-                          for i in range(0, len(val_labels), 8192)])
+    # Top-5 per chunk of 1,024 places: the [val places, classes] logits would be 4 GB at
+    # iNat2021's 100 k x 10 k; a chunk's are 41 MB.
+    top = np.concatenate([prior_top_k(val_places[i:i + VAL_CHUNK]).numpy()
+                          for i in range(0, len(val_labels), VAL_CHUNK)])
     return _top_k_accuracy(top, val_labels)
 
   def save_model(name):
