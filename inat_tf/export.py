@@ -34,6 +34,7 @@ batch their normal answer.
 """
 
 import dataclasses
+import gc
 import json
 import os
 
@@ -320,6 +321,11 @@ def export_tflite(module, export_dir, data_dir):
     paths[name] = os.path.join(export_dir, name)
     with tf.io.gfile.GFile(paths[name], "wb") as f:
       f.write(converter.convert())
+    # The converter's state is freed only by the cycle collector: without this the float
+    # conversion's ~270 MB stayed while int8 converted (MobileNet V1, 10,000 classes: peak
+    # 2.26 GB against 2.0 GB; issue 26).
+    del converter
+    gc.collect()
   return paths
 
 
