@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tarfile
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -61,6 +62,22 @@ def _archive_images(path):
     return {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
 
 
+def test_published_counts_and_distinct_jpegs():
+  """The README tables sum to the published totals; each image is its base JPEG made distinct by
+  a comment segment: other bytes, the same pixels and size."""
+  for edition, (species, *images) in PUBLISHED.items():
+    assert full_count_download.published_counts(edition) == dict(
+        species=species, train=images[0], val=images[1], test=images[2])
+  base = full_count_download._base_jpegs(0)[0]  # pylint: disable=protected-access
+  first, second = (full_count_download.jpeg_bytes(base, i) for i in (1, 2))
+  assert len({hashlib.sha256(d).digest() for d in (base, first, second)}) == 3
+  decoded = [np.asarray(Image.open(io.BytesIO(d))) for d in (base, first, second)]
+  assert decoded[0].shape[:2][::-1] == full_count_download.BASE_SIZES[0]
+  assert all(np.array_equal(decoded[0], d) for d in decoded[1:])
+
+
+# Writes and reads back 5,000-10,000 images per edition (~2-3 s each): the slow tier.
+@pytest.mark.slow
 @pytest.mark.parametrize("edition", ["2017", "2021"])
 def test_generated_download_has_the_published_fields_and_counts(tmp_path, edition):
   raw = tmp_path / "download"
