@@ -44,6 +44,7 @@ image) gets valid = false, category id -1, name "" and score 0, and the other it
 batch their normal answer.
 """
 
+import gc
 import inspect
 import json
 import os
@@ -411,6 +412,10 @@ def export_tflite(module, export_dir, data_dir, calibration_count=CALIBRATION_IM
       _check_full_integer(content)
     paths[name] = os.path.join(export_dir, name)
     run_common.write_bytes(paths[name], content)
+    # tflite_bytes' converter is freed only by the cycle collector: without this the float
+    # conversion's ~270 MB stayed while int8 converted (MobileNet V1, 10,000 classes: peak
+    # 2.26 GB against 2.0 GB; issue 26).
+    gc.collect()
   return paths
 
 

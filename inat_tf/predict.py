@@ -18,6 +18,8 @@ all the same, and a warning says a score on that split computed from this CSV is
 (inat-eval scores only the report half there; see tuning_warning).
 """
 
+import dataclasses
+import itertools
 import json
 import os
 import sys
@@ -54,19 +56,19 @@ def listed_image_ids(data_dir, split):
 
 
 def from_keras(data_dir, model_dir, split, *, which="best", batch_size=64, flip=False):
-  """{image id: [5 category ids]} from a model dir (inat-train)."""
+  """ByImage: the top-5 category ids of each image of a split, from a model dir (inat-train)."""
   from inat_tf import trained_model  # pylint: disable=g-import-not-at-top  (Keras: not for inat-score)
   trained = trained_model.load(model_dir, which)
   label_map_lib.check_same(data_dir, model_dir)
   predictions = trained_model.predict(trained, data_dir, split, batch_size=batch_size, flip=flip,
                                       command="inat-predict")
   ids = np.asarray(trained.label_map.category_ids)
-  return _by_image(predictions.image_ids, ids[predictions.top_indices])
+  return ByImage.of(predictions.image_ids, ids[predictions.top_indices])
 
 
 def from_keras_with_prior(data_dir, model_dir, geo_dir, split, *, which="best", batch_size=64,
                           flip=False):
-  """({image id: 5 category ids} image only, the same with the location prior, its comparison
+  """(ByImage image only, ByImage with the location prior, their comparison
   (inat_tf.geo.report.compare, scored where the split has labels)) from a model dir and a
   prior dir (inat-train-geo)."""
   from inat_tf import trained_model  # pylint: disable=g-import-not-at-top
@@ -79,8 +81,8 @@ def from_keras_with_prior(data_dir, model_dir, geo_dir, split, *, which="best", 
   predictions = trained_model.predict(trained, data_dir, split, batch_size=batch_size, flip=flip,
                                       geo_prior=prior, command="inat-predict")
   ids = np.asarray(trained.label_map.category_ids)
-  return (_by_image(predictions.image_ids, ids[predictions.top_indices]),
-          _by_image(predictions.image_ids, ids[predictions.geo_top_indices]),
+  return (ByImage.of(predictions.image_ids, ids[predictions.top_indices]),
+          ByImage.of(predictions.image_ids, ids[predictions.geo_top_indices]),
           report.compare(predictions))
 
 
@@ -99,8 +101,8 @@ def _check_export_classes(data_dir, export_dir):
 
 
 def from_saved_model(data_dir, export_dir, split, *, batch_size=64):
-  """({image id: [5 category ids]}, [ids marked invalid]) from a SavedModel (inat-export), fed
-  the stored JPEG bytes.
+  """(ByImage of the top-5 category ids, [ids marked invalid]) from a SavedModel (inat-export),
+  fed the stored JPEG bytes.
 
   export_dir: inat-export's --export_dir, its saved_model/ child or a version dir in it. Images
   the model marks invalid (serving's per-item `valid` output) get no prediction (the caller's
@@ -122,33 +124,79 @@ def from_saved_model(data_dir, export_dir, split, *, batch_size=64):
       invalid += batch[schema.IMAGE_ID].numpy()[~valid].tolist()
       category_ids.append(outputs["category_ids"].numpy()[valid, :5])
       bar.images += len(valid)
-  return _by_image(np.concatenate(image_ids), np.concatenate(category_ids)), invalid
+  return ByImage.of(np.concatenate(image_ids), np.concatenate(category_ids)), invalid
 
 
-def _by_image(image_ids, category_ids):
-  by_image = {}
-  for image_id, top in zip(image_ids.tolist(), category_ids.tolist()):
-    if image_id in by_image:
-      raise PredictError(f"image id {image_id} appears twice in the records; rebuild the data "
+@dataclasses.dataclass(frozen=True, eq=False)
+class ByImage:
+  """The predicted category ids of each image, best first, as two arrays sorted by image id:
+  8 + 4·K bytes per image (a dict of lists held ~660; issue 26: 500 k test images)."""
+  image_ids: np.ndarray     # int64 [N], ascending, distinct
+  category_ids: np.ndarray  # int32 [N, K]
+
+  @classmethod
+  def of(cls, image_ids, category_ids):
+    """From [N] image ids (any order) and [N, K] category ids; PredictError on a doubled id."""
+    image_ids = np.asarray(image_ids, np.int64)
+    order = np.argsort(image_ids, kind="stable")
+    image_ids = image_ids[order]
+    doubled = image_ids[1:][image_ids[1:] == image_ids[:-1]]
+    if doubled.size:
+      raise PredictError(f"image id {doubled[0]} appears twice in the records; rebuild the data "
                          f"dir with inat-build")
-    by_image[image_id] = top
-  return by_image
+    category_ids = (np.asarray(category_ids, np.int32).reshape(len(order), -1) if len(order)
+                    else np.zeros([0, 0], np.int32))
+    return cls(image_ids, category_ids[order])
+
+  def first(self, k):
+    """The same with the first k category ids per image."""
+    return ByImage(self.image_ids, self.category_ids[:, :k])
+
+  def to_dict(self):
+    """{image id: [category ids]}: small splits and tests."""
+    return dict(zip(self.image_ids.tolist(), self.category_ids.tolist()))
+
+  def __len__(self):
+    return len(self.image_ids)
+
+  def __eq__(self, other):
+    return (isinstance(other, ByImage) and np.array_equal(self.image_ids, other.image_ids)
+            and np.array_equal(self.category_ids, other.category_ids))
+
+
+ROWS_PER_WRITE = 50_000
 
 
 def submission_rows(listed_ids, predicted, fallback):
-  """Rows for every listed id; returns (rows, ids filled with `fallback` because unpredicted)."""
-  unknown = sorted(set(predicted) - set(listed_ids))
-  if unknown:
-    raise PredictError(f"{len(unknown)} predicted images are not in the split's JSON (first: "
-                       f"{unknown[:5]}); the data dir and image_ids.json disagree: rebuild it")
-  rows, filled = [], []
-  for image_id in sorted(listed_ids):
-    top = predicted.get(image_id)
-    if top is None:
-      filled.append(image_id)
-      top = fallback
-    rows.append(f"{image_id},{' '.join(str(c) for c in top)}")
-  return rows, filled
+  """(rows, filled): the CSV lines `id,c1 c2 ...` for every listed image id in id order, as an
+  iterator that formats them a chunk at a time, and the ids given `fallback` (no prediction).
+
+  predicted: a ByImage (or {image id: [category ids]}). Raises PredictError when it has images
+  the list does not.
+  """
+  if not isinstance(predicted, ByImage):
+    predicted = ByImage.of(list(predicted), list(predicted.values()))
+  listed = np.sort(np.asarray(listed_ids, np.int64))
+  unknown = np.setdiff1d(predicted.image_ids, listed)
+  if unknown.size:
+    raise PredictError(f"{unknown.size} predicted images are not in the split's JSON (first: "
+                       f"{unknown[:5].tolist()}); the data dir and image_ids.json disagree: "
+                       f"rebuild it")
+  position = np.minimum(np.searchsorted(predicted.image_ids, listed),
+                        max(len(predicted) - 1, 0))
+  found = (predicted.image_ids[position] == listed) if len(predicted) else np.zeros(
+      len(listed), bool)
+  fallback_text = " ".join(str(c) for c in fallback)
+
+  def rows():
+    for start in range(0, len(listed), ROWS_PER_WRITE):
+      stop = start + ROWS_PER_WRITE
+      tops = predicted.category_ids[position[start:stop]].tolist() if len(predicted) else None
+      for i, (image_id, hit) in enumerate(zip(listed[start:stop].tolist(),
+                                              found[start:stop].tolist())):
+        yield f"{image_id},{' '.join(map(str, tops[i])) if hit else fallback_text}"
+
+  return rows(), listed[~found].tolist()
 
 
 def fallback_warnings(split, per_row, filled, *, server_invalid=(), saved_model=""):
@@ -204,10 +252,17 @@ def _tuned_on(model_dir, saved_model, which):
 
 
 def write_submission(path, rows, header=HEADER):
-  temporary = path + ".tmp"
+  """Writes the header and `rows` (any iterable of lines) under a temporary name, then renames;
+  returns the number of rows. Written ROWS_PER_WRITE lines at a time."""
+  temporary, count = path + ".tmp", 0
+  rows = iter(rows)
   with tf.io.gfile.GFile(temporary, "w") as f:
-    f.write(header + "\n" + "\n".join(rows) + "\n")
+    f.write(header + "\n")
+    while chunk := list(itertools.islice(rows, ROWS_PER_WRITE)):
+      f.write("\n".join(chunk) + "\n")
+      count += len(chunk)
   tf.io.gfile.rename(temporary, path, overwrite=True)
+  return count
 
 
 def image_only_path(output):
@@ -242,17 +297,19 @@ def predict_to_csv(data_dir, split, output, *, model_dir="", saved_model="", whi
     predicted = from_keras(data_dir, model_dir, split, which=which, batch_size=batch_size,
                            flip=flip)
   header, per_row = submission_format(label_map)
-  predicted = {image_id: top[:per_row] for image_id, top in predicted.items()}
   most_frequent = np.argsort(label_map.train_counts, kind="stable")[::-1][:per_row]
   fallback = [label_map.category_ids[i] for i in most_frequent]
   listed = listed_image_ids(data_dir, split)
-  rows, filled = submission_rows(listed, predicted, fallback)
-  write_submission(output, rows, header)
+  rows, filled = submission_rows(listed, predicted.first(per_row), fallback)
+  written = write_submission(output, rows, header)
+  log(f"inat-predict: done: wrote {written:,} rows to {output} in "
+      f"{progress.duration(time.monotonic() - start)}"
+      + (f", {len(filled):,} of them the fallback (see above)" if filled else ""))
   if image_only is not None:
     from inat_tf.report import render  # pylint: disable=g-import-not-at-top
     from inat_tf.report import sections  # pylint: disable=g-import-not-at-top
-    write_submission(image_only_path(output), submission_rows(listed, image_only, fallback)[0],
-                     header)
+    write_submission(image_only_path(output),
+                     submission_rows(listed, image_only.first(per_row), fallback)[0], header)
     log(f"inat-predict: image-only predictions in {image_only_path(output)}")
     log(render.text([sections.location_prior(
         {"location_prior": dict(comparison, geo_dir=geo_dir)})]).rstrip())
@@ -264,9 +321,6 @@ def predict_to_csv(data_dir, split, output, *, model_dir="", saved_model="", whi
                            else f"SavedModel {saved_model}")
   if warning:
     log(warning)
-  log(f"inat-predict: done: wrote {len(rows):,} rows to {output} in "
-      f"{progress.duration(time.monotonic() - start)}"
-      + (f", {len(filled):,} of them the fallback (see above)" if filled else ""))
   return len(filled)
 
 

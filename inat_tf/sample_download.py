@@ -146,9 +146,14 @@ def _tfds_names(count):
   return names[:count]
 
 
-def _make_species(config, rng):
+def make_species(config, rng):
+  """The sample's species (names, taxonomy, category records, look, range and season), per
+  config (num_species, edition, species_names, train counts); counts[split] images each."""
   table = sample_editions.SUPERCATEGORIES[config.edition]
-  per_supercategory = _apportion(config.num_species, [n for _, n in table])
+  published = [n for _, n in table]
+  # At the published species count, the published split (the shares below are off by a few).
+  per_supercategory = (published if config.num_species == sum(published)
+                       else _apportion(config.num_species, published))
   train_counts = _long_tail_train_counts(config, rng)
   outlines = list(sample_images.OUTLINES)
   generated = []  # (supercategory, genus index, look)
@@ -182,8 +187,11 @@ def _make_species(config, rng):
                                      replace=False).tolist())
     if config.edition != "2017":
       category_ids = list(range(config.num_species))  # 2018 on: ids 0..N-1, as published
+  supercategory_of_genus = {}
+  for supercategory, genus, _ in generated:
+    supercategory_of_genus.setdefault(genus, supercategory)
   genus_taxa = sample_editions.taxonomy(
-      [next(sc for sc, g2, _ in generated if g2 == g) for g in range(num_genera)], config.seed)
+      [supercategory_of_genus[g] for g in range(num_genera)], config.seed)
   species = []
   for (supercategory, genus, look), name, category_id, n_train in zip(
       generated, names, category_ids, train_counts):
@@ -337,7 +345,8 @@ def _assign_ids(photos, config, rng):
     next_id += len(members)
 
 
-def _info(split, edition="2017"):
+def info_record(split, edition="2017"):
+  """The JSON's `info` object (README "Annotation Format")."""
   year = editions.get(edition).year
   return {"year": year, "version": "1.0",
           "description": f"iNat-tf synthetic sample in the iNaturalist {edition} format ({split})",
@@ -380,7 +389,7 @@ def _annotations_json(photos, split, species, config, rng):
       image.update(date=r["date"], latitude=r["lat"], longitude=r["lon"],
                    location_uncertainty=(int(rng.integers(3, 5000)) if r["lat"] is not None
                                          else None))
-  document = {"info": _info(split, config.edition), "images": images,
+  document = {"info": info_record(split, config.edition), "images": images,
               "categories": _category_records(species, config, rng), "licenses": LICENSES}
   if split == "test" and editions.get(config.edition).year == 2021:
     del document["categories"]  # public_test.json lists images only (TFDS dummy_data)
@@ -406,7 +415,7 @@ def _boxes_json(photos, split, species, config, rng):
       annotations.append({"id": len(annotations), "image_id": photo.image_id,
                           "category_id": photo.species.category_id, "bbox": [x, y, w, h],
                           "area": round(w * h / 2.0, 2), "iscrowd": 0})
-  return {"info": _info(split), "images": images,
+  return {"info": info_record(split), "images": images,
           "categories": _category_records(species, config, rng, only=BOXED_SUPERCATEGORIES),
           "annotations": annotations, "licenses": LICENSES}
 
@@ -435,7 +444,7 @@ def _locations_json(photos, split, rng):
   return records
 
 
-def _deterministic_gzip_tar(path):
+def deterministic_gzip_tar(path):
   """A .tar.gz whose bytes depend only on what is added (gzip mtime 0, fixed member metadata).
 
   Level 1: JPEGs do not compress, and level 6 made gzip the slowest part of the generator.
@@ -445,7 +454,8 @@ def _deterministic_gzip_tar(path):
   return raw, gz, tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT)
 
 
-def _tar_entry(name, size=0, is_dir=False):
+def tar_entry(name, size=0, is_dir=False):
+  """A tar member header with fixed metadata (mode, mtime), for deterministic archives."""
   info = tarfile.TarInfo(name)
   info.mtime = 1491350400  # 2017-04-05, the release date
   info.mode = 0o755 if is_dir else 0o644
@@ -465,7 +475,7 @@ def _write_archive(path, photos, config, rng):
   for folder in folders:
     members = by_folder[folder]
     ordered.extend(members[i] for i in rng.permutation(len(members)))
-  raw, gz, tar = _deterministic_gzip_tar(path)
+  raw, gz, tar = deterministic_gzip_tar(path)
   with raw, gz, tar:
     added_dirs = set()
     for photo, data in _rendered(ordered, config):
@@ -473,12 +483,13 @@ def _write_archive(path, photos, config, rng):
       for depth in range(1, len(parts) + 1):
         directory = "/".join(parts[:depth])
         if directory not in added_dirs:
-          tar.addfile(_tar_entry(directory + "/", is_dir=True))
+          tar.addfile(tar_entry(directory + "/", is_dir=True))
           added_dirs.add(directory)
-      tar.addfile(_tar_entry(photo.file_name, size=len(data)), io.BytesIO(data))
+      tar.addfile(tar_entry(photo.file_name, size=len(data)), io.BytesIO(data))
 
 
-def _write_json(path, document):
+def write_json(path, document):
+  """Compact UTF-8 JSON, as the published files are."""
   with open(path, "w", encoding="utf-8") as f:
     json.dump(document, f, ensure_ascii=False, separators=(",", ":"))
 
@@ -491,7 +502,7 @@ def make_sample(output_dir, config=SampleConfig()):
   """
   config.validate()
   rng = np.random.default_rng(config.seed)
-  species = _make_species(config, rng)
+  species = make_species(config, rng)
   photos = _plan_photos(species, config, rng)
   _assign_ids(photos, config, rng)
 
@@ -514,18 +525,18 @@ def make_sample(output_dir, config=SampleConfig()):
         path, [p for p in photos if p.split in splits], config, rng))
   for split in ("train", "val", "test"):
     document = _annotations_json(photos, split, species, config, rng)
-    commit(edition.splits[split].annotations, lambda path, d=document: _write_json(path, d))
+    commit(edition.splits[split].annotations, lambda path, d=document: write_json(path, d))
   if edition.categories_file:  # the un-obfuscated categories, published separately
     records = [sp.record for sp in sorted(species, key=lambda sp: sp.category_id)]
-    commit(edition.categories_file, lambda path: _write_json(path, records))
+    commit(edition.categories_file, lambda path: write_json(path, records))
   for split in ("train", "val"):
     files = edition.splits[split]
     if files.boxes:
       boxes = _boxes_json(photos, split, species, config, rng)
-      commit(files.boxes, lambda path, d=boxes: _write_json(path, d))
+      commit(files.boxes, lambda path, d=boxes: write_json(path, d))
     if files.locations:
       locations = _locations_json(photos, split, rng)
-      commit(files.locations, lambda path, d=locations: _write_json(path, d))
+      commit(files.locations, lambda path, d=locations: write_json(path, d))
 
   counts = {split: sum(p.split == split for p in photos) for split in editions.SPLITS}
   return {"output_dir": output_dir, "num_species": len(species), "images": counts,

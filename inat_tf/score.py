@@ -15,10 +15,13 @@ problem is named with its line: a wrong header, malformed rows, the wrong number
 the JSON does not list, ids listed twice, unknown category ids, and images the CSV leaves out.
 """
 
+import array
 import csv
 import io
 import json
 import os
+
+import numpy as np
 
 from inat_tf import editions
 from inat_tf.commands.score import ScoreConfig  # pylint: disable=unused-import
@@ -63,9 +66,34 @@ def _exists(path):
   return tf.io.gfile.exists(path)
 
 
+class _Annotation(tuple):
+  """(image_id, category_id) of a well-formed annotation record, kept instead of its dict."""
+  __slots__ = ()
+
+
+class _Id(int):
+  """The integer id of another record (an image, a category, a license), kept instead of its
+  dict."""
+  __slots__ = ()
+
+
+def _compact(record):
+  """json object_hook, called on every object as it is decoded (innermost first). Scoring needs
+  only an annotation's two ids and an image's or category's id, so such records are kept as a
+  small tuple or int, never as dicts of every field: a 500,000-image iNat2021 JSON peaks at its
+  text plus ~150 bytes per image, not ~1.8 KB (issue 26). Records with a malformed id stay dicts,
+  so that ground_truth can show them."""
+  if _is_int(record.get("image_id")) and _is_int(record.get("category_id")):
+    return _Annotation((record["image_id"], record["category_id"]))
+  if _is_int(record.get("id")) and "image_id" not in record and "category_id" not in record:
+    return _Id(record["id"])
+  return record
+
+
 def _read_json(path):
+  """The JSON document, its records compacted (see _compact); ValueError when unreadable."""
   try:
-    return json.loads(_read_bytes(path).decode("utf-8-sig"))
+    return json.loads(_read_bytes(path).decode("utf-8-sig"), object_hook=_compact)
   except OSError as e:
     raise ValueError(f"{path}: cannot read it: {e.strerror or e}") from None
   except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -90,23 +118,28 @@ def ground_truth(annotations_path, document=None, edition=None):
                      f"({_val_json(edition)})")
   problems, labels = [], {}
   for i, a in enumerate(document["annotations"]):
-    if not (isinstance(a, dict) and _is_int(a.get("image_id")) and _is_int(a.get("category_id"))):
-      problems.append(f"annotations[{i}] = {str(a)[:80]}: expected integer image_id and "
-                      f"category_id")
-    elif labels.setdefault(a["image_id"], a["category_id"]) != a["category_id"]:
-      problems.append(f"annotations[{i}]: image {a['image_id']} has two categories "
-                      f"({labels[a['image_id']]} and {a['category_id']})")
+    if not isinstance(a, _Annotation):
+      a = (a.get("image_id"), a.get("category_id")) if isinstance(a, dict) else (None, None)
+      if not (_is_int(a[0]) and _is_int(a[1])):
+        problems.append(f"annotations[{i}] = {str(document['annotations'][i])[:80]}: expected "
+                        f"integer image_id and category_id")
+        continue
+    image_id, category_id = a
+    if labels.setdefault(image_id, category_id) != category_id:
+      problems.append(f"annotations[{i}]: image {image_id} has two categories "
+                      f"({labels[image_id]} and {category_id})")
   images = document.get("images")
   image_ids = set()
   for i, image in enumerate(images if isinstance(images, list) else []):
-    if isinstance(image, dict) and _is_int(image.get("id")):
-      image_ids.add(image["id"])
+    image_id = image.get("id") if isinstance(image, dict) else image
+    if isinstance(image, (_Id, dict)) and _is_int(image_id):
+      image_ids.add(image_id)
     else:
       problems.append(f"images[{i}] = {str(image)[:80]}: expected an object with an integer id")
   if not isinstance(images, list):
     problems.append("no 'images' list")
-  categories = {c["id"] for c in document.get("categories", []) if isinstance(c, dict)
-                and _is_int(c.get("id"))}
+  categories = {int(c) if isinstance(c, _Id) else c["id"] for c in document.get("categories", [])
+                if isinstance(c, _Id) or (isinstance(c, dict) and _is_int(c.get("id")))}
   if problems:
     raise ScoreError(annotations_path, problems)
   return labels, categories, image_ids
@@ -143,11 +176,47 @@ def _header_columns(header, edition, problems):
   return None
 
 
+class Submission:
+  """The rows of a submission CSV as arrays (8 bytes per number): image ids, the physical line
+  each ends on, and the predicted category ids (count per row; -1 pads a row with fewer)."""
+
+  def __init__(self, count):
+    self.count = count
+    self.image_ids, self.lines, self.labels = (array.array("q") for _ in range(3))
+
+  def add(self, image_id, line, labels):
+    self.image_ids.append(image_id)
+    self.lines.append(line)
+    self.labels.extend((labels + [-1] * self.count)[:self.count])
+
+  def __len__(self):
+    return len(self.image_ids)
+
+  def top(self, k):
+    """[rows, k] int64 predicted category ids, best first."""
+    return np.frombuffer(self.labels, np.int64).reshape(-1, self.count)[:, :k]
+
+
+def _doubled(submission):
+  """(line, message) for each row repeating an earlier row's image id."""
+  ids = np.frombuffer(submission.image_ids, np.int64)
+  lines = np.frombuffer(submission.lines, np.int64)
+  order = np.lexsort((lines, ids))  # by id, then by line: a run's first row is the original
+  repeat = np.flatnonzero(ids[order][1:] == ids[order][:-1]) + 1
+  first_of_run = np.maximum.accumulate(np.where(
+      np.r_[True, ids[order][1:] != ids[order][:-1]], np.arange(len(order)), 0))
+  return [(int(lines[order[r]]), f"line {lines[order[r]]}: image id {ids[order[r]]} again "
+                                 f"(first on line {lines[order[first_of_run[r]]]})")
+          for r in repeat]
+
+
 def read_submission(path, known_images, known_categories, edition=None):
-  """{image id: [category ids]}; raises ScoreError naming every problem by line."""
+  """The CSV's rows as a Submission; raises ScoreError naming every problem by line.
+
+  Rows are read one at a time and kept as arrays, never as lists of fields or a dict per row
+  (issue 26: 500,000 rows).
+  """
   edition = edition or editions.get("2017")
-  id_column, predicted_column = edition.submission_header
-  count = edition.submission_labels
   try:
     data = _read_bytes(path)
   except OSError as e:
@@ -156,50 +225,64 @@ def read_submission(path, known_images, known_categories, edition=None):
     text = data.decode("utf-8-sig")
   except UnicodeDecodeError as e:
     raise ScoreError(path, [f"not UTF-8 text ({e}); save the CSV as UTF-8"]) from None
-  problems, predictions, first_line = [], {}, {}
+  del data
+  problems, submission = [], Submission(edition.submission_labels)  # problems: (line, message)
   reader = csv.reader(io.StringIO(text, newline=""))
   try:
     header = next(reader, [])
-    columns = _header_columns(header, edition, problems)
+    wrong_header = []
+    columns = _header_columns(header, edition, wrong_header)
+    if columns is None:
+      raise ScoreError(path, wrong_header)
     # reader.line_num: the physical line a row ends on (a quoted field may hold a line break).
-    rows = [] if columns is None else [(reader.line_num, row) for row in reader]
+    for row in reader:
+      _check_row(reader.line_num, row, header, columns, edition, known_images, known_categories,
+                 problems, submission)
   except csv.Error as e:
     raise ScoreError(path, [f"line {reader.line_num}: not valid CSV ({e})"]) from None
-  for number, row in rows:
-    if not any(field.strip() for field in row):
-      continue
-    if len(row) != len(header):
-      problems.append(f"line {number}: expected {len(header)} fields "
-                      f"({','.join(edition.submission_header)}), found {len(row)}: "
-                      f"{','.join(row)[:60]!r}")
-      continue
-    image_text, predicted_text = row[columns[id_column]], row[columns[predicted_column]]
-    try:
-      image_id = int(image_text.strip())
-      labels = [int(x) for x in predicted_text.split()]
-    except ValueError:
-      problems.append(f"line {number}: ids must be integers, found {','.join(row)[:60]!r}")
-      continue
-    if len(labels) != count:
-      problems.append(f"line {number}: image {image_id} has {len(labels)} predicted labels, "
-                      f"expected {count} (iNat{edition.name})")
-    unknown = [c for c in labels if c not in known_categories]
-    if unknown:
-      problems.append(f"line {number}: image {image_id}: unknown category ids {unknown}")
-    if image_id not in known_images:
-      problems.append(f"line {number}: image id {image_id} is not in the annotations")
-    elif image_id in predictions:
-      problems.append(f"line {number}: image id {image_id} again (first on line "
-                      f"{first_line[image_id]})")
-    else:
-      predictions[image_id], first_line[image_id] = labels, number
-  missing = sorted(known_images - set(predictions))
-  if missing and columns is not None:
-    problems.append(f"{len(missing)} image(s) of the annotations have no row, e.g. "
-                    f"{missing[:10]}")
-  if problems:
-    raise ScoreError(path, problems)
-  return predictions
+  del text
+  problems += _doubled(submission)
+  predicted = np.frombuffer(submission.image_ids, np.int64)
+  missing = np.setdiff1d(np.fromiter(known_images, np.int64, len(known_images)), predicted)
+  messages = [message for _, message in sorted(problems, key=lambda p: p[0])]
+  if missing.size:
+    messages.append(f"{missing.size} image(s) of the annotations have no row, e.g. "
+                    f"{missing[:10].tolist()}")
+  if messages:
+    raise ScoreError(path, messages)
+  return submission
+
+
+def _check_row(number, row, header, columns, edition, known_images, known_categories, problems,
+               submission):
+  """Checks one CSV row; adds it to `submission` or (line, message) to `problems`."""
+  if not any(field.strip() for field in row):
+    return
+  if len(row) != len(header):
+    problems.append((number, f"line {number}: expected {len(header)} fields "
+                             f"({','.join(edition.submission_header)}), found {len(row)}: "
+                             f"{','.join(row)[:60]!r}"))
+    return
+  id_column, predicted_column = edition.submission_header
+  image_text, predicted_text = row[columns[id_column]], row[columns[predicted_column]]
+  try:
+    image_id = int(image_text.strip())
+    labels = [int(x) for x in predicted_text.split()]
+  except ValueError:
+    problems.append((number, f"line {number}: ids must be integers, found "
+                             f"{','.join(row)[:60]!r}"))
+    return
+  count = edition.submission_labels
+  if len(labels) != count:
+    problems.append((number, f"line {number}: image {image_id} has {len(labels)} predicted "
+                             f"labels, expected {count} (iNat{edition.name})"))
+  unknown = [c for c in labels if c not in known_categories]
+  if unknown:
+    problems.append((number, f"line {number}: image {image_id}: unknown category ids {unknown}"))
+  if image_id not in known_images:
+    problems.append((number, f"line {number}: image id {image_id} is not in the annotations"))
+  else:
+    submission.add(image_id, number, labels)
 
 
 def score(predictions_path, annotations_path, edition=""):
@@ -216,14 +299,18 @@ def score(predictions_path, annotations_path, edition=""):
   document = _read_json(annotations_path)
   edition = edition_of(annotations_path, document, edition)
   labels, categories, image_ids = ground_truth(annotations_path, document, edition)
-  predictions = read_submission(predictions_path, image_ids, categories, edition)
-  scored = [(labels[i], top) for i, top in predictions.items() if i in labels]
-  if not scored:
+  del document
+  submission = read_submission(predictions_path, image_ids, categories, edition)
+  ids = np.frombuffer(submission.image_ids, np.int64)
+  labelled = np.fromiter((i in labels for i in ids.tolist()), bool, len(ids))
+  if not labelled.any():
     raise ValueError(f"{annotations_path}: none of its images has a label to score against")
+  truth = np.fromiter((labels[i] for i in ids[labelled].tolist()), np.int64, labelled.sum())
   k = edition.submission_labels
-  result = {"images": len(scored), "edition": edition.name, "labels_per_row": k,
-            "top1_error": sum(top[0] != label for label, top in scored) / len(scored)}
-  result[f"top{k}_error"] = sum(label not in top for label, top in scored) / len(scored)
+  top = submission.top(k)[labelled]
+  result = {"images": int(labelled.sum()), "edition": edition.name, "labels_per_row": k,
+            "top1_error": float(np.mean(top[:, 0] != truth))}
+  result[f"top{k}_error"] = float(np.mean(~(top == truth[:, None]).any(axis=1)))
   return result
 
 

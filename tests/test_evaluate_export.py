@@ -146,9 +146,26 @@ def test_test_submission_has_one_row_per_json_image(tiny_built_dir, model_dir, t
 def test_images_the_builder_rejected_still_get_a_row():
   rows, filled = predict.submission_rows([3, 1, 2], {1: [9, 8, 7, 6, 5], 3: [5, 6, 7, 8, 9]},
                                          fallback=[1, 2, 3, 4, 5])
-  assert rows == ["1,9 8 7 6 5", "2,1 2 3 4 5", "3,5 6 7 8 9"] and filled == [2]
+  assert list(rows) == ["1,9 8 7 6 5", "2,1 2 3 4 5", "3,5 6 7 8 9"] and filled == [2]
   with pytest.raises(predict.PredictError, match="not in the split's JSON"):
     predict.submission_rows([1], {1: [1] * 5, 4: [1] * 5}, fallback=[0] * 5)
+
+
+def test_submission_rows_are_written_in_chunks_from_compact_arrays(tmp_path, monkeypatch):
+  """Issue 26: 500 k rows from two arrays, never a dict or list of rows per image."""
+  listed = [7, 3, 11, 5, 9]
+  predicted = predict.ByImage.of([9, 3, 11, 7], [[1, 2], [3, 4], [5, 6], [7, 8]])
+  assert predicted.category_ids.dtype == np.int32 and predicted.image_ids.tolist() == [3, 7, 9, 11]
+  expected = ["3,3 4", "5,0 0", "7,7 8", "9,1 2", "11,5 6"]
+  monkeypatch.setattr(predict, "ROWS_PER_WRITE", 2)  # chunk edges inside the list
+  rows, filled = predict.submission_rows(listed, predicted, fallback=[0, 0])
+  path = str(tmp_path / "rows.csv")
+  assert predict.write_submission(path, rows, "id,predicted") == 5 and filled == [5]
+  assert open(path).read().splitlines() == ["id,predicted"] + expected
+  rows, filled = predict.submission_rows([2, 1], predict.ByImage.of([], []), fallback=[4])
+  assert list(rows) == ["1,4", "2,4"] and filled == [1, 2]
+  with pytest.raises(predict.PredictError, match="image id 3 appears twice"):
+    predict.ByImage.of([3, 1, 3], [[1], [2], [3]])
 
 
 @pytest.fixture
@@ -217,9 +234,10 @@ def test_saved_model_in_a_fresh_process_equals_keras(export_dir, tiny_built_dir,
                        records.shard_files(str(tiny_built_dir), "val"), cwd="/")
   assert result.returncode == 0, result.stderr[-3000:]
   served = {int(k): v for k, v in json.loads(result.stdout.splitlines()[-1]).items()}
-  assert served == predict.from_keras(str(tiny_built_dir), str(model_dir), "val")
-  assert predict.from_saved_model(str(tiny_built_dir), _saved_model(export_dir), "val") == (
-      served, [])
+  assert served == predict.from_keras(str(tiny_built_dir), str(model_dir), "val").to_dict()
+  from_export, invalid = predict.from_saved_model(str(tiny_built_dir), _saved_model(export_dir),
+                                                  "val")
+  assert (from_export.to_dict(), invalid) == (served, [])
 
 
 @pytest.mark.slow

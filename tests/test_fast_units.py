@@ -337,6 +337,29 @@ def test_scorer_names_each_malformed_case(case, edit, message, annotations, tmp_
   assert message in str(error.value), str(error.value)
 
 
+def test_scorer_shows_malformed_records_and_every_repeat(annotations, tmp_path):
+  """Records are compacted while the JSON is decoded (issue 26); malformed ones stay whole in
+  the message, and a row repeated twice is named twice, each time with the first line."""
+  document = json.loads(open(annotations).read())
+  document["annotations"].append({"id": 3, "image_id": "x", "category_id": 1})
+  document["images"].append({"id": "y", "file_name": "a.jpg"})
+  (tmp_path / "broken").mkdir()
+  broken = tmp_path / "broken" / "val2017.json"
+  broken.write_text(json.dumps(document))
+  path = tmp_path / "valid.csv"
+  path.write_text("\n".join(VALID) + "\n")
+  with pytest.raises(score.ScoreError) as error:
+    score.score(str(path), str(broken))
+  assert "annotations[6] = {'id': 3, 'image_id': 'x', 'category_id': 1}: expected" in str(
+      error.value)
+  assert "images[6] = {'id': 'y', 'file_name': 'a.jpg'}: expected an object" in str(error.value)
+  path.write_text("\n".join(VALID + [VALID[3], VALID[3]]) + "\n")
+  with pytest.raises(score.ScoreError) as error:
+    score.score(str(path), annotations)
+  assert error.value.problems == ["line 8: image id 13 again (first on line 4)",
+                                  "line 9: image id 13 again (first on line 4)"]
+
+
 # -- one flags-to-config mechanism ----------------------------------------------------------------
 
 def _config_classes():

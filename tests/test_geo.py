@@ -242,7 +242,7 @@ def test_every_photo_format_is_sniffed_and_read_upright():
 
 def test_sample_siblings_have_overlapping_ranges_and_seasons():
   config = sample_download.SampleConfig()
-  make_species = sample_download._make_species  # pylint: disable=protected-access
+  make_species = sample_download.make_species
   species = make_species(config, np.random.default_rng(config.seed))
   by_genus = {}
   for sp in species:
@@ -257,6 +257,23 @@ def test_sample_siblings_have_overlapping_ranges_and_seasons():
 
 
 # -- training and the commands (slow) ------------------------------------------------------------
+
+@pytest.mark.slow
+def test_train_places_are_compact_arrays_equal_to_the_records(tiny_built_dir):
+  """16 bytes per place (issue 26: the trainer held ~2.7 KB per place at 10,000 species)."""
+  for use_date in (True, False):
+    places, labels, read = geo_train.split_places(str(tiny_built_dir), "train", use_date)
+    assert places.dtype == np.float32 and places.shape[1] == 3 and labels.dtype == np.int32
+    assert places.nbytes + labels.nbytes == 16 * len(labels)
+    everything = list(records.examples(str(tiny_built_dir), "train",
+                                       [schema.LABEL, *encoding.PLACE_KEYS]).batch(10_000))[0]
+    expected = encoding.places_from_examples(everything).numpy()
+    keep = encoding.has_place(tf.constant(expected), use_date).numpy()
+    assert read == len(keep) == records.split_examples(str(tiny_built_dir), "train")
+    assert 0 < len(labels) < read  # the sample leaves some places out
+    np.testing.assert_array_equal(places, expected[keep])
+    np.testing.assert_array_equal(labels, everything[schema.LABEL].numpy()[keep])
+
 
 @pytest.mark.slow
 def test_train_geo_resumes_where_it_stopped(tiny_built_dir, tmp_path):
@@ -371,8 +388,8 @@ def test_two_signature_saved_model_in_a_fresh_process_equals_inat_predict(
   served = {int(k): v for k, v in json.loads(result.stdout.splitlines()[-1]).items()}
   image_only, combined, comparison = predict.from_keras_with_prior(
       str(tiny_built_dir), str(trained_dir), str(geo_dir), "val")
-  assert {i: v[0] for i, v in served.items()} == combined
-  assert {i: v[2] for i, v in served.items()} == image_only
+  assert {i: v[0] for i, v in served.items()} == combined.to_dict()
+  assert {i: v[2] for i, v in served.items()} == image_only.to_dict()
   assert sum(v[1] for v in served.values()) == comparison["images_with_place"]
   for ids, used, alone in served.values():
     if not used:

@@ -53,7 +53,7 @@ def test_export_and_predict_agree_with_an_adjustment_stored(crt_dir, tiny_built_
   adjusted = predict.from_keras(data_dir, str(crt_dir), "val")
   plain = trained_model.load(str(crt_dir), adjusted=False)
   scored = trained_model.predict(plain, data_dir, "val")
-  unadjusted = predict._by_image(  # pylint: disable=protected-access
+  unadjusted = predict.ByImage.of(
       scored.image_ids, np.asarray(plain.label_map.category_ids)[scored.top_indices])
   assert adjusted != unadjusted  # the stored classifier changes the answers ...
 

@@ -7,8 +7,9 @@ Classification", ICCV 2019: network and loss in inat_tf/geo/model.py. The paper'
 the defaults (width 256, 4 residual blocks, Adam, batch 1024, learning rate 5e-4 decayed ×0.98
 per epoch, λ = number of classes). No images are read: one train example is one (species,
 latitude, longitude, date) observation; examples without coordinates (or without a date, when
-dates are used) are left out and counted. Small enough for a CPU: the whole split's places live in
-memory (iNat2017: 579k × 3 floats).
+dates are used) are left out and counted. Small enough for a CPU: the split's places live in
+memory as two compact arrays, 16 bytes per place (iNat2021's 2.7 M: 43 MB), plus each epoch's
+order (8 bytes per place); val is scored 1,024 places at a time, keeping top-5 indices only.
 
 Like inat-train, a rerun with the same --geo_dir resumes from the last checkpoint (step, weights,
 optimizer state, best score), and the same epoch order follows (each epoch's shuffle is seeded by
@@ -41,19 +42,36 @@ from inat_tf.geo import model as geo_model
 from inat_tf.geo import prior as prior_lib
 from inat_tf.commands.train_geo import GeoTrainConfig  # pylint: disable=unused-import
 
+VAL_CHUNK = 1024  # val places scored at a time (their logits: VAL_CHUNK x classes float32)
+
+
 def split_places(data_dir, split, use_date):
-  """(places [N, 3] float32, labels [N] int64, examples read) for a split's labelled examples
-  with a usable place, read from the records (no image is decoded)."""
+  """(places [N, 3] float32, labels [N] int32, examples read) for a split's labelled examples
+  with a usable place, read from the records (no image is decoded).
+
+  16 bytes per kept example, filled batch by batch into arrays sized from the manifest, so the
+  whole split is never held in any other form (iNat2021's 2.7 M train places: 43 MB).
+  """
   keys = [schema.LABEL, *encoding.PLACE_KEYS]
-  dataset = records.examples(data_dir, split, keys).batch(4096).map(
-      lambda e: (encoding.places_from_examples(e), e[schema.LABEL]))
-  places, labels = [np.zeros([0, 3], np.float32)], [np.zeros([0], np.int64)]
-  for batch_places, batch_labels in dataset:
-    places.append(batch_places.numpy())
-    labels.append(batch_labels.numpy())
-  places, labels = np.concatenate(places), np.concatenate(labels)
-  keep = encoding.has_place(tf.constant(places), use_date).numpy() & (labels >= 0)
-  return places[keep], labels[keep], len(labels)
+
+  def usable(examples):
+    places, labels = encoding.places_from_examples(examples), examples[schema.LABEL]
+    keep = encoding.has_place(places, use_date) & (labels >= 0)
+    return tf.boolean_mask(places, keep), tf.cast(tf.boolean_mask(labels, keep), tf.int32), \
+        tf.size(labels)
+
+  dataset = records.examples(data_dir, split, keys).batch(4096).map(usable)
+  capacity = records.split_examples(data_dir, split)
+  places, labels = np.empty([capacity, 3], np.float32), np.empty([capacity], np.int32)
+  kept = read = 0
+  for batch_places, batch_labels, batch_read in dataset:
+    n = len(batch_labels)
+    if kept + n > capacity:  # more records than the manifest says: grow rather than fail
+      capacity = max(2 * capacity, kept + n)
+      places, labels = np.resize(places, [capacity, 3]), np.resize(labels, [capacity])
+    places[kept:kept + n], labels[kept:kept + n] = batch_places.numpy(), batch_labels.numpy()
+    kept, read = kept + n, read + int(batch_read)
+  return places[:kept], labels[:kept], read
 
 
 def no_places_hint(edition_name):
@@ -69,9 +87,10 @@ def no_places_hint(edition_name):
           f"folder and rebuild (inat-build names the location source it used in its summary)")
 
 
-def _top_k_accuracy(logits, labels):
-  top = tf.math.top_k(logits, min(5, logits.shape[1])).indices.numpy()
-  return float(np.mean(top[:, 0] == labels)), float(np.mean((top == labels[:, None]).any(1)))
+def _top_k_accuracy(top_indices, labels):
+  """(top-1, top-5) accuracy from [N, K] predicted class indices, best first, and [N] labels."""
+  return (float(np.mean(top_indices[:, 0] == labels)),
+          float(np.mean((top_indices == labels[:, None]).any(1))))
 
 
 def train(config, log=print):
@@ -158,13 +177,16 @@ def _train(config, log, where, ctrl_c):
     return loss
 
   @tf.function
-  def prior_logits(batch_places):
-    return model(encoding.encode(batch_places, config.use_date), training=False)
+  def prior_top_k(batch_places):
+    logits = model(encoding.encode(batch_places, config.use_date), training=False)
+    return tf.math.top_k(logits, min(5, label_map.num_classes)).indices
 
   def evaluate():
-    logits = np.concatenate([prior_logits(val_places[i:i + 8192]).numpy()
-                             for i in range(0, len(val_labels), 8192)])
-    return _top_k_accuracy(tf.constant(logits), val_labels)
+    # Top-5 per chunk of 1,024 places: the [val places, classes] logits would be 4 GB at
+    # iNat2021's 100 k x 10 k; a chunk's are 41 MB.
+    top = np.concatenate([prior_top_k(val_places[i:i + VAL_CHUNK]).numpy()
+                          for i in range(0, len(val_labels), VAL_CHUNK)])
+    return _top_k_accuracy(top, val_labels)
 
   def save_model(name):
     path = os.path.join(config.geo_dir, name)
