@@ -9,7 +9,9 @@ A recipe is an absl flagfile, package data under this directory, one per network
                      cosine with warm-up, label smoothing, RandAugment, MixUp / CutMix.
 
 A recipe only sets defaults: every flag given on the command line or in a --flagfile wins, before or
-after --recipe. Recipes resolve through importlib.resources, so they work from any directory and
+after --recipe. A scratch recipe's regularisation (crops, label smoothing, weight decay, eval crop)
+is set for its own length and scaled down for a shorter run (inat_tf/recipes/budget.py): the
+resolved values are what train.flags records. Recipes resolve through importlib.resources, so they work from any directory and
 after a non-editable `pip install`.
 
 Reproducing a run: inat-train writes MODEL_DIR/train.flags (`flagfile_text`): the recipe name, then
@@ -17,12 +19,20 @@ every flag's resolved value, so `inat-train --flagfile=MODEL_DIR/train.flags` tr
 configuration even if the recipe file changes in a later version.
 """
 
+import copy
 import difflib
 import importlib.metadata
 import importlib.resources
 
+from absl import flags
+
+from inat_tf.recipes import budget
+
 SUFFIX = ".flags"
 FLAG = "recipe"
+# Recipe groups whose regularisation follows the run's budget (budget.py). The modern recipes
+# fine-tune from ImageNet weights and were not measured under this rule, so they keep theirs.
+BUDGET_SCALED_GROUPS = ("scratch",)
 
 
 class RecipeError(ValueError):
@@ -69,6 +79,8 @@ def expand(argv, flag_values):
   Returns:
     [argv[0], <recipe flags>, <argv[1:] with --flagfile contents expanded in place>]; the
     `--recipe=NAME` argument stays where it was, so the name is recorded as the flag's value.
+    For a scratch recipe, its budget-scaled flags (budget.SCALED) are replaced by their values
+    at this run's epochs (budget.scaled_values); a flag given explicitly still wins.
 
   Raises:
     RecipeError: unknown name, --recipe without a value, or two different recipes.
@@ -95,7 +107,49 @@ def expand(argv, flag_values):
   recipe_flags = []
   if names and names[-1]:  # --recipe= (empty) means none
     recipe_flags = flag_values.read_flags_from_files([f"--flagfile={path(names[-1])}"])
+    if names[-1].split("/")[0] in BUDGET_SCALED_GROUPS:
+      recipe_flags = _scale_to_budget(argv[0], recipe_flags, out, flag_values)
   return [argv[0]] + recipe_flags + out
+
+
+def _parsed(flag_values, argv):
+  """A parsed copy of flag_values (the caller's stays unparsed), or None where argv does not
+  parse: the caller's own parse then reports the mistake as usual. A validator's complaint
+  (e.g. a required flag the recipe alone lacks) comes after every value is set: that copy is
+  parsed, and returned."""
+  values = copy.deepcopy(flag_values)
+  try:
+    values(argv)
+  except flags.Error:
+    if not values.is_parsed():
+      return None
+  return values
+
+
+def _scale_to_budget(program, recipe_flags, given, flag_values):
+  """recipe_flags with the budget-scaled ones at this run's strength (budget.py).
+
+  The run's epochs come from the whole command line (the recipe's, then the given flags); with
+  --train_steps they are counted from the data dir's train images, as the trainer counts them.
+  Where that cannot be read, the recipe's values stay: the trainer then refuses the data dir.
+  """
+  recipe = _parsed(flag_values, [program] + recipe_flags)
+  run = _parsed(flag_values, [program] + recipe_flags + given)
+  if recipe is None or run is None:
+    return recipe_flags
+
+  def steps_per_epoch():
+    from inat_tf import records  # pylint: disable=g-import-not-at-top  (imports TensorFlow)
+    return records.steps_per_epoch(run.data_dir, "train", run.batch_size)
+
+  try:
+    epochs = budget.run_epochs(run.epochs, run.train_steps, steps_per_epoch)
+  except (OSError, KeyError, ValueError, TypeError):
+    return recipe_flags
+  values = budget.scaled_values({item.flag: recipe[item.flag].value for item in budget.SCALED},
+                                epochs, recipe.epochs)
+  kept = [f for f in recipe_flags if f.lstrip("-").split("=")[0] not in values]
+  return kept + [_flag(name, value) for name, value in values.items()]
 
 
 def package_version():
