@@ -11,7 +11,7 @@ A recipe is an absl flagfile, package data under this directory, one per network
 A recipe only sets defaults: every flag given on the command line or in a --flagfile wins, before or
 after --recipe. A scratch recipe's regularisation (crops, label smoothing, weight decay, eval crop)
 is set for its own length and scaled down for a shorter run (inat_tf/recipes/budget.py): the
-resolved values are what train.flags records. Recipes resolve through importlib.resources, so they work from any directory and
+resolved values are what train.flags records, and a rerun into the same model dir keeps them. Recipes resolve through importlib.resources, so they work from any directory and
 after a non-editable `pip install`.
 
 Reproducing a run: inat-train writes MODEL_DIR/train.flags (`flagfile_text`): the recipe name, then
@@ -132,24 +132,49 @@ def _scale_to_budget(program, recipe_flags, given, flag_values):
   The run's epochs come from the whole command line (the recipe's, then the given flags); with
   --train_steps they are counted from the data dir's train images, as the trainer counts them.
   Where that cannot be read, the recipe's values stay: the trainer then refuses the data dir.
+  A rerun into a model dir that holds a run of this recipe (without --overwrite) keeps that
+  run's values: raising --epochs then trains the same run longer (the trainer refuses a resume
+  whose settings differ), instead of asking for another.
   """
   recipe = _parsed(flag_values, [program] + recipe_flags)
   run = _parsed(flag_values, [program] + recipe_flags + given)
   if recipe is None or run is None:
     return recipe_flags
+  values = _recorded_values(run)
+  if values is None:
+    def steps_per_epoch():
+      from inat_tf import records  # pylint: disable=g-import-not-at-top  (imports TensorFlow)
+      return records.steps_per_epoch(run.data_dir, "train", run.batch_size)
 
-  def steps_per_epoch():
-    from inat_tf import records  # pylint: disable=g-import-not-at-top  (imports TensorFlow)
-    return records.steps_per_epoch(run.data_dir, "train", run.batch_size)
-
-  try:
-    epochs = budget.run_epochs(run.epochs, run.train_steps, steps_per_epoch)
-  except (OSError, KeyError, ValueError, TypeError):
-    return recipe_flags
-  values = budget.scaled_values({item.flag: recipe[item.flag].value for item in budget.SCALED},
-                                epochs, recipe.epochs)
+    try:
+      epochs = budget.run_epochs(run.epochs, run.train_steps, steps_per_epoch)
+    except (OSError, KeyError, ValueError, TypeError):
+      return recipe_flags
+    values = budget.scaled_values({item.flag: recipe[item.flag].value for item in budget.SCALED},
+                                  epochs, recipe.epochs)
   kept = [f for f in recipe_flags if f.lstrip("-").split("=")[0] not in values]
   return kept + [_flag(name, value) for name, value in values.items()]
+
+
+def _recorded_values(run):
+  """The budget-scaled values the run in --model_dir was trained with, when it is a run of the
+  same recipe and --overwrite is not given; else None."""
+  if not run.model_dir or run.overwrite:
+    return None
+  import json  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (gs:// model dirs)
+  from inat_tf import trained_model  # pylint: disable=g-import-not-at-top
+  path = os.path.join(run.model_dir, trained_model.TRAIN_CONFIG)
+  try:
+    with tf.io.gfile.GFile(path) as f:
+      recorded = json.load(f)
+  except (tf.errors.OpError, OSError, ValueError):
+    return None
+  if recorded.get(FLAG) != run[FLAG].value:
+    return None
+  values = {item.flag: recorded[item.flag] for item in budget.SCALED if item.flag in recorded}
+  return values if len(values) == len(budget.SCALED) else None
 
 
 def package_version():
