@@ -253,11 +253,12 @@ def table(records, tolerance=TOLERANCE):
     holds = mean >= -tolerance
     if not holds:
       failing.append((kind, epochs, network))
+    points = lambda x: round(100 * x, 1) + 0.0  # no "-0.0"
     lines.append(
-        f"| {kind} | {epochs} | {network} | {size} | {len(pairs)} | {100 * ours[0]:.1f} +- "
-        f"{100 * ours[1]:.1f} | {100 * theirs[0]:.1f} +- {100 * theirs[1]:.1f} | "
-        f"{100 * mean:+.1f} ({100 * sd:.1f}; {100 * min(differences):+.1f} .. "
-        f"{100 * max(differences):+.1f}) | "
+        f"| {kind} | {epochs} | {network} | {size} | {len(pairs)} | {points(ours[0]):.1f} +- "
+        f"{points(ours[1]):.1f} | {points(theirs[0]):.1f} +- {points(theirs[1]):.1f} | "
+        f"{points(mean):+.1f} ({points(sd):.1f}; {points(min(differences)):+.1f} .. "
+        f"{points(max(differences)):+.1f}) | "
         f"{100 * statistics.mean(p[0]['train_top1'] for p in pairs):.0f} % | "
         f"{100 * statistics.mean(p[1]['train_top1'] for p in pairs):.0f} % | "
         f"{'yes' if holds else 'NO'} |")
