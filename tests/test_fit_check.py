@@ -7,6 +7,7 @@ import pytest
 
 from inat_tf import fit_check
 from inat_tf import trained_model
+from tests.conftest import TRAINED_MODEL_GROUP
 
 # The issue's run: train top-1 57 % at the end, val still climbing at the very last step.
 UNDERFIT_CURVE = [(e, 0.04 * e / 3) for e in range(3, 31, 3)]  # 4 % at epoch 3 -> 40 % at 30
@@ -54,6 +55,7 @@ def test_mixed_labels_are_not_judged_underfit_and_one_evaluation_has_no_slope():
   assert fit_check.check(None, [], val_images=0).findings == ()
 
 
+@TRAINED_MODEL_GROUP
 @pytest.mark.slow
 def test_train_summary_holds_the_fit_check(trained_dir):
   """The shared trained model (one val evaluation, at the end): the check in its summary reads
