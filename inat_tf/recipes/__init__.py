@@ -11,8 +11,9 @@ A recipe is an absl flagfile, package data under this directory, one per network
 A recipe only sets defaults: every flag given on the command line or in a --flagfile wins, before or
 after --recipe. A scratch recipe's regularisation (crops, label smoothing, weight decay, eval crop)
 is set for its own length and scaled down for a shorter run (inat_tf/recipes/budget.py): the
-resolved values are what train.flags records, and a rerun into the same model dir keeps them. Recipes resolve through importlib.resources, so they work from any directory and
-after a non-editable `pip install`.
+resolved values are what train.flags records, and a rerun into the same model dir keeps them.
+Recipes resolve through importlib.resources, so they work from any directory and after a
+non-editable `pip install`.
 
 Reproducing a run: inat-train writes MODEL_DIR/train.flags (`flagfile_text`): the recipe name, then
 every flag's resolved value, so `inat-train --flagfile=MODEL_DIR/train.flags` trains the same
@@ -23,6 +24,8 @@ import copy
 import difflib
 import importlib.metadata
 import importlib.resources
+import json
+import os
 
 from absl import flags
 
@@ -161,8 +164,6 @@ def _recorded_values(run):
   same recipe and --overwrite is not given; else None."""
   if not run.model_dir or run.overwrite:
     return None
-  import json  # pylint: disable=g-import-not-at-top
-  import os  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top  (gs:// model dirs)
   from inat_tf import trained_model  # pylint: disable=g-import-not-at-top
   path = os.path.join(run.model_dir, trained_model.TRAIN_CONFIG)
