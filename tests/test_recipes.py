@@ -98,6 +98,10 @@ def test_a_scratch_recipe_at_a_quarter_of_its_epochs_gets_a_quarter_of_its_regul
       rel=1e-3)
   longer = parse(["--recipe=scratch/resnet50", "--epochs=120", "--data_dir=D", "--model_dir=M"])
   assert _scaled(longer) == _scaled(full)
+  # The run: Inception V3 for 30 epochs gets half (it had crops down to 8 %, smoothing
+  # 0.1 and decay 0.05, and ended at 57 % train top-1).
+  half = parse(["--recipe=scratch/inception_v3", "--epochs=30", "--data_dir=D", "--model_dir=M"])
+  assert (half.crop_min_area, half.label_smoothing, half.weight_decay) == (0.54, 0.05, 0.025)
   # Given flags win, before or after the recipe; the others still follow the budget.
   given = parse(["--crop_min_area=0.08", "--recipe=scratch/resnet50", "--epochs=15",
                  "--label_smoothing=0.1", "--data_dir=D", "--model_dir=M"])
