@@ -72,6 +72,9 @@ LICENSES = [
     {"id": 6, "name": "No known copyright restrictions", "url": "http://flickr.com/commons/usage/"},
 ]
 
+# Chiral species (SampleConfig.chiral): "dextro-" head on the right, "laevo-" on the left.
+_HANDED_PREFIX = {0: "", 1: "dextro", -1: "laevo"}
+SIDE_NAMES = {0: "", 1: "right-headed ", -1: "left-headed "}
 SPOT_EPITHETS = ("unipunctata", "bipunctata", "tripunctata", "quadripunctata", "quinquepunctata",
                  "sexpunctata", "septempunctata")
 _GENUS_SYLLABLES = ("cor", "ma", "phi", "lu", "tra", "sel", "no", "dra", "ven", "qui", "ba", "ster",
@@ -105,6 +108,7 @@ class _Photo:
   height: int
   num_instances: int
   quirk: str = ""
+  twin_of: int = -1  # near duplicate: drawn with this photo's randomness (its scene), own look
   image_id: int = -1
   boxes: list = dataclasses.field(default_factory=list)  # set when drawn
 
@@ -168,10 +172,15 @@ def make_species(config, rng):
     for g, size in enumerate(genus_sizes):
       hue = hue_offset + g / len(genus_sizes)
       dark_spots = bool(rng.uniform() < 0.5)
-      for spots in sorted(rng.choice(np.arange(1, 8), size=size, replace=False)):
+      spot_counts = sorted(rng.choice(np.arange(1, 8), size=size, replace=False))
+      for k, spots in enumerate(spot_counts):
+        handedness = 0
+        if config.chiral:  # mirror-image pairs: species 2j and 2j + 1 share their spots
+          spots, handedness = spot_counts[k // 2], 1 if k % 2 == 0 else -1
         look = sample_images.SpeciesLook(
             outline=outlines[sc_index % len(outlines)], body_hue=float(hue % 1.0),
-            dark_spots=dark_spots, spot_count=int(spots), habitat_hue=sc_index / len(table))
+            dark_spots=dark_spots, spot_count=int(spots), habitat_hue=sc_index / len(table),
+            handedness=handedness)
         generated.append((supercategory, num_genera + g, look))
     num_genera += len(genus_sizes)
 
@@ -181,7 +190,8 @@ def make_species(config, rng):
     category_ids = list(range(config.num_species))
   else:
     genera = _genus_names(num_genera, rng)
-    names = [f"{genera[g]} {SPOT_EPITHETS[look.spot_count - 1]}" for _, g, look in generated]
+    names = [f"{genera[g]} {_HANDED_PREFIX[look.handedness]}{SPOT_EPITHETS[look.spot_count - 1]}"
+             for _, g, look in generated]
     # Gaps and no order: the builder must map ids, never positions.
     category_ids = sorted(rng.choice(5 * config.num_species, size=config.num_species,
                                      replace=False).tolist())
@@ -240,7 +250,8 @@ def _category_record(edition_name, category_id, name, supercategory, taxa, look)
   epithet = name.split(" ", 1)[-1]
   full = {"id": int(category_id), "name": name, "supercategory": supercategory, **taxa,
           "specific_epithet": epithet,
-          "common_name": f"{look.spot_count}-spotted {taxa.get('genus', name)}"}
+          "common_name": f"{look.spot_count}-spotted {SIDE_NAMES[look.handedness]}"
+                         f"{taxa.get('genus', name)}"}
   if "image_dir_name" in edition.category_fields:
     full["image_dir_name"] = sample_editions.image_dir_name(int(category_id), taxa, epithet)
   return {field: full[field] for field in edition.category_fields}
@@ -280,7 +291,40 @@ def _plan_photos(species, config, rng):
     train = [p for p in photos if p.split == "train"]
     for i, quirk in zip(rng.choice(len(train), size=len(QUIRKS), replace=False), QUIRKS):
       train[i].quirk = quirk
+  if config.near_duplicates > 0:
+    _pair_near_duplicates(photos, config)
   return photos
+
+
+def _pair_near_duplicates(photos, config):
+  """Makes config.near_duplicates of each split's photos twins of a sibling species' photo.
+
+  A twin takes its partner's size and instance count and is drawn with the partner's random
+  stream (_render), so scene, pose and light are the same and only the species' own marks
+  differ. Partners are never twins themselves. Own random stream: the rest of the sample is
+  the same as without twins.
+  """
+  rng = np.random.default_rng([config.seed, 31])
+  for split in editions.SPLITS:
+    members = [p for p in photos if p.split == split]
+    wanted = int(round(config.near_duplicates * len(members)))
+    partners = set()
+    for i in rng.permutation(len(members)):
+      if wanted == 0:
+        break
+      photo = members[i]
+      if photo.index in partners or photo.quirk:
+        continue
+      siblings = [p for p in members if p.species.genus == photo.species.genus and
+                  p.species is not photo.species and p.twin_of < 0 and not p.quirk]
+      if not siblings:
+        continue
+      partner = siblings[int(rng.integers(len(siblings)))]
+      photo.twin_of = partner.index
+      photo.width, photo.height, photo.num_instances = (partner.width, partner.height,
+                                                        partner.num_instances)
+      partners.add(partner.index)
+      wanted -= 1
 
 
 def _encode(image, quirk):
@@ -300,9 +344,9 @@ def _encode(image, quirk):
 
 def _render(task):
   """Draws one photo; runs in a worker process. Seeded by (seed, index): order-independent."""
-  seed, index, look, width, height, num_instances, quirk = task
+  seed, index, look, width, height, num_instances, quirk, subject_scale = task
   rng = np.random.default_rng([seed, index])
-  image, boxes = sample_images.draw_photo(look, width, height, num_instances, rng)
+  image, boxes = sample_images.draw_photo(look, width, height, num_instances, rng, subject_scale)
   return index, _encode(image, quirk), boxes
 
 
@@ -311,8 +355,9 @@ def _rendered(photos, config):
 
   Streams, so memory holds a few chunks of images, not the download.
   """
-  tasks = [(config.seed, p.index, p.species.look, p.width, p.height, p.num_instances, p.quirk)
-           for p in photos]
+  # A near duplicate is drawn with its partner's random stream: same scene, its own species.
+  tasks = [(config.seed, p.index if p.twin_of < 0 else p.twin_of, p.species.look, p.width,
+            p.height, p.num_instances, p.quirk, config.subject_scale) for p in photos]
   workers = config.num_workers or os.cpu_count() or 1
   if workers == 1 or len(tasks) < 200:
     results = map(_render, tasks)

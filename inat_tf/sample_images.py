@@ -4,6 +4,11 @@ A species is drawn as a body whose outline belongs to its super-category, whose 
 its genus and whose number of spots is its own. Siblings in a genus therefore differ only in their
 spot count, like the paper's two-spot and seven-spot ladybirds (its Fig. 1): learnable, but
 fine-grained. Background, pose, size, lighting and clutter vary from photo to photo.
+
+Two departures from that default, for benchmarks that must not reward one kind of data only
+(issue 31): `subject_scale` below 1 draws small animals among more twigs and spotless look-alike
+objects; a look with a `handedness` is not mirror-symmetric: its head sits on one side and its
+photos are never mirrored, so a left-right flip turns it into its mirror-image sibling.
 """
 
 import colorsys
@@ -52,6 +57,9 @@ class SpeciesLook:
   dark_spots: bool    # shared by a genus
   spot_count: int     # 1..7, unique within a genus
   habitat_hue: float  # background tint, shared by a super-category
+  # 0: mirror-symmetric as a species (each photo mirrored at random). +1 / -1: the head is on the
+  # right / left and photos are never mirrored, as left- and right-eyed flatfish.
+  handedness: int = 0
 
 
 def _hsv(hue, saturation, value):
@@ -103,22 +111,40 @@ def _fit_outline(outline, box, mirror):
   return points
 
 
-def _draw_clutter(draw, width, height, rng):
-  """Twigs and pebbles that belong to no species, so the model must find the animal."""
-  for _ in range(int(rng.integers(0, 4))):
+def _draw_clutter(draw, width, height, rng, subject_scale=1.0):
+  """Twigs and pebbles that belong to no species, so the model must find the animal.
+
+  Below subject_scale 1, more twigs (up to 3 / subject_scale) and 1-3 spotless look-alike
+  objects of the animals' own size, shape and colour range.
+  """
+  for _ in range(int(rng.integers(0, int(round(4 / subject_scale))))):
     x, y = rng.uniform(0, width), rng.uniform(0, height)
     length = rng.uniform(0.1, 0.4) * min(width, height)
     angle = rng.uniform(0, math.pi)
     colour = _hsv(rng.uniform(), rng.uniform(0, 0.4), rng.uniform(0.2, 0.8))
     draw.line([(x, y), (x + length * math.cos(angle), y + length * math.sin(angle))],
               fill=colour, width=max(1, int(min(width, height) / 60)))
+  if subject_scale < 1:
+    short = min(width, height)
+    for _ in range(int(rng.integers(1, 4))):
+      side = short * subject_scale * rng.uniform(0.3, 0.75)
+      x, y = rng.uniform(0, width - side), rng.uniform(0, height - side)
+      outline = str(rng.choice(sorted(OUTLINES)))
+      draw.polygon(_fit_outline(outline, (x, y, side, side), mirror=rng.uniform() < 0.5),
+                   fill=_hsv(rng.uniform(), rng.uniform(0.6, 0.95), rng.uniform(0.6, 0.95)))
 
 
 def _draw_instance(draw, look, box, rng):
   x0, y0, w, h = box
   body = _hsv(look.body_hue + rng.normal(0, 0.015), rng.uniform(0.6, 0.95),
               rng.uniform(0.6, 0.95))
-  draw.polygon(_fit_outline(look.outline, box, mirror=rng.uniform() < 0.5), fill=body)
+  mirror = rng.uniform() < 0.5 if not look.handedness else look.handedness < 0
+  draw.polygon(_fit_outline(look.outline, box, mirror=mirror), fill=body)
+  if look.handedness:  # a dark head on one side: what a left-right flip changes
+    head = 0.18 * min(w, h)
+    hx = x0 + w * (0.8 if look.handedness > 0 else 0.2)
+    hy = y0 + 0.4 * h
+    draw.ellipse([hx - head, hy - head, hx + head, hy + head], fill=_hsv(look.body_hue, 0.9, 0.3))
   spot = _hsv(0, 0, 0.08) if look.dark_spots else _hsv(0, 0, 0.97)
   size = min(w, h)
   spot_radius = max(1.2, 0.07 * size)
@@ -132,12 +158,14 @@ def _draw_instance(draw, look, box, rng):
                  fill=spot)
 
 
-def _place_instances(width, height, count, rng):
-  """Boxes [x, y, w, h] in pixels, inside the image; one large animal or several smaller ones."""
+def _place_instances(width, height, count, rng, subject_scale=1.0):
+  """Boxes [x, y, w, h] in pixels, inside the image; one large animal or several smaller ones
+  (sides 30-75 % of the short side for one, 15-35 % each for several, x subject_scale)."""
   short = min(width, height)
   boxes = []
   for _ in range(count):
     scale = rng.uniform(0.3, 0.75) if count == 1 else rng.uniform(0.15, 0.35)
+    scale *= subject_scale
     w = min(width - 2, short * scale * rng.uniform(0.8, 1.25))
     h = min(height - 2, short * scale * rng.uniform(0.8, 1.25))
     x = rng.uniform(1, width - w - 1)
@@ -146,12 +174,16 @@ def _place_instances(width, height, count, rng):
   return boxes
 
 
-def draw_photo(look, width, height, num_instances, rng):
-  """Returns (RGB PIL image, list of [x, y, w, h] pixel boxes, one per drawn animal)."""
+def draw_photo(look, width, height, num_instances, rng, subject_scale=1.0):
+  """Returns (RGB PIL image, list of [x, y, w, h] pixel boxes, one per drawn animal).
+
+  subject_scale: the animals' size relative to the default (0 < subject_scale <= 1); below 1 the
+  scene also gets more clutter and look-alike objects (_draw_clutter).
+  """
   image = _background(width, height, look.habitat_hue, rng)
   draw = ImageDraw.Draw(image)
-  _draw_clutter(draw, width, height, rng)
-  boxes = _place_instances(width, height, num_instances, rng)
+  _draw_clutter(draw, width, height, rng, subject_scale)
+  boxes = _place_instances(width, height, num_instances, rng, subject_scale)
   for box in boxes:
     _draw_instance(draw, look, box, rng)
   return image, boxes

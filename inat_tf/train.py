@@ -33,6 +33,7 @@ import tensorflow as tf
 import models
 from inat_tf import augment
 from inat_tf import distribution
+from inat_tf import fit_check
 from inat_tf import input_pipeline
 from inat_tf import label_map as label_map_lib
 from inat_tf import long_tail
@@ -445,6 +446,7 @@ def _train(config, log, where, ctrl_c):
   eval_interval = max(1, int(round(config.eval_every_epochs * steps_per_epoch)))
   totals, last_log_time, last_log_step = np.zeros(4), time.monotonic(), step
   start_time, start_step, val_scores, train_top1 = time.monotonic(), step, None, None
+  val_curve = []  # (epoch, val top-1) of this run's evaluations, for the fit check at the end
   while step < total_steps:
     ctrl_c.check()  # a Ctrl-C stops here, between steps (run_common.CtrlC)
     num_steps = run_common.steps_to_next_stop(
@@ -486,6 +488,7 @@ def _train(config, log, where, ctrl_c):
     evaluated = val_data is not None and (step % eval_interval == 0 or step == total_steps)
     if evaluated:
       val_scores = evaluate()
+      val_curve.append((step / steps_per_epoch, val_scores[0]))
       improved = val_scores[0] > float(best_top1.numpy())
       log(f"val at step {step:,} ({val_scores[3]:,} images): top-1 {100 * val_scores[0]:.2f}% "
           f"top-5 {100 * val_scores[1]:.2f}% top-5 error {100 * (1 - val_scores[1]):.2f}% "
@@ -519,6 +522,8 @@ def _train(config, log, where, ctrl_c):
     if not trained_model.exists(config.model_dir, "best"):
       save_model("best")  # no val split: the final model is the best we know
   seconds = time.monotonic() - start_time
+  fit = fit_check.check(train_top1, val_curve, val_scores[3] if val_scores else 0,
+                        mixed_labels=config.mixup_alpha > 0 or config.cutmix_factor > 0)
   summary = {
       "task": task, "steps": step, "epochs": step / steps_per_epoch,
       "steps_this_run": step - start_step, "seconds_this_run": round(seconds, 1),
@@ -532,12 +537,15 @@ def _train(config, log, where, ctrl_c):
       "final_val_images": val_scores[3] if val_scores else None,
       "final_val_loss": val_scores[4] if val_scores else None,
       "weights_sha256": _weights_digest(model),
+      "fit_check": dataclasses.asdict(fit),  # under- / overfitting findings and advice
   }
   name = trained_model.TRAIN_SUMMARY if chief else f"train_summary-{task}.json"
   run_common.write_json(os.path.join(config.model_dir, name), summary)
   for writer in writers.values():
     writer.flush()
   report_end(summary, config, log)
+  if fit.advice:
+    log(f"inat-train: advice: {fit.advice}")
   return summary
 
 

@@ -79,6 +79,56 @@ def test_flags_given_before_or_after_a_recipe_override_it():
                                                                  "scratch/resnet50")
 
 
+# -- regularisation that follows the budget (recipes/budget.py, issue 31) -------------------------
+
+SCALED = ("crop_min_area", "crop_min_aspect_ratio", "crop_max_aspect_ratio", "label_smoothing",
+          "weight_decay", "eval_crop_fraction")
+
+
+def _scaled(config):
+  return tuple(getattr(config, name) for name in SCALED)
+
+
+def test_a_scratch_recipe_at_a_quarter_of_its_epochs_gets_a_quarter_of_its_regularisation():
+  full = parse(["--recipe=scratch/resnet50", "--data_dir=D", "--model_dir=M"])
+  assert _scaled(full) == (0.08, 0.75, 4 / 3, 0.1, 0.05, 0.875)  # the file's own, exactly
+  quarter = parse(["--recipe=scratch/resnet50", "--epochs=15", "--data_dir=D", "--model_dir=M"])
+  assert _scaled(quarter) == pytest.approx(
+      (1 - 0.25 * 0.92, 0.75 ** 0.25, (4 / 3) ** 0.25, 0.025, 0.0125, 1 - 0.25 * 0.125),
+      rel=1e-3)
+  longer = parse(["--recipe=scratch/resnet50", "--epochs=120", "--data_dir=D", "--model_dir=M"])
+  assert _scaled(longer) == _scaled(full)
+  # The issue's run: Inception V3 for 30 epochs gets half (it had crops down to 8 %, smoothing
+  # 0.1 and decay 0.05, and ended at 57 % train top-1).
+  half = parse(["--recipe=scratch/inception_v3", "--epochs=30", "--data_dir=D", "--model_dir=M"])
+  assert (half.crop_min_area, half.label_smoothing, half.weight_decay) == (0.54, 0.05, 0.025)
+  # Given flags win, before or after the recipe; the others still follow the budget.
+  given = parse(["--crop_min_area=0.08", "--recipe=scratch/resnet50", "--epochs=15",
+                 "--label_smoothing=0.1", "--data_dir=D", "--model_dir=M"])
+  assert (given.crop_min_area, given.label_smoothing) == (0.08, 0.1)
+  assert given.weight_decay == quarter.weight_decay
+
+
+@pytest.mark.parametrize("name", ["modern/convnext_tiny", "table3/inception_v3"])
+def test_only_scratch_recipes_follow_the_budget(name):
+  short = parse([f"--recipe={name}", "--epochs=3", "--data_dir=D", "--model_dir=M"])
+  long = parse([f"--recipe={name}", "--epochs=300", "--data_dir=D", "--model_dir=M"])
+  assert _scaled(short) == _scaled(long)
+
+
+def test_budget_strength_is_linear_in_epochs_and_capped():
+  from inat_tf.recipes import budget
+  assert [budget.strength(e, 60) for e in (0, 15, 30, 60, 90)] == [0, 0.25, 0.5, 1, 1]
+  values = budget.scaled_values({"crop_min_area": 0.08, "crop_min_aspect_ratio": 0.75,
+                                 "crop_max_aspect_ratio": 4 / 3}, 30, 60)
+  assert values["crop_min_area"] == pytest.approx(0.54)
+  # Aspect ratios shrink on a log axis: still each other's inverse, as 3/4 and 4/3.
+  assert values["crop_min_aspect_ratio"] * values["crop_max_aspect_ratio"] == pytest.approx(
+      1, rel=1e-3)
+  with pytest.raises(ValueError, match="needs its own --epochs"):
+    budget.strength(10, 0)
+
+
 def test_a_recipe_inside_a_flagfile_applies(tmp_path):
   flagfile = tmp_path / "mine.flags"
   flagfile.write_text("--recipe=scratch/mobilenet_v1\n--epochs=3\n")
@@ -243,6 +293,8 @@ def test_a_scratch_recipe_does_not_diverge(tiny_built_dir, tmp_path):
   config = parse(["--recipe=scratch/mobilenet_v1", f"--data_dir={tiny_built_dir}",
                   f"--model_dir={tmp_path}", "--image_size=32", "--train_steps=60",
                   "--log_steps=10", "--eval_every_epochs=1000"])
+  # 60 steps of 2 per epoch (52 images, batch 32): 30 of the recipe's 60 epochs, half strength.
+  assert config.crop_min_area == pytest.approx(0.54) and config.label_smoothing == 0.05
   train_lib.train(config, log=log)
   # Measured 2.98 -> 2.39, 2.80 -> 2.53 and 2.84 -> 3.03 -> 2.53 (13 classes, label smoothing
   # 0.1; CPU training is not bit-deterministic, and a 10-step window early on can tick up 7 %):
@@ -254,6 +306,12 @@ def test_a_scratch_recipe_does_not_diverge(tiny_built_dir, tmp_path):
   flagfile = (tmp_path / "train.flags").read_text()
   assert re.search(r"^# inat-tf \S+, recipe scratch/mobilenet_v1$", flagfile, re.M), flagfile
   assert parse([f"--flagfile={tmp_path / 'train.flags'}"]) == config
+  # Training longer in the same model dir resumes the same run: its budget-scaled values stay
+  # (fresh, 120 steps would be the full recipe); with --overwrite they follow the new budget.
+  longer = ["--recipe=scratch/mobilenet_v1", f"--data_dir={tiny_built_dir}",
+            f"--model_dir={tmp_path}", "--image_size=32", "--train_steps=120"]
+  assert _scaled(parse(longer)) == _scaled(config)
+  assert parse(longer + ["--overwrite"]).crop_min_area == 0.08
 
 
 @pytest.mark.slow

@@ -6,10 +6,14 @@ import json
 import math
 import tarfile
 
+import dataclasses
+
+import numpy as np
 import pytest
 from PIL import Image
 
 from inat_tf import sample_download
+from inat_tf import sample_images
 from inat_tf.sample_download import SampleConfig
 from tests import helpers
 from tests.helpers import console_script
@@ -245,7 +249,69 @@ def test_larger_setting_at_full_resolution(tmp_path):
   check_download(tmp_path, config, decode_pixels=False)
 
 
+def test_a_chiral_species_has_its_head_on_its_own_side_and_its_mirror_twin_on_the_other():
+  """Same randomness, opposite handedness: the same scene, the dark head on the right (+1) or
+  left (-1) half of the animal's box."""
+  look = sample_images.SpeciesLook(outline="ellipse", body_hue=0.3, dark_spots=False,
+                                   spot_count=1, habitat_hue=0.8, handedness=1)
+  head = np.array(sample_images._hsv(0.3, 0.9, 0.3))  # pylint: disable=protected-access
+  drawn = {}
+  for handedness in (1, -1):
+    image, [(x, y, w, h)] = sample_images.draw_photo(
+        dataclasses.replace(look, handedness=handedness), 96, 96, 1, np.random.default_rng(5))
+    pixels = np.asarray(image).astype(int)
+    near_head = np.abs(pixels - head).sum(axis=-1) < 40
+    box = near_head[int(y):int(y + h), int(x):int(x + w)]
+    left, right = box[:, :box.shape[1] // 2].sum(), box[:, box.shape[1] // 2:].sum()
+    assert (right > 3 * left) if handedness > 0 else (left > 3 * right), (handedness, left, right)
+    drawn[handedness] = pixels, (x, y, w, h)
+  (a, box_a), (b, box_b) = drawn[1], drawn[-1]
+  assert box_a == box_b
+  outside = np.ones(a.shape[:2], bool)
+  x, y, w, h = box_a
+  outside[int(y):int(y + h) + 1, int(x):int(x + w) + 1] = False
+  assert (a[outside] == b[outside]).all()
+
+
+@pytest.mark.slow
+def test_unlike_kinds_chiral_pairs_near_duplicates_small_subjects(tmp_path):
+  """The departures benchmarks/recipes.py's data kinds use, in one small download: it still
+  passes every third-party check; siblings come in dextro- / laevo- pairs; half the train images
+  are near copies of a sibling's image; every animal is at most 0.5 x the default size."""
+  config = SampleConfig(num_species=26, min_train_per_species=4, max_train_per_species=4,
+                        max_side=48, seed=2, chiral=True, near_duplicates=0.5,
+                        subject_scale=0.5)
+  sample_download.make_sample(str(tmp_path), config)
+  docs = check_download(tmp_path, config)
+  names = [c["name"] for c in docs["train"]["categories"]]
+  pairs = {n.split(" ")[0] + " " + n.split(" ")[1][len("dextro"):] for n in names
+           if n.split(" ")[1].startswith("dextro")}
+  assert sum(f"{p.split(' ')[0]} laevo{p.split(' ')[1]}" in names for p in pairs) >= 3
+  assert all(n.split(" ")[1].startswith(("dextro", "laevo")) for n in names)
+
+  images = _archive_images(tmp_path / sample_download.TRAIN_VAL_ARCHIVE)
+  label = {a["image_id"]: a["category_id"] for a in docs["train"]["annotations"]}
+  train = [(np.asarray(images[i["file_name"]].convert("RGB")).astype(int), label[i["id"]])
+           for i in docs["train"]["images"]]
+  # Twins and their partners: near-identical images of two species. (Two twins of one partner
+  # are near-identical too, with one label.)
+  in_a_pair = set()
+  for k, (a, label_a) in enumerate(train):
+    for m, (b, label_b) in enumerate(train[:k]):
+      if label_a != label_b and a.shape == b.shape and np.abs(a - b).mean() < 8:
+        in_a_pair |= {k, m}  # unrelated scenes differ by ~40 on average
+  assert round(0.5 * len(train)) < len(in_a_pair) <= len(train)
+
+  for box in _load(tmp_path, "train_2017_bboxes.json")["annotations"]:
+    image = next(i for i in docs["train"]["images"] if i["id"] == box["image_id"])
+    short = min(image["width"], image["height"])
+    assert max(box["bbox"][2:]) <= 0.5 * 0.75 * 1.25 * short + 0.01
+
+
 @pytest.mark.parametrize("kwargs, message", [
+    ({"subject_scale": 0}, "subject_scale=0: must be in \\(0, 1\\]"),
+    ({"near_duplicates": 1.5}, "near_duplicates=1.5"),
+    ({"chiral": True, "species_names": "tfds"}, "chiral needs species_names='generated'"),
     ({"num_species": 5}, "at least 13"),
     ({"max_train_per_species": 4}, "below min_train_per_species"),
     ({"max_side": 10}, "max_side=10"),

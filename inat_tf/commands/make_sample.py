@@ -39,6 +39,19 @@ class SampleConfig:
       "their spot count); genera of a family differ more (neighbouring body hues), orders more "
       "still, super-categories by outline.")
   max_species_per_genus: int = _flag(3, "Most species in a genus (at most 7, one per spot count).")
+  # Departures from the default look (issue 31), so that a benchmark can try data unlike it:
+  subject_scale: float = _flag(
+      1.0, "Size of the animals relative to the default (frame-filling: 30-75 % of the short "
+      "side); below 1 (e.g. 0.4) small animals among more twigs and spotless look-alike objects.")
+  chiral: bool = _flag(
+      False, "Species that are not mirror-symmetric: each has its head on one side and is never "
+      "photographed mirrored, and sibling species come in mirror-image pairs (same spots, head "
+      "on the other side, as left- and right-eyed flatfish), so a left-right flip turns one "
+      "species into another.")
+  near_duplicates: float = _flag(
+      0.0, "Fraction of each split's images that are a near copy of a sibling species' image in "
+      "the same split: the same scene, pose, light and size; only the spots (or the head's "
+      "side) differ, as two look-alikes photographed on one spot.")
 
   def validate(self):
     from inat_tf import sample_editions  # pylint: disable=g-import-not-at-top  (NumPy)
@@ -66,6 +79,12 @@ class SampleConfig:
                       f"{len(SPOT_EPITHETS)} (one spot count per species of a genus)")
     if self.max_side < 32:
       problems.append(f"max_side={self.max_side}: must be >= 32 pixels")
+    if not 0 < self.subject_scale <= 1:
+      problems.append(f"subject_scale={self.subject_scale}: must be in (0, 1]")
+    if not 0 <= self.near_duplicates <= 1:
+      problems.append(f"near_duplicates={self.near_duplicates}: must be in [0, 1]")
+    if self.chiral and self.species_names == "tfds":
+      problems.append("chiral needs species_names='generated' (its names say the head's side)")
     if self.species_names not in ("generated", "tfds"):
       problems.append(f"species_names={self.species_names!r}: expected 'generated' or 'tfds'")
     if problems:

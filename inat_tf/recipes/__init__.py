@@ -9,20 +9,33 @@ A recipe is an absl flagfile, package data under this directory, one per network
                      cosine with warm-up, label smoothing, RandAugment, MixUp / CutMix.
 
 A recipe only sets defaults: every flag given on the command line or in a --flagfile wins, before or
-after --recipe. Recipes resolve through importlib.resources, so they work from any directory and
-after a non-editable `pip install`.
+after --recipe. A scratch recipe's regularisation (crops, label smoothing, weight decay, eval crop)
+is set for its own length and scaled down for a shorter run (inat_tf/recipes/budget.py): the
+resolved values are what train.flags records, and a rerun into the same model dir keeps them.
+Recipes resolve through importlib.resources, so they work from any directory and after a
+non-editable `pip install`.
 
 Reproducing a run: inat-train writes MODEL_DIR/train.flags (`flagfile_text`): the recipe name, then
 every flag's resolved value, so `inat-train --flagfile=MODEL_DIR/train.flags` trains the same
 configuration even if the recipe file changes in a later version.
 """
 
+import copy
 import difflib
 import importlib.metadata
 import importlib.resources
+import json
+import os
+
+from absl import flags
+
+from inat_tf.recipes import budget
 
 SUFFIX = ".flags"
 FLAG = "recipe"
+# Recipe groups whose regularisation follows the run's budget (budget.py). The modern recipes
+# fine-tune from ImageNet weights and were not measured under this rule, so they keep theirs.
+BUDGET_SCALED_GROUPS = ("scratch",)
 
 
 class RecipeError(ValueError):
@@ -69,6 +82,8 @@ def expand(argv, flag_values):
   Returns:
     [argv[0], <recipe flags>, <argv[1:] with --flagfile contents expanded in place>]; the
     `--recipe=NAME` argument stays where it was, so the name is recorded as the flag's value.
+    For a scratch recipe, its budget-scaled flags (budget.SCALED) are replaced by their values
+    at this run's epochs (budget.scaled_values); a flag given explicitly still wins.
 
   Raises:
     RecipeError: unknown name, --recipe without a value, or two different recipes.
@@ -95,7 +110,72 @@ def expand(argv, flag_values):
   recipe_flags = []
   if names and names[-1]:  # --recipe= (empty) means none
     recipe_flags = flag_values.read_flags_from_files([f"--flagfile={path(names[-1])}"])
+    if names[-1].split("/")[0] in BUDGET_SCALED_GROUPS:
+      recipe_flags = _scale_to_budget(argv[0], recipe_flags, out, flag_values)
   return [argv[0]] + recipe_flags + out
+
+
+def _parsed(flag_values, argv):
+  """A parsed copy of flag_values (the caller's stays unparsed), or None where argv does not
+  parse: the caller's own parse then reports the mistake as usual. A validator's complaint
+  (e.g. a required flag the recipe alone lacks) comes after every value is set: that copy is
+  parsed, and returned."""
+  values = copy.deepcopy(flag_values)
+  try:
+    values(argv)
+  except flags.Error:
+    if not values.is_parsed():
+      return None
+  return values
+
+
+def _scale_to_budget(program, recipe_flags, given, flag_values):
+  """recipe_flags with the budget-scaled ones at this run's strength (budget.py).
+
+  The run's epochs come from the whole command line (the recipe's, then the given flags); with
+  --train_steps they are counted from the data dir's train images, as the trainer counts them.
+  Where that cannot be read, the recipe's values stay: the trainer then refuses the data dir.
+  A rerun into a model dir that holds a run of this recipe (without --overwrite) keeps that
+  run's values: raising --epochs then trains the same run longer (the trainer refuses a resume
+  whose settings differ), instead of asking for another.
+  """
+  recipe = _parsed(flag_values, [program] + recipe_flags)
+  run = _parsed(flag_values, [program] + recipe_flags + given)
+  if recipe is None or run is None:
+    return recipe_flags
+  values = _recorded_values(run)
+  if values is None:
+    def steps_per_epoch():
+      from inat_tf import records  # pylint: disable=g-import-not-at-top  (imports TensorFlow)
+      return records.steps_per_epoch(run.data_dir, "train", run.batch_size)
+
+    try:
+      epochs = budget.run_epochs(run.epochs, run.train_steps, steps_per_epoch)
+    except (OSError, KeyError, ValueError, TypeError):
+      return recipe_flags
+    values = budget.scaled_values({item.flag: recipe[item.flag].value for item in budget.SCALED},
+                                  epochs, recipe.epochs)
+  kept = [f for f in recipe_flags if f.lstrip("-").split("=")[0] not in values]
+  return kept + [_flag(name, value) for name, value in values.items()]
+
+
+def _recorded_values(run):
+  """The budget-scaled values the run in --model_dir was trained with, when it is a run of the
+  same recipe and --overwrite is not given; else None."""
+  if not run.model_dir or run.overwrite:
+    return None
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (gs:// model dirs)
+  from inat_tf import trained_model  # pylint: disable=g-import-not-at-top
+  path = os.path.join(run.model_dir, trained_model.TRAIN_CONFIG)
+  try:
+    with tf.io.gfile.GFile(path) as f:
+      recorded = json.load(f)
+  except (tf.errors.OpError, OSError, ValueError):
+    return None
+  if recorded.get(FLAG) != run[FLAG].value:
+    return None
+  values = {item.flag: recorded[item.flag] for item in budget.SCALED if item.flag in recorded}
+  return values if len(values) == len(budget.SCALED) else None
 
 
 def package_version():
