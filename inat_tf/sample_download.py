@@ -346,7 +346,8 @@ def _render(task):
   """Draws one photo; runs in a worker process. Seeded by (seed, index): order-independent."""
   seed, index, look, width, height, num_instances, quirk, subject_scale = task
   rng = np.random.default_rng([seed, index])
-  image, boxes = sample_images.draw_photo(look, width, height, num_instances, rng, subject_scale)
+  image, boxes = sample_images.draw_photo(look, width, height, num_instances, rng,
+                                          subject_scale=subject_scale)
   return index, _encode(image, quirk), boxes
 
 

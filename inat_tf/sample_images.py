@@ -174,7 +174,7 @@ def _place_instances(width, height, count, rng, subject_scale=1.0):
   return boxes
 
 
-def draw_photo(look, width, height, num_instances, rng, subject_scale=1.0):
+def draw_photo(look, width, height, num_instances, rng, *, subject_scale=1.0):
   """Returns (RGB PIL image, list of [x, y, w, h] pixel boxes, one per drawn animal).
 
   subject_scale: the animals' size relative to the default (0 < subject_scale <= 1); below 1 the
