@@ -1,6 +1,6 @@
 """What int8 costs, per network family: float TFLite against int8 and full-integer TFLite.
 
-  python benchmarks/edge.py                                    # the BUILD_NOTES table (~40 min)
+  python benchmarks/edge.py                                    # the RESULTS.md table (~40 min)
   python benchmarks/edge.py --networks mobilenet_v1 --epochs 30
   python benchmarks/edge.py --networks mobilenet_v1 --num_species 100 --max_train_per_species 30 \
       --val_per_species 10 --head_ranks 0,8                    # full against factorised head

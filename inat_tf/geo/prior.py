@@ -10,7 +10,7 @@ far outside its range (a garden plant, a zoo animal) is demoted by at most 1/flo
 best-placed species, never erased. iNaturalist's vision service combines with a floor of 0.005
 (inaturalist/inatVisionAPI, lib/inat_inferrer.py: InatInferrer.MINIMUM_GEO_SCORE, applied as
 `geo_score.clip(MINIMUM_GEO_SCORE)` in add_geo_score_column); DEFAULT_FLOOR is ours, chosen by
-benchmarks/geo_prior.py (see its table in BUILD_NOTES). floor = 0 is the plain product.
+benchmarks/geo_prior.py (its table: benchmarks/RESULTS.md, "Location floor"). floor = 0 is the plain product.
 
 A photo without a place (see encoding.has_place), and one whose owner opts out (captive or
 cultivated: its place says nothing about where the species lives), keeps p(y | image) exactly,
@@ -37,7 +37,7 @@ CHOICES = ("best", "final")
 
 
 INAT_FLOOR = 0.005  # inatVisionAPI lib/inat_inferrer.py, InatInferrer.MINIMUM_GEO_SCORE
-DEFAULT_FLOOR = 0.02  # chosen by benchmarks/geo_prior.py (notes: "Location floor"), two seeds
+DEFAULT_FLOOR = 0.02  # chosen by benchmarks/geo_prior.py (RESULTS.md: "Location floor"), two seeds
 
 
 def _check_floor(floor):
