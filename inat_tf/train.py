@@ -543,9 +543,9 @@ def _train(config, log, where, ctrl_c):
   run_common.write_json(os.path.join(config.model_dir, name), summary)
   for writer in writers.values():
     writer.flush()
-  report_end(summary, config, log)
-  if fit.advice:
+  if fit.advice:  # before the done line, which stays the last
     log(f"inat-train: advice: {fit.advice}")
+  report_end(summary, config, log)
   return summary
 
 

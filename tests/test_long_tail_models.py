@@ -88,7 +88,8 @@ def test_export_and_predict_agree_with_an_adjustment_stored(crt_dir, tiny_built_
             for e in examples]
   lite = helpers.tflite_probabilities(info["files"]["model.tflite"], images)
   top1 = np.asarray(trained.label_map.category_ids)[np.argmax(lite, axis=1)]
-  agree = [t == adjusted[int(e[schema.IMAGE_ID])][0] for t, e in zip(top1, examples)]
+  first = {i: ids[0] for i, ids in adjusted.to_dict().items()}
+  agree = [t == first[int(e[schema.IMAGE_ID])] for t, e in zip(top1, examples)]
   assert np.mean(agree) >= 0.95
 
 

@@ -79,12 +79,21 @@ def no_places_hint(edition_name):
   edition = editions.EDITIONS.get(edition_name or "2017")
   if edition is None or not (edition.location_files or edition.inline_locations):
     return (f"{edition.locations_published if edition else 'this edition has no places'}; "
-            f"train a prior on an edition that has them: 2017, 2018 or 2021")
+            f"train a prior on an edition that has them: {_editions_with_places()}")
   if edition.inline_locations:
     return (f"iNat{edition.name} publishes {edition.locations_published}; were they null or NaN "
             f"in this download?")
   return (f"iNat{edition.name} publishes {edition.locations_published}; put them in the raw "
           f"folder and rebuild (inat-build names the location source it used in its summary)")
+
+
+def _editions_with_places():
+  """e.g. "train2017_locations.json (iNat2017), ... or train.json (iNat2021)": each edition's own
+  file with places, so the hint names no 2017 file as another edition's."""
+  names = [f"{e.splits['train'].annotations if e.inline_locations else e.location_files['train']}"
+           f" (iNat{e.name})" for e in editions.EDITIONS.values()
+           if (e.location_files or e.inline_locations) and e.name != "2021_mini"]
+  return ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def _top_k_accuracy(top_indices, labels):
