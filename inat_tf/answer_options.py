@@ -120,9 +120,10 @@ def calibrate(rule_name, target, probabilities, labels, taxonomy):
   raise ValueError(f"roll-up rule {rule_name!r} is not calibrated")
 
 
-def load_rule(model_dir, which, rule_name, target, views):
-  """The stored calibrated rule, or None when none is stored for (rule, target, views).
-  Raises RollupError when the file was made for other weights (stale) or is unreadable."""
+def load_rule(model_dir, which, rule_name, target, views, *, stale_ok=False):
+  """The stored calibrated rule, or None when none is stored for (rule, target, views) (or, with
+  stale_ok, when the stored one is stale). Raises RollupError when the file was made for other
+  weights (stale) or is unreadable."""
   path = calibration_path(model_dir, which)
   if not tf.io.gfile.exists(path):
     return None
@@ -135,6 +136,8 @@ def load_rule(model_dir, which, rule_name, target, views):
   if entry is None:
     return None
   if document.get("model_sha256") != model_digest(model_dir, which):
+    if stale_ok:
+      return None
     raise RollupError(
         f"{path} was calibrated for other {which}.keras weights or another long-tail adjustment "
         f"(the model changed since): delete it and rerun inat-eval --rollup_rule {rule_name} "
@@ -164,10 +167,13 @@ def held_out_mask(source, labels, image_ids):
   return long_tail.stratified_halves(labels, image_ids, TUNE_SEED)
 
 
-def rule_for(options, taxonomy, *, model_dir="", which="best", views=1, held_out=None):
+def rule_for(options, taxonomy, *, model_dir="", which="best", views=1, held_out=None,
+             recalibrate_stale=False):
   """The rollup rule object for options.rule. Calibrated rules: the stored one, else one
   calibrated now from held_out (a function () -> (probabilities, labels, held-out description),
-  or None: then RollupError says how to calibrate), then stored."""
+  or None: then RollupError says how to calibrate), then stored. A stale stored one raises
+  RollupError, unless recalibrate_stale (inat-eval, the command that calibrates: it replaces
+  the file)."""
   if options.rule == "argmax":
     return rollup.ArgmaxRule()
   if options.rule == "inat":
@@ -175,7 +181,8 @@ def rule_for(options, taxonomy, *, model_dir="", which="best", views=1, held_out
   if options.rule not in choices.CALIBRATED_ROLLUP_RULES:
     raise ValueError(f"--rollup_rule {options.rule}: expected one of "
                      f"{', '.join(choices.ROLLUP_RULES)}")
-  rule = load_rule(model_dir, which, options.rule, options.precision, views)
+  rule = load_rule(model_dir, which, options.rule, options.precision, views,
+                   stale_ok=recalibrate_stale and held_out is not None)
   if rule is not None:
     return rule
   if held_out is None:
@@ -197,21 +204,42 @@ def taxonomy_of(trained):
   return taxonomy_lib.from_label_map(trained.label_map)
 
 
-def held_out_predictions(trained, data_dir, *, flip=False, command="inat-eval"):
+def taxonomy_of_label_map(label_map):
+  return taxonomy_lib.from_label_map(label_map)
+
+
+def unseen_classes(data_dir, label_map):
+  """[C] bool: the species inat-build --holdout_species left out of train (manifest.json)."""
+  held = records.read_manifest(data_dir).get("holdout_species") or {}
+  return np.isin(np.asarray(label_map.category_ids), list(held.get("category_ids", [])))
+
+
+def views_of(flip=False, multi_crop=False):
+  """How many views preprocessing.eval_views averages (a calibration is kept per view count)."""
+  return (5 if multi_crop else 1) * (2 if flip else 1)
+
+
+def held_out_predictions(trained, data_dir, *, flip=False, multi_crop=False,
+                         command="inat-eval"):
   """(probabilities [n, C], labels [n], description) of the held-out images the calibrated rules
   are chosen on (held_out_source): the model's image-only probabilities, unrestricted."""
   from inat_tf import trained_model  # pylint: disable=g-import-not-at-top
   source = held_out_source(data_dir)
   predictions = trained_model.predict(trained, data_dir, source[0], flip=flip,
+                                      multi_crop=multi_crop,
                                       command=f"{command} (roll-up calibration on {source[0]})",
                                       keep_probabilities=True)
-  return from_predictions(source, predictions)
+  return from_predictions(source, predictions, unseen_classes(data_dir, trained.label_map))
 
 
-def from_predictions(source, predictions):
-  """held_out_predictions' triple from Predictions of the held-out split (with probabilities)."""
+def from_predictions(source, predictions, unseen_classes=None):
+  """held_out_predictions' triple from Predictions of the held-out split (with probabilities).
+  unseen_classes: [C] bool, species held out of training (inat-build --holdout_species): their
+  images never calibrate (they are the open-set test)."""
   keep = held_out_mask(source, predictions.labels, predictions.image_ids) & (
       predictions.labels >= 0)
+  if unseen_classes is not None:
+    keep &= ~np.asarray(unseen_classes)[np.maximum(predictions.labels, 0)]
   description = {"split": source[0], "part": source[1], "seed": TUNE_SEED,
                  "images": int(keep.sum())}
   return predictions.probabilities[keep], predictions.labels[keep], description
@@ -221,7 +249,7 @@ def rule_for_model(options, trained, model_dir, which, *, data_dir="", flip=Fals
                    command="inat-eval"):
   """rule_for with the held-out images read from data_dir (when given) if no calibration is
   stored."""
-  views = 2 if flip else 1
+  views = views_of(flip)
   held_out = (lambda: held_out_predictions(trained, data_dir, flip=flip, command=command)) \
       if data_dir else None
   return rule_for(options, taxonomy_of(trained), model_dir=model_dir, which=which, views=views,
