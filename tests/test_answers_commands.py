@@ -80,3 +80,60 @@ def test_kaggle_csv_is_unchanged_and_calibrations_are_stored_and_refused_when_st
     f.write(b"\0")
   with pytest.raises(answer_options.RollupError, match="calibrated for other best.keras"):
     answer_options.rule_for(options, answer_options.taxonomy_of(trained), model_dir=model_dir)
+
+
+@pytest.mark.slow
+def test_keras_saved_model_and_tflite_give_the_same_answer_on_every_val_image(
+    tiny_built_dir, trained_dir, tmp_path):
+  from inat_tf import answers
+  from inat_tf import export
+  from inat_tf import preprocessing
+  from inat_tf import rollup
+  data_dir = str(tiny_built_dir)
+  export_dir = tmp_path / "export"
+  info = export.export(str(trained_dir), str(export_dir))  # iNat's rule, no int8 (no data dir)
+  assert info["rollup_rule"]["name"] == "inat"
+  trained = trained_model.load(str(trained_dir))
+  tree = answer_options.taxonomy_of(trained)
+  config = answers.AnswerConfig(rule=rollup.InatRule())
+  keras = trained_model.predict(trained, data_dir, "val", answer_config=config,
+                                command="test").answers
+  examples = list(records.examples(data_dir, "val", [schema.ENCODED, schema.IMAGE_ID]))
+  encoded = tf.constant([e[schema.ENCODED].numpy() for e in examples])
+
+  saved = tf.saved_model.load(export.find_saved_model(str(export_dir))[0])
+  served = saved.signatures["serving_default"](image_bytes=encoded)
+  names = [tree.node_names[t] if t >= 0 else "" for t in keras["taxon"]]
+  assert [n.decode() for n in served["taxon_name"].numpy()] == names
+  assert served["taxon"].numpy().tolist() == keras["taxon"].tolist()
+  np.testing.assert_allclose(served["msp"].numpy(), keras["msp"], rtol=1e-4)
+  np.testing.assert_allclose(served["energy"].numpy(), keras["energy"], rtol=1e-4, atol=1e-4)
+  assert {"category_ids", "class_names", "scores", "valid"} <= set(served)  # old clients
+
+  interpreter = tf.lite.Interpreter(model_path=str(export_dir / "model_answers.tflite"))
+  runner = interpreter.get_signature_runner()
+  unrestricted = np.ones(tree.num_classes, bool)
+  tflite = [int(runner(images=preprocessing.eval_image(
+      e[schema.ENCODED], trained.image_size).numpy()[np.newaxis], allowed=unrestricted)
+      ["taxon"][0]) for e in examples]
+  assert tflite == keras["taxon"].tolist()
+  taxonomy_json = (export_dir / export.TAXONOMY).read_text()
+  assert tree.node_names[0] in taxonomy_json
+
+  # serving_restricted: per request; the same as Keras restricted to that taxon.
+  taxon = tree.node_names[tree.ancestors[0, tree.num_ranks - 1]]  # a top-rank taxon
+  restricted = saved.signatures["serving_restricted"](
+      image_bytes=encoded, allowed_category_ids=tf.constant([], tf.int64),
+      allowed_taxa=tf.constant([taxon]))
+  allowed = tree.members(tree.find(taxon))
+  keras_restricted = trained_model.predict(trained, data_dir, "val", answer_config=config,
+                                           allowed=allowed, command="test")
+  ids = np.asarray(trained.label_map.category_ids)
+  assert restricted["category_ids"].numpy()[:, 0].tolist() == \
+      ids[keras_restricted.top_indices[:, 0]].tolist()
+  assert set(restricted["category_ids"].numpy()[:, 0]) <= set(ids[allowed])
+  assert restricted["taxon"].numpy().tolist() == keras_restricted.answers["taxon"].tolist()
+  with pytest.raises(tf.errors.InvalidArgumentError, match="allowed_category_ids"):
+    saved.signatures["serving_restricted"](
+        image_bytes=encoded[:1], allowed_category_ids=tf.constant([987654321], tf.int64),
+        allowed_taxa=tf.constant([], tf.string))
