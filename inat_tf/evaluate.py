@@ -215,11 +215,12 @@ def _answers_section(trained, predictions, options, *, data_dir, split, model_di
         views=answer_options.views_of(flip, multi_crop), held_out=lambda: held_out,
         recalibrate_stale=True)
   chosen = rules[options.rule]
-  scored, scored_words = answer_report.scored_mask(source, split, predictions.labels,
-                                                   predictions.image_ids)
   holdout = holdout_category_ids(data_dir)
   unseen = np.isin(np.asarray(trained.label_map.category_ids)[predictions.labels], holdout) \
       if holdout else np.zeros(len(predictions.labels), bool)
+  scored, scored_words = answer_report.scored_mask(source, split, predictions.labels,
+                                                   predictions.image_ids)
+  scored |= unseen  # unseen species' images never calibrate: all of them are scored
   section = answer_report.beyond_species(
       predictions.probabilities[scored], predictions.labels[scored], tree, rules,
       unseen=unseen[scored],

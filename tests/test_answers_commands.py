@@ -137,3 +137,55 @@ def test_keras_saved_model_and_tflite_give_the_same_answer_on_every_val_image(
     saved.signatures["serving_restricted"](
         image_bytes=encoded[:1], allowed_category_ids=tf.constant([987654321], tf.int64),
         allowed_taxa=tf.constant([], tf.string))
+
+
+@pytest.mark.slow
+def test_holdout_species_build_and_eval_reports_answers_beyond_the_species(
+    tiny_built_dir, trained_dir, tmp_path):
+  import json
+  from inat_tf import evaluate
+  from inat_tf import label_map as label_map_lib
+  from inat_tf.report import render
+  from inat_tf.report import sections
+  from tests.conftest import build_download
+  from tfrecord_builder import build
+  with open(os.path.join(tiny_built_dir, "_build", "task-00000-of-00001.json")) as f:
+    raw_dir = json.load(f)["flags"]["raw_dir"]
+  data_dir = str(tmp_path / "holdout")
+  status, summary = build.build(build.BuildConfig(raw_dir=raw_dir, data_dir=data_dir,
+                                                  examples_per_shard=32,
+                                                  holdout_species="0.25"), log=lambda m: None)
+  assert status == 0, summary
+  manifest = records.read_manifest(data_dir)
+  held = manifest["holdout_species"]["category_ids"]
+  label_map = label_map_lib.LabelMap.load(data_dir)
+  assert len(held) == round(0.25 * label_map.num_classes) and held == sorted(held)
+  # The label map keeps every class at its index; the held-out ones have no train images.
+  assert label_map.category_ids == label_map_lib.LabelMap.load(str(tiny_built_dir)).category_ids
+  assert [label_map.train_counts[label_map.index_of(c)] for c in held] == [0] * len(held)
+  held_indices = {label_map.index_of(c) for c in held}
+  train_labels = {int(e[schema.LABEL]) for e in records.examples(data_dir, "train",
+                                                                  [schema.LABEL])}
+  val_labels = [int(e[schema.LABEL]) for e in records.examples(data_dir, "val", [schema.LABEL])]
+  assert not train_labels & held_indices and held_indices <= set(val_labels)
+  assert manifest["holdout_species"]["train_images_left_out"] > 0
+
+  # inat-eval on it (the session's model saw every species, so the AUROC is not meaningful
+  # here; the benchmark measures it): the headline on seen species, the answers per rule.
+  report = evaluate.evaluate(data_dir, str(trained_dir), "val",
+                             output_dir=str(tmp_path / "report"))
+  unseen = sum(label in held_indices for label in val_labels)
+  assert report["images"] == len(val_labels) - unseen
+  found = report["answers"]
+  assert [r["rule"] for r in found["rules"]] == ["argmax", "inat", "precision", "risk"]
+  assert found["unseen_images"] == unseen and 0 <= found["open_set"]["msp"] <= 1
+  argmax = found["rules"][0]
+  assert argmax["species_coverage"] == 1.0 and argmax["answered"] == 1.0
+  for rule in found["rules"]:
+    assert 0 <= rule["unseen"]["placed"] <= 1
+  assert found["held_out"]["part"] == "tune" and "report half" in found["scored"]
+  text = render.text(sections.eval_sections(report))
+  assert "Answers beyond the species" in text and "AUROC of seen against unseen" in text
+  html = (tmp_path / "report" / "report.html").read_text()
+  assert "Answers beyond the species" in html
+  assert (tmp_path / "report" / "answers_precision_coverage.png").stat().st_size > 1000

@@ -72,7 +72,8 @@ def check_and_update_state(data_dir, state, overwrite):
   if tf.io.gfile.exists(path) and not overwrite:
     previous = read_json(path)
     differences = [f"{key}: {previous[key]} then, {state.get(key)} now"
-                   for key in ("seed", "examples_per_shard", "edition", "minival")
+                   for key in ("seed", "examples_per_shard", "edition", "minival",
+                               "holdout_species")
                    if key in previous and key in state and previous[key] != state[key]]
     for group in ("inputs", "num_shards"):
       for name in set(previous[group]) & set(state[group]):
@@ -291,6 +292,7 @@ def finalize(data_dir, label_map, state, annotation_problems, log, *, facts=None
       "num_classes": label_map.num_classes,
       "edition": state.get("edition", ""),
       "minival": state.get("minival"),
+      "holdout_species": state.get("holdout_species"),
       "rejected": problems,
       "repaired": repairs,
   }
