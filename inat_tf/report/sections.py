@@ -324,8 +324,8 @@ def answers_beyond_species(report, photos=None):
              Column("severity_per_image", "LCA height per image", "float3"))
   if unseen:
     columns += (Column("unseen_placed", "Unseen species placed at genus/family", "percent"),)
-  content = [Text(f"Scored on {found['images']:,} images of species the model was trained on "
-                  f"({found['scored']}). Precision: the answered taxon contains the true "
+  content = [Text(f"Scored on {found['images']:,} images of species the model was trained on: "
+                  f"{found['scored']}. Precision: the answered taxon contains the true "
                   f"species. Calibrated rules meet {_percent(found['target_precision'])} at each "
                   f"rank on {found['held_out']['images']:,} held-out images ("
                   f"{found['held_out']['split']}, {found['held_out']['part']})."),
@@ -338,9 +338,11 @@ def answers_beyond_species(report, photos=None):
       title = next((r["title"] for r in found["rules"] if r["rule"] == name), name)
       series.append(Series(title, tuple(100 * c["species_coverage"] for c in points),
                            tuple(100 * c["precision"] for c in points), style="line"))
-  series += [Series(r["title"] + " (as used)", (100 * r["species_coverage"],),
-                    (100 * (r["precision"] or 0),), style="points")
-             for r in found["rules"]]
+  used = [r for r in found["rules"] if r["precision"] is not None]
+  series.append(Series("each rule as used (the table above)",
+                       tuple(100 * r["species_coverage"] for r in used),
+                       tuple(100 * r["precision"] for r in used), style="points",
+                       labels=tuple(r["rule"] for r in used)))
   curve_table = Table((Column("rule", "Rule"), Column("knob", "Knob", "float3"),
                        Column("precision", "Precision", "percent"),
                        Column("species_coverage", "Species coverage", "percent"),
