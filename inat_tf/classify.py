@@ -5,6 +5,14 @@
   inat-classify a.jpg --model_dir M --geo_dir G --latitude 37.77 --longitude -122.42 \\
                 --date 2017-06-01                                      # place given
 
+Answer flags (inat_tf/answer_options.py): --rollup_rule (default inat: iNaturalist's published
+roll-up; precision / risk use the calibration inat-eval stored beside the model), --taxon NAME,
+--checklist FILE (restriction), --location_floor F and --captive (with --geo_dir). Under each
+photo's table a line `answer: ...` says what the answer is and where it came from
+(inat_tf.answers.explain: the roll-up step, the image's rank and score, the location factor,
+the restriction, MSP and energy); the CSV and JSON carry taxon, taxon_rank, taxon_score, msp,
+energy and the explanation.
+
 The top-k species per photo with their scientific names (and common names where the label map
 has them: iNat2021 publishes `common_name`, iNat2017 does not) and probabilities, as a table on
 the terminal and optionally as CSV and JSON. Folders are searched recursively, in sorted order,

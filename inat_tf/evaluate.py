@@ -13,6 +13,17 @@ adjustment stored by inat-adjust is applied (trained_model.load); if it was tune
 split, only the other half is scored, and the report says so. With --geo_dir the answers (and so
 the headline and every table) are those with the location prior, the image-only ones beside them.
 
+The answer flags (inat_tf/answer_options.py): --taxon / --checklist restrict every answer;
+--rollup_rule picks the rule whose taxon predictions.csv lists (argmax by default: the headline
+stays top-1 species). Whatever the flag, the section "Answers beyond the species" compares four
+rules (argmax, iNat's, ours at --rollup_precision, conditional risk) on the images of seen
+species: precision at the returned rank, species coverage, mistake severity and the
+precision-coverage curve (inat_tf/answer_report.py). The calibrated rules are chosen on minival,
+or on the tune half of val (then only the report half scores them), and stored in
+MODEL_DIR/rollup-<which>.json for inat-predict, inat-classify and inat-export. On a data dir
+built with --holdout_species, the headline scores the seen species and the section adds the
+open-set AUROC (MSP, energy) and where each rule places the unseen species' images.
+
 The metrics are plain data (inat_tf/report/accuracy.py, calibration.py, errors.py,
 inat_tf/geo/report.py); inat_tf/report/ renders them, for the terminal, report.md and report.html.
 """

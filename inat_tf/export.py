@@ -1,28 +1,54 @@
 """`inat-export`: a trained model as a SavedModel for TF Serving, and as TFLite models.
 
   inat-export --model_dir M --export_dir E [--data_dir D] [--top_k 5] [--notflite] [--geo_dir G]
-              [--bundle]
+              [--bundle] [--rollup_rule inat|argmax|precision|risk] [--rollup_precision 0.95]
+              [--location_floor 0.02]
+
+Every classifying signature runs the answer pipeline (inat_tf.answers.answer: probabilities ->
+location -> restriction -> roll-up), the same as inat-eval, inat-predict and inat-classify, with
+the roll-up rule of --rollup_rule (default iNat's published rule; a calibrated rule is the one
+inat-eval stored in MODEL_DIR/rollup-<which>.json, or with --data_dir is calibrated now) and the
+taxonomy as constant tables in the graph.
 
 E/saved_model/N/ the SavedModel, in a numbered version dir as TF Serving expects of a model's
                  base path (E/saved_model): N = 1, or one more than the newest already there, so
                  a server watching E/saved_model picks a re-export up as a new version.
                  Signatures (all return category_ids, class_names, scores: the top-k, best first,
-                 and valid: whether the item could be classified)
+                 and valid: whether the item could be classified; and the answer, per item:
+                 taxon_name, taxon_rank ("" = no answer), taxon_score, msp (maximum softmax
+                 probability, high = a known species), energy (-logsumexp of the logits, low =
+                 known), and the explanation: vision_rank, vision_score, location_factor,
+                 allowed_mass, taxon (node index in E/taxonomy.json, -1 none), rank (its index in
+                 the taxonomy's ranks), species (class index the answer rolled up from))
   serving_default     image_bytes: [batch] encoded JPEG/PNG/GIF/BMP; decoded, centre-cropped
                       and resized in the graph. The name ends in `_bytes`, so TF Serving's REST
                       API accepts {"instances": [{"image_bytes": {"b64": "..."}}]}.
+  serving_restricted  image_bytes as serving_default, plus allowed_category_ids [K] int64 and
+                      allowed_taxa [K'] string (exact taxon names, any rank) for the whole
+                      request: answers only among those species, renormalised exactly; empty
+                      lists restrict nothing; an unknown id or name fails the request
+                      (InvalidArgumentError naming it). REST: the columnar form,
+                      {"inputs": {"image_bytes": [{"b64": ...}], "allowed_category_ids": [3],
+                      "allowed_taxa": []}}.
   serving_images      images: [batch, height, width, 3] float RGB in [0, 255], any size.
   serving_examples    examples: [batch] serialized tf.Example with image/encoded (our records).
   serving_with_place  (with --geo_dir) image_bytes as serving_default, plus per image latitude,
                       longitude ([batch] float32 degrees; NaN = unknown) and date ([batch] string
-                      "YYYY-MM-DD..."; "" = unknown); the location prior is folded in
-                      (inat_tf.geo.prior.combine); an image without a place (or without a date,
-                      for a prior trained with dates) gets exactly serving_default's answer.
+                      "YYYY-MM-DD..."; "" = unknown); the location prior is folded in as a boost
+                      with the floor (inat_tf.geo.prior.combine); an image without a place (or
+                      without a date, for a prior trained with dates) gets exactly
+                      serving_default's answer: send NaN for a captive or cultivated organism.
                       Also returns used_place: [batch] bool.
+  serving_restricted_with_place   (with --geo_dir) both of the above.
   assets.extra/tf_serving_warmup_requests   one request, so TF Serving loads the model warm.
 E/model.tflite, E/model_int8.tflite   [1, size, size, 3] float RGB [0, 255] -> probabilities;
                       int8 is quantised with images from the train records (needs --data_dir):
                       int8 weights and activations, float at the two ends.
+E/model_answers.tflite  the float model with the answer pipeline inside (builtins only): images
+                      as model.tflite, allowed [C] bool (all true: unrestricted) -> taxon (node
+                      index in taxonomy.json, -1 none), rank, score, species, msp, energy,
+                      top_classes, top_scores, vision_rank, vision_score, allowed_mass.
+E/taxonomy.json       the tree (inat_tf.taxonomy.Taxonomy.to_json): node names, ranks, ancestors.
 E/model_full_integer.tflite   (with --data_dir) int8 ops end to end, for NPUs and Edge TPU-class
                       accelerators: [1, size, size, 3] uint8 pixels (scale 1, zero point 0: the
                       pixel values themselves) -> uint8 probabilities x 256 (scale 1/256).
@@ -30,10 +56,11 @@ E/model_full_integer.tflite   (with --data_dir) int8 ops end to end, for NPUs an
                       (images, latitude, longitude, date) and output (probabilities).
 E/model_with_place.tflite   (with --geo_dir) inputs image as model.tflite, latitude [1],
                       longitude [1] float32 (NaN = unknown), date [1, 3] int32 year, month, day
-                      (0 = unknown) -> probabilities with the prior folded in.
+                      (0 = unknown) -> probabilities with the prior folded in (the same floor).
 E/labels.txt          class index -> category id and name, for the TFLite models.
-E/export_info.json    image size, model, head rank, top-k, files, the long-tail adjustment and the
-                      images it was chosen on (inat-predict warns when predicting those).
+E/export_info.json    image size, model, head rank, top-k, files, the roll-up rule, the location
+                      floor, the long-tail adjustment and the images it was chosen on
+                      (inat-predict warns when predicting those).
 E/bundle/             (with --bundle) the phone bundle: vision and location TFLite models,
                       taxonomy, labels, preprocessing facts, a README for app developers
                       (inat_tf/bundle.py).

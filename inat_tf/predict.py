@@ -7,6 +7,12 @@ with 5 ids (2021).
   inat-predict --data_dir D --model_dir M --split test --output submission.csv
   inat-predict --data_dir D --saved_model E --split val --output val.csv   # from inat-export
 
+Answer flags (inat_tf/answer_options.py; --model_dir only): --taxon NAME / --checklist FILE
+restrict the species listed (renormalised exactly); --rollup_rule inat|precision|risk also writes
+OUTPUT.answers.csv (id, taxon, rank, score, the species it rolled up from, MSP, energy). Without
+a restriction the submission is byte for byte the top-k of the model's probabilities, whatever
+the rule (tests/test_answers_commands.py).
+
 One row per image the split's JSON lists (data_dir/image_ids.json), in id order: none missing,
 none doubled. An image without a prediction still gets a row, the five most frequent training
 species, and a warning names it and why: the builder rejected it (unreadable, so not in the
