@@ -208,9 +208,10 @@ def holdout_category_ids(data_dir):
 
 
 def _answers_section(trained, predictions, options, *, data_dir, split, model_dir, which, flip,
-                     multi_crop, restricted_or_located):
-  """(report["answers"], the chosen rule's taxon per image) for the scored predictions (with
-  probabilities); see inat_tf.answer_report."""
+                     multi_crop, restricted_or_located, reported=None):
+  """(report["answers"], the chosen rule's taxon per image) for the split's predictions (with
+  probabilities); see inat_tf.answer_report. reported: [N] bool, the images a long-tail
+  adjustment leaves to report (None: all)."""
   tree = answer_options.taxonomy_of(trained)
   source = answer_options.held_out_source(data_dir)
   if source == ("val", "tune") and split == "val" and not restricted_or_located:
@@ -232,6 +233,8 @@ def _answers_section(trained, predictions, options, *, data_dir, split, model_di
   scored, scored_words = answer_report.scored_mask(source, split, predictions.labels,
                                                    predictions.image_ids)
   scored |= unseen  # unseen species' images never calibrate: all of them are scored
+  if reported is not None:  # a long-tail adjustment was tuned on the rest of this split
+    scored &= reported
   section = answer_report.beyond_species(
       predictions.probabilities[scored], predictions.labels[scored], tree, rules,
       unseen=unseen[scored],
@@ -271,13 +274,15 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir="", which="best", f
       answer_config=answers_lib.AnswerConfig(rule=rollup.ArgmaxRule(), floor=options.floor))
   keep = long_tail.reported_mask(predictions.labels, predictions.image_ids, trained.adjustment,
                                  split)
-  if keep is not None:  # the adjustment was tuned on the other half of this split
-    predictions = predictions.subset(keep)
+  # On the whole split: its halves are those of the stored adjustment (the same seed), so the
+  # roll-up is calibrated on the adjustment's tune half and scored on its report half.
   answers_data, chosen_nodes = _answers_section(
       trained, predictions, options, data_dir=data_dir, split=split, model_dir=model_dir,
-      which=which, flip=flip, multi_crop=multi_crop,
+      which=which, flip=flip, multi_crop=multi_crop, reported=keep,
       restricted_or_located=allowed is not None or prior is not None)
   predictions.answers["chosen_taxon"] = chosen_nodes
+  if keep is not None:  # the adjustment was tuned on the other half of this split
+    predictions = predictions.subset(keep)
   predictions.probabilities = None  # [N, C]: not needed any more
   holdout = holdout_category_ids(data_dir)
   if holdout:  # the species tables score what the model was trained on

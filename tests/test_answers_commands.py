@@ -147,7 +147,6 @@ def test_holdout_species_build_and_eval_reports_answers_beyond_the_species(
   from inat_tf import label_map as label_map_lib
   from inat_tf.report import render
   from inat_tf.report import sections
-  from tests.conftest import build_download
   from tfrecord_builder import build
   with open(os.path.join(tiny_built_dir, "_build", "task-00000-of-00001.json")) as f:
     raw_dir = json.load(f)["flags"]["raw_dir"]
@@ -169,6 +168,11 @@ def test_holdout_species_build_and_eval_reports_answers_beyond_the_species(
   val_labels = [int(e[schema.LABEL]) for e in records.examples(data_dir, "val", [schema.LABEL])]
   assert not train_labels & held_indices and held_indices <= set(val_labels)
   assert manifest["holdout_species"]["train_images_left_out"] > 0
+  # Resuming that data dir without the held-out species (or others) is refused, not mixed.
+  for other in ("", "0.5"):
+    with pytest.raises(build.BuildError, match="holdout_species"):
+      build.build(build.BuildConfig(raw_dir=raw_dir, data_dir=data_dir, examples_per_shard=32,
+                                    holdout_species=other), log=lambda m: None)
 
   # inat-eval on it (the session's model saw every species, so the AUROC is not meaningful
   # here; the benchmark measures it): the headline on seen species, the answers per rule.
