@@ -25,7 +25,6 @@
 """
 
 import argparse
-import dataclasses
 import os
 import resource
 import shutil
@@ -98,8 +97,7 @@ def _report_half_scores(data_dir, model_dir):
   trained = trained_model.load(model_dir, "final")
   predictions = trained_model.predict(trained, data_dir, "val")
   keep = ~long_tail.stratified_halves(predictions.labels, predictions.image_ids, 0)
-  predictions = trained_model.Predictions(*(getattr(predictions, f.name)[keep]
-                                            for f in dataclasses.fields(trained_model.Predictions)))
+  predictions = predictions.subset(keep)
   report = evaluate.summarize(predictions, trained.label_map)
   return {"top1": report["top1"], "top5": report["top5"], "images": int(np.sum(keep)),
           **{b: report["shots"][b]["top1"] for b in long_tail.BUCKETS}}

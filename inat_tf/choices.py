@@ -27,3 +27,9 @@ DETECTION_BACKBONES = ("mobilenet_v1", "resnet50", "resnet101", "resnet152", "in
 # inat-build --max_image_pixels's default (tfrecord_builder/image_check.py): 10,000 x 10,000;
 # iNat images are at most 800 (2017) to 2048 px.
 MAX_IMAGE_PIXELS = 100_000_000
+# Roll-up rules of the answer pipeline (--rollup_rule; inat_tf/answer_options.py): the top
+# species, iNaturalist's published rule, ours (per-rank thresholds calibrated to
+# --rollup_precision), conditional risk over the tree (its lambda calibrated the same way).
+ROLLUP_RULES = ("argmax", "inat", "precision", "risk")
+# The rules calibrated on held-out images (stored in MODEL_DIR/rollup-<which>.json).
+CALIBRATED_ROLLUP_RULES = ("precision", "risk")

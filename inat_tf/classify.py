@@ -5,6 +5,14 @@
   inat-classify a.jpg --model_dir M --geo_dir G --latitude 37.77 --longitude -122.42 \\
                 --date 2017-06-01                                      # place given
 
+Answer flags (inat_tf/answer_options.py): --rollup_rule (default inat: iNaturalist's published
+roll-up; precision / risk use the calibration inat-eval stored beside the model), --taxon NAME,
+--checklist FILE (restriction), --location_floor F and --captive (with --geo_dir). Under each
+photo's table a line `answer: ...` says what the answer is and where it came from
+(inat_tf.answers.explain: the roll-up step, the image's rank and score, the location factor,
+the restriction, MSP and energy); the CSV and JSON carry taxon, taxon_rank, taxon_score, msp,
+energy and the explanation.
+
 The top-k species per photo with their scientific names (and common names where the label map
 has them: iNat2021 publishes `common_name`, iNat2017 does not) and probabilities, as a table on
 the terminal and optionally as CSV and JSON. Folders are searched recursively, in sorted order,
@@ -35,6 +43,7 @@ import os
 import sys
 import time
 
+import numpy as np
 import tensorflow as tf
 from PIL import ExifTags
 from PIL import Image
@@ -207,12 +216,41 @@ def _common_names(model_dir, num_classes):
   return names if len(names) == num_classes else [""] * num_classes
 
 
-def classify(paths, model_dir, *, geo_dir="", given=Place(), top_k=5, which="best"):
+def _explained(outputs, taxonomy, restriction_words, config):
+  """(answer dict, one-line explanation) of item 0 of the serving outputs (inat_tf.export)."""
+  from inat_tf import answers  # pylint: disable=g-import-not-at-top
+  row = {key: outputs[key].numpy() for key in ("taxon", "rank", "species", "vision_rank",
+                                                "vision_score", "location_factor",
+                                                "allowed_mass", "msp", "energy")}
+  row["score"] = outputs["taxon_score"].numpy()
+  row["species_score"] = outputs["scores"].numpy()[:, 0]
+  row["used_place"] = outputs["used_place"].numpy() if "used_place" in outputs else \
+      np.zeros(1, bool)
+  taxon = int(row["taxon"][0])
+  answer = {"taxon": outputs["taxon_name"].numpy()[0].decode("utf-8"),
+            "taxon_rank": outputs["taxon_rank"].numpy()[0].decode("utf-8"),
+            "taxon_score": float(row["score"][0]), "msp": float(row["msp"][0]),
+            "energy": float(row["energy"][0]),
+            "lineage": " > ".join(name for _, name in taxonomy.lineage(taxon)) if taxon >= 0
+                       else ""}
+  answer["explanation"] = answers.explain(row, 0, taxonomy, restriction=restriction_words,
+                                          config=config)
+  return answer
+
+
+def classify(paths, model_dir, *, geo_dir="", given=Place(), top_k=5, which="best",
+             options=None):
   """Classifies photos; returns (results, skipped). given: a Place from flags, else EXIF.
 
+  options: the answer flags (answer_options.Options: roll-up rule, restriction, location floor,
+  captive); a calibrated rule must have been stored by inat-eval.
   results: [{"photo", "place": {...} or None, "predictions": [{"rank", "category_id", "name",
-  "common_name", "probability"}]}]; skipped: [{"photo", "reason"}].
+  "common_name", "probability"}], "answer": {"taxon", "taxon_rank", "taxon_score", "msp",
+  "energy", "lineage", "explanation"}}]; skipped: [{"photo", "reason"}].
   """
+  from inat_tf import answer_options  # pylint: disable=g-import-not-at-top
+  from inat_tf import answers  # pylint: disable=g-import-not-at-top
+  options = options or answer_options.Options()
   from inat_tf import export  # pylint: disable=g-import-not-at-top
   from inat_tf.geo import prior as prior_lib  # pylint: disable=g-import-not-at-top
   latitude, longitude, date = given.latitude, given.longitude, given.date
@@ -230,7 +268,12 @@ def classify(paths, model_dir, *, geo_dir="", given=Place(), top_k=5, which="bes
   prior = prior_lib.load(geo_dir) if geo_dir else None
   if prior is not None:
     prior.check_matches(trained.label_map, model_dir)
-  module = export.serving_module(trained, top_k, prior)
+  tree = answer_options.taxonomy_of(trained)
+  allowed, restriction_words = answer_options.restriction(options, tree, trained.label_map)
+  allowed = tf.constant(np.ones(tree.num_classes, bool) if allowed is None else allowed)
+  rule = answer_options.rule_for_model(options, trained, model_dir, which, command="inat-classify")
+  config = answers.AnswerConfig(rule=rule, floor=options.floor)
+  module = export.serving_module(trained, top_k, prior, answer_config=config)
   common = _common_names(model_dir, trained.label_map.num_classes)
   index_of = {cid: i for i, cid in enumerate(trained.label_map.category_ids)}
   results, skipped = [], []
@@ -249,14 +292,16 @@ def classify(paths, model_dir, *, geo_dir="", given=Place(), top_k=5, which="bes
     # No decode error reaches here: the serving graph decodes in a tf.data pipeline with
     # ignore_errors and marks an item it cannot decode (or crop) valid = false (inat_tf.export).
     if prior is None:
-      outputs = module.from_bytes(tf.constant([encoded]))
+      outputs = module.from_bytes_masked(tf.constant([encoded]), allowed)
     else:
       lat, lon, when, source = _place_for(data, given)
-      outputs = module.from_bytes_and_place(
+      outputs = module.from_bytes_and_place_masked(
           tf.constant([encoded]), tf.constant([math.nan if lat is None else lat], tf.float32),
           tf.constant([math.nan if lon is None else lon], tf.float32),
-          tf.constant([when or ""]))
+          tf.constant([when or ""]), allowed, tf.constant([options.captive]))
       used = bool(outputs["used_place"].numpy()[0])
+      if options.captive:
+        source += ", not used: --captive"
       place = {"latitude": lat, "longitude": lon, "date": when, "source": source,
                "used": used}
     if not bool(outputs["valid"].numpy()[0]):
@@ -268,7 +313,8 @@ def classify(paths, model_dir, *, geo_dir="", given=Place(), top_k=5, which="bes
         outputs["scores"].numpy()[0].tolist()), start=1):
       predictions.append({"rank": rank, "category_id": cid, "name": name.decode("utf-8"),
                           "common_name": common[index_of[cid]], "probability": score})
-    results.append({"photo": path, "place": place, "predictions": predictions})
+    results.append({"photo": path, "place": place, "predictions": predictions,
+                    "answer": _explained(outputs, tree, restriction_words, config)})
   return results, skipped
 
 
@@ -295,6 +341,8 @@ def table(results):
   out = [line(header), line(["-" * w for w in widths])]
   for result, group in zip(results, rows):
     out += [line(row) for row in group] + [f"  -> {place_words(result['place'])}"]
+    if result.get("answer"):
+      out.append(f"  answer: {result['answer']['explanation']}")
   return "\n".join(out)
 
 
@@ -302,7 +350,8 @@ def write_csv(path, results, skipped=()):
   """One row per photo and rank, then one row per skipped file (its reason in skipped_reason,
   the other columns empty)."""
   fields = ["photo", "rank", "category_id", "name", "common_name", "probability", "latitude",
-            "longitude", "date", "place_used", "place_source", "skipped_reason"]
+            "longitude", "date", "place_used", "place_source", "taxon", "taxon_rank",
+            "taxon_score", "msp", "energy", "explanation", "skipped_reason"]
   buffer = io.StringIO()
   writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
   writer.writeheader()
@@ -314,7 +363,9 @@ def write_csv(path, results, skipped=()):
                        "photo": result["photo"], "latitude": place.get("latitude", ""),
                        "longitude": place.get("longitude", ""), "date": place.get("date", ""),
                        "place_used": place.get("used", False),
-                       "place_source": place.get("source", "no --geo_dir")})
+                       "place_source": place.get("source", "no --geo_dir"),
+                       **{k: v for k, v in (result.get("answer") or {}).items()
+                          if k in fields}})
   for item in skipped:
     writer.writerow({"photo": item["photo"], "skipped_reason": item["reason"]})
   _write_atomically(path, buffer.getvalue())
@@ -335,9 +386,10 @@ def main(c, _, paths):
   cli.say(f"{len(photos):,} photo(s) with "
           f"{os.path.join(c.model_dir, trained_model.model_file(c.which))}"
           f"{' and the location prior ' + c.geo_dir if c.geo_dir else ''}, top {c.top_k}")
+  from inat_tf import answer_options  # pylint: disable=g-import-not-at-top
   results, skipped = classify(photos, c.model_dir, geo_dir=c.geo_dir,
                               given=Place(c.latitude, c.longitude, c.date), top_k=c.top_k,
-                              which=c.which)
+                              which=c.which, options=answer_options.Options.from_config(c))
   for item in skipped:
     print(f"inat-classify: skipped {item['photo']}: {item['reason']}", file=sys.stderr)
   if results:

@@ -13,6 +13,17 @@ adjustment stored by inat-adjust is applied (trained_model.load); if it was tune
 split, only the other half is scored, and the report says so. With --geo_dir the answers (and so
 the headline and every table) are those with the location prior, the image-only ones beside them.
 
+The answer flags (inat_tf/answer_options.py): --taxon / --checklist restrict every answer;
+--rollup_rule picks the rule whose taxon predictions.csv lists (argmax by default: the headline
+stays top-1 species). Whatever the flag, the section "Answers beyond the species" compares four
+rules (argmax, iNat's, ours at --rollup_precision, conditional risk) on the images of seen
+species: precision at the returned rank, species coverage, mistake severity and the
+precision-coverage curve (inat_tf/answer_report.py). The calibrated rules are chosen on minival,
+or on the tune half of val (then only the report half scores them), and stored in
+MODEL_DIR/rollup-<which>.json for inat-predict, inat-classify and inat-export. On a data dir
+built with --holdout_species, the headline scores the seen species and the section adds the
+open-set AUROC (MSP, energy) and where each rule places the unseen species' images.
+
 The metrics are plain data (inat_tf/report/accuracy.py, calibration.py, errors.py,
 inat_tf/geo/report.py); inat_tf/report/ renders them, for the terminal, report.md and report.html.
 """
@@ -24,13 +35,18 @@ import io
 import os
 import time
 
+import numpy as np
 import tensorflow as tf
 
+from inat_tf import answer_options
+from inat_tf import answer_report
+from inat_tf import answers as answers_lib
 from inat_tf import cli
 from inat_tf import long_tail
 from inat_tf import label_map as label_map_lib
 from inat_tf import progress
 from inat_tf import records
+from inat_tf import rollup
 from inat_tf import run_common
 from inat_tf import trained_model
 from inat_tf.geo import prior as geo_prior_lib
@@ -102,13 +118,23 @@ def _views(trained, flip, multi_crop):
   return crop + (f", averaged with {' and '.join(more)}" if more else "")
 
 
-def settings(trained, flip, multi_crop, geo_dir):
+def settings(trained, flip, multi_crop, geo_dir, options=None, restriction_words="",
+             answers_data=None):
   """What produced the answers, in words (the page's and report.json's "settings")."""
+  options = options or answer_options.Options(rule="argmax")
+  chosen = next((r for r in (answers_data or {}).get("rules", [])
+                 if r["rule"] == options.rule), None)
+  floor = (f", floor {options.floor:g}" + (", captive: not used" if options.captive else "")
+           if geo_dir else "")
   return {"crop": _views(trained, flip, multi_crop),
           "long_tail_adjustment": trained.adjustment.describe() if trained.adjustment else "none",
-          "location_prior": f"{geo_dir} (Mac Aodha et al. 2019)" if geo_dir else "none",
-          "restriction": f"none (all {trained.label_map.num_classes:,} species)",
-          "roll_up": "none (species answers)"}
+          "location_prior": f"{geo_dir} (Mac Aodha et al. 2019){floor}" if geo_dir else "none",
+          "restriction": restriction_words or f"none (all {trained.label_map.num_classes:,} "
+                                              f"species)",
+          "roll_up": ("none (species answers; the rules compared under Answers beyond the "
+                      "species)" if options.rule == "argmax" else
+                      f"{options.rule}: {chosen['setting'] if chosen else options.rule} "
+                      f"(predictions.csv's taxon column)")}
 
 
 def _csv_text(rows, fields):
@@ -119,8 +145,9 @@ def _csv_text(rows, fields):
   return buffer.getvalue()
 
 
-def _predictions_csv(predictions, label_map):
+def _predictions_csv(predictions, label_map, taxonomy=None):
   ids = label_map.category_ids
+  chosen = (predictions.answers or {}).get("chosen_taxon")
   top, _ = answers(predictions)
   with_prior = predictions.geo_top_indices is not None
   rows = []
@@ -130,9 +157,17 @@ def _predictions_csv(predictions, label_map):
     if with_prior:
       row["image_only_top5_category_ids"] = " ".join(str(ids[t])
                                                      for t in predictions.top_indices[n])
+    if chosen is not None and taxonomy is not None:
+      node = int(chosen[n])
+      row.update(taxon=taxonomy.node_names[node] if node >= 0 else "",
+                 taxon_rank=taxonomy.rank_of(node) if node >= 0 else "",
+                 msp=f"{predictions.answers['msp'][n]:.6g}",
+                 energy=f"{predictions.answers['energy'][n]:.6g}")
     rows.append(row)
   return _csv_text(rows, ["id", "label_category_id", "top5_category_ids"] +
-                   ["image_only_top5_category_ids"] * with_prior)
+                   ["image_only_top5_category_ids"] * with_prior +
+                   ["taxon", "taxon_rank", "msp", "energy"] * (chosen is not None and
+                                                               taxonomy is not None))
 
 
 def write_report(output_dir, report, predictions, label_map, *, photos=None):
@@ -153,7 +188,8 @@ def write_report(output_dir, report, predictions, label_map, *, photos=None):
           "train_images", "eval_images", "top1", "top5", "confused_with", "confused_count"]),
       "accuracy_vs_train_images.csv": _csv_text(report["train_count_bins"], [
           "train_images", "species", "mean_train_images", "top1_mean", "top1_median"]),
-      "predictions.csv": _predictions_csv(predictions, label_map),
+      "predictions.csv": _predictions_csv(predictions, label_map,
+                                          answer_options.taxonomy_of_label_map(label_map)),
   }
   files.update({p.file_name: pngs[id(p)] for p in plots.every_plot(sections) if p.file_name})
   files["report.json"] = render.json_text(report)
@@ -165,38 +201,106 @@ def write_report(output_dir, report, predictions, label_map, *, photos=None):
   return paths
 
 
+def holdout_category_ids(data_dir):
+  """The category ids inat-build --holdout_species left out of train (manifest.json), or []."""
+  held = records.read_manifest(data_dir).get("holdout_species") or {}
+  return list(held.get("category_ids", []))
+
+
+def _answers_section(trained, predictions, options, *, data_dir, split, model_dir, which, flip,
+                     multi_crop, restricted_or_located, reported=None):
+  """(report["answers"], the chosen rule's taxon per image) for the split's predictions (with
+  probabilities); see inat_tf.answer_report. reported: [N] bool, the images a long-tail
+  adjustment leaves to report (None: all)."""
+  tree = answer_options.taxonomy_of(trained)
+  source = answer_options.held_out_source(data_dir)
+  if source == ("val", "tune") and split == "val" and not restricted_or_located:
+    held_out = answer_options.from_predictions(  # the same images, read once
+        source, predictions, answer_options.unseen_classes(data_dir, trained.label_map))
+  else:
+    held_out = answer_options.held_out_predictions(trained, data_dir, flip=flip,
+                                                   multi_crop=multi_crop)
+  rules = {}
+  for name in answer_report.RULE_ORDER:
+    rules[name] = answer_options.rule_for(
+        dataclasses.replace(options, rule=name), tree, model_dir=model_dir, which=which,
+        views=answer_options.views_of(flip, multi_crop), held_out=lambda: held_out,
+        recalibrate_stale=True)
+  chosen = rules[options.rule]
+  holdout = holdout_category_ids(data_dir)
+  unseen = np.isin(np.asarray(trained.label_map.category_ids)[predictions.labels], holdout) \
+      if holdout else np.zeros(len(predictions.labels), bool)
+  scored, scored_words = answer_report.scored_mask(source, split, predictions.labels,
+                                                   predictions.image_ids)
+  scored |= unseen  # unseen species' images never calibrate: all of them are scored
+  if reported is not None:  # a long-tail adjustment was tuned on the rest of this split
+    scored &= reported
+  section = answer_report.beyond_species(
+      predictions.probabilities[scored], predictions.labels[scored], tree, rules,
+      unseen=unseen[scored],
+      open_scores={k: predictions.answers[k][scored] for k in ("msp", "energy")},
+      held_out=held_out[:2], target=options.precision)
+  section.update(scored=scored_words, held_out=held_out[2], chosen_rule=options.rule,
+                 holdout_species=len(holdout))
+  nodes = rollup.roll_up_numpy(predictions.probabilities, tree, chosen)["node"]
+  return section, nodes
+
+
 def evaluate(data_dir, model_dir, split="val", *, output_dir="", which="best", flip=False,
-             multi_crop=False, batch_size=64, geo_dir=""):
+             multi_crop=False, batch_size=64, geo_dir="", options=None):
   """Scores a trained model on a split; writes the report if output_dir; returns the report.
 
   geo_dir: a location prior (inat-train-geo); the answers (top1, top5 and every table) are then
   those with the prior; the report gains "image_only" (top1, top5 without it) and
   "location_prior", the scores with and without it side by side (inat_tf.geo.report) and the
   answers it turned right or wrong.
+  options: the answer flags (answer_options.Options; default argmax, no restriction): a
+  restriction changes every answer; the report's "answers" compares the four roll-up rules
+  (inat_tf.answer_report). With held-out species (inat-build --holdout_species) the headline and
+  every species table score the seen species' images; "answers" adds the open-set AUROC and
+  where the unseen species' images are placed.
   """
+  options = options or answer_options.Options(rule="argmax")
   trained = trained_model.load(model_dir, which)
   label_map_lib.check_same(data_dir, model_dir)
   prior = geo_prior_lib.load(geo_dir) if geo_dir else None
   if prior is not None:
     prior.check_matches(trained.label_map, model_dir)
-  predictions = trained_model.predict(trained, data_dir, split, batch_size=batch_size, flip=flip,
-                                      multi_crop=multi_crop, geo_prior=prior)
+  tree = answer_options.taxonomy_of(trained)
+  allowed, restriction_words = answer_options.restriction(options, tree, trained.label_map)
+  predictions = trained_model.predict(
+      trained, data_dir, split, batch_size=batch_size, flip=flip, multi_crop=multi_crop,
+      geo_prior=prior, allowed=allowed, captive=options.captive, keep_probabilities=True,
+      answer_config=answers_lib.AnswerConfig(rule=rollup.ArgmaxRule(), floor=options.floor))
   keep = long_tail.reported_mask(predictions.labels, predictions.image_ids, trained.adjustment,
                                  split)
+  # On the whole split: its halves are those of the stored adjustment (the same seed), so the
+  # roll-up is calibrated on the adjustment's tune half and scored on its report half.
+  answers_data, chosen_nodes = _answers_section(
+      trained, predictions, options, data_dir=data_dir, split=split, model_dir=model_dir,
+      which=which, flip=flip, multi_crop=multi_crop, reported=keep,
+      restricted_or_located=allowed is not None or prior is not None)
+  predictions.answers["chosen_taxon"] = chosen_nodes
   if keep is not None:  # the adjustment was tuned on the other half of this split
-    predictions = trained_model.Predictions(*(
-        None if getattr(predictions, f.name) is None else getattr(predictions, f.name)[keep]
-        for f in dataclasses.fields(trained_model.Predictions)))
+    predictions = predictions.subset(keep)
+  predictions.probabilities = None  # [N, C]: not needed any more
+  holdout = holdout_category_ids(data_dir)
+  if holdout:  # the species tables score what the model was trained on
+    predictions = predictions.subset(~np.isin(
+        np.asarray(trained.label_map.category_ids)[predictions.labels], holdout))
   label_map = trained.label_map
   report = accuracy.summarize(predictions.labels, answers(predictions)[0], label_map)
   report.update(
       model=trained.model_name, model_dir=model_dir, which=which, data_dir=data_dir, split=split,
       edition=label_map.edition,
       date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-      settings=settings(trained, flip, multi_crop, geo_dir), flip=flip, multi_crop=multi_crop,
+      settings=settings(trained, flip, multi_crop, geo_dir, options, restriction_words,
+                        answers_data), flip=flip, multi_crop=multi_crop,
       long_tail_adjustment=dataclasses.asdict(trained.adjustment) if trained.adjustment else None,
-      scored_part="report half (the adjustment was tuned on the other)"
-      if keep is not None else "all")
+      scored_part=("report half (the adjustment was tuned on the other)"
+                   if keep is not None else "all")
+      + (f", seen species only ({len(holdout)} held out by inat-build)" if holdout else ""),
+      answers=answers_data)
   analysis = error_analysis(predictions, label_map)
   report.update(calibration=analysis["calibration"], errors=analysis["errors"])
   if prior is not None:
@@ -223,7 +327,7 @@ def main(c, _):
           f"report to {output_dir}")
   report = evaluate(c.data_dir, c.model_dir, c.split, output_dir=output_dir, which=c.which,
                     flip=c.flip, multi_crop=c.multi_crop, batch_size=c.batch_size,
-                    geo_dir=c.geo_dir)
+                    geo_dir=c.geo_dir, options=answer_options.Options.from_config(c))
   print(render.text(sections_lib.eval_sections(report)), end="")
   print(f"\nReport: {os.path.join(output_dir, 'report.html')} (tables also in report.md, "
         f"numbers in report.json)", flush=True)

@@ -1,28 +1,54 @@
 """`inat-export`: a trained model as a SavedModel for TF Serving, and as TFLite models.
 
   inat-export --model_dir M --export_dir E [--data_dir D] [--top_k 5] [--notflite] [--geo_dir G]
-              [--bundle]
+              [--bundle] [--rollup_rule inat|argmax|precision|risk] [--rollup_precision 0.95]
+              [--location_floor 0.02]
+
+Every classifying signature runs the answer pipeline (inat_tf.answers.answer: probabilities ->
+location -> restriction -> roll-up), the same as inat-eval, inat-predict and inat-classify, with
+the roll-up rule of --rollup_rule (default iNat's published rule; a calibrated rule is the one
+inat-eval stored in MODEL_DIR/rollup-<which>.json, or with --data_dir is calibrated now) and the
+taxonomy as constant tables in the graph.
 
 E/saved_model/N/ the SavedModel, in a numbered version dir as TF Serving expects of a model's
                  base path (E/saved_model): N = 1, or one more than the newest already there, so
                  a server watching E/saved_model picks a re-export up as a new version.
                  Signatures (all return category_ids, class_names, scores: the top-k, best first,
-                 and valid: whether the item could be classified)
+                 and valid: whether the item could be classified; and the answer, per item:
+                 taxon_name, taxon_rank ("" = no answer), taxon_score, msp (maximum softmax
+                 probability, high = a known species), energy (-logsumexp of the logits, low =
+                 known), and the explanation: vision_rank, vision_score, location_factor,
+                 allowed_mass, taxon (node index in E/taxonomy.json, -1 none), rank (its index in
+                 the taxonomy's ranks), species (class index the answer rolled up from))
   serving_default     image_bytes: [batch] encoded JPEG/PNG/GIF/BMP; decoded, centre-cropped
                       and resized in the graph. The name ends in `_bytes`, so TF Serving's REST
                       API accepts {"instances": [{"image_bytes": {"b64": "..."}}]}.
+  serving_restricted  image_bytes as serving_default, plus allowed_category_ids [K] int64 and
+                      allowed_taxa [K'] string (exact taxon names, any rank) for the whole
+                      request: answers only among those species, renormalised exactly; empty
+                      lists restrict nothing; an unknown id or name fails the request
+                      (InvalidArgumentError naming it). REST: the columnar form,
+                      {"inputs": {"image_bytes": [{"b64": ...}], "allowed_category_ids": [3],
+                      "allowed_taxa": []}}.
   serving_images      images: [batch, height, width, 3] float RGB in [0, 255], any size.
   serving_examples    examples: [batch] serialized tf.Example with image/encoded (our records).
   serving_with_place  (with --geo_dir) image_bytes as serving_default, plus per image latitude,
                       longitude ([batch] float32 degrees; NaN = unknown) and date ([batch] string
-                      "YYYY-MM-DD..."; "" = unknown); the location prior is folded in
-                      (inat_tf.geo.prior.combine); an image without a place (or without a date,
-                      for a prior trained with dates) gets exactly serving_default's answer.
+                      "YYYY-MM-DD..."; "" = unknown); the location prior is folded in as a boost
+                      with the floor (inat_tf.geo.prior.combine); an image without a place (or
+                      without a date, for a prior trained with dates) gets exactly
+                      serving_default's answer: send NaN for a captive or cultivated organism.
                       Also returns used_place: [batch] bool.
+  serving_restricted_with_place   (with --geo_dir) both of the above.
   assets.extra/tf_serving_warmup_requests   one request, so TF Serving loads the model warm.
 E/model.tflite, E/model_int8.tflite   [1, size, size, 3] float RGB [0, 255] -> probabilities;
                       int8 is quantised with images from the train records (needs --data_dir):
                       int8 weights and activations, float at the two ends.
+E/model_answers.tflite  the float model with the answer pipeline inside (builtins only): images
+                      as model.tflite, allowed [C] bool (all true: unrestricted) -> taxon (node
+                      index in taxonomy.json, -1 none), rank, score, species, msp, energy,
+                      top_classes, top_scores, vision_rank, vision_score, allowed_mass.
+E/taxonomy.json       the tree (inat_tf.taxonomy.Taxonomy.to_json): node names, ranks, ancestors.
 E/model_full_integer.tflite   (with --data_dir) int8 ops end to end, for NPUs and Edge TPU-class
                       accelerators: [1, size, size, 3] uint8 pixels (scale 1, zero point 0: the
                       pixel values themselves) -> uint8 probabilities x 256 (scale 1/256).
@@ -30,10 +56,11 @@ E/model_full_integer.tflite   (with --data_dir) int8 ops end to end, for NPUs an
                       (images, latitude, longitude, date) and output (probabilities).
 E/model_with_place.tflite   (with --geo_dir) inputs image as model.tflite, latitude [1],
                       longitude [1] float32 (NaN = unknown), date [1, 3] int32 year, month, day
-                      (0 = unknown) -> probabilities with the prior folded in.
+                      (0 = unknown) -> probabilities with the prior folded in (the same floor).
 E/labels.txt          class index -> category id and name, for the TFLite models.
-E/export_info.json    image size, model, head rank, top-k, files, the long-tail adjustment and the
-                      images it was chosen on (inat-predict warns when predicting those).
+E/export_info.json    image size, model, head rank, top-k, files, the roll-up rule, the location
+                      floor, the long-tail adjustment and the images it was chosen on
+                      (inat-predict warns when predicting those).
 E/bundle/             (with --bundle) the phone bundle: vision and location TFLite models,
                       taxonomy, labels, preprocessing facts, a README for app developers
                       (inat_tf/bundle.py).
@@ -59,6 +86,7 @@ from inat_tf import cli
 from inat_tf import preprocessing
 from inat_tf import progress
 from inat_tf import records
+from inat_tf import rollup
 from inat_tf import run_common
 from inat_tf import schema
 from inat_tf import trained_model
@@ -98,16 +126,27 @@ def _decode_valid(image_bytes, size, crop_fraction):
   return decode_each(image_bytes, view, tf.TensorSpec([size, size, 3], tf.float32))
 
 
-def _no_answers(top_k):
+def _no_answers(top_k, with_place=False):
   """The outputs for a batch where not a single image decoded: the model is not called on an
   empty batch (oneDNN rejects it)."""
-  return {"category_ids": tf.zeros([0, top_k], tf.int64), "scores": tf.zeros([0, top_k]),
-          "class_names": tf.fill([0, top_k], "")}
+  empty = {key: tf.zeros([0] + ([top_k] if key in TOP_K_OUTPUTS else []), dtype)
+           for key, (_, dtype) in _FILLS.items() if key != "used_place" or with_place}
+  return empty
 
 
+# The answer outputs every classifying signature returns beside category_ids, class_names and
+# scores (inat_tf.answers.answer; explained in the module docstring).
+TOP_K_OUTPUTS = ("category_ids", "class_names", "scores")
+ANSWER_OUTPUTS = ("taxon_name", "taxon_rank", "taxon_score", "msp", "energy", "vision_rank",
+                  "vision_score", "location_factor", "allowed_mass", "taxon", "rank", "species")
 # What an item that could not be classified gets, per output.
 _FILLS = {"category_ids": (-1, tf.int64), "class_names": ("", tf.string),
-          "scores": (0.0, tf.float32), "used_place": (False, tf.bool)}
+          "scores": (0.0, tf.float32), "taxon_name": ("", tf.string),
+          "taxon_rank": ("", tf.string), "taxon_score": (0.0, tf.float32),
+          "msp": (0.0, tf.float32), "energy": (0.0, tf.float32), "vision_rank": (0, tf.int32),
+          "vision_score": (0.0, tf.float32), "location_factor": (1.0, tf.float32),
+          "allowed_mass": (0.0, tf.float32), "taxon": (-1, tf.int32), "rank": (-1, tf.int32),
+          "species": (-1, tf.int32), "used_place": (False, tf.bool)}
 
 
 def scatter(outputs, indices, batch, fills=None):
@@ -125,49 +164,102 @@ def scatter(outputs, indices, batch, fills=None):
   return scattered
 
 
-def serving_module(trained, top_k, geo_prior=None):
-  """A tf.Module holding the classifier with its preprocessing and label map, as tf.functions:
-  from_bytes, from_images, from_examples (the three signatures) and probabilities (TFLite); with
-  geo_prior (inat_tf.geo.prior.GeoPrior) also from_bytes_and_place and probabilities_with_place.
+def default_answer_config():
+  """The export's answer settings when none are given: iNat's published roll-up, the default
+  location floor."""
+  from inat_tf import answers  # pylint: disable=g-import-not-at-top
+  from inat_tf import rollup  # pylint: disable=g-import-not-at-top
+  return answers.AnswerConfig(rule=rollup.InatRule())
+
+
+def serving_module(trained, top_k, geo_prior=None, *, answer_config=None):
+  """A tf.Module holding the classifier with its preprocessing, label map and taxonomy, as
+  tf.functions: from_bytes, from_images, from_examples, from_bytes_restricted (the signatures),
+  from_bytes_masked (a [C] bool mask, for inat-classify), probabilities and answers (TFLite);
+  with geo_prior (inat_tf.geo.prior.GeoPrior) also from_bytes_and_place,
+  from_bytes_and_place_restricted, from_bytes_and_place_masked and probabilities_with_place.
+
+  Every classifying function runs THE answer pipeline (inat_tf.answers.answer) under
+  answer_config (default: default_answer_config; its top_k is replaced by `top_k`), the roll-up's
+  taxonomy as constant tables in the graph.
 
   The Keras model is captured by the functions, and its variables are listed as the underlying
   tf.Variables: tracked any other way (the model as an attribute, or its keras.Variable objects),
   TF1-style loaders (TF Serving, saved_model_cli run) fail with "Could not find variable" for
   some of them, although tf.saved_model.load works.
   """
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from inat_tf import answers  # pylint: disable=g-import-not-at-top
+  from inat_tf import restriction  # pylint: disable=g-import-not-at-top
+  from inat_tf import taxonomy as taxonomy_lib  # pylint: disable=g-import-not-at-top
   model, normalize, size = trained.model, trained.normalize, trained.image_size
   fraction = trained.eval_crop_fraction  # the same central crop as inat-eval
   top_k = min(top_k, trained.label_map.num_classes)
+  config = dataclasses.replace(answer_config or default_answer_config(), top_k=top_k)
+  tree = taxonomy_lib.from_label_map(trained.label_map)
+  num_classes = trained.label_map.num_classes
   category_ids = tf.constant(trained.label_map.category_ids, tf.int64)
   class_names = tf.constant(trained.label_map.names)
+  node_names = tf.constant(list(tree.node_names))
+  rank_names = tf.constant(list(tree.ranks) + [""])  # index num_ranks: no answer
   module = tf.Module()
   module.model_variables = [variable.value for variable in model.variables]
   module.image_size, module.top_k, module.eval_crop_fraction = size, top_k, fraction
+  module.answer_config, module.taxonomy = config, tree
 
   # One traced copy of the network, called by every signature (tracing a large Keras model is
   # most of an export's time).
   @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
-  def image_probabilities(images):
-    return tf.nn.softmax(tf.cast(model(normalize(images), training=False), tf.float32))
+  def image_logits(images):
+    return tf.cast(model(normalize(images), training=False), tf.float32)
 
-  def top_categories(probabilities):
-    top = tf.math.top_k(probabilities, top_k)
-    return {"category_ids": tf.gather(category_ids, top.indices),
-            "class_names": tf.gather(class_names, top.indices), "scores": top.values}
+  def answer(images, allowed=None, places=None, opt_out=None):
+    """The pipeline's outputs as the signatures name them, for decoded images."""
+    inputs = answers.Inputs(logits=image_logits(images), allowed=allowed)
+    if places is not None:
+      inputs = dataclasses.replace(inputs, prior_logits=geo_prior.logits(places),
+                                   has_place=geo_prior.available(places), opt_out=opt_out)
+    out = answers.answer(inputs, tree, config)
+    taxon = out["taxon"]
+    outputs = {"category_ids": tf.gather(category_ids, out["top_classes"]),
+               "class_names": tf.gather(class_names, out["top_classes"]),
+               "scores": out["top_scores"],
+               "taxon_name": tf.where(taxon >= 0, tf.gather(node_names, tf.maximum(taxon, 0)),
+                                      ""),
+               "taxon_rank": tf.gather(rank_names, out["rank"]), "taxon_score": out["score"]}
+    outputs.update({key: out[key] for key in ANSWER_OUTPUTS if key in out})
+    if places is not None:
+      outputs["used_place"] = out["used_place"]
+    return outputs
 
-  def classify(images):
-    return top_categories(image_probabilities(images))
-
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
-  def from_bytes(image_bytes):
+  def from_encoded(image_bytes, allowed=None):
     indices, images = _decode_valid(image_bytes, size, fraction)
-    outputs = tf.cond(tf.size(indices) > 0, lambda: classify(images),
+    outputs = tf.cond(tf.size(indices) > 0, lambda: answer(images, allowed),
                       lambda: _no_answers(top_k))
     return scatter(outputs, indices, tf.size(image_bytes))
 
+  def request_mask(allowed_category_ids, allowed_taxa):
+    return tf.logical_and(restriction.mask_from_category_ids(category_ids, allowed_category_ids),
+                          restriction.mask_from_taxa(tree, allowed_taxa))
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+  def from_bytes(image_bytes):
+    return from_encoded(image_bytes)
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes"),
+                                tf.TensorSpec([None], tf.int64, name="allowed_category_ids"),
+                                tf.TensorSpec([None], tf.string, name="allowed_taxa")])
+  def from_bytes_restricted(image_bytes, allowed_category_ids, allowed_taxa):
+    return from_encoded(image_bytes, request_mask(allowed_category_ids, allowed_taxa))
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes"),
+                                tf.TensorSpec([num_classes], tf.bool, name="allowed")])
+  def from_bytes_masked(image_bytes, allowed):
+    return from_encoded(image_bytes, allowed)
+
   @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
   def from_images(images):
-    outputs = classify(preprocessing.center_crop_and_resize(images, size, fraction))
+    outputs = answer(preprocessing.center_crop_and_resize(images, size, fraction))
     return {**outputs, "valid": tf.ones_like(outputs["scores"][:, 0], tf.bool)}
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
@@ -177,36 +269,70 @@ def serving_module(trained, top_k, geo_prior=None):
   @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32)])
   def probabilities(images):
     """For TFLite: [1, size, size, 3] in [0, 255] (already cropped and resized) -> softmax."""
-    return {"probabilities": tf.nn.softmax(tf.cast(model(normalize(images), training=False),
-                                                   tf.float32))}
+    return {"probabilities": tf.nn.softmax(image_logits(images))}
+
+  @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32),
+                                tf.TensorSpec([num_classes], tf.bool)])
+  def answers_tflite(images, allowed):
+    """For TFLite (model_answers.tflite): image as `probabilities`, allowed [C] bool (all true:
+    unrestricted) -> the pipeline's answer: taxon (node index of taxonomy.json, -1 none), rank
+    (index into its ranks; num_ranks: none), score, species, msp, energy, top_classes,
+    top_scores, vision_rank, vision_score, allowed_mass."""
+    out = answers.answer(answers.Inputs(logits=image_logits(images), allowed=allowed), tree,
+                         config)
+    return {key: out[key] for key in TFLITE_ANSWER_OUTPUTS}
 
   module.from_bytes, module.from_images = from_bytes, from_images
   module.from_examples, module.probabilities = from_examples, probabilities
+  module.from_bytes_restricted, module.from_bytes_masked = from_bytes_restricted, from_bytes_masked
+  module.answers = answers_tflite
   if geo_prior is not None:
-    _add_place_functions(module, geo_prior, size, image_probabilities, top_categories)
+    _add_place_functions(module, geo_prior, size, image_logits, answer, request_mask)
   return module
 
 
-def _add_place_functions(module, geo_prior, size, image_probabilities, top_categories):
-  """from_bytes_and_place (signature serving_with_place) and probabilities_with_place (TFLite):
-  the image model's probabilities, then the one combination of inat_tf.geo.prior."""
-  module.geo_variables = [variable.value for variable in geo_prior.model.variables]
+TFLITE_ANSWER_OUTPUTS = ("taxon", "rank", "score", "species", "msp", "energy", "top_classes",
+                         "top_scores", "vision_rank", "vision_score", "allowed_mass")
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes"),
-                                tf.TensorSpec([None], tf.float32, name="latitude"),
-                                tf.TensorSpec([None], tf.float32, name="longitude"),
-                                tf.TensorSpec([None], tf.string, name="date")])
-  def from_bytes_and_place(image_bytes, latitude, longitude, date):
+
+def _add_place_functions(module, geo_prior, size, image_logits, answer, request_mask):
+  """from_bytes_and_place (signature serving_with_place), its restricted and masked variants,
+  and probabilities_with_place (TFLite): the image model's probabilities, then the one
+  combination of inat_tf.geo.prior inside the answer pipeline."""
+  module.geo_variables = [variable.value for variable in geo_prior.model.variables]
+  place_specs = [tf.TensorSpec([None], tf.float32, name="latitude"),
+                 tf.TensorSpec([None], tf.float32, name="longitude"),
+                 tf.TensorSpec([None], tf.string, name="date")]
+
+  def with_place(image_bytes, latitude, longitude, date, allowed=None, opt_out=None):
     indices, images = _decode_valid(image_bytes, size, module.eval_crop_fraction)
     places = tf.gather(geo_encoding.place(latitude, longitude, geo_encoding.date_fraction(date)),
                        indices)
-
-    def combined():
-      outputs = top_categories(geo_prior.apply(image_probabilities(images), places))
-      return {**outputs, "used_place": geo_prior.available(places)}
-    outputs = tf.cond(tf.size(indices) > 0, combined,
-                      lambda: {**_no_answers(module.top_k), "used_place": tf.zeros([0], tf.bool)})
+    kept_opt_out = None if opt_out is None else tf.gather(opt_out, indices)
+    outputs = tf.cond(tf.size(indices) > 0,
+                      lambda: answer(images, allowed, places, kept_opt_out),
+                      lambda: _no_answers(module.top_k, with_place=True))
     return scatter(outputs, indices, tf.size(image_bytes))
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")]
+               + place_specs)
+  def from_bytes_and_place(image_bytes, latitude, longitude, date):
+    return with_place(image_bytes, latitude, longitude, date)
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")]
+               + place_specs + [tf.TensorSpec([None], tf.int64, name="allowed_category_ids"),
+                                tf.TensorSpec([None], tf.string, name="allowed_taxa")])
+  def from_bytes_and_place_restricted(image_bytes, latitude, longitude, date,
+                                      allowed_category_ids, allowed_taxa):
+    return with_place(image_bytes, latitude, longitude, date,
+                      request_mask(allowed_category_ids, allowed_taxa))
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")]
+               + place_specs + [tf.TensorSpec([module.taxonomy.num_classes], tf.bool,
+                                              name="allowed"),
+                                tf.TensorSpec([None], tf.bool, name="opt_out")])
+  def from_bytes_and_place_masked(image_bytes, latitude, longitude, date, allowed, opt_out):
+    return with_place(image_bytes, latitude, longitude, date, allowed, opt_out)
 
   @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32),
                                 tf.TensorSpec([1], tf.float32), tf.TensorSpec([1], tf.float32),
@@ -216,9 +342,12 @@ def _add_place_functions(module, geo_prior, size, image_probabilities, top_categ
     (year, month, day), 0 = unknown -> softmax with the prior folded in."""
     fraction = geo_encoding.date_fraction_from_parts(date[:, 0], date[:, 1], date[:, 2])
     places = geo_encoding.place(latitude, longitude, fraction)
-    return {"probabilities": geo_prior.apply(image_probabilities(images), places)}
+    return {"probabilities": geo_prior.apply(tf.nn.softmax(image_logits(images)), places,
+                                             floor=module.answer_config.floor)}
 
   module.from_bytes_and_place = from_bytes_and_place
+  module.from_bytes_and_place_restricted = from_bytes_and_place_restricted
+  module.from_bytes_and_place_masked = from_bytes_and_place_masked
   module.probabilities_with_place = probabilities_with_place
 
 
@@ -288,9 +417,11 @@ def export_saved_model(module, export_dir, sample_jpeg):
   """Writes next_version_dir(export_dir); returns that path."""
   path = next_version_dir(export_dir)
   signatures = {"serving_default": module.from_bytes, "serving_images": module.from_images,
-                "serving_examples": module.from_examples}
+                "serving_examples": module.from_examples,
+                "serving_restricted": module.from_bytes_restricted}
   if hasattr(module, "from_bytes_and_place"):
     signatures["serving_with_place"] = module.from_bytes_and_place
+    signatures["serving_restricted_with_place"] = module.from_bytes_and_place_restricted
 
   def save(folder):
     tf.saved_model.save(module, folder, signatures=signatures, options=SERVING_SAVE_OPTIONS)
@@ -306,6 +437,8 @@ TFLITE_FLOAT = "model.tflite"                   # float32 image in [0, 255] -> f
 TFLITE_INT8 = "model_int8.tflite"               # the same interface, int8 weights and activations
 TFLITE_FULL_INTEGER = "model_full_integer.tflite"  # uint8 pixels -> uint8 probabilities x 256
 TFLITE_WITH_PLACE = "model_with_place.tflite"
+TFLITE_ANSWERS = "model_answers.tflite"  # float image, allowed mask -> the pipeline's answer
+TAXONOMY = "taxonomy.json"  # the tree model_answers.tflite's taxon and rank indices refer to
 CALIBRATION_IMAGES = 100  # TensorFlow's post-training quantization guide: "100-500 samples"
 
 
@@ -396,7 +529,7 @@ def export_tflite(module, export_dir, data_dir, calibration_count=CALIBRATION_IM
   """model.tflite (float) and, with data_dir, model_int8.tflite and model_full_integer.tflite
   calibrated on `calibration_count` train images; model_with_place.tflite with a location
   prior. Returns {file name: path}."""
-  variants = {TFLITE_FLOAT: (module.probabilities, None)}
+  variants = {TFLITE_FLOAT: (module.probabilities, None), TFLITE_ANSWERS: (module.answers, None)}
   images = None
   if data_dir:
     images = calibration_images(data_dir, module.image_size, module.eval_crop_fraction,
@@ -420,23 +553,34 @@ def export_tflite(module, export_dir, data_dir, calibration_count=CALIBRATION_IM
 
 
 def export(model_dir, export_dir, *, data_dir="", which="best", top_k=5, tflite=True,
-           geo_dir=""):
+           geo_dir="", options=None):
   """Writes the SavedModel (and TFLite models); returns export_info.
 
   geo_dir: a location prior (inat-train-geo) to fold into serving_with_place and
   model_with_place.tflite; serving_default and model.tflite stay image-only.
+  options: the answer flags (answer_options.Options: the roll-up rule, its target, the location
+  floor; default: iNat's rule); a calibrated rule is the one stored in the model dir, or, with
+  data_dir, calibrated on its held-out images and stored.
   """
+  from inat_tf import answer_options  # pylint: disable=g-import-not-at-top
+  from inat_tf import answers  # pylint: disable=g-import-not-at-top
+  options = options or answer_options.Options()
   trained = trained_model.load(model_dir, which)
   geo_prior = geo_prior_lib.load(geo_dir) if geo_dir else None
   if geo_prior is not None:
     geo_prior.check_matches(trained.label_map, model_dir)
-  module = serving_module(trained, top_k, geo_prior)
+  rule = answer_options.rule_for_model(options, trained, model_dir, which, data_dir=data_dir,
+                                       command="inat-export")
+  module = serving_module(trained, top_k, geo_prior,
+                          answer_config=answers.AnswerConfig(rule=rule, floor=options.floor))
   tf.io.gfile.makedirs(export_dir)
   files = {"saved_model": export_saved_model(module, export_dir,
                                             _sample_jpeg(data_dir, trained.image_size))}
   if tflite:
     files.update(export_tflite(module, export_dir, data_dir))
   label_map = trained.label_map
+  run_common.write_text(os.path.join(export_dir, TAXONOMY),
+                        json.dumps(module.taxonomy.to_json(), indent=1))
   run_common.write_text(os.path.join(export_dir, "labels.txt"), "".join(
       f"{i}\t{cid}\t{name}\n" for i, (cid, name) in enumerate(
           zip(label_map.category_ids, label_map.names))))
@@ -447,7 +591,9 @@ def export(model_dir, export_dir, *, data_dir="", which="best", top_k=5, tflite=
           "geo_dir": geo_dir,
           "geo_use_date": geo_prior.use_date if geo_prior is not None else None,
           # the floor serving_with_place combines the prior with (geo.prior.combine)
-          "location_floor": geo_prior_lib.DEFAULT_FLOOR if geo_prior is not None else None,
+          "location_floor": options.floor if geo_prior is not None else None,
+          # the roll-up inside every classifying signature and model_answers.tflite
+          "rollup_rule": rollup.rule_to_json(rule),
           # inside the exported graphs too (trained_model.load applied it): serving = inat-eval
           "long_tail_adjustment": trained.adjustment.describe() if trained.adjustment else None,
           # which images chose it: inat-predict warns when predicting that split (predict.py)
@@ -479,8 +625,9 @@ def main(c, _):
   cli.say(f"{os.path.join(c.model_dir, trained_model.model_file(c.which))} to {c.export_dir}: "
           f"the next SavedModel version{', ' + tflite if tflite else ''}"
           f"{', with the location prior ' + c.geo_dir if c.geo_dir else ''}; top {c.top_k}")
+  from inat_tf import answer_options  # pylint: disable=g-import-not-at-top
   info = export(c.model_dir, c.export_dir, data_dir=c.data_dir, which=c.which, top_k=c.top_k,
-                tflite=c.tflite, geo_dir=c.geo_dir)
+                tflite=c.tflite, geo_dir=c.geo_dir, options=answer_options.Options.from_config(c))
   print(f"inat-export: wrote to {c.export_dir}:\n{describe_files(info['files'])}", flush=True)
   if c.bundle:
     from inat_tf import bundle  # pylint: disable=g-import-not-at-top

@@ -7,6 +7,12 @@ with 5 ids (2021).
   inat-predict --data_dir D --model_dir M --split test --output submission.csv
   inat-predict --data_dir D --saved_model E --split val --output val.csv   # from inat-export
 
+Answer flags (inat_tf/answer_options.py; --model_dir only): --taxon NAME / --checklist FILE
+restrict the species listed (renormalised exactly); --rollup_rule inat|precision|risk also writes
+OUTPUT.answers.csv (id, taxon, rank, score, the species it rolled up from, MSP, energy). Without
+a restriction the submission is byte for byte the top-k of the model's probabilities, whatever
+the rule (tests/test_answers_commands.py).
+
 One row per image the split's JSON lists (data_dir/image_ids.json), in id order: none missing,
 none doubled. An image without a prediction still gets a row, the five most frequent training
 species, and a warning names it and why: the builder rejected it (unreadable, so not in the
@@ -55,31 +61,50 @@ def listed_image_ids(data_dir, split):
   return listed[split]
 
 
-def from_keras(data_dir, model_dir, split, *, which="best", batch_size=64, flip=False):
-  """ByImage: the top-5 category ids of each image of a split, from a model dir (inat-train)."""
-  from inat_tf import trained_model  # pylint: disable=g-import-not-at-top  (Keras: not for inat-score)
+def keras_predictions(data_dir, model_dir, split, *, which="best", batch_size=64, flip=False,
+                      geo_dir="", options=None, command="inat-predict"):
+  """(trained, Predictions, restriction words) from a model dir (inat-train) through the answer
+  pipeline with the answer flags `options` (answer_options.Options; default: argmax, no
+  restriction); geo_dir: a location prior (inat-train-geo)."""
+  from inat_tf import answer_options  # pylint: disable=g-import-not-at-top  (Keras: not for inat-score)
+  from inat_tf import answers  # pylint: disable=g-import-not-at-top
+  from inat_tf import trained_model  # pylint: disable=g-import-not-at-top
+  from inat_tf.geo import prior as prior_lib  # pylint: disable=g-import-not-at-top
+  options = options or answer_options.Options(rule="argmax")
   trained = trained_model.load(model_dir, which)
   label_map_lib.check_same(data_dir, model_dir)
+  prior = prior_lib.load(geo_dir) if geo_dir else None
+  if prior is not None:
+    prior.check_matches(trained.label_map, model_dir)
+  tree = answer_options.taxonomy_of(trained)
+  allowed, words = answer_options.restriction(options, tree, trained.label_map)
+  rule = answer_options.rule_for_model(options, trained, model_dir, which, data_dir=data_dir,
+                                       flip=flip, command=command)
+  config = answers.AnswerConfig(rule=rule, floor=options.floor)
   predictions = trained_model.predict(trained, data_dir, split, batch_size=batch_size, flip=flip,
-                                      command="inat-predict")
+                                      geo_prior=prior, command=command, answer_config=config,
+                                      allowed=allowed, captive=options.captive)
+  return trained, predictions, words
+
+
+def from_keras(data_dir, model_dir, split, *, which="best", batch_size=64, flip=False,
+               options=None):
+  """ByImage: the top-5 category ids of each image of a split, from a model dir (inat-train)."""
+  trained, predictions, _ = keras_predictions(data_dir, model_dir, split, which=which,
+                                              batch_size=batch_size, flip=flip, options=options)
   ids = np.asarray(trained.label_map.category_ids)
   return ByImage.of(predictions.image_ids, ids[predictions.top_indices])
 
 
 def from_keras_with_prior(data_dir, model_dir, geo_dir, split, *, which="best", batch_size=64,
-                          flip=False):
+                          flip=False, options=None):
   """(ByImage image only, ByImage with the location prior, their comparison
   (inat_tf.geo.report.compare, scored where the split has labels)) from a model dir and a
   prior dir (inat-train-geo)."""
-  from inat_tf import trained_model  # pylint: disable=g-import-not-at-top
-  from inat_tf.geo import prior as prior_lib  # pylint: disable=g-import-not-at-top
   from inat_tf.geo import report  # pylint: disable=g-import-not-at-top
-  trained = trained_model.load(model_dir, which)
-  label_map_lib.check_same(data_dir, model_dir)
-  prior = prior_lib.load(geo_dir)
-  prior.check_matches(trained.label_map, model_dir)
-  predictions = trained_model.predict(trained, data_dir, split, batch_size=batch_size, flip=flip,
-                                      geo_prior=prior, command="inat-predict")
+  trained, predictions, _ = keras_predictions(data_dir, model_dir, split, which=which,
+                                              batch_size=batch_size, flip=flip, geo_dir=geo_dir,
+                                              options=options)
   ids = np.asarray(trained.label_map.category_ids)
   return (ByImage.of(predictions.image_ids, ids[predictions.top_indices]),
           ByImage.of(predictions.image_ids, ids[predictions.geo_top_indices]),
@@ -271,12 +296,42 @@ def image_only_path(output):
   return f"{stem}.image_only{extension or '.csv'}"
 
 
+def answers_path(output):
+  """Where inat-predict --rollup_rule R (not argmax) writes each image's answer beside `output`."""
+  stem, _ = os.path.splitext(output)
+  return f"{stem}.answers.csv"
+
+
+def answer_rows(predictions, taxonomy, label_map):
+  """CSV text: per image its answered taxon (name, rank, score), the species it rolled up from
+  (category id), MSP and energy, by image id."""
+  import csv  # pylint: disable=g-import-not-at-top
+  import io  # pylint: disable=g-import-not-at-top
+  buffer = io.StringIO()
+  writer = csv.writer(buffer, lineterminator="\n")
+  writer.writerow(["id", "taxon", "rank", "score", "species_category_id", "species_score",
+                   "msp", "energy"])
+  found = predictions.answers
+  for n in np.argsort(predictions.image_ids, kind="stable"):
+    taxon = int(found["taxon"][n])
+    writer.writerow([int(predictions.image_ids[n]),
+                     taxonomy.node_names[taxon] if taxon >= 0 else "",
+                     taxonomy.rank_of(taxon) if taxon >= 0 else "",
+                     f"{found['score'][n]:.6g}",
+                     label_map.category_ids[int(found["species"][n])],
+                     f"{found['species_score'][n]:.6g}", f"{found['msp'][n]:.6g}",
+                     f"{found['energy'][n]:.6g}"])
+  return buffer.getvalue()
+
+
 def predict_to_csv(data_dir, split, output, *, model_dir="", saved_model="", which="best",
-                   batch_size=64, flip=False, log=print, geo_dir=""):
+                   batch_size=64, flip=False, log=print, geo_dir="", options=None):
   """Writes the submission CSV; returns the number of rows filled by the fallback.
 
   geo_dir: a location prior (inat-train-geo, --model_dir only); `output` then holds the
   predictions with the prior, image_only_path(output) those without, and the log compares them.
+  options: the answer flags (answer_options.Options): a restriction changes the species listed;
+  a roll-up rule other than argmax also writes answers_path(output).
   """
   start = time.monotonic()
   if bool(model_dir) == bool(saved_model):
@@ -286,25 +341,28 @@ def predict_to_csv(data_dir, split, output, *, model_dir="", saved_model="", whi
     raise PredictError("--geo_dir goes with --model_dir; a SavedModel exported with --geo_dir "
                        "has the prior inside (signature serving_with_place)")
   label_map = label_map_lib.LabelMap.load(data_dir)
-  image_only, server_invalid = None, []
+  image_only, server_invalid, predictions = None, [], None
   if saved_model:
     predicted, server_invalid = from_saved_model(data_dir, saved_model, split,
                                                  batch_size=batch_size)
-  elif geo_dir:
-    image_only, predicted, comparison = from_keras_with_prior(
-        data_dir, model_dir, geo_dir, split, which=which, batch_size=batch_size, flip=flip)
   else:
-    predicted = from_keras(data_dir, model_dir, split, which=which, batch_size=batch_size,
-                           flip=flip)
+    trained, predictions, _ = keras_predictions(
+        data_dir, model_dir, split, which=which, batch_size=batch_size, flip=flip,
+        geo_dir=geo_dir, options=options)
+    ids = np.asarray(trained.label_map.category_ids)
+    image_only = ByImage.of(predictions.image_ids, ids[predictions.top_indices])
+    if geo_dir:
+      from inat_tf.geo import report  # pylint: disable=g-import-not-at-top
+      predicted = ByImage.of(predictions.image_ids, ids[predictions.geo_top_indices])
+      comparison = report.compare(predictions)
+    else:
+      predicted, image_only = image_only, None
   header, per_row = submission_format(label_map)
   most_frequent = np.argsort(label_map.train_counts, kind="stable")[::-1][:per_row]
   fallback = [label_map.category_ids[i] for i in most_frequent]
   listed = listed_image_ids(data_dir, split)
   rows, filled = submission_rows(listed, predicted.first(per_row), fallback)
   written = write_submission(output, rows, header)
-  log(f"inat-predict: done: wrote {written:,} rows to {output} in "
-      f"{progress.duration(time.monotonic() - start)}"
-      + (f", {len(filled):,} of them the fallback (see above)" if filled else ""))
   if image_only is not None:
     from inat_tf.report import render  # pylint: disable=g-import-not-at-top
     from inat_tf.report import sections  # pylint: disable=g-import-not-at-top
@@ -321,11 +379,22 @@ def predict_to_csv(data_dir, split, output, *, model_dir="", saved_model="", whi
                            else f"SavedModel {saved_model}")
   if warning:
     log(warning)
+  if predictions is not None and options is not None and options.rule != "argmax":
+    from inat_tf import answer_options  # pylint: disable=g-import-not-at-top
+    from inat_tf import run_common  # pylint: disable=g-import-not-at-top
+    run_common.write_text(answers_path(output), answer_rows(
+        predictions, answer_options.taxonomy_of(trained), label_map))
+    log(f"inat-predict: answers (roll-up rule {options.rule}: taxon, rank, score, MSP, energy) "
+        f"in {answers_path(output)}")
+  log(f"inat-predict: done: wrote {written:,} rows to {output} in "
+      f"{progress.duration(time.monotonic() - start)}"
+      + (f", {len(filled):,} of them the fallback (see above)" if filled else ""))
   return len(filled)
 
 
 def main(c, _):
   """inat-predict's work once its flags are parsed (inat_tf/commands/predict.py)."""
+  from inat_tf import answer_options  # pylint: disable=g-import-not-at-top
   source = (f"the SavedModel {c.saved_model}" if c.saved_model else
             f"{c.model_dir}/{c.which}.keras" + (" with the location prior " + c.geo_dir
                                                   if c.geo_dir else ""))
@@ -336,5 +405,5 @@ def main(c, _):
   predict_to_csv(c.data_dir, c.split, c.output, model_dir=c.model_dir,
                  saved_model=c.saved_model, which=c.which, batch_size=c.batch_size,
                  flip=c.flip, log=lambda message: print(message, file=sys.stderr),
-                 geo_dir=c.geo_dir)
+                 geo_dir=c.geo_dir, options=answer_options.Options.from_config(c))
 

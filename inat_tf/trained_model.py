@@ -143,7 +143,14 @@ def load(model_dir, which="best", adjusted=True):
 
 @dataclasses.dataclass
 class Predictions:
-  """Per image of a split: id, true class index (-1 unlabelled), top-5 indices and scores."""
+  """Per image of a split: id, true class index (-1 unlabelled), top-5 indices and scores.
+
+  Every field comes from the answer pipeline (inat_tf.answers.answer): top_* from its
+  `top_classes` / `top_scores` (image only; restricted where a restriction was given), geo_top_*
+  from the same with the location prior; `answers` holds the pipeline's per-image outputs
+  (taxon, rank, score, msp, energy, species, ...; with the prior where one was given) as numpy
+  arrays; `probabilities` its [N, C] distribution when asked for (keep_probabilities).
+  """
   image_ids: np.ndarray
   labels: np.ndarray
   top_indices: np.ndarray
@@ -152,18 +159,47 @@ class Predictions:
   geo_top_indices: np.ndarray = None
   geo_top_scores: np.ndarray = None
   has_place: np.ndarray = None
+  answers: dict = None
+  probabilities: np.ndarray = None
+
+  def subset(self, keep):
+    """The predictions of the images where `keep` ([N] bool) is true."""
+    def part(value):
+      if value is None:
+        return None
+      if isinstance(value, dict):
+        return {key: array[keep] for key, array in value.items()}
+      return value[keep]
+    return Predictions(*(part(getattr(self, f.name)) for f in dataclasses.fields(Predictions)))
+
+
+# The pipeline outputs kept per image in Predictions.answers (not the [N, C] ones).
+ANSWER_KEYS = ("taxon", "rank", "score", "species", "species_score", "vision_rank",
+               "vision_score", "used_place", "location_factor", "allowed_mass", "msp", "energy")
 
 
 def predict(trained, data_dir, split, *, batch_size=64, flip=False, multi_crop=False,
-            geo_prior=None, command="inat-eval"):
-  """The inference loop: `trained` over every example of a split once, in shard order; softmax
-  averaged over the views (preprocessing.eval_views); the top TOP_K classes per image.
+            geo_prior=None, command="inat-eval", answer_config=None, allowed=None,
+            captive=False, keep_probabilities=False):
+  """The inference loop: `trained` over every example of a split once, in shard order, through
+  the answer pipeline (inat_tf.answers.answer: softmax averaged over the views of
+  preprocessing.eval_views, location, restriction, roll-up); the top TOP_K classes per image.
 
   geo_prior: an inat_tf.geo.prior.GeoPrior; then the top TOP_K of the image probabilities
-  combined with it (inat_tf.geo.prior.combine) are returned too, with which images had a place.
-  Prints progress lines (inat_tf/progress.py) to stderr under `command`'s name; raises
-  records.DamagedShard naming a shard that cannot be read.
+  combined with it are returned too, with which images had a place. answer_config: an
+  answers.AnswerConfig (default: ArgmaxRule, the default floor); allowed: [C] bool restriction
+  or None; captive: the location prior is not used for any image (opt-out); keep_probabilities:
+  also return the final [N, C] probabilities (N x C float32: 4 GB for 100,000 images of 10,000
+  species). Prints progress lines (inat_tf/progress.py) to stderr under `command`'s name;
+  raises records.DamagedShard naming a shard that cannot be read.
   """
+  from inat_tf import answers  # pylint: disable=g-import-not-at-top
+  from inat_tf import rollup  # pylint: disable=g-import-not-at-top
+  from inat_tf import taxonomy as taxonomy_lib  # pylint: disable=g-import-not-at-top
+  tree = taxonomy_lib.from_label_map(trained.label_map)
+  config = answer_config or answers.AnswerConfig(rule=rollup.ArgmaxRule(), top_k=TOP_K)
+  config = dataclasses.replace(config, top_k=TOP_K)
+  allowed = None if allowed is None else tf.constant(np.asarray(allowed, bool))
   keys = [schema.ENCODED, schema.LABEL, schema.IMAGE_ID] + list(
       geo_encoding.PLACE_KEYS if geo_prior else [])
 
@@ -177,32 +213,42 @@ def predict(trained, data_dir, split, *, batch_size=64, flip=False, multi_crop=F
              .prefetch(tf.data.AUTOTUNE))
 
   @tf.function
-  def top_k(images, places):
+  def answer(images, places):
     shape = tf.shape(images)  # [batch, views, h, w, 3]
     logits = trained.model(tf.reshape(images, tf.concat([[-1], shape[2:]], 0)), training=False)
-    probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
-    probabilities = tf.reduce_mean(tf.reshape(probabilities, [shape[0], shape[1], -1]), axis=1)
+    logits = tf.reshape(tf.cast(logits, tf.float32), [shape[0], shape[1], -1])
+    image_only = answers.answer(answers.Inputs(logits=logits, allowed=allowed), tree, config)
     if geo_prior is None:
-      return tf.math.top_k(probabilities, TOP_K), None, None
-    return (tf.math.top_k(probabilities, TOP_K),
-            tf.math.top_k(geo_prior.apply(probabilities, places), TOP_K),
-            geo_prior.available(places))
+      return image_only, None, None
+    available = geo_prior.available(places)
+    located = answers.answer(answers.Inputs(
+        logits=logits, prior_logits=geo_prior.logits(places), has_place=available,
+        opt_out=tf.fill(tf.shape(available), captive), allowed=allowed), tree, config)
+    return image_only, located, available
 
-  ids, labels, indices, scores, geo_indices, geo_scores, has_place = [], [], [], [], [], [], []
+  parts = {name: [] for name in ("ids", "labels", "indices", "scores", "geo_indices",
+                                 "geo_scores", "has_place", "probabilities")}
+  kept = {key: [] for key in ANSWER_KEYS}
   total = records.split_examples(data_dir, split)
   with records.read_guard(data_dir, [split]), progress.Progress(command, total) as bar:
     for images, batch_labels, batch_ids, places in dataset:
-      top, geo_top, available = top_k(images, places)
-      ids.append(batch_ids.numpy())
-      labels.append(batch_labels.numpy())
-      indices.append(top.indices.numpy())
-      scores.append(top.values.numpy())
-      if geo_prior is not None:
-        geo_indices.append(geo_top.indices.numpy())
-        geo_scores.append(geo_top.values.numpy())
-        has_place.append(available.numpy())
-      bar.images += len(ids[-1])
-  joined = lambda parts: np.concatenate(parts) if parts else None
-  return Predictions(np.concatenate(ids), np.concatenate(labels), np.concatenate(indices),
-                     np.concatenate(scores), joined(geo_indices), joined(geo_scores),
-                     joined(has_place))
+      image_only, located, available = answer(images, places)
+      final = image_only if located is None else located
+      parts["ids"].append(batch_ids.numpy())
+      parts["labels"].append(batch_labels.numpy())
+      parts["indices"].append(image_only["top_classes"].numpy())
+      parts["scores"].append(image_only["top_scores"].numpy())
+      if located is not None:
+        parts["geo_indices"].append(located["top_classes"].numpy())
+        parts["geo_scores"].append(located["top_scores"].numpy())
+        parts["has_place"].append(available.numpy())
+      if keep_probabilities:
+        parts["probabilities"].append(final["probabilities"].numpy())
+      for key in ANSWER_KEYS:
+        kept[key].append(final[key].numpy())
+      bar.images += len(parts["ids"][-1])
+  joined = lambda name: np.concatenate(parts[name]) if parts[name] else None
+  return Predictions(joined("ids"), joined("labels"), joined("indices"), joined("scores"),
+                     joined("geo_indices"), joined("geo_scores"), joined("has_place"),
+                     {key: np.concatenate(values) for key, values in kept.items()},
+                     joined("probabilities"))

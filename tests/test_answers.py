@@ -3,6 +3,8 @@ hand-made table: a 3-rank tree (species, genus, family) of six species, probabil
 hand and the expected answers worked out by hand in the comments. Then the same pipeline in a
 SavedModel and as a TFLite model with builtins only."""
 
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -532,3 +534,79 @@ def test_saved_model_and_tflite_answer_as_eager(tree, tmp_path):
           assert got[key].tolist() == value.numpy().tolist(), (key, row, has_place, allowed)
         else:
           np.testing.assert_allclose(got[key], value.numpy(), rtol=1e-5, atol=1e-6)
+
+
+# -- the answer flags of the commands, and inat-build --holdout_species (no TensorFlow work) ----
+
+
+def _answer_config(command, **overrides):
+  import dataclasses as dc
+  from inat_tf.commands import classify, eval as eval_command, predict as predict_command
+  config_class = {"eval": eval_command.EvalConfig, "predict": predict_command.PredictConfig,
+                  "classify": classify.ClassifyConfig}[command]
+  required = {f.name: "/tmp/x" for f in dc.fields(config_class) if f.default is dc.MISSING}
+  return config_class(**{**required, **overrides})
+
+
+@pytest.mark.parametrize("command", ["eval", "predict", "classify"])
+def test_answer_flags_are_refused_before_any_work(command, tmp_path):
+  from inat_tf import commands
+  from inat_tf.errors import UsageError
+  from inat_tf.geo import prior as prior_lib
+  assert commands.DEFAULT_LOCATION_FLOOR == prior_lib.DEFAULT_FLOOR
+  commands.check_answer_flags(_answer_config(command))  # the defaults pass
+  for overrides, message in (({"rollup_precision": 1.5}, "--rollup_precision=1.5"),
+                             ({"rollup_precision": 0.0}, "--rollup_precision=0.0"),
+                             ({"location_floor": -0.1}, "--location_floor=-0.1"),
+                             ({"captive": True}, "give --geo_dir"),
+                             ({"location_floor": 0.005}, "give --geo_dir"),
+                             ({"checklist": str(tmp_path / "none.txt")}, "no such file")):
+    with pytest.raises(UsageError, match=re.escape(message)):
+      commands.check_answer_flags(_answer_config(command, **overrides))
+  commands.check_answer_flags(_answer_config(command, captive=True, geo_dir="/g",
+                                             location_floor=0.005))
+
+
+def test_predict_refuses_answer_flags_with_a_saved_model():
+  from inat_tf.commands import predict as predict_command
+  from inat_tf.errors import UsageError
+  config = _answer_config("predict", output="/tmp/out.csv", saved_model="/tmp/e", taxon="Aves")
+  with pytest.raises(UsageError, match="serving_restricted"):
+    predict_command.check(config, None)
+
+
+def test_holdout_species_are_seeded_and_a_list_is_checked(tmp_path):
+  from tfrecord_builder import holdout
+  ids = [5, 3, 9, 1, 7, 11, 13, 2]
+  first = holdout.chosen_species(ids, 0.25, seed=0)
+  assert len(first) == 2 and set(first) <= set(ids)
+  assert first.tolist() == holdout.chosen_species(list(reversed(ids)), 0.25, seed=0).tolist()
+  assert len(holdout.chosen_species(ids, 0.01, seed=0)) == 1      # at least one
+  assert len(holdout.chosen_species(ids, 0.99, seed=0)) == 7      # never all
+  assert holdout.parse("0.2") == (0.2, None) and holdout.parse("ids.txt") == (None, "ids.txt")
+  with pytest.raises(holdout.HoldoutError, match="in \\(0, 1\\)"):
+    holdout.parse("1.5")
+  listed = tmp_path / "held.txt"
+  listed.write_text("3  # a comment\n\n9\n")
+  assert holdout.read_ids(str(listed), set(ids)).tolist() == [3, 9]
+  listed.write_text("3\n4\n")
+  with pytest.raises(holdout.HoldoutError, match="line 2: category id 4 is not"):
+    holdout.read_ids(str(listed), set(ids))
+  listed.write_text("three\n")
+  with pytest.raises(holdout.HoldoutError, match="line 1: 'three' is not a category id"):
+    holdout.read_ids(str(listed), set(ids))
+
+
+def test_calibrations_are_kept_per_rule_target_and_views(tree, tmp_path):
+  from inat_tf import answer_options
+  model_dir = str(tmp_path)
+  (tmp_path / "best.keras").write_bytes(b"weights")
+  rule = rollup.ThresholdRule((0.8, 0.5, 0.3)[:tree.num_ranks])
+  answer_options.store_rule(model_dir, "best", "precision", 0.95, 1, rule, {"split": "val"})
+  assert answer_options.load_rule(model_dir, "best", "precision", 0.95, 1) == rule
+  assert answer_options.load_rule(model_dir, "best", "precision", 0.9, 1) is None
+  assert answer_options.load_rule(model_dir, "best", "precision", 0.95, 2) is None
+  (tmp_path / "best.keras").write_bytes(b"retrained")
+  with pytest.raises(answer_options.RollupError, match="rerun inat-eval --rollup_rule precision"):
+    answer_options.load_rule(model_dir, "best", "precision", 0.95, 1)
+  assert answer_options.load_rule(model_dir, "best", "precision", 0.95, 1, stale_ok=True) is None

@@ -331,7 +331,8 @@ def test_eval_reports_side_by_side_and_images_without_a_place_keep_their_answer(
   stored = json.loads((tmp_path / "report.json").read_text())
   assert stored["top1"] == report_["top1"] and stored["image_only"] == report_["image_only"]
   predictions_csv = (tmp_path / "predictions.csv").read_text().splitlines()
-  assert predictions_csv[0] == "id,label_category_id,top5_category_ids,image_only_top5_category_ids"
+  assert predictions_csv[0] == ("id,label_category_id,top5_category_ids,"
+                                "image_only_top5_category_ids,taxon,taxon_rank,msp,energy")
   predictions = trained_model.predict(trained_model.load(str(trained_dir)), str(tiny_built_dir),
                                       "val", geo_prior=prior_lib.load(str(geo_dir)))
   missing = ~predictions.has_place

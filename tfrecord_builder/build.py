@@ -46,6 +46,7 @@ from tfrecord_builder import image_check
 from tfrecord_builder import layout
 from tfrecord_builder import lock as lock_lib
 from tfrecord_builder import manifest as manifest_lib
+from tfrecord_builder import holdout as holdout_lib
 from tfrecord_builder import minival as minival_lib
 from tfrecord_builder import overlap as overlap_lib
 from tfrecord_builder import plan as plan_lib
@@ -194,6 +195,8 @@ class _Build:
     self.catalog = annotations.load_catalog(
         self.inputs, train_json, self.edition,
         layout.categories_file(config.raw_dir, self.edition))
+    # Held-out species first: their train images must not end up in a minival either.
+    self.holdout = holdout_lib.apply(self.catalog, config)
     self.label_map = self.catalog.label_map
     self.minival = minival_lib.apply(self.catalog, self.inputs, config)
     if (config.minival_fraction or config.minival_ids) and not self.minival:
@@ -228,6 +231,8 @@ class _Build:
              "num_shards": {split: plan.num_shards for split, plan in self.plans.items()}}
     if self.minival:  # absent when this run builds no train split: the earlier one's stays
       state["minival"] = self.minival
+    if self.holdout:
+      state["holdout_species"] = self.holdout
     return state
 
   def _owned(self):
@@ -582,7 +587,7 @@ def build(config, log=print):
     with lock_lib.BuildLock(config.data_dir, config.task_name):
       return job.run()
   except (FileNotFoundError, annotations.AnnotationError, manifest_lib.StateMismatch,
-          lock_lib.Locked, minival_lib.MinivalError) as e:
+          lock_lib.Locked, minival_lib.MinivalError, holdout_lib.HoldoutError) as e:
     raise BuildError(str(e)) from None
   except OSError as e:
     if e.errno == errno.ENOSPC:

@@ -74,6 +74,12 @@ def check_and_update_state(data_dir, state, overwrite):
     differences = [f"{key}: {previous[key]} then, {state.get(key)} now"
                    for key in ("seed", "examples_per_shard", "edition", "minival")
                    if key in previous and key in state and previous[key] != state[key]]
+    # Held-out species decide which train images exist: a run that builds train must hold out
+    # the same ones as the build it resumes (none included).
+    if "train" in state.get("num_shards", {}) and (previous.get("holdout_species") !=
+                                                   state.get("holdout_species")):
+      differences.append(f"holdout_species: {previous.get('holdout_species')} then, "
+                         f"{state.get('holdout_species')} now")
     for group in ("inputs", "num_shards"):
       for name in set(previous[group]) & set(state[group]):
         if previous[group][name] != state[group][name]:
@@ -291,6 +297,7 @@ def finalize(data_dir, label_map, state, annotation_problems, log, *, facts=None
       "num_classes": label_map.num_classes,
       "edition": state.get("edition", ""),
       "minival": state.get("minival"),
+      "holdout_species": state.get("holdout_species"),
       "rejected": problems,
       "repaired": repairs,
   }

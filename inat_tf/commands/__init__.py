@@ -37,6 +37,61 @@ def which_field():
                            "final.", choices=choices.SAVED_MODELS)
 
 
+# --location_floor's default: inat_tf.geo.prior.DEFAULT_FLOOR, repeated here because that module
+# imports TensorFlow (tests/test_answers.py checks the two agree).
+DEFAULT_LOCATION_FLOOR = 0.02
+
+
+def taxon_field():
+  return flag_config.field("", "Answer only with species under this taxon, any rank (e.g. Aves, "
+                           "genus:Corvus, 'Sulidae > Morus'); probabilities renormalised over "
+                           "them.")
+
+
+def checklist_field():
+  return flag_config.field("", "Answer only with the species of this file of category ids (one "
+                           "a line, '#' comments); with --taxon: the species in both.")
+
+
+def rollup_rule_field(default):
+  return flag_config.field(default, "How an answer rises above the species when the model is "
+                           "unsure: argmax (always the top species), inat (iNaturalist's "
+                           "published rule), precision (per-rank thresholds calibrated to "
+                           "--rollup_precision on held-out images), risk (conditional risk over "
+                           "the tree, calibrated the same way).", choices=choices.ROLLUP_RULES)
+
+
+def rollup_precision_field():
+  return flag_config.field(0.95, "Target precision at the returned rank of the calibrated rules "
+                           "(precision, risk).")
+
+
+def location_floor_field():
+  return flag_config.field(DEFAULT_LOCATION_FLOOR, "Location prior floor: the image "
+                           "probabilities are multiplied by max(prior, floor) (0: the plain "
+                           "product; iNaturalist uses 0.005).")
+
+
+def captive_field():
+  return flag_config.field(False, "Captive or cultivated (zoo, garden): do not use the location "
+                           "prior for these photos (image-only answers).")
+
+
+def check_answer_flags(c):
+  """UsageError for answer-pipeline flags that cannot work (before TensorFlow)."""
+  if not 0 < c.rollup_precision <= 1:
+    raise UsageError(f"--rollup_precision={c.rollup_precision}: must be in (0, 1], e.g. 0.95")
+  if not 0 <= c.location_floor < 1:
+    raise UsageError(f"--location_floor={c.location_floor}: must be in [0, 1) (0: the plain "
+                     f"product)")
+  if c.checklist and not os.path.isfile(c.checklist) and "://" not in c.checklist:
+    raise UsageError(f"--checklist={c.checklist}: no such file (expected category ids, one a "
+                     f"line)")
+  if (c.location_floor != DEFAULT_LOCATION_FLOOR or c.captive) and not c.geo_dir:
+    raise UsageError("--location_floor and --captive change how a location prior is used: give "
+                     "--geo_dir (inat-train-geo) too")
+
+
 def at_least_one(value, flag):
   """UsageError unless value >= 1 (--top_k, --batch_size)."""
   if value < 1:

@@ -43,6 +43,10 @@ class BuildConfig:
                                   "manifest.json).")
   minival_ids: str = _flag("", "Or: a file of image ids (one per line, or a JSON list) forming "
                            "the 'minival' split, e.g. the 9,697-image iNat2017 minival list.")
+  holdout_species: str = _flag("", "Hold out whole species for open-set evaluation: a fraction "
+                               "in (0, 1) of the species (seeded by --seed) or a file of "
+                               "category ids; their train images are left out, their val and "
+                               "test images kept (recorded in manifest.json).")
 
   def validate(self):
     problems = []
@@ -60,6 +64,13 @@ class BuildConfig:
       problems.append(f"minival_fraction={self.minival_fraction}: must be in [0, 1)")
     if self.minival_fraction and self.minival_ids:
       problems.append("give --minival_fraction or --minival_ids, not both")
+    try:
+      fraction = float(self.holdout_species) if self.holdout_species else None
+    except ValueError:
+      fraction = None  # a file of category ids, read by the builder
+    if fraction is not None and not 0 < fraction < 1:
+      problems.append(f"holdout_species={self.holdout_species}: a fraction must be in (0, 1), "
+                      f"or give a file of category ids")
     if problems:
       raise errors.BuildError("Invalid flags: " + "; ".join(problems))
 

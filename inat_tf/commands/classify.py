@@ -21,14 +21,22 @@ class ClassifyConfig:
   top_k: int = flag_config.field(5, "Species per photo.")
   output_csv: str = flag_config.field("", "Also write the table as CSV here.")
   output_json: str = flag_config.field("", "Also write the results as JSON here.")
+  taxon: str = commands.taxon_field()
+  checklist: str = commands.checklist_field()
+  rollup_rule: str = commands.rollup_rule_field("inat")
+  rollup_precision: float = commands.rollup_precision_field()
+  location_floor: float = commands.location_floor_field()
+  captive: bool = commands.captive_field()
 
 
 def run(argv=None):
   """Console entry point `inat-classify`."""
   flag_config.run_command("inat-classify", ClassifyConfig, "inat_tf.classify:main", argv=argv,
                           positional=True, check=check,
+                          # ValueError: an unknown --taxon or checklist id, a missing or stale
+                          # roll-up calibration (one line each)
                           errors=(errors.ClassifyError, FileNotFoundError, errors.GeoError,
-                                  errors.LongTailError))
+                                  errors.LongTailError, ValueError))
 
 
 def check(c, _, paths):
@@ -38,6 +46,7 @@ def check(c, _, paths):
   commands.at_least_one(c.top_k, "top_k")
   output_paths.file(c.output_csv, "output_csv")
   output_paths.file(c.output_json, "output_json")
+  commands.check_answer_flags(c)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,12 @@ class EvalConfig:
   batch_size: int = flag_config.field(64, "Images per batch.")
   geo_dir: str = flag_config.field("", "A location prior (inat-train-geo): report the scores "
                                    "with and without it, side by side.")
+  taxon: str = commands.taxon_field()
+  checklist: str = commands.checklist_field()
+  rollup_rule: str = commands.rollup_rule_field("argmax")
+  rollup_precision: float = commands.rollup_precision_field()
+  location_floor: float = commands.location_floor_field()
+  captive: bool = commands.captive_field()
 
 
 def run(argv=None):
@@ -37,6 +43,7 @@ def check(c, _):
   commands.labelled(c.split, "split", "score", "; a Kaggle submission of the test split is "
                     "inat-predict --split test")
   commands.at_least_one(c.batch_size, "batch_size")
+  commands.check_answer_flags(c)
   if c.output_dir:
     output_paths.folder(c.output_dir, "output_dir")
   else:  # MODEL_DIR/eval-SPLIT, made once the model is found there

@@ -19,6 +19,9 @@ class ExportConfig:
   tflite: bool = flag_config.field(True, "Also write TFLite models.")
   geo_dir: str = flag_config.field("", "A location prior (inat-train-geo): adds the signature "
                                    "serving_with_place and model_with_place.tflite.")
+  rollup_rule: str = commands.rollup_rule_field("inat")
+  rollup_precision: float = commands.rollup_precision_field()
+  location_floor: float = commands.location_floor_field()
   bundle: bool = flag_config.field(
       False, "Also write EXPORT_DIR/bundle/, one folder a phone app ships: the vision TFLite "
       "models, the location model (with --geo_dir), taxonomy, labels, preprocessing facts and a "
@@ -36,6 +39,10 @@ def check(c, _):
   """What inat-export refuses before any work."""
   commands.at_least_one(c.top_k, "top_k")
   output_paths.folder(c.export_dir, "export_dir")
+  if not 0 < c.rollup_precision <= 1:
+    raise errors.UsageError(f"--rollup_precision={c.rollup_precision}: must be in (0, 1]")
+  if not 0 <= c.location_floor < 1:
+    raise errors.UsageError(f"--location_floor={c.location_floor}: must be in [0, 1)")
   if c.bundle and not c.tflite:
     raise errors.UsageError("--bundle ships the TFLite models: drop --notflite")
 

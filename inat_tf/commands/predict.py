@@ -22,11 +22,17 @@ class PredictConfig:
   batch_size: int = flag_config.field(64, "Images per batch.")
   geo_dir: str = flag_config.field("", "A location prior (inat-train-geo): --output gets the "
                                    "predictions with it, OUTPUT.image_only.csv those without.")
+  taxon: str = commands.taxon_field()
+  checklist: str = commands.checklist_field()
+  rollup_rule: str = commands.rollup_rule_field("argmax")
+  rollup_precision: float = commands.rollup_precision_field()
+  location_floor: float = commands.location_floor_field()
+  captive: bool = commands.captive_field()
 
 
 def run(argv=None):
   """Console entry point `inat-predict`."""
-  # ValueError: long_tail's.
+  # ValueError: long_tail's, the taxonomy's, the restriction's and the roll-up calibration's.
   flag_config.run_command("inat-predict", PredictConfig, "inat_tf.predict:main", argv=argv,
                           errors=(errors.PredictError, FileNotFoundError, ValueError,
                                   errors.GeoError), check=check)
@@ -36,6 +42,11 @@ def check(c, _):
   """What inat-predict refuses before any work: an --output it could not write at the end."""
   commands.at_least_one(c.batch_size, "batch_size")
   output_paths.file(c.output, "output")
+  commands.check_answer_flags(c)
+  if c.saved_model and (c.taxon or c.checklist or c.rollup_rule != "argmax"):
+    raise errors.UsageError("--taxon, --checklist and --rollup_rule go with --model_dir: a "
+                            "SavedModel's answers are fixed at export (restrict per request "
+                            "with its serving_restricted signature)")
 
 
 if __name__ == "__main__":

@@ -292,6 +292,80 @@ def location_prior(report, photos=None):
                       "two columns are equal by construction.")
 
 
+# -- answers beyond the species ------------------------------------------------------------------
+
+
+def answers_beyond_species(report, photos=None):
+  """Each roll-up rule's answers: precision at the returned rank, species coverage, mistake
+  severity; the precision-coverage curves; open-set AUROC and unseen species' placement
+  (report["answers"], inat_tf.answer_report)."""
+  del photos
+  found = report.get("answers")
+  if not found or not found.get("rules"):
+    return None
+  unseen = found.get("unseen_images", 0) > 0
+  rows = []
+  for rule in found["rules"]:
+    row = {"rule": rule["title"], "setting": rule["setting"], "precision": rule["precision"],
+           "answered": rule["answered"], "species_coverage": rule["species_coverage"],
+           "species_precision": rule["species_precision"], "mistakes": rule["mistakes"],
+           "mistake_severity": rule["mistake_severity"],
+           "severity_per_image": rule["severity_per_image"]}
+    if unseen:
+      row["unseen_placed"] = rule["unseen"]["placed"]
+    rows.append(row)
+  columns = (Column("rule", "Rule"), Column("setting", "Setting"),
+             Column("precision", "Precision at the returned rank", "percent"),
+             Column("answered", "Answered", "percent"),
+             Column("species_coverage", "Species coverage", "percent"),
+             Column("species_precision", "Precision of species answers", "percent"),
+             Column("mistakes", "Mistakes", "int"),
+             Column("mistake_severity", "Mistake severity (mean LCA height)", "float2"),
+             Column("severity_per_image", "LCA height per image", "float3"))
+  if unseen:
+    columns += (Column("unseen_placed", "Unseen species placed at genus/family", "percent"),)
+  content = [Text(f"Scored on {found['images']:,} images of species the model was trained on: "
+                  f"{found['scored']}. Precision: the answered taxon contains the true "
+                  f"species. Calibrated rules meet {_percent(found['target_precision'])} at each "
+                  f"rank on {found['held_out']['images']:,} held-out images ("
+                  f"{found['held_out']['split']}, {found['held_out']['part']})."),
+             Table(columns, tuple(rows))]
+  curves = found.get("curves", [])
+  series = []
+  for name in ("inat", "risk", "precision"):
+    points = [c for c in curves if c["rule"] == name and c["precision"] is not None]
+    if points:
+      title = next((r["title"] for r in found["rules"] if r["rule"] == name), name)
+      series.append(Series(title, tuple(100 * c["species_coverage"] for c in points),
+                           tuple(100 * c["precision"] for c in points), style="line"))
+  used = [r for r in found["rules"] if r["precision"] is not None]
+  series.append(Series("each rule as used (the table above)",
+                       tuple(100 * r["species_coverage"] for r in used),
+                       tuple(100 * r["precision"] for r in used), style="points",
+                       labels=tuple(r["rule"] for r in used)))
+  curve_table = Table((Column("rule", "Rule"), Column("knob", "Knob", "float3"),
+                       Column("precision", "Precision", "percent"),
+                       Column("species_coverage", "Species coverage", "percent"),
+                       Column("answered", "Answered", "percent")), tuple(curves), text_rows=0)
+  content.append(Plot(
+      title=f"{_title_subject(report)}: precision at the returned rank against species coverage",
+      x_label="Species coverage: images answered at species rank (%)",
+      y_label="Precision at the returned rank (%)", series=tuple(series),
+      reference_lines=(ReferenceLine(f"target {_percent(found['target_precision'])}",
+                                     100 * found["target_precision"]),),
+      table=curve_table, x_range=PERCENT_AXIS, file_name="answers_precision_coverage.png"))
+  open_set = found.get("open_set")
+  if open_set:
+    content.append(Text(
+        f"Open set: {found['unseen_images']:,} images of {found['holdout_species']} species "
+        f"held out of training (inat-build --holdout_species). AUROC of seen against unseen: "
+        f"MSP {open_set['msp']:.3f}, energy {open_set['energy']:.3f} (0.5 = chance)."))
+  return Section("answers", "roll-up", "Answers beyond the species", tuple(content),
+                 note="Rules: argmax, iNaturalist's published roll-up (inatVisionAPI "
+                      "lib/inat_inferrer.py), ours (per-rank thresholds), conditional risk over "
+                      "the tree (Karthik et al. 2021); severity as Bertinetto et al. 2020.")
+
+
 # -- per species -------------------------------------------------------------------------------
 
 
@@ -315,7 +389,8 @@ def species_table(report, photos=None):
 
 # The evaluation report, in page order inside each group (blocks.GROUPS orders the groups).
 EVAL_SECTIONS = (overview, location_prior, shots, supercategories, ranks,
-                 accuracy_vs_train_images, calibration, confusions, mistakes, species_table)
+                 accuracy_vs_train_images, answers_beyond_species, calibration, confusions,
+                 mistakes, species_table)
 
 
 def eval_sections(report, photos=None, extra=()):
