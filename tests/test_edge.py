@@ -208,3 +208,42 @@ def test_a_model_dir_from_before_head_rank_resumes_as_a_full_head():
   assert run_record.differences(recorded, {**recorded, "head_rank": 0}) == []
   assert run_record.differences(recorded, {**recorded, "head_rank": 8}) == [
       "--head_rank: 0 in the model dir, 8 now"]
+
+
+@pytest.mark.slow  # reads the tiny data dir (no model)
+def test_int8_check_images_are_held_out_val_else_minival_never_train(tiny_built_dir, tmp_path):
+  """inat-export's int8 check runs on a seeded uniform sample of val (else minival), never on
+  train, where the calibration images come from; a data dir with neither is said, not guessed."""
+  from inat_tf import preprocessing  # pylint: disable=g-import-not-at-top
+  from inat_tf import records  # pylint: disable=g-import-not-at-top
+  from inat_tf import schema  # pylint: disable=g-import-not-at-top
+  data = str(tiny_built_dir)
+
+  def every(split):
+    return {preprocessing.eval_image(e[schema.ENCODED], 32).numpy().tobytes(): int(e[schema.LABEL])
+            for e in records.examples(data, split, [schema.ENCODED, schema.LABEL])}
+  val, train = every("val"), every("train")
+  crop = preprocessing.EVAL_CROP_FRACTION
+  split, images, labels = int8_check.held_out_images(data, 32, crop, 30)
+  assert split == "val" and images.shape == (30, 32, 32, 3) and images.dtype == np.float32
+  pairs = [(image.tobytes(), label) for image, label in zip(images, labels)]
+  assert all(val.get(key) == label for key, label in pairs)  # val images, with their labels
+  assert not any(key in train for key, _ in pairs)
+  assert len(set(key for key, _ in pairs)) == 30  # no image twice
+  again = int8_check.held_out_images(data, 32, crop, 30)[1]
+  assert again.tobytes() == images.tobytes()  # seeded: the same images at every export
+  assert len(int8_check.held_out_images(data, 32, crop, 500)[1]) == len(val)  # all, if fewer
+  # Without val: minival (carved out of train by inat-build --minival_fraction).
+  copy = tmp_path / "data"
+  copy.mkdir()
+  manifest = json.loads((tiny_built_dir / "manifest.json").read_text())
+  manifest["splits"] = {"train": manifest["splits"]["train"], "minival": manifest["splits"]["val"]}
+  (copy / "manifest.json").write_text(json.dumps(manifest))
+  for path in records.shard_files(data, "train") + records.shard_files(data, "val"):
+    name = os.path.basename(path).replace("val-", "minival-")
+    os.symlink(path, copy / name)
+  split, images, _ = int8_check.held_out_images(str(copy), 32, crop, 30)
+  assert split == "minival" and all(image.tobytes() in val for image in images)
+  for path in copy.glob("minival-*"):
+    path.unlink()
+  assert int8_check.held_out_images(str(copy), 32, crop) == (None, None, None)
