@@ -175,6 +175,7 @@ def main():
   parser.add_argument("--output_json", default="")
   args = parser.parse_args()
   import models
+  from inat_tf import int8_check
   data_dir = _sample(args.work_dir, args.num_species, args.max_train_per_species,
                      args.val_per_species)
   manifest = json.load(open(os.path.join(data_dir, "manifest.json")))
@@ -205,17 +206,16 @@ def main():
         probabilities, latency = _run_tflite(path, images)
         top1_class, top1, top5 = _top(probabilities, labels)
         if reference is None:
-          # Images the float model is sure of (top-1 probability >= 0.5): a disagreement there
-          # is a real change of answer, not a near-tie flipped by rounding.
-          confident = probabilities.max(axis=1) >= 0.5
-          reference = dict(top1_class=top1_class, top1=top1, latency=latency,
-                           confident=confident)
+          reference = dict(probabilities=probabilities, top1=top1, latency=latency)
           check = f" (Keras {100 * (keras_top1 == labels).mean():.1f} %)"
         else:
           check = ""
-        agreement = (top1_class == reference["top1_class"]).mean()
-        sure = reference["confident"]
-        agreement_sure = (top1_class[sure] == reference["top1_class"][sure]).mean()
+        # inat-export's own measure (inat_tf.int8_check), on every val image here. "Where
+        # sure": the images whose float top-1 probability is >= 0.5, where a disagreement is a
+        # real change of answer, not a near-tie flipped by rounding.
+        measured = int8_check.agreement(reference["probabilities"], probabilities)
+        agreement, agreement_sure = measured["agreement"], measured["agreement_where_sure"]
+        sure = reference["probabilities"].max(axis=1) >= int8_check.SURE
         row = dict(network=name, image_size=size, head_rank=rank, model=label,
                    val_images=len(labels), top1=top1, top5=top5,
                    agreement=agreement, agreement_confident=agreement_sure,
@@ -225,7 +225,9 @@ def main():
         rows.append(row)
         print(f"| {name} | {size} | {head} | {label} | {100 * top1:.1f} %{check} | "
               f"{100 * top5:.1f} % | {100 * (top1 - reference['top1']):+.1f} | "
-              f"{100 * agreement:.1f} % | {100 * agreement_sure:.1f} % of {sure.sum()} | "
+              f"{100 * agreement:.1f} % | "
+              f"{f'{100 * agreement_sure:.1f} %' if agreement_sure is not None else '-'} of "
+              f"{sure.sum()} | "
               f"{row['bytes'] / 1e6:.2f} MB | "
               f"{1e3 * latency[0]:.2f} ({1e3 * latency[1]:.2f}) ms | "
               f"{latency[0] / reference['latency'][0]:.2f} "

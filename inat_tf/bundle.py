@@ -11,8 +11,10 @@
                                 (log sigmoid of the prior's logits) and available bool [1]
     labels.txt                  line i: class i's name (the TFLite label-file convention)
     taxonomy.json               per class: index, category id, name, common name, lineage
-    bundle.json                 the files, their inputs and outputs, the preprocessing facts
-                                (size, crop, resize, input range), the combination rule
+    bundle.json                 the files, their inputs and outputs, each int8 model's measured
+                                top-1 agreement with the float one (inat-export's check,
+                                inat_tf.int8_check), the preprocessing facts (size, crop,
+                                resize, input range), the combination rule
     README.md                   for app developers: which model to ship, preprocessing, and a
                                 20-line example running both models and combining them
 
@@ -32,6 +34,7 @@ import os
 import tensorflow as tf
 
 from inat_tf import export as export_lib
+from inat_tf import int8_check
 from inat_tf import label_map as label_map_lib
 from inat_tf import taxonomy as taxonomy_lib
 from inat_tf.geo import encoding as geo_encoding
@@ -111,10 +114,30 @@ def _preprocessing(info):
   }
 
 
-def _vision_entry(name, use, content_path, info):
+def _agreement(exported, info):
+  """What inat-export measured of an int8 model against float (inat_tf.int8_check): {"split",
+  "images", "agreement", "agreement_where_sure", "top1", "top1_float", "meets_goal"}; None for
+  the float model; {"measured": False, "why": ...} when it was not measured."""
+  if exported == export_lib.TFLITE_FLOAT:
+    return None
+  check = info.get("int8_check")
+  if not check or check.get("split") is None:
+    why = check["reason"] if check else "exported before inat-export measured it: export again"
+    return {"measured": False, "why": why}
+  measured = check["models"][exported]
+  return {"measured": True, "split": check["split"], "images": check["images"],
+          **{key: measured.get(key) for key in ("agreement", "agreement_where_sure", "top1",
+                                                 "top1_float")},
+          "meets_goal": not int8_check.below_bounds(measured),
+          "goal": {"agreement": int8_check.AGREEMENT_BOUND,
+                   "top1_drop_points": 100 * int8_check.TOP1_DROP_BOUND}}
+
+
+def _vision_entry(name, use, content_path, info, exported):
   size, classes = info["image_size"], info["num_classes"]
   integer = name == VISION_FILES[export_lib.TFLITE_FULL_INTEGER][0]
   return {"file": name, "use": use, "bytes": tf.io.gfile.stat(content_path).length,
+          "agreement_with_float": _agreement(exported, info),
           "input": {"name": "images", "shape": [1, size, size, 3],
                     "dtype": "uint8" if integer else "float32",
                     "quantization": {"scale": 1.0, "zero_point": 0} if integer else None},
@@ -146,7 +169,7 @@ def write(export_dir):
     if exported in info["files"]:
       files[name] = os.path.join(target, name)
       tf.io.gfile.copy(info["files"][exported], files[name])
-      vision.append(_vision_entry(name, use, files[name], info))
+      vision.append(_vision_entry(name, use, files[name], info, exported))
   label_map = label_map_lib.LabelMap.load(info["model_dir"])
   location = None
   if info.get("geo_dir"):
@@ -224,13 +247,35 @@ def identify(image, latitude=np.nan, longitude=np.nan, date=(0, 0, 0), k=5):
 '''
 
 
+def _agreement_cell(measured):
+  """The README's agreement column: e.g. "93.0 % of 200 val images (top-1 61.0 %, float
+  59.5 %)"."""
+  if measured is None:
+    return "(the reference)"
+  if not measured["measured"]:
+    return f"not measured: {measured['why']}"
+  top1 = (f" (top-1 {100 * measured['top1']:.1f} %, float {100 * measured['top1_float']:.1f} %)"
+          if measured["top1"] is not None else "")
+  return f"{100 * measured['agreement']:.1f} % of {measured['images']} {measured['split']} " \
+         f"images{top1}"
+
+
 def readme(manifest):
   """README.md of a bundle, for app developers."""
   pre = manifest["preprocessing"]
   crop = pre["crop"]
   rows = "\n".join(f"| `{v['file']}` | {v['input']['dtype']} {v['input']['shape']} | "
                    f"{v['output']['dtype']} {v['output']['shape']} | {v['bytes'] / 1e6:.2f} MB | "
-                   f"{v['use']} |" for v in manifest["vision_models"])
+                   f"{_agreement_cell(v['agreement_with_float'])} | {v['use']} |"
+                   for v in manifest["vision_models"])
+  short = [v["file"] for v in manifest["vision_models"]
+           if v["agreement_with_float"] and not v["agreement_with_float"].get("meets_goal")]
+  caution = (f"\n**Measure before shipping {', '.join(f'`{f}`' for f in short)}**: "
+             f"{'they miss' if len(short) > 1 else 'it misses'} the goal of "
+             f">= {100 * int8_check.AGREEMENT_BOUND:.0f} % top-1 agreement with the float model "
+             f"and <= {100 * int8_check.TOP1_DROP_BOUND:.0f} point of top-1 lost (or was not "
+             f"measured): where answers must be the server's, ship `vision_float.tflite`.\n"
+             if short else "")
   location = manifest["location_model"]
   if location is None:
     where = ("This bundle has **no location model** (the export had no `--geo_dir`): use the "
@@ -251,10 +296,10 @@ photo, and from where and when it was taken.
 
 ## Vision models: ship one
 
-| file | input | output | size | for |
-|---|---|---|---|---|
+| file | input | output | size | top-1 agreement with float | for |
+|---|---|---|---|---|---|
 {rows}
-
+{caution}
 Outputs are probabilities over the {manifest['num_classes']} classes, in the order of
 `labels.txt` (line i = class i) and `taxonomy.json` (`classes[i]`: category id, name, common
 name, lineage from super-category to species). The full-integer model's output is the

@@ -68,6 +68,9 @@ NOISE = re.compile(
     r"|To enable the following instructions: .* rebuild TensorFlow with"
     # The TFLite quantizer's settings, printed (not logged) by every int8 conversion.
     r"|fully_quantize: \d+, inference_type: "
+    # The TFLite runtime's own bare INFO line when an interpreter starts (inat-export's int8
+    # check runs the models it wrote).
+    r"|INFO: Created TensorFlow Lite \w+ delegate for CPU\.$"
     # libjpeg's warnings and errors, printed bare by TensorFlow's and Pillow's decoders (message
     # texts of libjpeg-turbo's jerror.h); the file they concern is named by our own line.
     r"|Corrupt JPEG data: |Premature end of JPEG|Unsupported marker type 0x"

@@ -60,11 +60,16 @@ E/model_with_place.tflite   (with --geo_dir) inputs image as model.tflite, latit
 E/labels.txt          class index -> category id and name, for the TFLite models.
 E/export_info.json    image size, model, head rank, top-k, files, the roll-up rule, the location
                       floor, the long-tail adjustment and the images it was chosen on
-                      (inat-predict warns when predicting those).
+                      (inat-predict warns when predicting those), and int8_check: the int8 and
+                      full-integer models' top-1 agreement with model.tflite (and top-1 of both)
+                      on up to 200 held-out images of --data_dir (val, else minival;
+                      inat_tf.int8_check).
 E/bundle/             (with --bundle) the phone bundle: vision and location TFLite models,
                       taxonomy, labels, preprocessing facts, a README for app developers
                       (inat_tf/bundle.py).
-inat-export prints each file it wrote with its size.
+inat-export prints each file it wrote with its size, then the int8 models' agreement with float,
+with a warning when an int8 model misses issue 29's bounds (>= 97 % agreement, <= 1 point top-1
+lost).
 
 Each item of a batch has its own status: an item that cannot be decoded (corrupt, empty, not an
 image) gets valid = false, category id -1, name "" and score 0, and the other items of the
@@ -83,6 +88,8 @@ import tensorflow as tf
 from tensorflow.python.framework import convert_to_constants  # pylint: disable=g-direct-tensorflow-import
 
 from inat_tf import cli
+from inat_tf import int8_check
+from inat_tf import label_map as label_map_lib
 from inat_tf import preprocessing
 from inat_tf import progress
 from inat_tf import records
@@ -439,6 +446,9 @@ TFLITE_FULL_INTEGER = "model_full_integer.tflite"  # uint8 pixels -> uint8 proba
 TFLITE_WITH_PLACE = "model_with_place.tflite"
 TFLITE_ANSWERS = "model_answers.tflite"  # float image, allowed mask -> the pipeline's answer
 TAXONOMY = "taxonomy.json"  # the tree model_answers.tflite's taxon and rank indices refer to
+# What inat-export's warning advises when an int8 model misses int8_check's bounds.
+INT8_ADVICE = (f"ship {TFLITE_FLOAT} (float) where answers must be the SavedModel's, or "
+               f"measure this model on your own images first")
 CALIBRATION_IMAGES = 100  # TensorFlow's post-training quantization guide: "100-500 samples"
 
 
@@ -552,6 +562,19 @@ def export_tflite(module, export_dir, data_dir, calibration_count=CALIBRATION_IM
   return paths
 
 
+def check_int8(files, data_dir, trained, model_dir):
+  """int8_check.check of the int8 models among `files` against model.tflite, on held-out
+  images of data_dir; their labels count only where data_dir's classes are the model's."""
+  try:
+    label_map_lib.check_same(data_dir, model_dir)
+    labels_usable = True
+  except (label_map_lib.LabelMapMismatch, FileNotFoundError):
+    labels_usable = False  # agreement needs no labels
+  quantized = {name: files[name] for name in (TFLITE_INT8, TFLITE_FULL_INTEGER) if name in files}
+  return int8_check.check(quantized, files[TFLITE_FLOAT], data_dir, trained.image_size,
+                          trained.eval_crop_fraction, labels_usable)
+
+
 def export(model_dir, export_dir, *, data_dir="", which="best", top_k=5, tflite=True,
            geo_dir="", options=None):
   """Writes the SavedModel (and TFLite models); returns export_info.
@@ -576,8 +599,11 @@ def export(model_dir, export_dir, *, data_dir="", which="best", top_k=5, tflite=
   tf.io.gfile.makedirs(export_dir)
   files = {"saved_model": export_saved_model(module, export_dir,
                                             _sample_jpeg(data_dir, trained.image_size))}
+  int8 = None
   if tflite:
     files.update(export_tflite(module, export_dir, data_dir))
+    if data_dir:
+      int8 = check_int8(files, data_dir, trained, model_dir)
   label_map = trained.label_map
   run_common.write_text(os.path.join(export_dir, TAXONOMY),
                         json.dumps(module.taxonomy.to_json(), indent=1))
@@ -597,7 +623,9 @@ def export(model_dir, export_dir, *, data_dir="", which="best", top_k=5, tflite=
           # inside the exported graphs too (trained_model.load applied it): serving = inat-eval
           "long_tail_adjustment": trained.adjustment.describe() if trained.adjustment else None,
           # which images chose it: inat-predict warns when predicting that split (predict.py)
-          "long_tail_tuned_on": trained.adjustment.tuned_on if trained.adjustment else None}
+          "long_tail_tuned_on": trained.adjustment.tuned_on if trained.adjustment else None,
+          # int8 and full-integer against float TFLite on held-out images (inat_tf.int8_check)
+          "int8_check": int8}
   run_common.write_text(os.path.join(export_dir, "export_info.json"), json.dumps(info, indent=1))
   return info
 
@@ -629,6 +657,11 @@ def main(c, _):
   info = export(c.model_dir, c.export_dir, data_dir=c.data_dir, which=c.which, top_k=c.top_k,
                 tflite=c.tflite, geo_dir=c.geo_dir, options=answer_options.Options.from_config(c))
   print(f"inat-export: wrote to {c.export_dir}:\n{describe_files(info['files'])}", flush=True)
+  if info["int8_check"] is not None:
+    for line in int8_check.describe(info["int8_check"], TFLITE_FLOAT):
+      cli.say(line)
+    for line in int8_check.problems(info["int8_check"], TFLITE_FLOAT, INT8_ADVICE):
+      cli.warn(line)
   if c.bundle:
     from inat_tf import bundle  # pylint: disable=g-import-not-at-top
     files = bundle.write(c.export_dir)

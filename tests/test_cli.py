@@ -221,6 +221,15 @@ def test_a_command_run_by_hand_prints_only_its_own_lines(
     assert "iNat2017 download in" in log[0]
   if name in ("predict", "classify"):
     assert list((tmp_path / "new").iterdir())  # the output's new folder was made, and written
+  if name == "export":  # the int8 models' agreement with float, said (and warned if short)
+    check = json.loads((tmp_path / "export" / "export_info.json").read_text())["int8_check"]
+    for model, measured in check["models"].items():
+      said = (f"inat-export: {model}: same top-1 as model.tflite on "
+              f"{100 * measured['agreement']:.1f} % of {check['images']} val images")
+      assert said in result.stderr, result.stderr
+      warned = f"inat-export: warning: {model} " in result.stderr
+      assert warned == (measured["agreement"] < 0.97 or measured["top1_change_points"] < -1), \
+          result.stderr
 
 
 # -- issue 25 item 7: refused before the work -------------------------------------------------------

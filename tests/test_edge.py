@@ -12,6 +12,7 @@ import tensorflow as tf
 
 import models
 from inat_tf import export
+from inat_tf import int8_check
 from inat_tf import long_tail
 from inat_tf import trained_model
 from models import heads
@@ -44,6 +45,47 @@ def test_factorised_head_parameters_at_ten_thousand_classes(name, feature_dim):
   assert ratio >= 4 if feature_dim >= 2048 else 3.5 < ratio < 4, ratio
   outputs = factorised(tf.zeros([1, size, size, 3]))
   assert outputs.shape == (1, NUM_CLASSES) and outputs.dtype == tf.float32
+
+
+def test_int8_agreement_on_hand_made_outputs():
+  """inat-export's int8 check (int8_check.agreement, below_bounds, problems) on outputs whose
+  answers are known: 10 images, 3 classes, labels 0, 1, 2, 0, ..."""
+  labels = np.arange(10) % 3
+  float_top1 = np.array([0, 1, 2, 0, 1, 2, 0, 1, 1, 1])  # right on the first 8
+  reference = np.full([10, 3], 0.1)
+  reference[np.arange(10), float_top1] = 0.8
+  reference[:2] = [[0.4, 0.35, 0.25], [0.3, 0.45, 0.25]]  # not sure on images 0 and 1
+  int8 = reference.copy()
+  int8[0] = [0.3, 0.4, 0.3]  # a near-tie flipped: 0 -> 1 (a wrong answer)
+  int8[8] = [0.1, 0.2, 0.7]  # 1 -> 2 (a right one)
+  result = int8_check.agreement(reference, int8, labels)
+  assert result == {"images": 10, "agreement": 0.8, "agreement_where_sure": 7 / 8,
+                    "sure_images": 8, "top1_float": 0.8, "top1": 0.8, "top1_change_points": 0.0}
+  assert int8_check.agreement(reference, reference)["agreement"] == 1.0
+  assert "top1" not in int8_check.agreement(reference, int8)  # no labels, no top-1
+  # uint8 outputs of a full-integer model: the argmax is all that counts; ties go to the lower
+  # class index on both sides.
+  assert int8_check.agreement(np.uint8([[7, 7, 1]]), np.uint8([[7, 7, 7]]))["agreement"] == 1.0
+  assert int8_check.below_bounds(result)  # 80 % < 97 %
+  close = int8_check.agreement(reference, reference, labels)
+  assert not int8_check.below_bounds(close)
+  assert int8_check.below_bounds({**close, "top1": close["top1_float"] - 0.011})  # -1.1 points
+  assert not int8_check.below_bounds({**close, "top1": close["top1_float"] - 0.01})
+  check = {"split": "val", "images": 10, "models": {"m8.tflite": result, "ok.tflite": close}}
+  (line,) = int8_check.problems(check, "f.tflite", "ship f.tflite")
+  assert line == ("m8.tflite gives f.tflite's top-1 on only 80.0 % of 10 val images (goal >= "
+                  "97 %): ship f.tflite")
+  assert int8_check.describe(check, "f.tflite")[0] == (
+      "m8.tflite: same top-1 as f.tflite on 80.0 % of 10 val images (87.5 % of the 8 where "
+      "float's top-1 probability is >= 0.5); top-1 80.0 % against float's 80.0 % (+0.0 points)")
+  nothing = {"split": None, "reason": "D has no val or minival images"}
+  assert int8_check.problems(nothing, "f.tflite", "") == []
+  assert int8_check.describe(nothing, "f.tflite") == [
+      "int8 not checked against float: D has no val or minival images"]
+  with pytest.raises(ValueError, match="same shape"):
+    int8_check.agreement(reference, int8[:, :2])
+  with pytest.raises(ValueError, match="expected 10 labels"):
+    int8_check.agreement(reference, int8, labels[:3])
 
 
 def test_head_rank_is_checked():
@@ -166,3 +208,42 @@ def test_a_model_dir_from_before_head_rank_resumes_as_a_full_head():
   assert run_record.differences(recorded, {**recorded, "head_rank": 0}) == []
   assert run_record.differences(recorded, {**recorded, "head_rank": 8}) == [
       "--head_rank: 0 in the model dir, 8 now"]
+
+
+@pytest.mark.slow  # reads the tiny data dir (no model)
+def test_int8_check_images_are_held_out_val_else_minival_never_train(tiny_built_dir, tmp_path):
+  """inat-export's int8 check runs on a seeded uniform sample of val (else minival), never on
+  train, where the calibration images come from; a data dir with neither is said, not guessed."""
+  from inat_tf import preprocessing  # pylint: disable=g-import-not-at-top
+  from inat_tf import records  # pylint: disable=g-import-not-at-top
+  from inat_tf import schema  # pylint: disable=g-import-not-at-top
+  data = str(tiny_built_dir)
+
+  def every(split):
+    return {preprocessing.eval_image(e[schema.ENCODED], 32).numpy().tobytes(): int(e[schema.LABEL])
+            for e in records.examples(data, split, [schema.ENCODED, schema.LABEL])}
+  val, train = every("val"), every("train")
+  crop = preprocessing.EVAL_CROP_FRACTION
+  split, images, labels = int8_check.held_out_images(data, 32, crop, 30)
+  assert split == "val" and images.shape == (30, 32, 32, 3) and images.dtype == np.float32
+  pairs = [(image.tobytes(), label) for image, label in zip(images, labels)]
+  assert all(val.get(key) == label for key, label in pairs)  # val images, with their labels
+  assert not any(key in train for key, _ in pairs)
+  assert len(set(key for key, _ in pairs)) == 30  # no image twice
+  again = int8_check.held_out_images(data, 32, crop, 30)[1]
+  assert again.tobytes() == images.tobytes()  # seeded: the same images at every export
+  assert len(int8_check.held_out_images(data, 32, crop, 500)[1]) == len(val)  # all, if fewer
+  # Without val: minival (carved out of train by inat-build --minival_fraction).
+  copy = tmp_path / "data"
+  copy.mkdir()
+  manifest = json.loads((tiny_built_dir / "manifest.json").read_text())
+  manifest["splits"] = {"train": manifest["splits"]["train"], "minival": manifest["splits"]["val"]}
+  (copy / "manifest.json").write_text(json.dumps(manifest))
+  for path in records.shard_files(data, "train") + records.shard_files(data, "val"):
+    name = os.path.basename(path).replace("val-", "minival-")
+    os.symlink(path, copy / name)
+  split, images, _ = int8_check.held_out_images(str(copy), 32, crop, 30)
+  assert split == "minival" and all(image.tobytes() in val for image in images)
+  for path in copy.glob("minival-*"):
+    path.unlink()
+  assert int8_check.held_out_images(str(copy), 32, crop) == (None, None, None)

@@ -320,8 +320,9 @@ def _tflite_top1(path, images):
 def test_tflite_float_agrees_with_keras_on_val(export_dir, tiny_built_dir, model_dir):
   trained = trained_model.load(str(model_dir))
   from inat_tf import preprocessing
-  images = [preprocessing.eval_image(e[schema.ENCODED], trained.image_size).numpy()
-            for e in records.examples(str(tiny_built_dir), "val", [schema.ENCODED])]
+  val = list(records.examples(str(tiny_built_dir), "val", [schema.ENCODED, schema.LABEL]))
+  images = [preprocessing.eval_image(e[schema.ENCODED], trained.image_size,
+                                     trained.eval_crop_fraction).numpy() for e in val]
   keras_top1 = np.array([int(np.argmax(trained.model(trained.normalize(image[np.newaxis]))))
                          for image in images])
   float_top1 = _tflite_top1(str(export_dir / "model.tflite"), images)
@@ -337,5 +338,16 @@ def test_tflite_float_agrees_with_keras_on_val(export_dir, tiny_built_dir, model
   agreement = np.mean(int8_top1 == float_top1)
   print(f"int8 top-1 agreement with float: {agreement:.3f} on {len(images)} val images")
   assert agreement >= 0.8, agreement
+  # inat-export's own check (inat_tf.int8_check) measured the same thing on the same images
+  # (val has fewer than its 200, so its sample is all of val), and the labels' top-1 of both.
+  check = json.loads((export_dir / "export_info.json").read_text())["int8_check"]
+  assert (check["split"], check["images"], check["labels"]) == ("val", len(images), True)
+  assert sorted(check["models"]) == ["model_full_integer.tflite", "model_int8.tflite"]
+  measured = check["models"]["model_int8.tflite"]
+  labels = np.array([int(e[schema.LABEL]) for e in val])
+  assert measured["agreement"] == pytest.approx(agreement)
+  assert measured["top1_float"] == pytest.approx(np.mean(float_top1 == labels))
+  assert measured["top1"] == pytest.approx(np.mean(int8_top1 == labels))
+  assert 0.0 <= check["models"]["model_full_integer.tflite"]["agreement"] <= 1.0
   labels = (export_dir / "labels.txt").read_text().splitlines()
   assert len(labels) == trained.label_map.num_classes

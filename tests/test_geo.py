@@ -478,6 +478,22 @@ def test_the_phone_bundle_run_by_an_app_gives_the_saved_models_answers(geo_expor
   assert taxonomy[0]["lineage"][0]["rank"] == "supercategory"
   assert taxonomy[0]["lineage"][-1] == {"rank": "species", "name": taxonomy[0]["name"]}
   assert manifest["location_model"]["use_date"] is not None
+  # Each int8 model carries what inat-export measured of it against float (int8_check).
+  check = json.loads((geo_export_dir / "export_info.json").read_text())["int8_check"]
+  entries = {v["file"]: v["agreement_with_float"] for v in manifest["vision_models"]}
+  assert entries["vision_float.tflite"] is None
+  readme = (target / "README.md").read_text()
+  for vision, exported in (("vision_int8.tflite", "model_int8.tflite"),
+                           ("vision_full_integer.tflite", "model_full_integer.tflite")):
+    measured = check["models"][exported]
+    assert entries[vision]["measured"] and entries[vision]["split"] == "val"
+    assert entries[vision]["agreement"] == measured["agreement"]
+    assert entries[vision]["meets_goal"] == (measured["agreement"] >= 0.97 and
+                                             measured["top1_change_points"] >= -1)
+    assert (f"| `{vision}` |" in readme and f"{100 * measured['agreement']:.1f} % of "
+            f"{check['images']} val images" in readme)
+    assert (f"`{vision}`" in readme.split("**Measure before shipping")[-1].split("\n")[0]) == (
+        not entries[vision]["meets_goal"])
   # What the server answers: serving_with_place's top-1 per val image.
   served = tf.saved_model.load(str(geo_export_dir / "saved_model" / "1")).signatures[
       "serving_with_place"]

@@ -13,7 +13,9 @@ class ExportConfig:
   """inat-export's flags."""
   model_dir: str = flag_config.field(help="Model dir written by inat-train.")
   export_dir: str = flag_config.field(help="Where to write (any gfile path).")
-  data_dir: str = flag_config.field("", "Data dir: int8 calibration images and the warm-up image.")
+  data_dir: str = flag_config.field(
+      "", "Data dir: int8 calibration images (train), the int8 models' check against float "
+      "(up to 200 val images, else minival; inat_tf/int8_check.py) and the warm-up image.")
   which: str = commands.which_field()
   top_k: int = flag_config.field(5, "Categories returned per image.")
   tflite: bool = flag_config.field(True, "Also write TFLite models.")
