@@ -118,7 +118,7 @@ def _views(trained, flip, multi_crop):
   return crop + (f", averaged with {' and '.join(more)}" if more else "")
 
 
-def settings(trained, flip, multi_crop, geo_dir, options=None, restriction_words="",
+def settings(trained, flip, multi_crop, geo_dir, *, options=None, restriction_words="",
              answers_data=None):
   """What produced the answers, in words (the page's and report.json's "settings")."""
   options = options or answer_options.Options(rule="argmax")
@@ -294,8 +294,9 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir="", which="best", f
       model=trained.model_name, model_dir=model_dir, which=which, data_dir=data_dir, split=split,
       edition=label_map.edition,
       date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-      settings=settings(trained, flip, multi_crop, geo_dir, options, restriction_words,
-                        answers_data), flip=flip, multi_crop=multi_crop,
+      settings=settings(trained, flip, multi_crop, geo_dir, options=options,
+                        restriction_words=restriction_words, answers_data=answers_data),
+      flip=flip, multi_crop=multi_crop,
       long_tail_adjustment=dataclasses.asdict(trained.adjustment) if trained.adjustment else None,
       scored_part=("report half (the adjustment was tuned on the other)"
                    if keep is not None else "all")

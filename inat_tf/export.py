@@ -311,7 +311,7 @@ def _add_place_functions(module, geo_prior, size, image_logits, answer, request_
                  tf.TensorSpec([None], tf.float32, name="longitude"),
                  tf.TensorSpec([None], tf.string, name="date")]
 
-  def with_place(image_bytes, latitude, longitude, date, allowed=None, opt_out=None):
+  def with_place(image_bytes, latitude, longitude, date, *, allowed=None, opt_out=None):
     indices, images = _decode_valid(image_bytes, size, module.eval_crop_fraction)
     places = tf.gather(geo_encoding.place(latitude, longitude, geo_encoding.date_fraction(date)),
                        indices)
@@ -332,14 +332,14 @@ def _add_place_functions(module, geo_prior, size, image_logits, answer, request_
   def from_bytes_and_place_restricted(image_bytes, latitude, longitude, date,
                                       allowed_category_ids, allowed_taxa):
     return with_place(image_bytes, latitude, longitude, date,
-                      request_mask(allowed_category_ids, allowed_taxa))
+                      allowed=request_mask(allowed_category_ids, allowed_taxa))
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")]
                + place_specs + [tf.TensorSpec([module.taxonomy.num_classes], tf.bool,
                                               name="allowed"),
                                 tf.TensorSpec([None], tf.bool, name="opt_out")])
   def from_bytes_and_place_masked(image_bytes, latitude, longitude, date, allowed, opt_out):
-    return with_place(image_bytes, latitude, longitude, date, allowed, opt_out)
+    return with_place(image_bytes, latitude, longitude, date, allowed=allowed, opt_out=opt_out)
 
   @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32),
                                 tf.TensorSpec([1], tf.float32), tf.TensorSpec([1], tf.float32),
@@ -572,7 +572,7 @@ def check_int8(files, data_dir, trained, model_dir):
     labels_usable = False  # agreement needs no labels
   quantized = {name: files[name] for name in (TFLITE_INT8, TFLITE_FULL_INTEGER) if name in files}
   return int8_check.check(quantized, files[TFLITE_FLOAT], data_dir, trained.image_size,
-                          trained.eval_crop_fraction, labels_usable)
+                          trained.eval_crop_fraction, labels_usable=labels_usable)
 
 
 def export(model_dir, export_dir, *, data_dir="", which="best", top_k=5, tflite=True,

@@ -70,7 +70,7 @@ def below_bounds(result):
   return result["agreement"] < AGREEMENT_BOUND or _top1_drop(result) > TOP1_DROP_BOUND + 1e-9
 
 
-def held_out_images(data_dir, image_size, crop_fraction, count=CHECK_IMAGES, seed=0):
+def held_out_images(data_dir, image_size, crop_fraction, *, count=CHECK_IMAGES, seed=0):
   """(split, images [n, size, size, 3] float32 in [0, 255] as inat-eval sees them, labels [n]
   int64, -1 where unlabelled): a seeded uniform sample of `count` images of the first of
   HELD_OUT_SPLITS the data dir has; (None, None, None) when it has neither.
@@ -132,7 +132,7 @@ def tflite_outputs(path, images):
   return np.array(outputs)
 
 
-def check(paths, float_path, data_dir, image_size, crop_fraction, labels_usable=True,
+def check(paths, float_path, data_dir, image_size, crop_fraction, *, labels_usable=True,
           count=CHECK_IMAGES):
   """The int8 models of `paths` ({file name: path}) against the float TFLite model at
   float_path, on held_out_images of data_dir. labels_usable: the data dir's labels are class
@@ -142,7 +142,7 @@ def check(paths, float_path, data_dir, image_size, crop_fraction, labels_usable=
   {file name: agreement(...)}}, or {"split": None, "reason": ...} when the data dir has no
   held-out images.
   """
-  split, images, labels = held_out_images(data_dir, image_size, crop_fraction, count)
+  split, images, labels = held_out_images(data_dir, image_size, crop_fraction, count=count)
   if split is None:
     return {"split": None, "reason": f"{data_dir} has no {' or '.join(HELD_OUT_SPLITS)} images"}
   if not labels_usable or (labels < 0).any():

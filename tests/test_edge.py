@@ -224,15 +224,15 @@ def test_int8_check_images_are_held_out_val_else_minival_never_train(tiny_built_
             for e in records.examples(data, split, [schema.ENCODED, schema.LABEL])}
   val, train = every("val"), every("train")
   crop = preprocessing.EVAL_CROP_FRACTION
-  split, images, labels = int8_check.held_out_images(data, 32, crop, 30)
+  split, images, labels = int8_check.held_out_images(data, 32, crop, count=30)
   assert split == "val" and images.shape == (30, 32, 32, 3) and images.dtype == np.float32
   pairs = [(image.tobytes(), label) for image, label in zip(images, labels)]
   assert all(val.get(key) == label for key, label in pairs)  # val images, with their labels
   assert not any(key in train for key, _ in pairs)
   assert len(set(key for key, _ in pairs)) == 30  # no image twice
-  again = int8_check.held_out_images(data, 32, crop, 30)[1]
+  again = int8_check.held_out_images(data, 32, crop, count=30)[1]
   assert again.tobytes() == images.tobytes()  # seeded: the same images at every export
-  assert len(int8_check.held_out_images(data, 32, crop, 500)[1]) == len(val)  # all, if fewer
+  assert len(int8_check.held_out_images(data, 32, crop, count=500)[1]) == len(val)  # all if fewer
   # Without val: minival (carved out of train by inat-build --minival_fraction).
   copy = tmp_path / "data"
   copy.mkdir()
@@ -242,7 +242,7 @@ def test_int8_check_images_are_held_out_val_else_minival_never_train(tiny_built_
   for path in records.shard_files(data, "train") + records.shard_files(data, "val"):
     name = os.path.basename(path).replace("val-", "minival-")
     os.symlink(path, copy / name)
-  split, images, _ = int8_check.held_out_images(str(copy), 32, crop, 30)
+  split, images, _ = int8_check.held_out_images(str(copy), 32, crop, count=30)
   assert split == "minival" and all(image.tobytes() in val for image in images)
   for path in copy.glob("minival-*"):
     path.unlink()
