@@ -9,6 +9,13 @@
                                 longitude [1] float32 degrees (NaN = unknown), date [1, 3] int32
                                 year, month, day (0 = unknown) -> log_prior float32 [1, C]
                                 (log sigmoid of the prior's logits) and available bool [1]
+    answers.tflite              the answer beyond the species on the phone: float32 image as
+                                vision_float's and allowed [C] bool (a checklist; all true for
+                                none) -> taxon (node index into answer_taxonomy.json), rank,
+                                score, species, msp, energy, top_classes, top_scores, ...: the
+                                SavedModel's roll-up rule (export_info.json's rollup_rule)
+    answer_taxonomy.json        the nodes answers.tflite's taxon and rank indices refer to
+                                (inat_tf.taxonomy.Taxonomy.to_json)
     labels.txt                  line i: class i's name (the TFLite label-file convention)
     taxonomy.json               per class: index, category id, name, common name, lineage
     bundle.json                 the files, their inputs and outputs, each int8 model's measured
@@ -49,6 +56,7 @@ VISION_FILES = {  # inat-export's file -> the bundle's name, what it is for
         "vision_full_integer.tflite", "NPUs and Edge TPU-class accelerators (integer only)"),
 }
 LOCATION_FILE = "location.tflite"
+ANSWER_FILE, ANSWER_TAXONOMY = "answers.tflite", "answer_taxonomy.json"
 
 
 class BundleError(ValueError):
@@ -170,6 +178,23 @@ def write(export_dir):
       files[name] = os.path.join(target, name)
       tf.io.gfile.copy(info["files"][exported], files[name])
       vision.append(_vision_entry(name, use, files[name], info, exported))
+  answer = None
+  if export_lib.TFLITE_ANSWERS in info["files"]:  # exports before the answer pipeline lack it
+    for name, source in ((ANSWER_FILE, info["files"][export_lib.TFLITE_ANSWERS]),
+                         (ANSWER_TAXONOMY, os.path.join(export_dir, export_lib.TAXONOMY))):
+      files[name] = os.path.join(target, name)
+      tf.io.gfile.copy(source, files[name])
+    answer = {"file": ANSWER_FILE, "taxonomy": ANSWER_TAXONOMY,
+              "rollup_rule": info.get("rollup_rule"),
+              "inputs": {"images": "as vision_float.tflite's",
+                         "allowed": f"bool [{info['num_classes']}]: the species the answer may "
+                                    f"be (a checklist, a taxon); all true restricts nothing"},
+              "outputs": {"taxon": "int32: node index into answer_taxonomy.json's node_names "
+                                   "(-1: no answer)",
+                          "rank": "int32: index into its ranks (species first)",
+                          "score": "float32: the answered taxon's probability",
+                          "msp, energy": "open-set scores: low MSP / high energy = perhaps a "
+                                         "species the model does not know"}}
   label_map = label_map_lib.LabelMap.load(info["model_dir"])
   location = None
   if info.get("geo_dir"):
@@ -196,7 +221,7 @@ def write(export_dir):
   manifest = {
       "format": FORMAT, "model": info["model"], "num_classes": info["num_classes"],
       "edition": label_map.edition, "head_rank": info.get("head_rank", 0),
-      "vision_models": vision, "location_model": location,
+      "vision_models": vision, "location_model": location, "answer_model": answer,
       "preprocessing": _preprocessing(info),
       "combination": COMBINATION,
       "long_tail_adjustment": info.get("long_tail_adjustment"),
@@ -260,6 +285,21 @@ def _agreement_cell(measured):
          f"images{top1}"
 
 
+def answers_text(answer):
+  """The README's paragraph on answers.tflite (None: the bundle has none)."""
+  if answer is None:
+    return ("This bundle has no answer model (exported before inat-export wrote "
+            "model_answers.tflite): export again for roll-up on the phone.")
+  return (f"`{answer['file']}` answers the way the server's SavedModel does: the image "
+          f"(preprocessed as below) and an `allowed` mask over the classes (all true, or the species of a "
+          f"checklist) give `taxon`, an index into `{answer['taxonomy']}`'s `node_names` "
+          f"(`node_ranks` says its rank: a genus or family where the model is not sure of the "
+          f"species; -1 is no answer), its `score`, and the open-set scores `msp` and `energy`. "
+          f"The roll-up rule is the export's: `{json.dumps(answer['rollup_rule'])}`. It gives no "
+          f"location boost; with a place, combine `vision_*` and `location.tflite` as below and "
+          f"roll up on the result.")
+
+
 def readme(manifest):
   """README.md of a bundle, for app developers."""
   pre = manifest["preprocessing"]
@@ -315,6 +355,10 @@ probability times 256 as uint8 (scale 1/256): divide by 256.
    centres (`tf.image.resize`; Android's `Bitmap.createScaledBitmap(..., true)` is close).
 4. Feed the pixel values as they are, [0, 255]: float32 for the float and int8 models, uint8
    (rounded) for the full-integer one. Do not normalise: each model does it inside.
+
+## Answers beyond the species
+
+{answers_text(manifest["answer_model"])}
 
 ## Location
 

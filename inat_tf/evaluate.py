@@ -220,8 +220,11 @@ def _answers_section(trained, predictions, options, *, data_dir, split, model_di
   else:
     held_out = answer_options.held_out_predictions(trained, data_dir, flip=flip,
                                                    multi_crop=multi_crop)
-  rules = {}
+  rules, not_calibrated = {}, []
   for name in answer_report.RULE_ORDER:
+    if name != options.rule and name in answer_report.CALIBRATED and not len(held_out[1]):
+      not_calibrated.append(name)  # compared only where it can be chosen; asked for, refused
+      continue
     rules[name] = answer_options.rule_for(
         dataclasses.replace(options, rule=name), tree, model_dir=model_dir, which=which,
         views=answer_options.views_of(flip, multi_crop), held_out=lambda: held_out,
@@ -241,7 +244,7 @@ def _answers_section(trained, predictions, options, *, data_dir, split, model_di
       open_scores={k: predictions.answers[k][scored] for k in ("msp", "energy")},
       held_out=held_out[:2], target=options.precision)
   section.update(scored=scored_words, held_out=held_out[2], chosen_rule=options.rule,
-                 holdout_species=len(holdout))
+                 holdout_species=len(holdout), not_calibrated=not_calibrated)
   nodes = rollup.roll_up_numpy(predictions.probabilities, tree, chosen)["node"]
   return section, nodes
 

@@ -6,7 +6,7 @@
 
 Post-training int8 quantisation can cost anything from nothing to most of a model's accuracy
 (TensorFlow's published losses run from 0.8 points top-1 for Inception V3 to 5-8 for MobileNet
-V1/V2 on ImageNet; one broken kernel took our ResNet-50 from 89 % to 32 %, notes/edge.md), and
+V1/V2 on ImageNet; one broken kernel took our ResNet-50 from 89 % to 32 %, benchmarks/RESULTS.md), and
 it depends on the trained weights, not only on the network: the only way to know is to run both
 models on images. The check runs the float TFLite model and each int8 one on CHECK_IMAGES
 held-out images of the data dir (val, else minival; never train, where the calibration images

@@ -31,6 +31,16 @@ def tflite_probabilities(model_path, images):
   return np.array(outputs)
 
 
+def float_tflite(trained, path):
+  """Writes inat-export's model.tflite of a TrainedModel to `path` and returns it: the float
+  conversion alone, for tests about the network, where export_tflite's answer, int8 and
+  full-integer conversions (each a full network's) would only add time."""
+  from inat_tf import export  # pylint: disable=g-import-not-at-top
+  with open(path, "wb") as f:
+    f.write(export.tflite_bytes(export.serving_module(trained, top_k=5).probabilities))
+  return path
+
+
 def console_script(name):
   """Path of an installed console script of this package, in the running interpreter's venv."""
   path = os.path.join(os.path.dirname(sys.executable), name)

@@ -22,6 +22,7 @@ from inat_tf import evaluate
 from inat_tf import export
 from inat_tf import label_map as label_map_lib
 from inat_tf import predict
+from inat_tf import preprocessing
 from inat_tf import records
 from inat_tf import sample_download
 from inat_tf import schema
@@ -471,8 +472,23 @@ def test_the_phone_bundle_run_by_an_app_gives_the_saved_models_answers(geo_expor
   target = geo_export_dir / bundle.BUNDLE_DIR
   manifest = json.loads((target / "bundle.json").read_text())
   assert sorted(p.name for p in target.iterdir()) == sorted([
-      "README.md", "bundle.json", "labels.txt", "location.tflite", "taxonomy.json",
-      "vision_float.tflite", "vision_full_integer.tflite", "vision_int8.tflite"])
+      "README.md", "answer_taxonomy.json", "answers.tflite", "bundle.json", "labels.txt",
+      "location.tflite", "taxonomy.json", "vision_float.tflite", "vision_full_integer.tflite",
+      "vision_int8.tflite"])
+  # The answer model: the server's roll-up on the phone (node names as serving's taxon_name).
+  assert manifest["answer_model"]["rollup_rule"] == json.loads(
+      (geo_export_dir / "export_info.json").read_text())["rollup_rule"]
+  nodes = json.loads((target / "answer_taxonomy.json").read_text())["node_names"]
+  runner = tf.lite.Interpreter(model_path=str(target / "answers.tflite")).get_signature_runner()
+  size = manifest["preprocessing"]["image_size"]
+  crop = manifest["preprocessing"]["crop"]["fraction_of_short_side"]
+  encoded = [e[schema.ENCODED] for e in records.examples(
+      str(tiny_built_dir), "val", [schema.ENCODED]).take(8)]
+  on_phone = [runner(images=preprocessing.eval_image(e, size, crop).numpy()[np.newaxis],
+                     allowed=np.ones(manifest["num_classes"], bool))["taxon"][0] for e in encoded]
+  served = tf.saved_model.load(str(geo_export_dir / "saved_model" / "1")).signatures[
+      "serving_default"](image_bytes=tf.stack(encoded))["taxon_name"].numpy()
+  assert [nodes[t] if t >= 0 else "" for t in on_phone] == [n.decode() for n in served]
   taxonomy = json.loads((target / "taxonomy.json").read_text())["classes"]
   assert [c["name"] for c in taxonomy] == (target / "labels.txt").read_text().splitlines()
   assert taxonomy[0]["lineage"][0]["rank"] == "supercategory"

@@ -18,7 +18,6 @@ import pytest
 import tensorflow as tf
 
 import models
-from inat_tf import export
 from inat_tf import label_map as label_map_lib
 from inat_tf import trained_model
 from models import heads
@@ -250,10 +249,10 @@ def test_modern_backbone_is_keras_applications_network(name, round_trip_and_tfli
       (1,) * NUM_CLASSES)
   trained = trained_model.TrainedModel(model=loaded, model_name=name, image_size=size,
                                        label_map=label_map)
-  paths = export.export_tflite(export.serving_module(trained, top_k=5), str(tmp_path), "")
   view = pixels[:1]
   probabilities = tf.nn.softmax(loaded(trained.normalize(view), training=False)).numpy()
-  lite = helpers.tflite_probabilities(paths["model.tflite"], view)
+  lite = helpers.tflite_probabilities(helpers.float_tflite(trained, tmp_path / "model.tflite"),
+                                      view)
   np.testing.assert_allclose(lite, probabilities, atol=1e-4)
 
 
