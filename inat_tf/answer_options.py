@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from inat_tf import choices
+from inat_tf import label_map as label_map_lib
 from inat_tf import long_tail
 from inat_tf import records
 from inat_tf import restriction as restriction_lib
@@ -120,21 +121,24 @@ def calibrate(rule_name, target, probabilities, labels, taxonomy):
   raise ValueError(f"roll-up rule {rule_name!r} is not calibrated")
 
 
-def load_rule(model_dir, which, rule_name, target, views, *, stale_ok=False):
+def load_rule(model_dir, which, rule_name, target, views, *, stale_ok=False,
+              held_out_wanted=None):
   """The stored calibrated rule, or None when none is stored for (rule, target, views) (or, with
-  stale_ok, when the stored one is stale). Raises RollupError when the file was made for other
-  weights (stale) or is unreadable."""
+  stale_ok, when the stored one is stale; or, with held_out_wanted, a {key: value} subset of
+  from_predictions' description, when it was calibrated on other held-out images). Raises
+  RollupError when the file was made for other weights (stale) or is unreadable."""
   path = calibration_path(model_dir, which)
   if not tf.io.gfile.exists(path):
     return None
   try:
     document = run_common.read_json(path)
     entry = document.get("rules", {}).get(_key(rule_name, target, views))
-  except (ValueError, AttributeError) as e:
-    raise RollupError(f"{path}: not a roll-up calibration written by inat-eval ({e}); delete "
+    if entry is None:
+      return None
+    rule, held_out = rollup.rule_from_json(entry["rule"]), entry.get("held_out") or {}
+  except (ValueError, AttributeError, KeyError, TypeError) as e:
+    raise RollupError(f"{path}: not a roll-up calibration written by inat-eval ({e!r}); delete "
                       f"it") from None
-  if entry is None:
-    return None
   if document.get("model_sha256") != model_digest(model_dir, which):
     if stale_ok:
       return None
@@ -142,7 +146,9 @@ def load_rule(model_dir, which, rule_name, target, views, *, stale_ok=False):
         f"{path} was calibrated for other {which}.keras weights or another long-tail adjustment "
         f"(the model changed since): delete it and rerun inat-eval --rollup_rule {rule_name} "
         f"to recalibrate")
-  return rollup.rule_from_json(entry["rule"])
+  if held_out_wanted and any(held_out.get(k) != v for k, v in held_out_wanted.items()):
+    return None  # calibrated on other images than those inat-eval now keeps out of its scores
+  return rule
 
 
 def store_rule(model_dir, which, rule_name, target, views, rule, held_out):
@@ -168,12 +174,13 @@ def held_out_mask(source, labels, image_ids):
 
 
 def rule_for(options, taxonomy, *, model_dir="", which="best", views=1, held_out=None,
-             recalibrate_stale=False):
+             recalibrate_stale=False, held_out_wanted=None):
   """The rollup rule object for options.rule. Calibrated rules: the stored one, else one
   calibrated now from held_out (a function () -> (probabilities, labels, held-out description),
   or None: then RollupError says how to calibrate), then stored. A stale stored one raises
   RollupError, unless recalibrate_stale (inat-eval, the command that calibrates: it replaces
-  the file)."""
+  the file). held_out_wanted: the held-out images a stored rule must have been calibrated on
+  (inat-eval: its data dir's, which it leaves out of its scores), else it is recalibrated."""
   if options.rule == "argmax":
     return rollup.ArgmaxRule()
   if options.rule == "inat":
@@ -182,7 +189,8 @@ def rule_for(options, taxonomy, *, model_dir="", which="best", views=1, held_out
     raise ValueError(f"--rollup_rule {options.rule}: expected one of "
                      f"{', '.join(choices.ROLLUP_RULES)}")
   rule = load_rule(model_dir, which, options.rule, options.precision, views,
-                   stale_ok=recalibrate_stale and held_out is not None)
+                   stale_ok=recalibrate_stale and held_out is not None,
+                   held_out_wanted=held_out_wanted if held_out is not None else None)
   if rule is not None:
     return rule
   if held_out is None:
@@ -229,10 +237,18 @@ def held_out_predictions(trained, data_dir, *, flip=False, multi_crop=False,
                                       multi_crop=multi_crop,
                                       command=f"{command} (roll-up calibration on {source[0]})",
                                       keep_probabilities=True)
-  return from_predictions(source, predictions, unseen_classes(data_dir, trained.label_map))
+  return from_predictions(source, predictions, unseen_classes(data_dir, trained.label_map),
+                          data_dir=data_dir)
 
 
-def from_predictions(source, predictions, unseen_classes=None):
+def held_out_description(data_dir, source=None):
+  """What identifies the held-out images of a data dir (stored with each calibrated rule)."""
+  split, part = source or held_out_source(data_dir)
+  return {"split": split, "part": part, "seed": TUNE_SEED,
+          "data_dir": os.path.abspath(data_dir) if "://" not in data_dir else data_dir}
+
+
+def from_predictions(source, predictions, unseen_classes=None, *, data_dir=""):
   """held_out_predictions' triple from Predictions of the held-out split (with probabilities).
   unseen_classes: [C] bool, species held out of training (inat-build --holdout_species): their
   images never calibrate (they are the open-set test)."""
@@ -240,8 +256,7 @@ def from_predictions(source, predictions, unseen_classes=None):
       predictions.labels >= 0)
   if unseen_classes is not None:
     keep &= ~np.asarray(unseen_classes)[np.maximum(predictions.labels, 0)]
-  description = {"split": source[0], "part": source[1], "seed": TUNE_SEED,
-                 "images": int(keep.sum())}
+  description = {**held_out_description(data_dir, source), "images": int(keep.sum())}
   return predictions.probabilities[keep], predictions.labels[keep], description
 
 
@@ -250,7 +265,9 @@ def rule_for_model(options, trained, model_dir, which, *, data_dir="", flip=Fals
   """rule_for with the held-out images read from data_dir (when given) if no calibration is
   stored."""
   views = views_of(flip)
-  held_out = (lambda: held_out_predictions(trained, data_dir, flip=flip, command=command)) \
-      if data_dir else None
+
+  def held_out():
+    label_map_lib.check_same(data_dir, model_dir)  # its labels calibrate: they must be the model's
+    return held_out_predictions(trained, data_dir, flip=flip, command=command)
   return rule_for(options, taxonomy_of(trained), model_dir=model_dir, which=which, views=views,
-                  held_out=held_out)
+                  held_out=held_out if data_dir else None)

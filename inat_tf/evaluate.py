@@ -216,7 +216,8 @@ def _answers_section(trained, predictions, options, *, data_dir, split, model_di
   source = answer_options.held_out_source(data_dir)
   if source == ("val", "tune") and split == "val" and not restricted_or_located:
     held_out = answer_options.from_predictions(  # the same images, read once
-        source, predictions, answer_options.unseen_classes(data_dir, trained.label_map))
+        source, predictions, answer_options.unseen_classes(data_dir, trained.label_map),
+        data_dir=data_dir)
   else:
     held_out = answer_options.held_out_predictions(trained, data_dir, flip=flip,
                                                    multi_crop=multi_crop)
@@ -228,7 +229,8 @@ def _answers_section(trained, predictions, options, *, data_dir, split, model_di
     rules[name] = answer_options.rule_for(
         dataclasses.replace(options, rule=name), tree, model_dir=model_dir, which=which,
         views=answer_options.views_of(flip, multi_crop), held_out=lambda: held_out,
-        recalibrate_stale=True)
+        recalibrate_stale=True,
+        held_out_wanted=answer_options.held_out_description(data_dir, source))
   chosen = rules[options.rule]
   holdout = holdout_category_ids(data_dir)
   unseen = np.isin(np.asarray(trained.label_map.category_ids)[predictions.labels], holdout) \

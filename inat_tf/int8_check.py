@@ -2,7 +2,8 @@
 
   result = int8_check.check({"model_int8.tflite": path, ...}, float_path, data_dir, size,
                             crop_fraction, labels_usable=True)
-  int8_check.problems(result)  # one line per model below the bounds, saying what to do
+  int8_check.describe(result, "model.tflite")  # one line per model: what was measured
+  int8_check.problems(result, "model.tflite", advice)  # one line per model below the bounds
 
 Post-training int8 quantisation can cost anything from nothing to most of a model's accuracy
 (TensorFlow's published losses run from 0.8 points top-1 for Inception V3 to 5-8 for MobileNet

@@ -385,7 +385,10 @@ def predict_to_csv(data_dir, split, output, *, model_dir="", saved_model="", whi
     run_common.write_text(answers_path(output), answer_rows(
         predictions, answer_options.taxonomy_of(trained), label_map))
     log(f"inat-predict: answers (roll-up rule {options.rule}: taxon, rank, score, MSP, energy) "
-        f"in {answers_path(output)}")
+        f"in {answers_path(output)}" + (f"; the {len(filled):,} fallback rows have none"
+                                         if filled else ""))
+  elif tf.io.gfile.exists(answers_path(output)):  # an earlier run's: not this CSV's answers
+    tf.io.gfile.remove(answers_path(output))
   log(f"inat-predict: done: wrote {written:,} rows to {output} in "
       f"{progress.duration(time.monotonic() - start)}"
       + (f", {len(filled):,} of them the fallback (see above)" if filled else ""))

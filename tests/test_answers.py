@@ -3,6 +3,8 @@ hand-made table: a 3-rank tree (species, genus, family) of six species, probabil
 hand and the expected answers worked out by hand in the comments. Then the same pipeline in a
 SavedModel and as a TFLite model with builtins only."""
 
+import json
+import os
 import re
 
 import numpy as np
@@ -610,3 +612,30 @@ def test_calibrations_are_kept_per_rule_target_and_views(tree, tmp_path):
   with pytest.raises(answer_options.RollupError, match="rerun inat-eval --rollup_rule precision"):
     answer_options.load_rule(model_dir, "best", "precision", 0.95, 1)
   assert answer_options.load_rule(model_dir, "best", "precision", 0.95, 1, stale_ok=True) is None
+
+
+def test_a_calibration_made_on_other_held_out_images_is_not_reused_by_eval(tree, tmp_path):
+  """inat-eval leaves its held-out images out of its scores; a rule calibrated on another data
+  dir's (or on val's tune half before a minival existed) would be scored on its own calibration
+  images: it is recalibrated (load_rule gives None), never reused. A damaged entry is one line."""
+  from inat_tf import answer_options
+  model_dir, data_a, data_b = str(tmp_path), str(tmp_path / "a"), str(tmp_path / "b")
+  (tmp_path / "best.keras").write_bytes(b"weights")
+  rule = rollup.ThresholdRule((0.8, 0.5, 0.3)[:tree.num_ranks])
+  made_on = answer_options.held_out_description(data_a, ("val", "tune"))
+  answer_options.store_rule(model_dir, "best", "risk", 0.95, 1, rule, {**made_on, "images": 9})
+  assert made_on["data_dir"] == os.path.abspath(data_a)
+  same = answer_options.held_out_description(data_a, ("val", "tune"))
+  assert answer_options.load_rule(model_dir, "best", "risk", 0.95, 1, held_out_wanted=same) == rule
+  for other in (answer_options.held_out_description(data_b, ("val", "tune")),
+                answer_options.held_out_description(data_a, ("minival", "all"))):
+    assert answer_options.load_rule(model_dir, "best", "risk", 0.95, 1,
+                                    held_out_wanted=other) is None
+  assert answer_options.load_rule(model_dir, "best", "risk", 0.95, 1) == rule  # predict, classify
+  path = answer_options.calibration_path(model_dir, "best")
+  document = json.loads(open(path).read())
+  document["rules"][next(iter(document["rules"]))]["rule"] = {"name": "no such rule"}
+  with open(path, "w") as f:
+    json.dump(document, f)
+  with pytest.raises(answer_options.RollupError, match="not a roll-up calibration"):
+    answer_options.load_rule(model_dir, "best", "risk", 0.95, 1)

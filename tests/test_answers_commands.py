@@ -173,6 +173,15 @@ def test_holdout_species_build_and_eval_reports_answers_beyond_the_species(
     with pytest.raises(build.BuildError, match="holdout_species"):
       build.build(build.BuildConfig(raw_dir=raw_dir, data_dir=data_dir, examples_per_shard=32,
                                     holdout_species=other), log=lambda m: None)
+  # A later run that builds no train split rewrites label_map.json: the held-out species stay at
+  # train_count 0 there (they had their JSON counts back), and manifest.json still lists them.
+  status, summary = build.build(build.BuildConfig(raw_dir=raw_dir, data_dir=data_dir,
+                                                  examples_per_shard=32, splits=("test",)),
+                                log=lambda m: None)
+  assert status == 0, summary
+  label_map = label_map_lib.LabelMap.load(data_dir)
+  assert [label_map.train_counts[label_map.index_of(c)] for c in held] == [0] * len(held)
+  assert records.read_manifest(data_dir)["holdout_species"]["category_ids"] == held
 
   # inat-eval on it (the session's model saw every species, so the AUROC is not meaningful
   # here; the benchmark measures it): the headline on seen species, the answers per rule.

@@ -264,6 +264,8 @@ def _refusal_cases(blocked, tmp):
        "--tune_split=test: the test split has no labels"),
       ("classify", [model, str(tmp), "--top_k=0"], "--top_k=0: must be at least 1"),
       ("export", [model, f"--export_dir={tmp}/e", "--top_k=-3"], "--top_k=-3: must be at least 1"),
+      ("export", [model, f"--export_dir={tmp}/e", "--location_floor=0.1"],
+       "--location_floor sets how the location prior is combined: give --geo_dir"),
       ("eval", [data, model, "--batch_size=0"], "--batch_size=0: must be at least 1"),
       ("classify", [model], "name at least one PHOTO_OR_FOLDER"),
   ]

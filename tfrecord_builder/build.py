@@ -196,7 +196,8 @@ class _Build:
         self.inputs, train_json, self.edition,
         layout.categories_file(config.raw_dir, self.edition))
     # Held-out species first: their train images must not end up in a minival either.
-    self.holdout = holdout_lib.apply(self.catalog, config)
+    self.holdout = (holdout_lib.apply(self.catalog, config)
+                    or holdout_lib.from_earlier_build(self.catalog, config.data_dir))
     self.label_map = self.catalog.label_map
     self.minival = minival_lib.apply(self.catalog, self.inputs, config)
     if (config.minival_fraction or config.minival_ids) and not self.minival:

@@ -16,9 +16,13 @@ the counts, refuse such a build with their one-line message). manifest.json reco
 """
 
 import dataclasses
+import json
+import os
 
 import numpy as np
 import tensorflow as tf
+
+from inat_tf import records
 
 SEED_OFFSET = 4  # after plan.SPLIT_SEED_OFFSETS' 0-3
 
@@ -102,3 +106,22 @@ def apply(catalog, config):
   how = {"fraction": fraction, "seed": config.seed} if fraction is not None else {
       "ids_file": path}
   return {"category_ids": held.tolist(), **how, "train_images_left_out": int(out.sum())}
+
+
+def from_earlier_build(catalog, data_dir):
+  """For a run that builds no train split into a data dir built before: the earlier build's
+  held-out species (its _build/state.json), their train_count set to 0 in catalog.label_map, so
+  the label_map.json this run rewrites still says what the train shards hold (a later
+  `--splits test` would otherwise give them their JSON counts back, and the long-tail refusal
+  and the fallback species would no longer know). Returns the record ({} when none)."""
+  path = os.path.join(data_dir, records.BUILD_DIR, "state.json")
+  if "train" in catalog.tables or not tf.io.gfile.exists(path):
+    return {}
+  with tf.io.gfile.GFile(path) as f:
+    record = json.load(f).get("holdout_species") or {}
+  held = set(record.get("category_ids", []))
+  if held:
+    label_map = catalog.label_map
+    catalog.label_map = dataclasses.replace(label_map, train_counts=tuple(
+        0 if c in held else n for c, n in zip(label_map.category_ids, label_map.train_counts)))
+  return record

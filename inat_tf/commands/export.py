@@ -40,13 +40,16 @@ def run(argv=None):
 def check(c, _):
   """What inat-export refuses before any work."""
   commands.at_least_one(c.top_k, "top_k")
-  output_paths.folder(c.export_dir, "export_dir")
   if not 0 < c.rollup_precision <= 1:
     raise errors.UsageError(f"--rollup_precision={c.rollup_precision}: must be in (0, 1]")
   if not 0 <= c.location_floor < 1:
     raise errors.UsageError(f"--location_floor={c.location_floor}: must be in [0, 1)")
+  if c.location_floor != commands.DEFAULT_LOCATION_FLOOR and not c.geo_dir:
+    raise errors.UsageError("--location_floor sets how the location prior is combined: give "
+                            "--geo_dir (inat-train-geo) too")
   if c.bundle and not c.tflite:
     raise errors.UsageError("--bundle ships the TFLite models: drop --notflite")
+  output_paths.folder(c.export_dir, "export_dir")  # last: it makes the folder
 
 
 if __name__ == "__main__":
