@@ -231,8 +231,15 @@ def held_out_predictions(trained, data_dir, *, flip=False, multi_crop=False,
                          command="inat-eval"):
   """(probabilities [n, C], labels [n], description) of the held-out images the calibrated rules
   are chosen on (held_out_source): the model's image-only probabilities, unrestricted."""
+  from inat_tf import evaluate  # pylint: disable=g-import-not-at-top
   from inat_tf import trained_model  # pylint: disable=g-import-not-at-top
   source = held_out_source(data_dir)
+  too_large = evaluate.comparison_too_large(records.split_examples(data_dir, source[0]),
+                                            trained.label_map.num_classes)
+  if too_large:  # calibrating holds them too
+    raise RollupError(f"cannot calibrate on the {source[0]} split of {data_dir}: "
+                      f"{too_large.split(': ', 1)[1].split(';')[0]}; build a minival with "
+                      f"inat-build --minival_fraction (a few images per species) to calibrate on")
   predictions = trained_model.predict(trained, data_dir, source[0], flip=flip,
                                       multi_crop=multi_crop,
                                       command=f"{command} (roll-up calibration on {source[0]})",

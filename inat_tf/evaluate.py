@@ -207,6 +207,22 @@ def holdout_category_ids(data_dir):
   return list(held.get("category_ids", []))
 
 
+# The four-rule comparison holds the split's [N, C] float32 probabilities (issue 26: every stage
+# within 1.5 GB above TensorFlow at iNat2021's counts): above this it is not computed, and said.
+COMPARISON_BYTES = 1 << 30
+
+
+def comparison_too_large(images, classes):
+  """"" when the comparison of roll-up rules fits COMPARISON_BYTES, else why not, in words."""
+  needed = 4 * images * classes
+  if needed <= COMPARISON_BYTES:
+    return ""
+  return (f"comparing the roll-up rules holds every image's probabilities: {images:,} images x "
+          f"{classes:,} species would take {needed / 2**30:.1f} GiB (limit "
+          f"{COMPARISON_BYTES / 2**30:g} GiB); evaluate a smaller split (a minival: inat-build "
+          f"--minival_fraction) to compare them")
+
+
 def _answers_section(trained, predictions, options, *, data_dir, split, model_dir, which, flip,
                      multi_crop, restricted_or_located, reported=None):
   """(report["answers"], the chosen rule's taxon per image) for the split's predictions (with
@@ -273,19 +289,28 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir="", which="best", f
     prior.check_matches(trained.label_map, model_dir)
   tree = answer_options.taxonomy_of(trained)
   allowed, restriction_words = answer_options.restriction(options, tree, trained.label_map)
+  too_large = comparison_too_large(records.split_examples(data_dir, split),
+                                   trained.label_map.num_classes)
+  rule = rollup.ArgmaxRule() if not too_large else answer_options.rule_for_model(
+      options, trained, model_dir, which, data_dir=data_dir, flip=flip)
   predictions = trained_model.predict(
       trained, data_dir, split, batch_size=batch_size, flip=flip, multi_crop=multi_crop,
-      geo_prior=prior, allowed=allowed, captive=options.captive, keep_probabilities=True,
-      answer_config=answers_lib.AnswerConfig(rule=rollup.ArgmaxRule(), floor=options.floor))
+      geo_prior=prior, allowed=allowed, captive=options.captive,
+      keep_probabilities=not too_large,
+      answer_config=answers_lib.AnswerConfig(rule=rule, floor=options.floor))
   keep = long_tail.reported_mask(predictions.labels, predictions.image_ids, trained.adjustment,
                                  split)
-  # On the whole split: its halves are those of the stored adjustment (the same seed), so the
-  # roll-up is calibrated on the adjustment's tune half and scored on its report half.
-  answers_data, chosen_nodes = _answers_section(
-      trained, predictions, options, data_dir=data_dir, split=split, model_dir=model_dir,
-      which=which, flip=flip, multi_crop=multi_crop, reported=keep,
-      restricted_or_located=allowed is not None or prior is not None)
-  predictions.answers["chosen_taxon"] = chosen_nodes
+  if too_large:  # the chosen rule's answers came out of the pipeline; no comparison
+    answers_data = {"not_computed": too_large, "chosen_rule": options.rule}
+    predictions.answers["chosen_taxon"] = predictions.answers["taxon"]
+  else:
+    # On the whole split: its halves are those of the stored adjustment (the same seed), so the
+    # roll-up is calibrated on the adjustment's tune half and scored on its report half.
+    answers_data, chosen_nodes = _answers_section(
+        trained, predictions, options, data_dir=data_dir, split=split, model_dir=model_dir,
+        which=which, flip=flip, multi_crop=multi_crop, reported=keep,
+        restricted_or_located=allowed is not None or prior is not None)
+    predictions.answers["chosen_taxon"] = chosen_nodes
   if keep is not None:  # the adjustment was tuned on the other half of this split
     predictions = predictions.subset(keep)
   predictions.probabilities = None  # [N, C]: not needed any more

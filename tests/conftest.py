@@ -114,6 +114,9 @@ def pytest_collection_modifyitems(items):
 # Tests outside the shared groups measured at 8 s or more on two busy cores (pytest --durations).
 # Only the order depends on this list: a renamed test just runs in its file's place, later.
 LONGEST_TESTS = {
+    "test_every_stage_runs_at_a_tiny_scale",  # ~2 minutes: ten stages, each a fresh process
+    "test_head_rank_trains_evaluates_and_exports_to_tflite",
+    "test_larger_setting_at_full_resolution",
     "test_a_modern_backbone_trains_with_its_recipe_then_exports_and_converts",
     "test_quickstart_runs_every_stage_and_reuses_them",
     "test_aux_logits_train_and_are_dropped_from_saved_models",

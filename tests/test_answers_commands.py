@@ -1,6 +1,7 @@
 """The answer pipeline in the commands: inat-predict, inat-eval, inat-classify, inat-export, on the
 session's trained model (tests/conftest.py trained_dir; nothing new is trained)."""
 
+import csv
 import os
 import shutil
 
@@ -202,3 +203,32 @@ def test_holdout_species_build_and_eval_reports_answers_beyond_the_species(
   html = (tmp_path / "report" / "report.html").read_text()
   assert "Answers beyond the species" in html
   assert (tmp_path / "report" / "answers_precision_coverage.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_eval_leaves_out_the_rule_comparison_that_would_not_fit_in_memory(
+    tiny_built_dir, trained_dir, tmp_path, monkeypatch):
+  """Issue 26 against issue 27: at iNat2021's counts the comparison would hold 100,000 x 10,000
+  float32 probabilities (3.7 GiB). Above evaluate.COMPARISON_BYTES (here made tiny) inat-eval
+  says why in the report, still writes the chosen rule's taxon per image from the streaming
+  pipeline, and a calibrated rule it would have to calibrate on too many images is refused in
+  one line naming --minival_fraction."""
+  from inat_tf import evaluate
+  from inat_tf.report import render
+  from inat_tf.report import sections
+  model_dir = tmp_path / "model"
+  shutil.copytree(trained_dir, model_dir)
+  monkeypatch.setattr(evaluate, "COMPARISON_BYTES", 1)
+  report = evaluate.evaluate(str(tiny_built_dir), str(model_dir), "val",
+                             output_dir=str(tmp_path / "eval"),
+                             options=answer_options.Options(rule="inat"))
+  assert "would take" in report["answers"]["not_computed"]
+  text = render.text([sections.answers_beyond_species(report)])
+  assert "The roll-up rules are not compared here" in text and "inat rule's answers" in text
+  with open(tmp_path / "eval" / "predictions.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert len(rows) == report["images"] and "taxon" in rows[0]
+  assert any(row["taxon"] for row in rows)  # iNat's rule answered, through the pipeline
+  with pytest.raises(answer_options.RollupError, match="--minival_fraction"):
+    evaluate.evaluate(str(tiny_built_dir), str(model_dir), "val",
+                      options=answer_options.Options(rule="precision"))

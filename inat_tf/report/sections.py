@@ -305,6 +305,10 @@ def answers_beyond_species(report, photos=None):
   (report["answers"], inat_tf.answer_report)."""
   del photos
   found = report.get("answers")
+  if found and found.get("not_computed"):
+    return Section("answers", "roll-up", "Answers beyond the species", (Text(
+        f"The roll-up rules are not compared here: {found['not_computed']}. predictions.csv's "
+        f"taxon column holds the {found['chosen_rule']} rule's answers."),))
   if not found or not found.get("rules"):
     return None
   unseen = found.get("unseen_images", 0) > 0
