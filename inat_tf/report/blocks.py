@@ -31,7 +31,7 @@ GROUPS = (
     # Right after the headline: a prior changes it, and this says how.
     ("location", "Location prior"),
     ("accuracy", "Accuracy"),
-    ("roll-up", "Roll-up: answers above the species"),
+    ("roll-up", "Roll-up to genus or family"),
     ("open-set", "Open set: which answers to trust"),
     ("calibration", "Calibration"),
     ("errors", "Errors"),
