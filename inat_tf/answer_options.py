@@ -102,6 +102,22 @@ def _key(rule_name, target, views):
   return f"{rule_name}@{target:g}/views={views}"
 
 
+# Calibrating a rule, and inat-eval's comparison of the rules, hold a split's [N, C] float32
+# probabilities (issue 26: every stage within 1.5 GB above TensorFlow at iNat2021's counts):
+# above this neither is done, and the command says why.
+COMPARISON_BYTES = 200_000_000  # 5,000 images x 10,000 species: eval peaked at +1,323 MB there
+
+
+def too_many_probabilities(images, classes):
+  """"" when [images, classes] float32 probabilities fit COMPARISON_BYTES, else how much they
+  would take, in words ("100,000 images x 10,000 species would take 4.0 GB (limit 0.2 GB)")."""
+  needed = 4 * images * classes
+  if needed <= COMPARISON_BYTES:
+    return ""
+  return (f"{images:,} images x {classes:,} species would take {needed / 1e9:.1f} GB (limit "
+          f"{COMPARISON_BYTES / 1e9:g} GB)")
+
+
 def held_out_source(data_dir):
   """("minival", "all") when the data dir has a minival split, else ("val", "tune")."""
   if records.has_shards(data_dir, "minival"):
@@ -231,15 +247,14 @@ def held_out_predictions(trained, data_dir, *, flip=False, multi_crop=False,
                          command="inat-eval"):
   """(probabilities [n, C], labels [n], description) of the held-out images the calibrated rules
   are chosen on (held_out_source): the model's image-only probabilities, unrestricted."""
-  from inat_tf import evaluate  # pylint: disable=g-import-not-at-top
   from inat_tf import trained_model  # pylint: disable=g-import-not-at-top
   source = held_out_source(data_dir)
-  too_large = evaluate.comparison_too_large(records.split_examples(data_dir, source[0]),
-                                            trained.label_map.num_classes)
+  too_large = too_many_probabilities(records.split_examples(data_dir, source[0]),
+                                     trained.label_map.num_classes)
   if too_large:  # calibrating holds them too
-    raise RollupError(f"cannot calibrate on the {source[0]} split of {data_dir}: "
-                      f"{too_large.split(': ', 1)[1].split(';')[0]}; build a minival with "
-                      f"inat-build --minival_fraction (a few images per species) to calibrate on")
+    raise RollupError(f"cannot calibrate on the {source[0]} split of {data_dir}: {too_large}; "
+                      f"build a minival with inat-build --minival_fraction (a few images per "
+                      f"species) to calibrate on")
   predictions = trained_model.predict(trained, data_dir, source[0], flip=flip,
                                       multi_crop=multi_crop,
                                       command=f"{command} (roll-up calibration on {source[0]})",

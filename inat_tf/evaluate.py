@@ -207,22 +207,6 @@ def holdout_category_ids(data_dir):
   return list(held.get("category_ids", []))
 
 
-# The four-rule comparison holds the split's [N, C] float32 probabilities (issue 26: every stage
-# within 1.5 GB above TensorFlow at iNat2021's counts): above this it is not computed, and said.
-COMPARISON_BYTES = 200_000_000  # 5,000 images x 10,000 species: eval peaked at +1,323 MB there
-
-
-def comparison_too_large(images, classes):
-  """"" when the comparison of roll-up rules fits COMPARISON_BYTES, else why not, in words."""
-  needed = 4 * images * classes
-  if needed <= COMPARISON_BYTES:
-    return ""
-  return (f"comparing the roll-up rules holds every image's probabilities: {images:,} images x "
-          f"{classes:,} species would take {needed / 1e9:.1f} GB (limit "
-          f"{COMPARISON_BYTES / 1e9:g} GB); evaluate a smaller split (a minival: inat-build "
-          f"--minival_fraction) to compare them")
-
-
 def _answers_section(trained, predictions, options, *, data_dir, split, model_dir, which, flip,
                      multi_crop, restricted_or_located, reported=None):
   """(report["answers"], the chosen rule's taxon per image) for the split's predictions (with
@@ -240,7 +224,8 @@ def _answers_section(trained, predictions, options, *, data_dir, split, model_di
   rules, not_calibrated = {}, []
   for name in answer_report.RULE_ORDER:
     if name != options.rule and name in answer_report.CALIBRATED and not len(held_out[1]):
-      not_calibrated.append(name)  # compared only where it can be chosen; asked for, refused
+      # compared only where it can be chosen; asked for, refused
+      not_calibrated.append(answer_report.RULE_TITLES[name])
       continue
     rules[name] = answer_options.rule_for(
         dataclasses.replace(options, rule=name), tree, model_dir=model_dir, which=which,
@@ -289,8 +274,8 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir="", which="best", f
     prior.check_matches(trained.label_map, model_dir)
   tree = answer_options.taxonomy_of(trained)
   allowed, restriction_words = answer_options.restriction(options, tree, trained.label_map)
-  too_large = comparison_too_large(records.split_examples(data_dir, split),
-                                   trained.label_map.num_classes)
+  too_large = answer_options.too_many_probabilities(records.split_examples(data_dir, split),
+                                                    trained.label_map.num_classes)
   rule = rollup.ArgmaxRule() if not too_large else answer_options.rule_for_model(
       options, trained, model_dir, which, data_dir=data_dir, flip=flip)
   predictions = trained_model.predict(
@@ -301,7 +286,10 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir="", which="best", f
   keep = long_tail.reported_mask(predictions.labels, predictions.image_ids, trained.adjustment,
                                  split)
   if too_large:  # the chosen rule's answers came out of the pipeline; no comparison
-    answers_data = {"not_computed": too_large, "chosen_rule": options.rule}
+    answers_data = {"not_computed": (
+        f"comparing the roll-up rules holds every image's probabilities: {too_large}; evaluate "
+        f"a smaller split (a minival: inat-build --minival_fraction) to compare them"),
+        "chosen_rule": options.rule}
     predictions.answers["chosen_taxon"] = predictions.answers["taxon"]
   else:
     # On the whole split: its halves are those of the stored adjustment (the same seed), so the

@@ -209,7 +209,7 @@ def test_holdout_species_build_and_eval_reports_answers_beyond_the_species(
 def test_eval_leaves_out_the_rule_comparison_that_would_not_fit_in_memory(
     tiny_built_dir, trained_dir, tmp_path, monkeypatch):
   """Issue 26 against issue 27: at iNat2021's counts the comparison would hold 100,000 x 10,000
-  float32 probabilities (4 GB). Above evaluate.COMPARISON_BYTES (here made tiny) inat-eval
+  float32 probabilities (4 GB). Above answer_options.COMPARISON_BYTES (here made tiny) inat-eval
   says why in the report, still writes the chosen rule's taxon per image from the streaming
   pipeline, and a calibrated rule it would have to calibrate on too many images is refused in
   one line naming --minival_fraction."""
@@ -220,7 +220,7 @@ def test_eval_leaves_out_the_rule_comparison_that_would_not_fit_in_memory(
   shutil.copytree(trained_dir, model_dir)
   for stored in model_dir.glob("rollup-*.json"):  # earlier tests' calibrations: none here
     stored.unlink()
-  monkeypatch.setattr(evaluate, "COMPARISON_BYTES", 1)
+  monkeypatch.setattr(answer_options, "COMPARISON_BYTES", 1)
   report = evaluate.evaluate(str(tiny_built_dir), str(model_dir), "val",
                              output_dir=str(tmp_path / "eval"),
                              options=answer_options.Options(rule="inat"))

@@ -16,13 +16,11 @@ the counts, refuse such a build with their one-line message). manifest.json reco
 """
 
 import dataclasses
-import json
-import os
 
 import numpy as np
 import tensorflow as tf
 
-from inat_tf import records
+from tfrecord_builder import manifest as manifest_lib
 
 SEED_OFFSET = 4  # after plan.SPLIT_SEED_OFFSETS' 0-3
 
@@ -99,10 +97,7 @@ def apply(catalog, config):
   out = np.isin(train.category_ids, held)
   catalog.tables["train"] = train.take(~out)
   catalog.listed_ids["train"] = np.setdiff1d(catalog.listed_ids["train"], train.ids[out])
-  label_map = catalog.label_map
-  catalog.label_map = dataclasses.replace(label_map, train_counts=tuple(
-      0 if c in set(held.tolist()) else n
-      for c, n in zip(label_map.category_ids, label_map.train_counts)))
+  catalog.label_map = _without_train_images(catalog.label_map, held.tolist())
   how = {"fraction": fraction, "seed": config.seed} if fraction is not None else {
       "ids_file": path}
   return {"category_ids": held.tolist(), **how, "train_images_left_out": int(out.sum())}
@@ -114,14 +109,16 @@ def from_earlier_build(catalog, data_dir):
   the label_map.json this run rewrites still says what the train shards hold (a later
   `--splits test` would otherwise give them their JSON counts back, and the long-tail refusal
   and the fallback species would no longer know). Returns the record ({} when none)."""
-  path = os.path.join(data_dir, records.BUILD_DIR, "state.json")
-  if "train" in catalog.tables or not tf.io.gfile.exists(path):
+  if "train" in catalog.tables:
     return {}
-  with tf.io.gfile.GFile(path) as f:
-    record = json.load(f).get("holdout_species") or {}
-  held = set(record.get("category_ids", []))
-  if held:
-    label_map = catalog.label_map
-    catalog.label_map = dataclasses.replace(label_map, train_counts=tuple(
-        0 if c in held else n for c, n in zip(label_map.category_ids, label_map.train_counts)))
+  record = manifest_lib.previous_state(data_dir).get("holdout_species") or {}
+  if record.get("category_ids"):
+    catalog.label_map = _without_train_images(catalog.label_map, record["category_ids"])
   return record
+
+
+def _without_train_images(label_map, held_ids):
+  """label_map with train_count 0 for the category ids `held_ids`."""
+  held = set(held_ids)
+  return dataclasses.replace(label_map, train_counts=tuple(
+      0 if c in held else n for c, n in zip(label_map.category_ids, label_map.train_counts)))

@@ -60,6 +60,16 @@ def shard_record_path(data_dir, shard_file):
   return os.path.join(data_dir, records.BUILD_DIR, "shards", shard_file + ".json")
 
 
+def state_path(data_dir):
+  return os.path.join(data_dir, records.BUILD_DIR, "state.json")
+
+
+def previous_state(data_dir):
+  """The merged state of the builds so far into data_dir ({} before the first)."""
+  path = state_path(data_dir)
+  return read_json(path) if tf.io.gfile.exists(path) else {}
+
+
 def check_and_update_state(data_dir, state, overwrite):
   """Refuses to resume on a data dir planned from different inputs or flags.
 
@@ -68,7 +78,7 @@ def check_and_update_state(data_dir, state, overwrite):
   states are merged. Image archives are not compared: a replaced archive (a damaged download
   fixed) is what a rerun is for, and the build redoes the shards it changes.
   """
-  path = os.path.join(data_dir, records.BUILD_DIR, "state.json")
+  path = state_path(data_dir)
   if tf.io.gfile.exists(path) and not overwrite:
     previous = read_json(path)
     differences = [f"{key}: {previous[key]} then, {state.get(key)} now"

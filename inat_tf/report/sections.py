@@ -295,10 +295,6 @@ def location_prior(report, photos=None):
 # -- answers beyond the species ------------------------------------------------------------------
 
 
-# inat_tf.answer_report's titles of the calibrated rules (not imported: it needs TensorFlow).
-_CALIBRATED_RULES = {"precision": "ours (per-rank thresholds)", "risk": "risk (over the tree)"}
-
-
 def answers_beyond_species(report, photos=None):
   """Each roll-up rule's answers: precision at the returned rank, species coverage, mistake
   severity; the precision-coverage curves; open-set AUROC and unseen species' placement
@@ -336,7 +332,7 @@ def answers_beyond_species(report, photos=None):
   calibrated = (f"Calibrated rules meet {_percent(found['target_precision'])} at each rank on "
                 f"{found['held_out']['images']:,} held-out images ({found['held_out']['split']}, "
                 f"{found['held_out']['part']})." if not skipped else
-                f"Not compared: {' and '.join(_CALIBRATED_RULES.get(n, n) for n in skipped)}, "
+                f"Not compared: {' and '.join(skipped)}, "
                 f"which are calibrated on held-out images, and this data dir has none "
                 f"({found['held_out']['split']}, {found['held_out']['part']}: 0 images, as no "
                 f"species has two); rebuild it with --minival_fraction to compare them.")
