@@ -162,8 +162,11 @@ def test_head_rank_trains_evaluates_and_exports_to_tflite(tiny_built_dir, tmp_pa
   train.train(train.TrainConfig(
       data_dir=str(tiny_built_dir), model_dir=str(model_dir), model="mobilenet_v1",
       image_size=32, batch_size=32, weights="none", optimizer="adamw", learning_rate=0.003,
-      train_steps=40, lr_schedule="cosine", bn_momentum=0.9, log_steps=100,
+      train_steps=40, lr_schedule="cosine", bn_momentum=0.5, log_steps=100,
       eval_every_epochs=1000, head_rank=4), log=lambda m: None)
+  # bn_momentum 0.5: after 40 steps at 0.9 the moving statistics still hold their start values,
+  # the network answers every image alike with near-equal probabilities, and which class wins
+  # then flips with any rounding: the agreement below would be a coin toss (CI saw 0.0).
   assert json.loads((model_dir / "train_config.json").read_text())["head_rank"] == 4
   trained = trained_model.load(str(model_dir))
   assert trained.head_rank == 4
@@ -174,6 +177,7 @@ def test_head_rank_trains_evaluates_and_exports_to_tflite(tiny_built_dir, tmp_pa
   keras_top1 = np.argmax(trained.model(trained.normalize(images)), axis=1)
   float_top1 = np.argmax(helpers.tflite_probabilities(paths[export.TFLITE_FLOAT], images), 1)
   assert np.mean(float_top1 == keras_top1) >= 0.98
+  assert len(set(float_top1)) >= 3, np.bincount(float_top1)  # it tells images apart
   # Full integer: uint8 in (the pixels themselves), int8 ops only inside, uint8 probabilities out.
   interpreter = tf.lite.Interpreter(model_path=paths[export.TFLITE_FULL_INTEGER])
   interpreter.allocate_tensors()
@@ -188,13 +192,17 @@ def test_head_rank_trains_evaluates_and_exports_to_tflite(tiny_built_dir, tmp_pa
                       for t in list(op["inputs"]) + list(op["outputs"]) if t >= 0)}
   # pylint: enable=protected-access
   assert not float_ops, float_ops
-  integer_top1 = []
+  integer_probabilities = []
   for image in images:
     interpreter.set_tensor(source["index"], np.round(image).astype(np.uint8)[np.newaxis])
     interpreter.invoke()
-    integer_top1.append(np.argmax(interpreter.get_tensor(target["index"])[0]))
-  # 40 steps leave a weak model with close calls; the benchmark measures agreement properly.
-  assert np.mean(np.array(integer_top1) == float_top1) >= 0.6
+    integer_probabilities.append(interpreter.get_tensor(target["index"])[0] / 256)
+  integer_probabilities = np.array(integer_probabilities)
+  float_probabilities = helpers.tflite_probabilities(paths[export.TFLITE_FLOAT], images)
+  # 40 steps leave a weak model with close calls (measured: 0.88 agreement, mean |difference|
+  # 0.008); the benchmark measures agreement on real models.
+  assert np.mean(np.argmax(integer_probabilities, 1) == float_top1) >= 0.6
+  assert np.abs(integer_probabilities - float_probabilities).mean() < 0.03
   # A model file of another run (here: a full head) under this train_config.json is refused.
   config = json.loads((model_dir / "train_config.json").read_text())
   (model_dir / "train_config.json").write_text(json.dumps({**config, "head_rank": 0}))
