@@ -233,9 +233,16 @@ def taxonomy_of_label_map(label_map):
 
 
 def unseen_classes(data_dir, label_map):
-  """[C] bool: the species inat-build --holdout_species left out of train (manifest.json)."""
+  """[C] bool: the species the model was not trained on, which the open-set test scores apart.
+
+  label_map: the model dir's (trained_model.Trained.label_map). Unseen are the species
+  inat-build --holdout_species left out of data_dir's train (manifest.json) and those with
+  train_count 0 in the model's own label map: a model trained on a held-out build and evaluated on
+  a full build of the same download would otherwise count its never-seen species as seen.
+  """
   held = records.read_manifest(data_dir).get("holdout_species") or {}
-  return np.isin(np.asarray(label_map.category_ids), list(held.get("category_ids", [])))
+  return np.isin(np.asarray(label_map.category_ids), list(held.get("category_ids", []))) | (
+      np.asarray(label_map.train_counts) == 0)
 
 
 def views_of(flip=False, multi_crop=False):

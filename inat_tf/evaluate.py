@@ -21,8 +21,8 @@ species: precision at the returned rank, species coverage, mistake severity and 
 precision-coverage curve (inat_tf/answer_report.py). The calibrated rules are chosen on minival,
 or on the tune half of val (then only the report half scores them), and stored in
 MODEL_DIR/rollup-<which>.json for inat-predict, inat-classify and inat-export. On a data dir
-built with --holdout_species, the headline scores the seen species and the section adds the
-open-set AUROC (MSP, energy) and where each rule places the unseen species' images.
+built with --holdout_species, or with a model trained on one (train_count 0 in its label map),
+the headline scores the seen species and the section adds the open-set AUROC (MSP, energy) and where each rule places the unseen species' images.
 
 The metrics are plain data (inat_tf/report/accuracy.py, calibration.py, errors.py,
 inat_tf/geo/report.py); inat_tf/report/ renders them, for the terminal, report.md and report.html.
@@ -201,12 +201,6 @@ def write_report(output_dir, report, predictions, label_map, *, photos=None):
   return paths
 
 
-def holdout_category_ids(data_dir):
-  """The category ids inat-build --holdout_species left out of train (manifest.json), or []."""
-  held = records.read_manifest(data_dir).get("holdout_species") or {}
-  return list(held.get("category_ids", []))
-
-
 def _answers_section(trained, predictions, options, *, data_dir, split, model_dir, which, flip,
                      multi_crop, restricted_or_located, reported=None):
   """(report["answers"], the chosen rule's taxon per image) for the split's predictions (with
@@ -233,9 +227,8 @@ def _answers_section(trained, predictions, options, *, data_dir, split, model_di
         recalibrate_stale=True,
         held_out_wanted=answer_options.held_out_description(data_dir, source))
   chosen = rules[options.rule]
-  holdout = holdout_category_ids(data_dir)
-  unseen = np.isin(np.asarray(trained.label_map.category_ids)[predictions.labels], holdout) \
-      if holdout else np.zeros(len(predictions.labels), bool)
+  unseen_species = answer_options.unseen_classes(data_dir, trained.label_map)
+  unseen = unseen_species[np.maximum(predictions.labels, 0)] & (predictions.labels >= 0)
   scored, scored_words = answer_report.scored_mask(source, split, predictions.labels,
                                                    predictions.image_ids)
   scored |= unseen  # unseen species' images never calibrate: all of them are scored
@@ -247,7 +240,7 @@ def _answers_section(trained, predictions, options, *, data_dir, split, model_di
       open_scores={k: predictions.answers[k][scored] for k in ("msp", "energy")},
       held_out=held_out[:2], target=options.precision)
   section.update(scored=scored_words, held_out=held_out[2], chosen_rule=options.rule,
-                 holdout_species=len(holdout), not_calibrated=not_calibrated)
+                 holdout_species=int(unseen_species.sum()), not_calibrated=not_calibrated)
   nodes = rollup.roll_up_numpy(predictions.probabilities, tree, chosen)["node"]
   return section, nodes
 
@@ -262,7 +255,8 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir="", which="best", f
   answers it turned right or wrong.
   options: the answer flags (answer_options.Options; default argmax, no restriction): a
   restriction changes every answer; the report's "answers" compares the four roll-up rules
-  (inat_tf.answer_report). With held-out species (inat-build --holdout_species) the headline and
+  (inat_tf.answer_report). With species the model was not trained on (inat-build
+  --holdout_species here or in the model's build; answer_options.unseen_classes) the headline and
   every species table score the seen species' images; "answers" adds the open-set AUROC and
   where the unseen species' images are placed.
   """
@@ -302,10 +296,10 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir="", which="best", f
   if keep is not None:  # the adjustment was tuned on the other half of this split
     predictions = predictions.subset(keep)
   predictions.probabilities = None  # [N, C]: not needed any more
-  holdout = holdout_category_ids(data_dir)
-  if holdout:  # the species tables score what the model was trained on
-    predictions = predictions.subset(~np.isin(
-        np.asarray(trained.label_map.category_ids)[predictions.labels], holdout))
+  unseen_species = answer_options.unseen_classes(data_dir, trained.label_map)
+  if unseen_species.any():  # the species tables score what the model was trained on
+    predictions = predictions.subset(
+        ~(unseen_species[np.maximum(predictions.labels, 0)] & (predictions.labels >= 0)))
   label_map = trained.label_map
   report = accuracy.summarize(predictions.labels, answers(predictions)[0], label_map)
   report.update(
@@ -318,7 +312,8 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir="", which="best", f
       long_tail_adjustment=dataclasses.asdict(trained.adjustment) if trained.adjustment else None,
       scored_part=("report half (the adjustment was tuned on the other)"
                    if keep is not None else "all")
-      + (f", seen species only ({len(holdout)} held out by inat-build)" if holdout else ""),
+      + (f", seen species only ({int(unseen_species.sum())} the model was not trained on)"
+         if unseen_species.any() else ""),
       answers=answers_data)
   analysis = error_analysis(predictions, label_map)
   report.update(calibration=analysis["calibration"], errors=analysis["errors"])

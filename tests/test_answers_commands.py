@@ -204,6 +204,23 @@ def test_holdout_species_build_and_eval_reports_answers_beyond_the_species(
   assert "Answers beyond the species" in html
   assert (tmp_path / "report" / "answers_precision_coverage.png").stat().st_size > 1000
 
+  # The other way round: a model trained on the held-out build (its label map says train_count 0
+  # for those species), evaluated on the full build, whose manifest holds nothing out: the same
+  # species are unseen, not scored as seen ones the model merely gets wrong.
+  model_dir = tmp_path / "trained_without_them"
+  shutil.copytree(trained_dir, model_dir)
+  model_labels = json.loads((model_dir / "label_map.json").read_text())
+  for entry in model_labels["classes"]:
+    if entry["category_id"] in held:
+      entry["train_count"] = 0
+  (model_dir / "label_map.json").write_text(json.dumps(model_labels))
+  assert not records.read_manifest(str(tiny_built_dir))["holdout_species"]
+  report = evaluate.evaluate(str(tiny_built_dir), str(model_dir), "val")
+  assert report["images"] == len(val_labels) - unseen
+  assert report["answers"]["unseen_images"] == unseen
+  assert report["answers"]["holdout_species"] == len(held)
+  assert "seen species only (%d the model was not trained on)" % len(held) in report["scored_part"]
+
 
 @pytest.mark.slow
 def test_eval_leaves_out_the_rule_comparison_that_would_not_fit_in_memory(

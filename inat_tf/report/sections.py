@@ -368,7 +368,8 @@ def answers_beyond_species(report, photos=None):
   if open_set:
     content.append(Text(
         f"Open set: {found['unseen_images']:,} images of {found['holdout_species']} species "
-        f"held out of training (inat-build --holdout_species). AUROC of seen against unseen: "
+        f"the model was not trained on (inat-build --holdout_species, or train_count 0 in the "
+        f"model's label map). AUROC of seen against unseen: "
         f"MSP {open_set['msp']:.3f}, energy {open_set['energy']:.3f} (0.5 = chance)."))
   return Section("answers", "roll-up", "Answers beyond the species", tuple(content),
                  note="Rules: argmax, iNaturalist's published roll-up (inatVisionAPI "
