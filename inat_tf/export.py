@@ -96,6 +96,7 @@ from inat_tf import records
 from inat_tf import rollup
 from inat_tf import run_common
 from inat_tf import schema
+from inat_tf import tflite_memory
 from inat_tf import trained_model
 from inat_tf.geo import encoding as geo_encoding
 from inat_tf.geo import prior as geo_prior_lib
@@ -589,6 +590,10 @@ def export(model_dir, export_dir, *, data_dir="", which="best", top_k=5, tflite=
   from inat_tf import answers  # pylint: disable=g-import-not-at-top
   options = options or answer_options.Options()
   trained = trained_model.load(model_dir, which)
+  too_large = tflite and tflite_memory.problem(trained.model.count_params(),
+                                               tflite_memory.available_bytes())
+  if too_large:  # before anything is written: the kernel would kill the converter midway
+    raise tflite_memory.NotEnoughMemory(f"{model_dir}: {too_large}")
   geo_prior = geo_prior_lib.load(geo_dir) if geo_dir else None
   if geo_prior is not None:
     geo_prior.check_matches(trained.label_map, model_dir)

@@ -351,3 +351,19 @@ def test_tflite_float_agrees_with_keras_on_val(export_dir, tiny_built_dir, model
   assert 0.0 <= check["models"]["model_full_integer.tflite"]["agreement"] <= 1.0
   labels = (export_dir / "labels.txt").read_text().splitlines()
   assert len(labels) == trained.label_map.num_classes
+
+
+@pytest.mark.slow
+def test_export_refuses_tflite_that_would_not_fit_in_memory_before_writing(
+    model_dir, tmp_path, monkeypatch):
+  """A converter the kernel kills midway leaves a SavedModel without its TFLite models; inat-export
+  refuses first, in one line naming what it needs and --notflite. The converter's factor made
+  huge here stands for a model too large for this machine; --notflite then exports."""
+  from inat_tf import tflite_memory
+  monkeypatch.setattr(tflite_memory, "CONVERTER_PEAK_PER_MODEL_BYTE", 10**9)
+  with pytest.raises(tflite_memory.NotEnoughMemory, match="--notflite") as refused:
+    export.export(str(model_dir), str(tmp_path / "export"))
+  assert "\n" not in str(refused.value) and str(model_dir) in str(refused.value)
+  assert not (tmp_path / "export").exists()
+  info = export.export(str(model_dir), str(tmp_path / "export"), tflite=False)
+  assert set(info["files"]) == {"saved_model"}
