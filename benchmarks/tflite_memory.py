@@ -1,6 +1,6 @@
 """Where inat-export's memory goes at many classes: the TFLite converter's working set.
 
-  python benchmarks/tflite_memory.py                      # MobileNet V1 at 13, 5,089, 10,000 classes
+  python benchmarks/tflite_memory.py                      # MobileNet V1, 13 to 10,000 classes
   python benchmarks/tflite_memory.py --classes 10000 --model inception_v3
 
 Each class count runs in a fresh process (ru_maxrss is a high-water mark): it builds the network

@@ -49,10 +49,10 @@ def beyond_species(probabilities, labels, taxonomy, rules, *, unseen=None, open_
   seen = ~unseen
   result = {"images": int(seen.sum()), "unseen_images": int(unseen.sum()),
             "target_precision": target, "rules": [], "curves": []}
-  for name in RULE_ORDER:
-    if name not in rules:
-      continue
-    nodes = rollup.roll_up_numpy(probabilities, taxonomy, rules[name])["node"]
+  names = [name for name in RULE_ORDER if name in rules]
+  answers = rollup.roll_up_numpy_each(probabilities, taxonomy, [rules[n] for n in names])
+  for name, answer in zip(names, answers):
+    nodes = answer["node"]
     row = {"rule": name, "title": RULE_TITLES[name], "setting": describe_rule(rules[name]),
            **answer_metrics.answer_metrics(nodes[seen], labels[seen], taxonomy)}
     if unseen.any():
@@ -65,11 +65,11 @@ def beyond_species(probabilities, labels, taxonomy, rules, *, unseen=None, open_
   if held_out is not None and len(held_out[1]):
     curves["precision"] = [(t, rollup.calibrate_thresholds(held_out[0], held_out[1], taxonomy,
                                                            t)[0]) for t in OURS_CURVE]
-  for name, points in curves.items():
-    for knob, rule in points:
-      nodes = rollup.roll_up_numpy(seen_p, taxonomy, rule)["node"]
-      result["curves"].append({"rule": name, **answer_metrics.curve_point(
-          float(knob), answer_metrics.answer_metrics(nodes, seen_l, taxonomy))})
+  points = [(name, knob, rule) for name, knobs in curves.items() for knob, rule in knobs]
+  answers = rollup.roll_up_numpy_each(seen_p, taxonomy, [rule for _, _, rule in points])
+  for (name, knob, _), answer in zip(points, answers):
+    result["curves"].append({"rule": name, **answer_metrics.curve_point(
+        float(knob), answer_metrics.answer_metrics(answer["node"], seen_l, taxonomy))})
   if unseen.any() and seen.any() and open_scores is not None:
     msp, energy = (np.asarray(open_scores[k]) for k in ("msp", "energy"))
     result["open_set"] = {"msp": answer_metrics.auroc(-msp[seen], -msp[unseen]),

@@ -201,6 +201,29 @@ def test_risk_at_lambda_one_is_karthiks_crm_on_species(tree):
   assert got["rank"] == [0, 0, 0, 0]
 
 
+def test_rules_rolled_up_together_answer_as_each_alone(tree):
+  """roll_up_numpy_each shares the masses, the best taxon per rank and iNat's window between
+  rules (inat-eval's curves, the calibration grids): each rule's answers must be those it gives
+  alone, also for rules that must not share (two iNat windows, two lambdas, two threshold sets),
+  across batches, and for no images at all."""
+  rng = np.random.default_rng(3)
+  probabilities = rng.dirichlet(np.full(6, 0.3), size=37).astype(np.float32)
+  probabilities[5] = 0  # a row of zeros gets no answer
+  rules = [rollup.InatRule(threshold=0.5), rollup.InatRule(threshold=0.5, window=2),
+           rollup.InatRule(threshold=0.7, cutoff_ratio=0.5), rollup.RiskRule(0.2),
+           rollup.RiskRule(0.9), rollup.ThresholdRule((0.9, 0.6, 0.5)),
+           rollup.ThresholdRule((0.5, 2.0, 0.2)), rollup.ArgmaxRule()]
+  together = rollup.roll_up_numpy_each(probabilities, tree, rules, batch_size=16)
+  for rule, answer in zip(rules, together):
+    alone = {k: v.numpy() for k, v in rollup.roll_up(probabilities, tree, rule).items()}
+    for key in ("node", "rank", "score"):
+      np.testing.assert_array_equal(answer[key], alone[key], err_msg=f"{rule} {key}")
+  assert len({tuple(a["node"]) for a in together}) >= 5  # the rules do answer differently
+  assert together[0]["node"][5] == -1
+  empty = rollup.roll_up_numpy_each(probabilities[:0], tree, rules)
+  assert [len(a["node"]) for a in empty] == [0] * len(rules)
+
+
 def test_the_rule_survives_a_json_round_trip():
   for rule in (rollup.ArgmaxRule(), rollup.InatRule(), rollup.ThresholdRule((0.5, 2.0, 0.7)),
                rollup.RiskRule(0.3)):
