@@ -33,7 +33,9 @@ def available_bytes(meminfo="/proc/meminfo", cgroup="/sys/fs/cgroup"):
   """Bytes this process may still take (int), or None where that cannot be read (not Linux).
 
   The smaller of the kernel's MemAvailable and, in a container or cluster job with a cgroup v2
-  memory limit, that limit less the cgroup's current use (MemAvailable there is the host's).
+  memory limit, that limit less the cgroup's use without its page cache (MemAvailable there is
+  the host's; memory.current counts the files the job wrote, which the kernel reclaims before it
+  kills anything, so counting them would refuse exports that fit).
   """
   found = []
   try:
@@ -49,10 +51,23 @@ def available_bytes(meminfo="/proc/meminfo", cgroup="/sys/fs/cgroup"):
     with open(os.path.join(cgroup, "memory.current"), encoding="ascii") as f:
       current = int(f.read().strip())
     if limit != "max":
-      found.append(max(int(limit) - current, 0))
+      found.append(max(int(limit) - current + _page_cache(cgroup), 0))
   except (OSError, ValueError):
     pass
   return min(found) if found else None
+
+
+def _page_cache(cgroup):
+  """Bytes of page cache ("file" in memory.stat) charged to the cgroup; 0 if unreadable."""
+  try:
+    with open(os.path.join(cgroup, "memory.stat"), encoding="ascii") as f:
+      for line in f:
+        key, _, value = line.partition(" ")
+        if key == "file":
+          return int(value)
+  except (OSError, ValueError):
+    pass
+  return 0
 
 
 def problem(parameters, available):

@@ -33,6 +33,10 @@ def test_available_memory_is_the_smaller_of_the_kernel_and_the_cgroup_limit(tmp_
   (cgroup / "memory.max").write_text(f"{4 * 2**30}\n")  # a 4 GB job on a larger host
   (cgroup / "memory.current").write_text(f"{2**30}\n")
   assert tflite_memory.available_bytes(meminfo, str(cgroup)) == 3 * 2**30
+  # Of its 3 GB in use, 2 GB are files it wrote (page cache): the kernel reclaims those first.
+  (cgroup / "memory.current").write_text(f"{3 * 2**30}\n")
+  (cgroup / "memory.stat").write_text(f"anon {2**30}\nfile {2 * 2**30}\nkernel 4096\n")
+  assert tflite_memory.available_bytes(meminfo, str(cgroup)) == 3 * 2**30
   assert tflite_memory.available_bytes(str(tmp_path / "none"), str(tmp_path / "none")) is None
 
 
