@@ -292,12 +292,12 @@ def answers_text(answer):
             "model_answers.tflite): export again for roll-up on the phone.")
   return (f"`{answer['file']}` answers the way the server's SavedModel does: the image "
           f"(preprocessed as below) and an `allowed` mask over the classes (all true, or the "
-          f"species of a checklist) give `taxon`, an index into `{answer['taxonomy']}`'s `node_names` "
-          f"(`node_ranks` says its rank: a genus or family where the model is not sure of the "
-          f"species; -1 is no answer), its `score`, and the open-set scores `msp` and `energy`. "
-          f"The roll-up rule is the export's: `{json.dumps(answer['rollup_rule'])}`. It gives no "
-          f"location boost; with a place, combine `vision_*` and `location.tflite` as below and "
-          f"roll up on the result.")
+          f"species of a checklist) give `taxon`, an index into `{answer['taxonomy']}`'s "
+          f"`node_names` (`node_ranks` says its rank: a genus or family where the model is not "
+          f"sure of the species; -1 is no answer), its `score`, and the open-set scores `msp` and "
+          f"`energy`. The roll-up rule is the export's: `{json.dumps(answer['rollup_rule'])}`. "
+          f"It gives no location boost; with a place, combine `vision_*` and `location.tflite` "
+          f"as below and roll up on the result.")
 
 
 def readme(manifest):

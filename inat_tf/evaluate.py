@@ -22,7 +22,8 @@ precision-coverage curve (inat_tf/answer_report.py). The calibrated rules are ch
 or on the tune half of val (then only the report half scores them), and stored in
 MODEL_DIR/rollup-<which>.json for inat-predict, inat-classify and inat-export. On a data dir
 built with --holdout_species, or with a model trained on one (train_count 0 in its label map),
-the headline scores the seen species and the section adds the open-set AUROC (MSP, energy) and where each rule places the unseen species' images.
+the headline scores the seen species and the section adds the open-set AUROC (MSP, energy) and
+where each rule places the unseen species' images.
 
 The metrics are plain data (inat_tf/report/accuracy.py, calibration.py, errors.py,
 inat_tf/geo/report.py); inat_tf/report/ renders them, for the terminal, report.md and report.html.
@@ -201,17 +202,22 @@ def write_report(output_dir, report, predictions, label_map, *, photos=None):
   return paths
 
 
+def _of_unseen_species(unseen_species, labels):
+  """[N] bool: the images whose label is one of `unseen_species` ([C] bool); unlabelled: False."""
+  return unseen_species[np.maximum(labels, 0)] & (labels >= 0)
+
+
 def _answers_section(trained, predictions, options, *, data_dir, split, model_dir, which, flip,
-                     multi_crop, restricted_or_located, reported=None):
+                     multi_crop, restricted_or_located, unseen_species, reported=None):
   """(report["answers"], the chosen rule's taxon per image) for the split's predictions (with
-  probabilities); see inat_tf.answer_report. reported: [N] bool, the images a long-tail
-  adjustment leaves to report (None: all)."""
+  probabilities); see inat_tf.answer_report. unseen_species: [C] bool
+  (answer_options.unseen_classes); reported: [N] bool, the images a long-tail adjustment leaves
+  to report (None: all)."""
   tree = answer_options.taxonomy_of(trained)
   source = answer_options.held_out_source(data_dir)
   if source == ("val", "tune") and split == "val" and not restricted_or_located:
     held_out = answer_options.from_predictions(  # the same images, read once
-        source, predictions, answer_options.unseen_classes(data_dir, trained.label_map),
-        data_dir=data_dir)
+        source, predictions, unseen_species, data_dir=data_dir)
   else:
     held_out = answer_options.held_out_predictions(trained, data_dir, flip=flip,
                                                    multi_crop=multi_crop)
@@ -227,8 +233,7 @@ def _answers_section(trained, predictions, options, *, data_dir, split, model_di
         recalibrate_stale=True,
         held_out_wanted=answer_options.held_out_description(data_dir, source))
   chosen = rules[options.rule]
-  unseen_species = answer_options.unseen_classes(data_dir, trained.label_map)
-  unseen = unseen_species[np.maximum(predictions.labels, 0)] & (predictions.labels >= 0)
+  unseen = _of_unseen_species(unseen_species, predictions.labels)
   scored, scored_words = answer_report.scored_mask(source, split, predictions.labels,
                                                    predictions.image_ids)
   scored |= unseen  # unseen species' images never calibrate: all of them are scored
@@ -270,6 +275,7 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir="", which="best", f
   allowed, restriction_words = answer_options.restriction(options, tree, trained.label_map)
   too_large = answer_options.too_many_probabilities(records.split_examples(data_dir, split),
                                                     trained.label_map.num_classes)
+  unseen_species = answer_options.unseen_classes(data_dir, trained.label_map)
   rule = rollup.ArgmaxRule() if not too_large else answer_options.rule_for_model(
       options, trained, model_dir, which, data_dir=data_dir, flip=flip)
   predictions = trained_model.predict(
@@ -291,15 +297,14 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir="", which="best", f
     answers_data, chosen_nodes = _answers_section(
         trained, predictions, options, data_dir=data_dir, split=split, model_dir=model_dir,
         which=which, flip=flip, multi_crop=multi_crop, reported=keep,
-        restricted_or_located=allowed is not None or prior is not None)
+        restricted_or_located=allowed is not None or prior is not None,
+        unseen_species=unseen_species)
     predictions.answers["chosen_taxon"] = chosen_nodes
   if keep is not None:  # the adjustment was tuned on the other half of this split
     predictions = predictions.subset(keep)
   predictions.probabilities = None  # [N, C]: not needed any more
-  unseen_species = answer_options.unseen_classes(data_dir, trained.label_map)
   if unseen_species.any():  # the species tables score what the model was trained on
-    predictions = predictions.subset(
-        ~(unseen_species[np.maximum(predictions.labels, 0)] & (predictions.labels >= 0)))
+    predictions = predictions.subset(~_of_unseen_species(unseen_species, predictions.labels))
   label_map = trained.label_map
   report = accuracy.summarize(predictions.labels, answers(predictions)[0], label_map)
   report.update(

@@ -129,8 +129,12 @@ def node_masses(probabilities, taxonomy):
 
 def ancestor_masses(probabilities, taxonomy):
   """[N, C, num_ranks] float32: the mass of class c's taxon at each rank."""
-  return tf.gather(node_masses(probabilities, taxonomy),
-                   tf.constant(taxonomy.ancestors, tf.int32), axis=1)
+  return _per_class_and_rank(node_masses(probabilities, taxonomy), taxonomy)
+
+
+def _per_class_and_rank(masses, taxonomy):
+  """[N, num_nodes] node masses -> [N, C, num_ranks]: those of each class's taxa."""
+  return tf.gather(masses, tf.constant(taxonomy.ancestors, tf.int32), axis=1)
 
 
 def best_per_rank(masses, taxonomy):
@@ -193,8 +197,8 @@ def roll_up_each(probabilities, taxonomy, rules):
       shared[key] = make()
     return shared[key]
 
-  def ancestors_of(node_mass):  # ancestor_masses from node masses already summed
-    return tf.gather(node_mass, tf.constant(taxonomy.ancestors, tf.int32), axis=1)
+  def per_class():  # [N, C, R]: the masses of each class's taxa
+    return once("ancestors", lambda: _per_class_and_rank(masses, taxonomy))
 
   answers = []
   for rule in rules:
@@ -210,13 +214,11 @@ def roll_up_each(probabilities, taxonomy, rules):
       passing = (best_mass > rule.threshold) & tf.constant(allowed)
       node, rank = _lowest_passing(passing, best_node, num_ranks)
     elif isinstance(rule, ThresholdRule):
-      best_mass, best_node = once("best", lambda: best_per_rank(
-          once("ancestors", lambda: ancestors_of(masses)), taxonomy))
+      best_mass, best_node = once("best", lambda: best_per_rank(per_class(), taxonomy))
       passing = best_mass >= tf.constant(rule.thresholds, tf.float32)
       node, rank = _lowest_passing(passing, best_node, num_ranks)
     else:
-      node, rank = _minimum_risk(once("ancestors", lambda: ancestors_of(masses)), taxonomy,
-                                 rule.specificity_cost)
+      node, rank = _minimum_risk(per_class(), taxonomy, rule.specificity_cost)
     node = tf.where(has_mass, node, -1)
     rank = tf.where(has_mass, rank, tf.constant(num_ranks, tf.int32))
     answers.append({"node": node, "rank": rank, "score": _pick(masses, node, taxonomy.num_nodes)})
@@ -261,13 +263,10 @@ def roll_up_numpy(probabilities, taxonomy, rule, batch_size=256):
 
 def roll_up_numpy_each(probabilities, taxonomy, rules, batch_size=256):
   """roll_up_each over a [N, C] numpy array in batches: per rule, {"node", "rank", "score"}."""
+  batches = list(_batches(probabilities, batch_size)) or [  # no images: empty answers
+      np.zeros([0, taxonomy.num_classes], np.float32)]
   parts = [[{k: v.numpy() for k, v in answer.items()}
-            for answer in roll_up_each(batch, taxonomy, rules)]
-           for batch in _batches(probabilities, batch_size)]
-  if not parts:  # no images
-    parts = [[{k: v.numpy() for k, v in answer.items()}
-              for answer in roll_up_each(np.zeros([0, taxonomy.num_classes], np.float32),
-                                         taxonomy, rules)]]
+            for answer in roll_up_each(batch, taxonomy, rules)] for batch in batches]
   return [{key: np.concatenate([batch[i][key] for batch in parts])
            for key in ("node", "rank", "score")} for i in range(len(rules))]
 

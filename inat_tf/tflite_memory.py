@@ -8,8 +8,7 @@ of weights, +4,689 MB). An Inception V3 at iNat2021's 10,000 species thus needs 
 with TFLite; on a smaller machine the kernel kills the converter after the SavedModel is
 written. inat-export refuses instead, before any work, naming what it would need and --notflite.
 
-  problem = tflite_memory.problem(parameters=model.count_params(),
-                                  available_bytes=tflite_memory.available_bytes())
+  problem = tflite_memory.problem(model.count_params(), tflite_memory.available_bytes())
 """
 
 import os
