@@ -85,6 +85,20 @@ def _digest(value):
   return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def _data_key(data_dir):
+  """Digest of what training reads from a built sample: its TFRecord shards and label map.
+  Content, not the kind's settings, keys the runs: a generator change that leaves the records
+  byte-identical (e.g. a new setting with a default) keeps the finished runs; one that changes
+  a single record makes them stale."""
+  digest = hashlib.sha256()
+  for name in sorted(os.listdir(data_dir)):
+    if name.endswith(".tfrecord") or name == "label_map.json":
+      digest.update(name.encode())
+      with open(os.path.join(data_dir, name), "rb") as f:
+        digest.update(hashlib.sha256(f.read()).digest())
+  return digest.hexdigest()[:12]
+
+
 def _sample(work_dir, kind_name):
   """The kind's generated sample, built once: the directory name carries a digest of every
   setting, so a changed kind never reuses a stale sample."""
@@ -359,7 +373,7 @@ def _plan(args, kinds, networks, data_dirs):
     for seed in (int(s) for s in args.seeds.split(",")):
       for kind in kinds:
         data_dir = data_dirs[kind]
-        sample_key = _digest(dataclasses.asdict(KINDS[kind].sample))
+        sample_key = _data_key(data_dir)
         for name in networks:
           size = max(args.image_size, models.min_image_size(name))
           flags_here = list(KINDS[kind].recipe_flags) + overrides
