@@ -98,8 +98,7 @@ def _export(model_dir, data_dir, export_dir, calibration, diagnose):
                                        calibration)
     for (_, name), ops in zip(DIAGNOSTIC_MODELS, (None, [
         tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8])):
-      converter = tf.lite.TFLiteConverter.from_concrete_functions(
-          [export._frozen(module.probabilities)], tf.Module())  # pylint: disable=protected-access
+      converter = export.tflite_converter(module.probabilities)
       converter.optimizations = [tf.lite.Optimize.DEFAULT]
       if ops:  # without a representative dataset: weights only
         converter.representative_dataset = export._representative(  # pylint: disable=protected-access

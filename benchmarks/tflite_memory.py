@@ -3,13 +3,14 @@
   python benchmarks/tflite_memory.py                      # MobileNet V1, 13 to 10,000 classes
   python benchmarks/tflite_memory.py --classes 10000 --model inception_v3
 
-Each class count runs in a fresh process (ru_maxrss is a high-water mark): it builds the network
-(random weights, 32 px: the head's size does not depend on the image size), wraps it as
-inat-export's TFLite functions are wrapped, and converts it with `inat_tf.export.tflite_bytes`
-(freeze, then tf.lite.TFLiteConverter), printing the float model's size and the peak RSS above
-the process's RSS before freezing. Issue 26 asks every stage to stay within 1.5 GB above a bare
+Each class count and conversion (float, and int8 calibrated on 100 random images as inat-export
+calibrates on 100 train images) runs in a fresh process (ru_maxrss is a high-water mark): it
+builds the network (random weights, 32 px, 75 for Inceptions: the head's size does not depend on
+the image size), wraps it as inat-export's TFLite functions are wrapped, and converts it with
+`inat_tf.export.tflite_bytes`, printing the float model's size and the peak RSS above the
+process's RSS before converting. Issue 26 asks every stage to stay within 1.5 GB above a bare
 `import tensorflow` at iNat2021's 10,000 classes; this shows how much of inat-export's peak is the
-converter's own, a multiple of the model's bytes, and so not ours to stream away.
+converter's own, and what inat_tf.tflite_memory's estimate says beside it.
 """
 
 import argparse
@@ -31,8 +32,10 @@ def _peak_mb():
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def child(model_name, classes, image_size):
-  """One conversion; prints one tab-separated line: classes, model MB, MB before, peak MB."""
+def child(model_name, classes, image_size, quantize):
+  """One conversion; prints one tab-separated line: classes, model MB, MB before, peak MB,
+  weights."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import models  # pylint: disable=g-import-not-at-top
   from inat_tf import export  # pylint: disable=g-import-not-at-top
@@ -41,12 +44,15 @@ def child(model_name, classes, image_size):
   @tf.function(input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32)])
   def probabilities(images):
     return {"probabilities": tf.nn.softmax(model(images, training=False))}
+  images = [np.random.default_rng(i).uniform(0, 255, (1, image_size, image_size, 3))
+            .astype(np.float32) for i in range(100)] if quantize else None
   gc.collect()
   # ru_maxrss cannot be reset: the mark before converting is the higher of building's peak and
   # the RSS now, and the conversion is measured above that (so never overstated).
   before = max(_rss_mb(), _peak_mb())
-  content = export.tflite_bytes(probabilities)
-  print(f"{classes}\t{len(content) / 2**20:.1f}\t{before:.0f}\t{_peak_mb():.0f}", flush=True)
+  export.tflite_bytes(probabilities, quantize=quantize or None, images=images)
+  print(f"{classes}\t{4 * model.count_params() / 2**20:.1f}\t{before:.0f}\t{_peak_mb():.0f}\t"
+        f"{model.count_params()}", flush=True)
 
 
 def main():
@@ -54,33 +60,41 @@ def main():
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--model", default="mobilenet_v1")
   parser.add_argument("--classes", default="13,5089,10000")
-  parser.add_argument("--image_size", type=int, default=32)
-  parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+  parser.add_argument("--image_size", type=int, default=32,
+                      help="at least the network's minimum (Inceptions: 75)")
+  parser.add_argument("--conversions", default="float,int8",
+                      help="comma-separated, of float, int8, full_integer")
+  parser.add_argument("--child", default="", help=argparse.SUPPRESS)
   args = parser.parse_args()
+  import models  # pylint: disable=g-import-not-at-top
+  from inat_tf import tflite_memory  # pylint: disable=g-import-not-at-top
+  size = max(args.image_size, models.min_image_size(args.model))
   if args.child:
-    child(args.model, int(args.classes), args.image_size)
+    child(args.model, int(args.classes), size, "" if args.child == "float" else args.child)
     return
   import_tf = subprocess.run(
       [sys.executable, "-c", "import resource, tensorflow; print(resource.getrusage("
        "resource.RUSAGE_SELF).ru_maxrss / 1024)"], capture_output=True, text=True, check=True)
   bare = float(import_tf.stdout.split()[-1])
-  print(f"{args.model} at {args.image_size} px, float TFLite conversion (inat_tf.export."
-        f"tflite_bytes); a bare `import tensorflow` peaks at {bare:.0f} MB\n")
-  print("| classes | float model MB | before MB | peak MB | peak above before MB | "
-        "that / model MB | peak above import-tf MB |")
-  print("|---:|---:|---:|---:|---:|---:|---:|")
+  print(f"{args.model} at {size} px, TFLite conversions (inat_tf.export.tflite_bytes); a bare "
+        f"`import tensorflow` peaks at {bare:.0f} MB\n")
+  print("| classes | conversion | float model MB | before MB | peak MB | peak above before MB | "
+        "that / model MB | peak above import-tf MB | tflite_memory's estimate MB |")
+  print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
   for classes in args.classes.split(","):
-    result = subprocess.run([sys.executable, os.path.abspath(__file__), "--child",
-                             f"--model={args.model}", f"--classes={classes}",
-                             f"--image_size={args.image_size}"],
-                            capture_output=True, text=True, check=False)
-    if result.returncode:
-      sys.exit(f"{classes} classes failed:\n{result.stderr[-2000:]}")
-    row = result.stdout.strip().splitlines()[-1].split("\t")
-    count, model_mb, before, peak = (float(v) for v in row)
-    above = peak - before
-    print(f"| {int(count):,} | {model_mb:.1f} | {before:.0f} | {peak:.0f} | +{above:.0f} | "
-          f"{above / model_mb:.0f}x | +{peak - bare:.0f} |")
+    for conversion in args.conversions.split(","):
+      result = subprocess.run([sys.executable, os.path.abspath(__file__), f"--child={conversion}",
+                               f"--model={args.model}", f"--classes={classes}",
+                               f"--image_size={size}"],
+                              capture_output=True, text=True, check=False)
+      if result.returncode:
+        sys.exit(f"{classes} classes, {conversion} failed:\n{result.stderr[-2000:]}")
+      row = result.stdout.strip().splitlines()[-1].split("\t")
+      count, model_mb, before, peak, weights = (float(v) for v in row)
+      above = peak - before
+      print(f"| {int(count):,} | {conversion} | {model_mb:.1f} | {before:.0f} | {peak:.0f} | "
+            f"+{above:.0f} | {above / model_mb:.1f}x | +{peak - bare:.0f} | "
+            f"{tflite_memory.needed_bytes(int(weights)) / 2**20:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -77,7 +77,6 @@ batch their normal answer.
 """
 
 import gc
-import inspect
 import json
 import os
 import time
@@ -85,7 +84,6 @@ import warnings
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.framework import convert_to_constants  # pylint: disable=g-direct-tensorflow-import
 
 from inat_tf import cli
 from inat_tf import int8_check
@@ -482,22 +480,18 @@ def _representative(images, pin_input_range=False):
   return generate
 
 
-def _frozen(function):
-  """A tf.function with its variables turned into constants, inputs and outputs named as the
-  function's arguments and dict keys: converting a Keras 3 model's live function or its
-  SavedModel leaves READ_VARIABLE ops the TFLite runtime cannot resolve, and freezing alone loses
-  the names."""
+def tflite_converter(function):
+  """tf.lite.TFLiteConverter of a tf.function with an input_signature and dict outputs, given
+  the concrete function with a trackable object that holds the variables it reads: TF's
+  converter then saves them as a SavedModel and freezes them inside its own importer, keeping the
+  argument names and dict keys as the "serving_default" signature. Freezing in Python first
+  (convert_variables_to_constants_v2, inat-export until 2026-12-07) gave the same flatbuffer at
+  4.7x the converter's peak memory: +1,758 MB against +376 MB for MobileNet V1 at 10,000 classes
+  (benchmarks/tflite_memory.py; issue 26)."""
   concrete = function.get_concrete_function()
-  names = sorted(concrete.structured_outputs)
-  arguments = inspect.signature(function.python_function).parameters
-  specs = [tf.TensorSpec(spec.shape, spec.dtype, name=argument)
-           for spec, argument in zip(function.input_signature, arguments)]
-  constant = convert_to_constants.convert_variables_to_constants_v2(concrete)
-
-  @tf.function(input_signature=specs)
-  def named(*inputs):
-    return dict(zip(names, tf.nest.flatten(constant(*inputs))))
-  return named.get_concrete_function()
+  owner = tf.Module()
+  owner.captured_variables = list(concrete.variables)
+  return tf.lite.TFLiteConverter.from_concrete_functions([concrete], owner)
 
 
 def tflite_bytes(function, *, quantize=None, images=None):
@@ -508,18 +502,36 @@ def tflite_bytes(function, *, quantize=None, images=None):
   zero point 0 at the input, see _representative; 1/256, 0 at a softmax output). images:
   calibration_images, for the two quantised kinds.
 
-  The converter gets an empty tf.Module as the frozen function's trackable object: that is its
-  current conversion path (without one it warns "Please consider providing the trackable_obj")
-  and it keeps the input and output names as a signature ("serving_default").
+  Converted by tflite_converter. RuntimeError if a variable was left unfrozen (VAR_HANDLE /
+  READ_VARIABLE ops, which apps' TFLite runtimes cannot run).
   """
-  converter = tf.lite.TFLiteConverter.from_concrete_functions([_frozen(function)], tf.Module())
+  converter = tflite_converter(function)
   if quantize:
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = _representative(images, quantize == "full_integer")
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
   if quantize == "full_integer":
     converter.inference_input_type = converter.inference_output_type = tf.uint8
-  return converter.convert()
+  content = converter.convert()
+  _check_frozen(content)
+  return content
+
+
+_VARIABLE_OPS = ("VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE")
+
+
+def _check_frozen(content):
+  """RuntimeError if the flatbuffer still reads variables (a function read a variable that
+  tflite_bytes' owner did not track)."""
+  with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": its reading is not
+    warnings.simplefilter("ignore", UserWarning)  # (ai-edge-litert is not a dependency)
+    interpreter = tf.lite.Interpreter(model_content=content)
+  left = sorted({op["op_name"] for op in interpreter._get_ops_details()  # pylint: disable=protected-access
+                 if op["op_name"] in _VARIABLE_OPS})
+  if left:
+    raise RuntimeError(f"the TFLite converter left variable ops ({', '.join(left)}): the "
+                       f"function reads variables it does not capture; the model would not run "
+                       f"on a phone's TFLite runtime")
 
 
 def _check_full_integer(content):

@@ -1,22 +1,25 @@
 """Will the TFLite conversions fit in memory? Asked before inat-export writes anything.
 
-TensorFlow's TFLite converter (freeze, save as a SavedModel, import into MLIR, export a
-flatbuffer) holds many copies of a model's constants at once: one float conversion peaks at
-29-38x the model's float32 bytes above where it started (benchmarks/tflite_memory.py, 2 cores:
-MobileNet V1 +463 MB at 13 classes, +1,758 MB at 10,000; Inception V3 at 10,000 classes, 161 MB
-of weights, +4,689 MB). An Inception V3 at iNat2021's 10,000 species thus needs ~5.7 GB to export
-with TFLite; on a smaller machine the kernel kills the converter after the SavedModel is
-written. inat-export refuses instead, before any work, naming what it would need and --notflite.
+TensorFlow's TFLite converter (save the variables as a SavedModel, import and freeze them in
+MLIR, quantise, export a flatbuffer) holds several copies of a model's constants at once; the
+int8 conversions, which also run the model on the calibration images, peak highest
+(benchmarks/tflite_memory.py, 2 cores, 2026-12-07: MobileNet V1 at 10,000 classes, 51 MB of
+float32 weights, +434 MB float and +724 MB int8 above where it started; Inception V3 at 10,000
+classes, 161 MB, +1,243 MB and +1,816 MB). On a machine without that much the kernel kills the
+converter after the SavedModel is written; inat-export refuses instead, before any work, naming
+what it would need and --notflite.
 
   problem = tflite_memory.problem(model.count_params(), tflite_memory.available_bytes())
 """
 
 import os
 
-# The converter's peak above its start, per float32 byte of the model: the highest measured
-# (MobileNet V1 at 13 classes, 38x); the int8 conversions peaked ~10 % above the float one at
-# 5,089 classes, inside that margin for the larger models (29-34x).
-CONVERTER_PEAK_PER_MODEL_BYTE = 38
+# The converter's peak above its start: a fixed part (its own code and buffers, ~200 MB for a
+# 12 MB model) and a part per float32 byte of the model (~10x in the int8 conversions, between
+# MobileNet V1 and Inception V3 at 10,000 classes), with ~15 % to spare over every measured
+# conversion (benchmarks/RESULTS.md, "inat-export's peak").
+CONVERTER_FIXED_BYTES = 256 * 2**20
+CONVERTER_PEAK_PER_MODEL_BYTE = 12
 
 
 class NotEnoughMemory(ValueError):
@@ -24,8 +27,9 @@ class NotEnoughMemory(ValueError):
 
 
 def needed_bytes(parameters):
-  """Bytes one TFLite conversion of a model with `parameters` float32 weights peaks at (int)."""
-  return CONVERTER_PEAK_PER_MODEL_BYTE * 4 * int(parameters)
+  """Bytes one TFLite conversion of a model with `parameters` float32 weights peaks at above
+  where it starts (int): the highest of inat-export's conversions, int8's."""
+  return CONVERTER_FIXED_BYTES + CONVERTER_PEAK_PER_MODEL_BYTE * 4 * int(parameters)
 
 
 def available_bytes(meminfo="/proc/meminfo", cgroup="/sys/fs/cgroup"):
@@ -77,6 +81,6 @@ def problem(parameters, available):
     return None
   return (f"converting this model ({parameters:,} weights, {4 * parameters / 2**20:,.0f} MB in "
           f"float32) to TFLite needs about {needed / 2**30:.1f} GB of memory (TensorFlow's "
-          f"converter holds ~{CONVERTER_PEAK_PER_MODEL_BYTE} copies of the weights at its peak; "
+          f"int8 converter peaks at ~{CONVERTER_PEAK_PER_MODEL_BYTE}x the float32 weights; "
           f"benchmarks/tflite_memory.py) and {available / 2**30:.1f} GB is available: export "
           f"with --notflite (the SavedModel alone), or on a machine with more memory")
