@@ -2,6 +2,7 @@
 
   python benchmarks/tflite_memory.py                      # MobileNet V1, 13 to 10,000 classes
   python benchmarks/tflite_memory.py --classes 10000 --model inception_v3
+  python benchmarks/tflite_memory.py --exports MODEL_DIR:DATA_DIR,...   # whole inat-exports
 
 Each class count and conversion (float, and int8 calibrated on 100 random images as inat-export
 calibrates on 100 train images) runs in a fresh process (ru_maxrss is a high-water mark): it
@@ -10,7 +11,9 @@ the image size), wraps it as inat-export's TFLite functions are wrapped, and con
 `inat_tf.export.tflite_bytes`, printing the float model's size and the peak RSS above the
 process's RSS before converting. Issue 26 asks every stage to stay within 1.5 GB above a bare
 `import tensorflow` at iNat2021's 10,000 classes; this shows how much of inat-export's peak is the
-converter's own, and what inat_tf.tflite_memory's estimate says beside it.
+converter's own. --exports instead runs `inat_tf.export.export` (with TFLite, int8 calibrated
+on the data dir) on trained model dirs, each in a fresh process, and prints the RSS at its memory
+check and its peak: what inat_tf.tflite_memory's estimate (printed beside) must cover.
 """
 
 import argparse
@@ -55,6 +58,41 @@ def child(model_name, classes, image_size, quantize):
         f"{model.count_params()}", flush=True)
 
 
+def export_child(model_dir, data_dir):
+  """One whole inat-export; prints one tab-separated line: weights, MB at the check, peak MB."""
+  import tempfile  # pylint: disable=g-import-not-at-top
+  from inat_tf import export, tflite_memory  # pylint: disable=g-import-not-at-top
+  seen = {}
+  problem = tflite_memory.problem
+
+  def at_check(parameters, available):  # export's check, the point the estimate is from
+    seen.update(weights=parameters, rss=max(_rss_mb(), _peak_mb()))
+    return problem(parameters, available)
+  tflite_memory.problem = at_check
+  with tempfile.TemporaryDirectory() as export_dir:
+    export.export(model_dir, export_dir, data_dir=data_dir)
+  print(f"{seen['weights']}\t{seen['rss']:.0f}\t{_peak_mb():.0f}", flush=True)
+
+
+def exports(pairs):
+  """The --exports table: per model dir, the RSS at the check, the peak and the estimate."""
+  from inat_tf import tflite_memory  # pylint: disable=g-import-not-at-top
+  print("| model dir | weights | float model MB | at the check MB | peak MB | peak above the check "
+        "MB | estimate MB |\n|---|---:|---:|---:|---:|---:|---:|")
+  for pair in pairs.split(","):
+    model_dir, data_dir = pair.split(":")
+    result = subprocess.run([sys.executable, os.path.abspath(__file__),
+                             f"--export_child={model_dir}:{data_dir}"],
+                            capture_output=True, text=True, check=False)
+    if result.returncode:
+      sys.exit(f"{model_dir} failed:\n{result.stderr[-2000:]}")
+    weights, at_check, peak = (float(v) for v in
+                               result.stdout.strip().splitlines()[-1].split("\t"))
+    print(f"| {model_dir} | {int(weights):,} | {4 * weights / 2**20:.0f} | {at_check:.0f} | "
+          f"{peak:.0f} | +{peak - at_check:.0f} | "
+          f"{tflite_memory.needed_bytes(int(weights)) / 2**20:.0f} |", flush=True)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -64,8 +102,17 @@ def main():
                       help="at least the network's minimum (Inceptions: 75)")
   parser.add_argument("--conversions", default="float,int8",
                       help="comma-separated, of float, int8, full_integer")
+  parser.add_argument("--exports", default="",
+                      help="comma-separated MODEL_DIR:DATA_DIR pairs: measure whole inat-exports")
   parser.add_argument("--child", default="", help=argparse.SUPPRESS)
+  parser.add_argument("--export_child", default="", help=argparse.SUPPRESS)
   args = parser.parse_args()
+  if args.export_child:
+    export_child(*args.export_child.split(":"))
+    return
+  if args.exports:
+    exports(args.exports)
+    return
   import models  # pylint: disable=g-import-not-at-top
   from inat_tf import tflite_memory  # pylint: disable=g-import-not-at-top
   size = max(args.image_size, models.min_image_size(args.model))

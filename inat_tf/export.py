@@ -486,7 +486,7 @@ def tflite_converter(function):
   converter then saves them as a SavedModel and freezes them inside its own importer, keeping the
   argument names and dict keys as the "serving_default" signature. Freezing in Python first
   (convert_variables_to_constants_v2, inat-export until 2026-12-07) gave the same flatbuffer at
-  4.7x the converter's peak memory: +1,758 MB against +376 MB for MobileNet V1 at 10,000 classes
+  4x the converter's peak memory: +1,758 MB against +441 MB for MobileNet V1 at 10,000 classes
   (benchmarks/tflite_memory.py; issue 26)."""
   concrete = function.get_concrete_function()
   owner = tf.Module()
@@ -503,7 +503,9 @@ def tflite_bytes(function, *, quantize=None, images=None):
   calibration_images, for the two quantised kinds.
 
   Converted by tflite_converter. RuntimeError if a variable was left unfrozen (VAR_HANDLE /
-  READ_VARIABLE ops, which apps' TFLite runtimes cannot run).
+  READ_VARIABLE ops, which apps' TFLite runtimes cannot run) or the outputs lost their names
+  (TF's converter falls back to freezing without a word when it cannot save the function, and
+  names the outputs output_0, ...).
   """
   converter = tflite_converter(function)
   if quantize:
@@ -513,16 +515,17 @@ def tflite_bytes(function, *, quantize=None, images=None):
   if quantize == "full_integer":
     converter.inference_input_type = converter.inference_output_type = tf.uint8
   content = converter.convert()
-  _check_frozen(content)
+  _check_converted(content, sorted(function.get_concrete_function().structured_outputs))
   return content
 
 
 _VARIABLE_OPS = ("VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE")
 
 
-def _check_frozen(content):
+def _check_converted(content, output_names):
   """RuntimeError if the flatbuffer still reads variables (a function read a variable that
-  tflite_bytes' owner did not track)."""
+  tflite_bytes' owner did not track) or its serving_default signature's outputs are not
+  output_names."""
   with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": its reading is not
     warnings.simplefilter("ignore", UserWarning)  # (ai-edge-litert is not a dependency)
     interpreter = tf.lite.Interpreter(model_content=content)
@@ -532,6 +535,10 @@ def _check_frozen(content):
     raise RuntimeError(f"the TFLite converter left variable ops ({', '.join(left)}): the "
                        f"function reads variables it does not capture; the model would not run "
                        f"on a phone's TFLite runtime")
+  got = sorted(interpreter.get_signature_list().get("serving_default", {}).get("outputs", []))
+  if got != output_names:
+    raise RuntimeError(f"the TFLite converter named the outputs {got}, expected {output_names}: "
+                       f"apps find the outputs by name")
 
 
 def _check_full_integer(content):
@@ -568,9 +575,9 @@ def export_tflite(module, export_dir, data_dir, calibration_count=CALIBRATION_IM
       _check_full_integer(content)
     paths[name] = os.path.join(export_dir, name)
     run_common.write_bytes(paths[name], content)
-    # tflite_bytes' converter is freed only by the cycle collector: without this the float
-    # conversion's ~270 MB stayed while int8 converted (MobileNet V1, 10,000 classes: peak
-    # 2.26 GB against 2.0 GB; issue 26).
+    # tflite_bytes' converter is freed only by the cycle collector: without this one
+    # conversion's memory stayed while the next converted (measured with the converter of
+    # before 2026-12-07: ~270 MB at 10,000 classes; issue 26).
     gc.collect()
   return paths
 

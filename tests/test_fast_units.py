@@ -412,3 +412,25 @@ def test_flags_reach_the_config_with_their_types():
   flag_config.define_flags(train_class, flag_values)
   with pytest.raises(flags.IllegalFlagValueError, match="should be one of"):
     flag_values(["inat-train", *required, "--model=vgg16"])
+
+
+def test_tflite_conversion_freezes_variables_and_keeps_the_names():
+  """export.tflite_bytes: the converter freezes the variables the function reads (no variable
+  ops, the values inside) and keeps the argument and output names an app finds them by; a
+  flatbuffer whose outputs lost their names is refused."""
+  from inat_tf import export  # pylint: disable=g-import-not-at-top
+  weights = tf.Variable([1.0, 2.0, 3.0])
+
+  @tf.function(input_signature=[tf.TensorSpec([3], tf.float32)])
+  def scaled(pixels):
+    return {"scores": weights * pixels, "total": tf.reduce_sum(weights * pixels)}
+  content = export.tflite_bytes(scaled)
+  interpreter = tf.lite.Interpreter(model_content=content)
+  assert interpreter.get_signature_list() == {
+      "serving_default": {"inputs": ["pixels"], "outputs": ["scores", "total"]}}
+  result = interpreter.get_signature_runner()(pixels=np.array([1.0, 1.0, 2.0], np.float32))
+  np.testing.assert_allclose(result["scores"], [1.0, 2.0, 6.0])
+  np.testing.assert_allclose(result["total"], 9.0)
+  with pytest.raises(RuntimeError, match=r"named the outputs \['scores', 'total'\], expected "
+                                         r"\['output_0'\]"):
+    export._check_converted(content, ["output_0"])  # pylint: disable=protected-access

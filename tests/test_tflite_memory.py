@@ -6,14 +6,14 @@ from inat_tf import tflite_memory
 
 
 def test_a_model_too_large_for_the_memory_is_refused_in_one_sentence():
-  weights = 25_000_000  # Inception V3 at 10,000 classes: 100 MB of float32
+  weights = 25_000_000  # 95 MB of float32, about a ResNet-50
   needed = tflite_memory.needed_bytes(weights)
   assert needed == (tflite_memory.CONVERTER_FIXED_BYTES
                     + tflite_memory.CONVERTER_PEAK_PER_MODEL_BYTE * 4 * weights)
   assert tflite_memory.problem(weights, needed) is None
   assert tflite_memory.problem(weights, None) is None  # unknown memory: never refused
   message = tflite_memory.problem(weights, 2**30)
-  assert "25,000,000 weights, 95 MB" in message and "1.4 GB" in message
+  assert "25,000,000 weights, 95 MB" in message and "1.7 GB" in message
   assert "1.0 GB is available" in message and "--notflite" in message and "\n" not in message
 
 
