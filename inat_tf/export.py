@@ -522,15 +522,20 @@ def tflite_bytes(function, *, quantize=None, images=None):
 _VARIABLE_OPS = ("VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE")
 
 
+def _interpreter(content):
+  """tf.lite.Interpreter of a flatbuffer, for reading its signature, ops and quantisation."""
+  with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": its reading is not
+    warnings.simplefilter("ignore", UserWarning)  # (ai-edge-litert is not a dependency)
+    return tf.lite.Interpreter(model_content=content)
+
+
 def _check_converted(content, output_names):
   """RuntimeError if the flatbuffer still reads variables (a function read a variable that
   tflite_bytes' owner did not track) or its serving_default signature's outputs are not
   output_names."""
-  with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": its reading is not
-    warnings.simplefilter("ignore", UserWarning)  # (ai-edge-litert is not a dependency)
-    interpreter = tf.lite.Interpreter(model_content=content)
-  left = sorted({op["op_name"] for op in interpreter._get_ops_details()  # pylint: disable=protected-access
-                 if op["op_name"] in _VARIABLE_OPS})
+  interpreter = _interpreter(content)
+  ops = interpreter._get_ops_details()  # pylint: disable=protected-access
+  left = sorted({op["op_name"] for op in ops if op["op_name"] in _VARIABLE_OPS})
   if left:
     raise RuntimeError(f"the TFLite converter left variable ops ({', '.join(left)}): the "
                        f"function reads variables it does not capture; the model would not run "
@@ -544,9 +549,7 @@ def _check_converted(content, output_names):
 def _check_full_integer(content):
   """RuntimeError unless the full-integer model takes raw uint8 pixels (scale 1, zero point 0)
   and gives uint8 probabilities (scale 1/256, zero point 0), as bundle.json tells apps."""
-  with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": its reading is not
-    warnings.simplefilter("ignore", UserWarning)  # (ai-edge-litert is not a dependency)
-    interpreter = tf.lite.Interpreter(model_content=content)
+  interpreter = _interpreter(content)
   (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
   got = (source["dtype"], source["quantization"], target["dtype"], target["quantization"])
   if got != (np.uint8, (1.0, 0), np.uint8, (1 / 256, 0)):

@@ -84,5 +84,6 @@ def problem(parameters, available):
     return None
   return (f"converting this model ({parameters:,} weights, {4 * parameters / 2**20:,.0f} MB in "
           f"float32) to TFLite needs about {needed / 2**30:.1f} GB of memory (TensorFlow's "
-          f"converter holds several copies of the weights; benchmarks/tflite_memory.py) and {available / 2**30:.1f} GB is available: export "
-          f"with --notflite (the SavedModel alone), or on a machine with more memory")
+          f"converter holds several copies of the weights; benchmarks/tflite_memory.py) and "
+          f"{available / 2**30:.1f} GB is available: export with --notflite (the SavedModel "
+          f"alone), or on a machine with more memory")
