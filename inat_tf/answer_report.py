@@ -50,7 +50,18 @@ def beyond_species(probabilities, labels, taxonomy, rules, *, unseen=None, open_
   result = {"images": int(seen.sum()), "unseen_images": int(unseen.sum()),
             "target_precision": target, "rules": [], "curves": []}
   names = [name for name in RULE_ORDER if name in rules]
-  answers = rollup.roll_up_numpy_each(probabilities, taxonomy, [rules[n] for n in names])
+  seen_l = labels[seen]
+  curves = {"inat": [(t, rollup.InatRule(threshold=float(t))) for t in INAT_CURVE],
+            "risk": [(l, rollup.RiskRule(float(l))) for l in RISK_CURVE]}
+  if held_out is not None and len(held_out[1]):
+    curves["precision"] = [(t, rollup.calibrate_thresholds(held_out[0], held_out[1], taxonomy,
+                                                           t)[0]) for t in OURS_CURVE]
+  points = [(name, knob, rule) for name, knobs in curves.items() for knob, rule in knobs]
+  # One roll-up for the table's rules and the curve's points: they share the taxa's masses, the
+  # costly part at 10,000 species. Each image's answer is its own, so the curve takes seen rows.
+  answers = rollup.roll_up_numpy_each(probabilities, taxonomy,
+                                      [rules[n] for n in names] + [rule for _, _, rule in points])
+  answers, curve_answers = answers[:len(names)], answers[len(names):]
   for name, answer in zip(names, answers):
     nodes = answer["node"]
     row = {"rule": name, "title": RULE_TITLES[name], "setting": describe_rule(rules[name]),
@@ -59,17 +70,9 @@ def beyond_species(probabilities, labels, taxonomy, rules, *, unseen=None, open_
       true_nodes = taxonomy.ancestors[labels[unseen]]
       row["unseen"] = answer_metrics.unseen_placement(nodes[unseen], true_nodes, taxonomy)
     result["rules"].append(row)
-  seen_p, seen_l = probabilities[seen], labels[seen]
-  curves = {"inat": [(t, rollup.InatRule(threshold=float(t))) for t in INAT_CURVE],
-            "risk": [(l, rollup.RiskRule(float(l))) for l in RISK_CURVE]}
-  if held_out is not None and len(held_out[1]):
-    curves["precision"] = [(t, rollup.calibrate_thresholds(held_out[0], held_out[1], taxonomy,
-                                                           t)[0]) for t in OURS_CURVE]
-  points = [(name, knob, rule) for name, knobs in curves.items() for knob, rule in knobs]
-  answers = rollup.roll_up_numpy_each(seen_p, taxonomy, [rule for _, _, rule in points])
-  for (name, knob, _), answer in zip(points, answers):
+  for (name, knob, _), answer in zip(points, curve_answers):
     result["curves"].append({"rule": name, **answer_metrics.curve_point(
-        float(knob), answer_metrics.answer_metrics(answer["node"], seen_l, taxonomy))})
+        float(knob), answer_metrics.answer_metrics(answer["node"][seen], seen_l, taxonomy))})
   if unseen.any() and seen.any() and open_scores is not None:
     msp, energy = (np.asarray(open_scores[k]) for k in ("msp", "energy"))
     result["open_set"] = {"msp": answer_metrics.auroc(-msp[seen], -msp[unseen]),

@@ -218,7 +218,9 @@ def roll_up_each(probabilities, taxonomy, rules):
       passing = best_mass >= tf.constant(rule.thresholds, tf.float32)
       node, rank = _lowest_passing(passing, best_node, num_ranks)
     else:
-      node, rank = _minimum_risk(per_class(), taxonomy, rule.specificity_cost)
+      parts = once("risk", lambda: _risk_parts(per_class(), num_ranks))
+      node, rank = _minimum_risk(_risks_from(parts, rule.specificity_cost), taxonomy,
+                                 rule.specificity_cost)
     node = tf.where(has_mass, node, -1)
     rank = tf.where(has_mass, rank, tf.constant(num_ranks, tf.int32))
     answers.append({"node": node, "rank": rank, "score": _pick(masses, node, taxonomy.num_nodes)})
@@ -228,18 +230,28 @@ def roll_up_each(probabilities, taxonomy, rules):
 def risks(masses, num_ranks, specificity_cost):
   """[N, C, R] expected cost R(v) of answering class c's taxon at each rank (module docstring).
   masses: ancestor_masses."""
+  return _risks_from(_risk_parts(masses, num_ranks), specificity_cost)
+
+
+def _risk_parts(masses, num_ranks):
+  """What every specificity cost's risks share: (masses, height [R], height (1 - P) and the
+  tail, both [N, C, R]). inat-eval's curve rolls up under a dozen costs."""
   height = tf.range(num_ranks, dtype=tf.float32)
   # tail[.., h] = sum over k >= h of (1 - P_k): a product with a constant triangular matrix.
   at_or_above = tf.constant(np.triu(np.ones([num_ranks, num_ranks], np.float32)).T)
   shape = tf.shape(masses)
   tail = tf.reshape(tf.matmul(tf.reshape(1.0 - masses, [-1, num_ranks]), at_or_above), shape)
-  return specificity_cost * height * masses + height * (1.0 - masses) + tail
+  return masses, height, height * (1.0 - masses), tail
 
 
-def _minimum_risk(masses, taxonomy, specificity_cost):
+def _risks_from(parts, specificity_cost):
+  masses, height, wrong_cost, tail = parts
+  return specificity_cost * height * masses + wrong_cost + tail  # the order of risks' terms
+
+
+def _minimum_risk(risk, taxonomy, specificity_cost):
   num_ranks = taxonomy.num_ranks
-  flat = tf.reshape(risks(masses, num_ranks, specificity_cost),
-                    [-1, taxonomy.num_classes * num_ranks])
+  flat = tf.reshape(risk, [-1, taxonomy.num_classes * num_ranks])
   best = tf.argmin(flat, axis=1, output_type=tf.int32)  # index c * R + r
   answered = tf.reduce_min(flat, axis=1) < specificity_cost * num_ranks  # the root's cost
   node = tf.gather(tf.constant(taxonomy.ancestors.reshape(-1), tf.int32), best)

@@ -100,8 +100,7 @@ def build(name, num_classes, image_size, *, weights=None, aux_logits=False, drop
       aux_tap = spec.se_block_name(aux_tap) + "_scale"
 
   rate = spec.default_dropout_rate if dropout_rate is None else dropout_rate
-  logits = heads.classifier(backbone.output, num_classes, rate, spec.conv_classifier,
-                            head_rank=head_rank)
+  logits = heads.classifier(backbone.output, num_classes, rate, head_rank=head_rank)
   outputs = logits
   if aux_logits:
     aux = heads.aux_logits(backbone.get_layer(aux_tap).output, num_classes)

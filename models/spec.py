@@ -37,4 +37,3 @@ class ModelSpec:
   se_block_name: Optional[Callable[[str], Optional[str]]] = None
   aux_tap: Optional[str] = None    # layer whose output feeds the auxiliary head (Inceptions)
   default_dropout_rate: Optional[float] = None
-  conv_classifier: bool = False    # MobileNet's top is a 1x1 conv, not a Dense

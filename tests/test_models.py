@@ -129,6 +129,9 @@ def test_architecture_matches_keras_applications(built):
   assert sum(int(np.prod(w.shape)) for layer in new_layers for w in layer.weights) == (
       reference_top + se + aux)
   assert model.get_layer("head_logits") in new_layers
+  # A Dense in every network, MobileNet V1 included: oneDNN runs keras.applications' 1x1-conv top
+  # several times slower at many classes (models/heads.py).
+  assert isinstance(model.get_layer("head_logits"), keras.layers.Dense)
 
   if name in SE_CHANNELS:
     expand_units = [layer.units for layer in model.layers if layer.name.endswith("_se_expand")]
