@@ -218,45 +218,63 @@ def roll_up_each(probabilities, taxonomy, rules):
       passing = best_mass >= tf.constant(rule.thresholds, tf.float32)
       node, rank = _lowest_passing(passing, best_node, num_ranks)
     else:
-      parts = once("risk", lambda: _risk_parts(per_class(), num_ranks))
-      node, rank = _minimum_risk(_risks_from(parts, rule.specificity_cost), taxonomy,
-                                 rule.specificity_cost)
+      tables = once("risk tables", lambda: _risk_tables(taxonomy))
+      parts = once("risk", lambda: _risk_parts(masses, tables))
+      node, rank = _minimum_risk(parts, tables, rule.specificity_cost, taxonomy)
     node = tf.where(has_mass, node, -1)
     rank = tf.where(has_mass, rank, tf.constant(num_ranks, tf.int32))
     answers.append({"node": node, "rank": rank, "score": _pick(masses, node, taxonomy.num_nodes)})
   return answers
 
 
-def risks(masses, num_ranks, specificity_cost):
-  """[N, C, R] expected cost R(v) of answering class c's taxon at each rank (module docstring).
-  masses: ancestor_masses."""
-  return _risks_from(_risk_parts(masses, num_ranks), specificity_cost)
+def taxon_risks(probabilities, taxonomy, specificity_cost):
+  """(risks [N, T] float32, taxa [T] int32): the expected cost R(v) of answering each taxon v
+  that holds a species (module docstring), and their node ids; probabilities [N, C]."""
+  tables = _risk_tables(taxonomy)
+  masses, height, base = _risk_parts(node_masses(probabilities, taxonomy), tables)
+  return specificity_cost * height * masses + base, tf.constant(tables[0])
 
 
-def _risk_parts(masses, num_ranks):
-  """What every specificity cost's risks share: (masses, height [R], height (1 - P) and the
-  tail, both [N, C, R]). inat-eval's curve rolls up under a dozen costs."""
-  height = tf.range(num_ranks, dtype=tf.float32)
-  # tail[.., h] = sum over k >= h of (1 - P_k): a product with a constant triangular matrix.
-  at_or_above = tf.constant(np.triu(np.ones([num_ranks, num_ranks], np.float32)).T)
-  shape = tf.shape(masses)
-  tail = tf.reshape(tf.matmul(tf.reshape(1.0 - masses, [-1, num_ranks]), at_or_above), shape)
-  return masses, height, height * (1.0 - masses), tail
+def _risk_tables(taxonomy):
+  """The risk rule's constants (numpy): (taxa [T] int32, chain [T, R] int32, height [T] float32).
+
+  R(v) depends on the taxon v alone, so the rule minimises over the T taxa (17 k at iNat2021's
+  10,000 species and 8 ranks), not over every class's taxon at every rank ([C, R], 80 k, each
+  taxon repeated once per species below it). taxa: the nodes that hold a species, in the order of
+  their first (class, rank) pair c * R + r, so that argmin's first-minimum tie-break is the one a
+  minimum over [C, R] makes. chain: each taxon's own and higher ancestors (node_ancestors), with
+  num_nodes below its rank: the index of a padding mass of 1, whose 1 - P adds nothing.
+  """
+  pairs = taxonomy.ancestors.reshape(-1)  # node of pair c * R + r
+  first = np.full(taxonomy.num_nodes, pairs.size, np.int64)
+  np.minimum.at(first, pairs, np.arange(pairs.size))
+  taxa = np.argsort(first, kind="stable")[:int(np.sum(first < pairs.size))]
+  chain = taxonomy.node_ancestors[taxa]
+  chain = np.where(chain < 0, taxonomy.num_nodes, chain)
+  return (taxa.astype(np.int32), chain.astype(np.int32),
+          taxonomy.node_ranks[taxa].astype(np.float32))
 
 
-def _risks_from(parts, specificity_cost):
-  masses, height, wrong_cost, tail = parts
-  return specificity_cost * height * masses + wrong_cost + tail  # the order of risks' terms
+def _risk_parts(masses, tables):
+  """What every specificity cost shares: (P(v) [N, T], h_v [T], h_v (1 - P(v)) + sum_{k >= h_v}
+  (1 - P_k(v)) [N, T]). masses: node_masses [N, num_nodes]. inat-eval's curve rolls up under a
+  dozen costs."""
+  taxa, chain, height = tables
+  own = tf.gather(masses, taxa, axis=1)
+  padded = tf.concat([masses, tf.ones_like(masses[:, :1])], axis=1)
+  tail = tf.reduce_sum(1.0 - tf.gather(padded, chain, axis=1), axis=2)
+  return own, height, height * (1.0 - own) + tail
 
 
-def _minimum_risk(risk, taxonomy, specificity_cost):
-  num_ranks = taxonomy.num_ranks
-  flat = tf.reshape(risk, [-1, taxonomy.num_classes * num_ranks])
-  best = tf.argmin(flat, axis=1, output_type=tf.int32)  # index c * R + r
-  answered = tf.reduce_min(flat, axis=1) < specificity_cost * num_ranks  # the root's cost
-  node = tf.gather(tf.constant(taxonomy.ancestors.reshape(-1), tf.int32), best)
+def _minimum_risk(parts, tables, specificity_cost, taxonomy):
+  own, height, base = parts
+  risk = specificity_cost * height * own + base  # [N, T]
+  best = tf.argmin(risk, axis=1, output_type=tf.int32)
+  answered = tf.reduce_min(risk, axis=1) < specificity_cost * taxonomy.num_ranks  # the root's
+  node = tf.gather(tf.constant(tables[0]), best)
+  rank = tf.gather(tf.constant(taxonomy.node_ranks.astype(np.int32)), node)
   return (tf.where(answered, node, -1),
-          tf.where(answered, best % num_ranks, tf.constant(num_ranks, tf.int32)))
+          tf.where(answered, rank, tf.constant(taxonomy.num_ranks, tf.int32)))
 
 
 # -- calibration on held-out images (numpy in, numpy out) --------------------------------------

