@@ -94,6 +94,12 @@ def _swap_ema(optimizer):
     average.assign(current)
 
 
+# Why a readable checkpoint's classifier may not fit the model the same flags build now.
+_LAYOUT_HINTS = ("; MobileNet V1's classifier was a 1x1 conv until 2026-12-07 and is a Dense now "
+                 "(models/heads.py): such a run cannot resume, but its best.keras and final.keras "
+                 "still load in inat-eval, inat-predict and inat-export")
+
+
 def _restore(checkpoint, manager, log):
   """Restores the newest readable checkpoint, falling back to older ones with a warning (a
   machine lost mid-save can leave the newest one truncated); returns its path."""
@@ -105,6 +111,11 @@ def _restore(checkpoint, manager, log):
       raise TrainError(f"checkpoint {path} does not fit this model ({str(e).splitlines()[0]}): "
                        f"use a new --model_dir, or --overwrite") from None
     except (tf.errors.OpError, IndexError, KeyError, ValueError) as e:
+      if isinstance(e, ValueError) and "incompatible tensor with shape" in str(e):
+        # A readable checkpoint of another layout: every older one has it too.
+        raise TrainError(f"checkpoint {path} does not fit this model ({str(e).splitlines()[0]})"
+                         f"{_LAYOUT_HINTS if 'head_logits' in str(e) else ''}: use a new "
+                         f"--model_dir, or --overwrite") from None
       log(f"inat-train: warning: checkpoint {path} cannot be read ({type(e).__name__}: "
           f"{(str(e).strip() or repr(e)).splitlines()[0][:200]}); trying the one before it")
   raise TrainError(f"no checkpoint of {manager.directory} can be read: delete the directory "

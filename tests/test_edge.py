@@ -119,7 +119,7 @@ def test_tau_norm_on_a_factorised_head_is_tau_norm_of_the_equal_full_classifier(
 @pytest.mark.slow  # builds a network
 def test_stored_tau_norm_applies_to_a_factorised_keras_model(tmp_path):
   """apply_stored (what inat-eval, inat-predict and inat-export load) on a rank-4 MobileNet,
-  whose head is a 1x1 conv pair: the adjusted network's logits are tau-norm's formula."""
+  whose head is a Dense pair: the adjusted network's logits are tau-norm's formula."""
   model = models.build("mobilenet_v1", 13, 32, head_rank=4)
   rng = np.random.default_rng(1)
   for name in (heads.BOTTLENECK_LAYER, heads.CLASSIFIER_LAYER):  # non-zero biases

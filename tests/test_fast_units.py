@@ -434,3 +434,38 @@ def test_tflite_conversion_freezes_variables_and_keeps_the_names():
   with pytest.raises(RuntimeError, match=r"named the outputs \['scores', 'total'\], expected "
                                          r"\['output_0'\]"):
     export._check_converted(content, ["output_0"])  # pylint: disable=protected-access
+
+
+def test_a_checkpoint_of_another_classifier_layout_is_refused_with_what_still_works(tmp_path):
+  """A MobileNet V1 run checkpointed with the 1x1-conv classifier (before 2026-12-07) meets a
+  Dense one: one line that names the change and the way on, not a fall-back through every older
+  checkpoint to "none can be read" (they all have the same layout)."""
+  import keras  # pylint: disable=g-import-not-at-top
+  from inat_tf import train  # pylint: disable=g-import-not-at-top
+
+  def model(conv_head):
+    inputs = keras.Input((4,))
+    features = keras.layers.Dense(4, name="features")(inputs)
+    if conv_head:
+      pixel = keras.layers.Reshape((1, 1, 4))(features)
+      logits = keras.layers.Reshape((3,))(keras.layers.Conv2D(3, 1, name="head_logits")(pixel))
+    else:
+      logits = keras.layers.Dense(3, name="head_logits")(keras.layers.Reshape((4,))(features))
+    return keras.Model(inputs, logits)
+
+  directory = str(tmp_path / "checkpoints")
+  old = tf.train.Checkpoint(model=model(conv_head=True))
+  manager = tf.train.CheckpointManager(old, directory, max_to_keep=5)
+  manager.save()
+  manager.save()
+  new = tf.train.Checkpoint(model=model(conv_head=False))
+  lines = []
+  with pytest.raises(train.TrainError) as raised:
+    train._restore(  # pylint: disable=protected-access
+        new, tf.train.CheckpointManager(new, directory, max_to_keep=5), lines.append)
+  message = str(raised.value)
+  newest = manager.checkpoints[-1]
+  assert message.startswith(f"checkpoint {newest} does not fit this model ("), message
+  assert "1x1 conv until 2026-12-07 and is a Dense now" in message, message
+  assert message.endswith("use a new --model_dir, or --overwrite"), message
+  assert "\n" not in message and not lines  # one line; no "trying the one before it"
