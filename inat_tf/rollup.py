@@ -220,7 +220,8 @@ def roll_up_each(probabilities, taxonomy, rules):
     else:
       tables = once("risk tables", lambda: _risk_tables(taxonomy))
       parts = once("risk", lambda: _risk_parts(masses, tables))
-      node, rank = _minimum_risk(parts, tables, rule.specificity_cost, taxonomy)
+      node, rank = _minimum_risk(_risks(parts, tables, rule.specificity_cost), tables,
+                                 rule.specificity_cost, num_ranks)
     node = tf.where(has_mass, node, -1)
     rank = tf.where(has_mass, rank, tf.constant(num_ranks, tf.int32))
     answers.append({"node": node, "rank": rank, "score": _pick(masses, node, taxonomy.num_nodes)})
@@ -231,12 +232,12 @@ def taxon_risks(probabilities, taxonomy, specificity_cost):
   """(risks [N, T] float32, taxa [T] int32): the expected cost R(v) of answering each taxon v
   that holds a species (module docstring), and their node ids; probabilities [N, C]."""
   tables = _risk_tables(taxonomy)
-  masses, height, base = _risk_parts(node_masses(probabilities, taxonomy), tables)
-  return specificity_cost * height * masses + base, tf.constant(tables[0])
+  parts = _risk_parts(node_masses(probabilities, taxonomy), tables)
+  return _risks(parts, tables, specificity_cost), tf.constant(tables[0])
 
 
 def _risk_tables(taxonomy):
-  """The risk rule's constants (numpy): (taxa [T] int32, chain [T, R] int32, height [T] float32).
+  """The risk rule's constants (numpy): (taxa [T] int32, chain [T, R] int32, rank [T] int32).
 
   R(v) depends on the taxon v alone, so the rule minimises over the T taxa (17,057 in the
   generated iNat2021 x0.05 download: 10,000 species, 7 ranks), not over every class's taxon at
@@ -254,29 +255,34 @@ def _risk_tables(taxonomy):
   chain = taxonomy.node_ancestors[taxa]
   chain = np.where(chain < 0, taxonomy.num_nodes, chain)
   return (taxa.astype(np.int32), chain.astype(np.int32),
-          taxonomy.node_ranks[taxa].astype(np.float32))
+          taxonomy.node_ranks[taxa].astype(np.int32))
 
 
 def _risk_parts(masses, tables):
-  """What every specificity cost shares: (P(v) [N, T], h_v [T], h_v (1 - P(v)) + sum_{k >= h_v}
-  (1 - P_k(v)) [N, T]). masses: node_masses [N, num_nodes]. inat-eval's curve rolls up under a
-  dozen costs."""
-  taxa, chain, height = tables
+  """What every specificity cost shares, each [N, T]: (P(v), h_v (1 - P(v)) + sum_{k >= h_v}
+  (1 - P_k(v))). masses: node_masses [N, num_nodes]. inat-eval's curve rolls up under a dozen
+  costs."""
+  taxa, chain, rank = tables
   own = tf.gather(masses, taxa, axis=1)
   padded = tf.concat([masses, tf.ones_like(masses[:, :1])], axis=1)
   tail = tf.reduce_sum(1.0 - tf.gather(padded, chain, axis=1), axis=2)
-  return own, height, height * (1.0 - own) + tail
+  return own, tf.cast(rank, tf.float32) * (1.0 - own) + tail
 
 
-def _minimum_risk(parts, tables, specificity_cost, taxonomy):
-  own, height, base = parts
-  risk = specificity_cost * height * own + base  # [N, T]
+def _risks(parts, tables, specificity_cost):
+  """[N, T] R(v) = lambda h_v P(v) + the shared part."""
+  own, shared = parts
+  return specificity_cost * tf.cast(tables[2], tf.float32) * own + shared
+
+
+def _minimum_risk(risk, tables, specificity_cost, num_ranks):
+  """(node, rank) [N] int32 of the least risky taxon; (-1, num_ranks) where none is below the
+  root's cost, lambda * num_ranks."""
+  taxa, _, rank = tables
   best = tf.argmin(risk, axis=1, output_type=tf.int32)
-  answered = tf.reduce_min(risk, axis=1) < specificity_cost * taxonomy.num_ranks  # the root's
-  node = tf.gather(tf.constant(tables[0]), best)
-  rank = tf.gather(tf.constant(taxonomy.node_ranks.astype(np.int32)), node)
-  return (tf.where(answered, node, -1),
-          tf.where(answered, rank, tf.constant(taxonomy.num_ranks, tf.int32)))
+  answered = tf.reduce_min(risk, axis=1) < specificity_cost * num_ranks
+  return (tf.where(answered, tf.gather(tf.constant(taxa), best), -1),
+          tf.where(answered, tf.gather(tf.constant(rank), best), tf.constant(num_ranks, tf.int32)))
 
 
 # -- calibration on held-out images (numpy in, numpy out) --------------------------------------

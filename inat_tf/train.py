@@ -95,9 +95,17 @@ def _swap_ema(optimizer):
 
 
 # Why a readable checkpoint's classifier may not fit the model the same flags build now.
-_LAYOUT_HINTS = ("; MobileNet V1's classifier was a 1x1 conv until 2026-12-07 and is a Dense now "
-                 "(models/heads.py): such a run cannot resume, but its best.keras and final.keras "
-                 "still load in inat-eval, inat-predict and inat-export")
+_HEAD_CHANGE = ("; MobileNet V1's classifier was a 1x1 conv until 2026-12-07 and is a Dense now "
+                "(models/heads.py): such a run cannot resume, but its best.keras and final.keras "
+                "still load in inat-eval, inat-predict and inat-export")
+
+
+def _does_not_fit(path, error):
+  """The TrainError for a readable checkpoint of another model."""
+  message = str(error)
+  return TrainError(f"checkpoint {path} does not fit this model ({message.splitlines()[0]})"
+                    f"{_HEAD_CHANGE if 'head_logits' in message else ''}: use a new --model_dir, "
+                    f"or --overwrite")
 
 
 def _restore(checkpoint, manager, log):
@@ -108,14 +116,10 @@ def _restore(checkpoint, manager, log):
       checkpoint.restore(path).assert_existing_objects_matched()
       return path
     except AssertionError as e:  # another network: run_record should have refused the rerun
-      raise TrainError(f"checkpoint {path} does not fit this model ({str(e).splitlines()[0]}): "
-                       f"use a new --model_dir, or --overwrite") from None
+      raise _does_not_fit(path, e) from None
     except (tf.errors.OpError, IndexError, KeyError, ValueError) as e:
       if isinstance(e, ValueError) and "incompatible tensor with shape" in str(e):
-        # A readable checkpoint of another layout: every older one has it too.
-        raise TrainError(f"checkpoint {path} does not fit this model ({str(e).splitlines()[0]})"
-                         f"{_LAYOUT_HINTS if 'head_logits' in str(e) else ''}: use a new "
-                         f"--model_dir, or --overwrite") from None
+        raise _does_not_fit(path, e) from None  # another layout: every older checkpoint too
       log(f"inat-train: warning: checkpoint {path} cannot be read ({type(e).__name__}: "
           f"{(str(e).strip() or repr(e)).splitlines()[0][:200]}); trying the one before it")
   raise TrainError(f"no checkpoint of {manager.directory} can be read: delete the directory "

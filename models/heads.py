@@ -43,9 +43,9 @@ def classifier(features, num_classes, dropout_rate, *, head_rank=0):
   conv; here two Dense layers, the same maps): features [d] -> `head_bottleneck` (linear,
   d x R + R) -> `head_logits` (R x C + C), so the head holds R (d + C + 1) + C parameters
   instead of (d + 1) C: at d = 2048, C = 10,000, R = 256 that is 3.1 M instead of 20.5 M (6.6x
-  fewer). No activation between the two: the
-  product is a rank-R linear classifier, so the long-tail adjustments still act on a linear map
-  (inat_tf/long_tail.py). Both factors compute in float32, like the logits.
+  fewer). No activation between the two: the product is a rank-R linear classifier, so the
+  long-tail adjustments still act on a linear map (inat_tf/long_tail.py). Both factors compute
+  in float32, like the logits.
 
   features: [batch, height, width, channels], or [batch, channels] from a backbone that pools
   itself (ConvNeXt: the pool comes before its final LayerNormalization).
