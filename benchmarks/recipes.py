@@ -18,14 +18,17 @@ scored with `model.evaluate` on the same val records likewise. SE and dropout va
 keras.applications twin: their anchor is the plain network's (computed once per cell and seed).
 Inceptions run at 75 px at least (their minimum).
 
-Each finished run is appended to --results (JSON lines) at once, keyed by everything that decides
-its outcome (the kind's sample settings, network, size, epochs, seed, the recipe's resolved flags):
-a rerun skips what is there and reruns what a changed rule or setting made stale, so an
-interrupted run resumes. The table then gives per cell the mean over seeds of both arms, the
-standard deviation over seeds, the mean difference and whether the recipe is within 2 points of
-the anchor or above it (issue 31's criterion, on means). The trainings are CPU-sized (32 px, a
-few hundred images): they say "holds against a plain script on data unlike the tuned-on sample",
-not which recipe is best on iNat2017.
+Each finished run is appended to --results (JSON lines) at once, with the date and the machine,
+keyed by everything that decides its outcome (the kind's sample settings, network, size, epochs,
+seed, the recipe's resolved flags): a rerun skips what is there and reruns what a changed rule or
+setting made stale, so an interrupted run resumes. The default file,
+benchmarks/results/recipes.jsonl, is tracked in git: the three-seed table takes more CPU-hours
+than one working session has, and an untracked file was lost with its machine twice; commit it
+as runs finish, and the next session resumes where this one stopped. The table then gives per
+cell the mean over seeds of both arms, the standard deviation over seeds, the mean difference and
+whether the recipe is within 2 points of the anchor or above it (issue 31's criterion, on
+means). The trainings are CPU-sized (32 px, a few hundred images): they say "holds against a
+plain script on data unlike the tuned-on sample", not which recipe is best on iNat2017.
 """
 
 import argparse
@@ -34,6 +37,7 @@ import gc
 import hashlib
 import json
 import os
+import platform
 import re
 import shlex
 import statistics
@@ -43,6 +47,7 @@ import time
 from inat_tf import sample_download
 
 BATCH = 32
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "recipes.jsonl")
 TOLERANCE = 0.02  # issue 31: the recipe within 2 points of the plain script, or above it
 # Settings both sides must share: given through this script's flags, never --recipe_flags.
 _SHARED_FLAGS = ("image_size", "epochs", "train_steps", "batch_size", "data_dir", "seed")
@@ -220,7 +225,19 @@ def _load(path):
   return done
 
 
+def _machine():
+  """'<CPU model>, <n> cores': the seconds of a record are only comparable on the same one."""
+  model = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo") as f:
+      model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+  except (OSError, StopIteration):
+    pass
+  return f"{model}, {os.cpu_count()} cores"
+
+
 def _append(path, record):
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path, "a") as f:
     f.write(json.dumps(record) + "\n")
     f.flush()
@@ -282,8 +299,8 @@ def table(records, tolerance=TOLERANCE):
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--work_dir", default="/tmp/inat-recipes")
-  parser.add_argument("--results", default="",
-                      help="JSON-lines file of finished runs (default: WORK_DIR/results.jsonl)")
+  parser.add_argument("--results", default=RESULTS,
+                      help="JSON-lines file of finished runs, appended to and resumed from")
   parser.add_argument("--table", action="store_true",
                       help="print the table of the runs these settings plan that --results "
                       "holds; train nothing")
@@ -300,7 +317,7 @@ def main():
                       "(--recipe_flags=\"--a=1 --b=2\"), e.g. to try a change to a recipe "
                       "against the same anchor; recorded in each run's key")
   args = parser.parse_args()
-  results = args.results or os.path.join(args.work_dir, "results.jsonl")
+  results = args.results
   overrides = shlex.split(args.recipe_flags)
   shared = [f for f in overrides if f.lstrip("-").split("=")[0] in _SHARED_FLAGS]
   if shared:
@@ -332,7 +349,7 @@ def main():
       record = dict(key=run.key, arm=run.arm, kind=run.kind, network=run.network,
                     image_size=run.size, epochs=run.epochs, seed=run.seed, **outcome,
                     recipe_flags=run.recipe_flags, resolved=run.resolved,
-                    date=time.strftime("%Y-%m-%d %H:%M"))
+                    date=time.strftime("%Y-%m-%d %H:%M"), machine=_machine())
       _append(results, record)
       done[run.key] = record
       print(f"{run.kind} {run.epochs} ep seed {run.seed} {run.arm} {run.network} {run.size} px: "
