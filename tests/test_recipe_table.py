@@ -30,9 +30,10 @@ def test_table_gives_mean_and_spread_over_seeds_and_judges_the_mean():
 
 def test_results_file_resumes_and_skips_a_torn_last_line(tmp_path):
   path = tmp_path / "results" / "runs.jsonl"
-  first = dict(_run("recipe", 0, 0.5), machine=recipes._machine())  # pylint: disable=protected-access
-  recipes._append(str(path), first)  # pylint: disable=protected-access
+  # pylint: disable=protected-access
+  first = dict(_run("recipe", 0, 0.5), machine=recipes._machine())
+  recipes._append(str(path), first)
   with open(path, "a") as f:
     f.write('{"key": "half-writ')  # a run killed while appending
-  assert recipes._load(str(path)) == {first["key"]: first}  # pylint: disable=protected-access
+  assert recipes._load(str(path)) == {first["key"]: first}
   assert first["machine"].endswith(" cores")
