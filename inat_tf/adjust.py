@@ -63,7 +63,7 @@ def split_features(trained, data_dir, split, batch_size=64):
 
   dataset = records.examples(data_dir, split, [schema.ENCODED, schema.LABEL, schema.IMAGE_ID]) \
       .map(view, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(2)
-  run = tf.function(lambda images: features_of(images, training=False))
+  run = tf.function(lambda images: features_of(images, training=False), autograph=False)
   features, labels, ids = [], [], []
   for images, batch_labels, batch_ids in dataset:
     features.append(tf.reshape(run(images), [tf.shape(images)[0], -1]).numpy())
@@ -98,7 +98,7 @@ def retrain_classifier(trained, config, log=print):
   optimizer = keras.optimizers.SGD(keras.optimizers.schedules.CosineDecay(rate, steps),
                                    momentum=0.9)
 
-  @tf.function
+  @tf.function(autograph=False)  # graph code as written (BUILD_NOTES, "Start-up")
   def step(images, labels):
     features = tf.reshape(tf.cast(features_of(images, training=False), tf.float32),
                           [tf.shape(images)[0], -1])

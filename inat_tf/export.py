@@ -76,6 +76,7 @@ image) gets valid = false, category id -1, name "" and score 0, and the other it
 batch their normal answer.
 """
 
+import functools
 import gc
 import json
 import os
@@ -193,6 +194,11 @@ def serving_module(trained, top_k, geo_prior=None, *, answer_config=None):
   tf.Variables: tracked any other way (the model as an attribute, or its keras.Variable objects),
   TF1-style loaders (TF Serving, saved_model_cli run) fail with "Could not find variable" for
   some of them, although tf.saved_model.load works.
+
+  The functions are traced with autograph=False: the answer pipeline is graph code as written
+  (no Python control flow on tensors; such code would fail at tracing, never silently), and
+  autograph's source conversion of its ~20 functions cost ~1.5 s of every inat-classify,
+  inat-eval and inat-export run (BUILD_NOTES, "Start-up").
   """
   import dataclasses  # pylint: disable=g-import-not-at-top
   from inat_tf import answers  # pylint: disable=g-import-not-at-top
@@ -208,6 +214,7 @@ def serving_module(trained, top_k, geo_prior=None, *, answer_config=None):
   class_names = tf.constant(trained.label_map.names)
   node_names = tf.constant(list(tree.node_names))
   rank_names = tf.constant(list(tree.ranks) + [""])  # index num_ranks: no answer
+  graph_function = functools.partial(tf.function, autograph=False)  # see the docstring
   module = tf.Module()
   module.model_variables = [variable.value for variable in model.variables]
   module.image_size, module.top_k, module.eval_crop_fraction = size, top_k, fraction
@@ -215,7 +222,7 @@ def serving_module(trained, top_k, geo_prior=None, *, answer_config=None):
 
   # One traced copy of the network, called by every signature (tracing a large Keras model is
   # most of an export's time).
-  @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+  @graph_function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
   def image_logits(images):
     return tf.cast(model(normalize(images), training=False), tf.float32)
 
@@ -248,36 +255,36 @@ def serving_module(trained, top_k, geo_prior=None, *, answer_config=None):
     return tf.logical_and(restriction.mask_from_category_ids(category_ids, allowed_category_ids),
                           restriction.mask_from_taxa(tree, allowed_taxa))
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+  @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
   def from_bytes(image_bytes):
     return from_encoded(image_bytes)
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes"),
+  @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes"),
                                 tf.TensorSpec([None], tf.int64, name="allowed_category_ids"),
                                 tf.TensorSpec([None], tf.string, name="allowed_taxa")])
   def from_bytes_restricted(image_bytes, allowed_category_ids, allowed_taxa):
     return from_encoded(image_bytes, request_mask(allowed_category_ids, allowed_taxa))
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes"),
+  @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes"),
                                 tf.TensorSpec([num_classes], tf.bool, name="allowed")])
   def from_bytes_masked(image_bytes, allowed):
     return from_encoded(image_bytes, allowed)
 
-  @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
+  @graph_function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
   def from_images(images):
     outputs = answer(preprocessing.center_crop_and_resize(images, size, fraction))
     return {**outputs, "valid": tf.ones_like(outputs["scores"][:, 0], tf.bool)}
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+  @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
   def from_examples(examples):
     return from_bytes(schema.parse(examples, [schema.ENCODED])[schema.ENCODED])
 
-  @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32)])
+  @graph_function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32)])
   def probabilities(images):
     """For TFLite: [1, size, size, 3] in [0, 255] (already cropped and resized) -> softmax."""
     return {"probabilities": tf.nn.softmax(image_logits(images))}
 
-  @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32),
+  @graph_function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32),
                                 tf.TensorSpec([num_classes], tf.bool)])
   def answers_tflite(images, allowed):
     """For TFLite (model_answers.tflite): image as `probabilities`, allowed [C] bool (all true:
@@ -320,12 +327,12 @@ def _add_place_functions(module, geo_prior, size, image_logits, answer, request_
                       lambda: _no_answers(module.top_k, with_place=True))
     return scatter(outputs, indices, tf.size(image_bytes))
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")]
+  @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")]
                + place_specs)
   def from_bytes_and_place(image_bytes, latitude, longitude, date):
     return with_place(image_bytes, latitude, longitude, date)
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")]
+  @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")]
                + place_specs + [tf.TensorSpec([None], tf.int64, name="allowed_category_ids"),
                                 tf.TensorSpec([None], tf.string, name="allowed_taxa")])
   def from_bytes_and_place_restricted(image_bytes, latitude, longitude, date,
@@ -333,14 +340,14 @@ def _add_place_functions(module, geo_prior, size, image_logits, answer, request_
     return with_place(image_bytes, latitude, longitude, date,
                       allowed=request_mask(allowed_category_ids, allowed_taxa))
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")]
+  @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")]
                + place_specs + [tf.TensorSpec([module.taxonomy.num_classes], tf.bool,
                                               name="allowed"),
                                 tf.TensorSpec([None], tf.bool, name="opt_out")])
   def from_bytes_and_place_masked(image_bytes, latitude, longitude, date, allowed, opt_out):
     return with_place(image_bytes, latitude, longitude, date, allowed=allowed, opt_out=opt_out)
 
-  @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32),
+  @graph_function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32),
                                 tf.TensorSpec([1], tf.float32), tf.TensorSpec([1], tf.float32),
                                 tf.TensorSpec([1, 3], tf.int32)])
   def probabilities_with_place(images, latitude, longitude, date):

@@ -151,9 +151,13 @@ def train_dataset(config, context=None):
   rand_augment = augment_lib.rand_augment_layer(config.augment)
   mix_layers = augment_lib.mix_layers(config.augment)
 
+  # The mapped functions are graph code as written: autograph's conversion of them (and of all
+  # they call) cost ~1 s per pipeline and changes nothing (BUILD_NOTES, "Start-up").
+  @tf.autograph.experimental.do_not_convert
   def parse(serialized):
     return schema.parse(serialized, keys)
 
+  @tf.autograph.experimental.do_not_convert
   def view(example, element_seed):
     boxes = None
     if config.crop_with_boxes:
@@ -167,6 +171,7 @@ def train_dataset(config, context=None):
       return image, label
     return tf.cast(normalize(image), config.dtype), label
 
+  @tf.autograph.experimental.do_not_convert
   def mix(batch, batch_seed):
     images, labels = augment_lib.mix_batch(
         mix_layers, batch[0], tf.one_hot(batch[1], label_map.num_classes), batch_seed)
@@ -224,6 +229,7 @@ def eval_dataset(config, context=None, with_ids=False, pad_final_batch=False):
   normalize = models.preprocess_input(config.model_name)
   keys = [schema.ENCODED, schema.LABEL, schema.IMAGE_ID]
 
+  @tf.autograph.experimental.do_not_convert  # as train_dataset's
   def view(serialized):
     example = schema.parse(serialized, keys)
     image = tf.cast(normalize(preprocessing.eval_image(

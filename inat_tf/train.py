@@ -335,6 +335,9 @@ def _train(config, log, where, ctrl_c):
 
   freeze_backbone.frozen = False
 
+  # Not converted by autograph (train_loop's tf.range loop is, and would convert everything it
+  # calls): this is graph code as written, and converting it cost ~2 s per run (BUILD_NOTES).
+  @tf.autograph.experimental.do_not_convert
   def replica_step(images, labels, variables, class_weights, logit_offsets):
     """One step on one replica; returns [loss sum, top-1 hits, top-5 hits, examples].
 
@@ -398,7 +401,7 @@ def _train(config, log, where, ctrl_c):
   moving_statistics = [v for v in model.non_trainable_variables
                        if v.path.endswith(("moving_mean", "moving_variance"))]
 
-  @tf.function
+  @tf.function(autograph=False)
   def average_moving_statistics():
     def replica():
       return tf.distribute.get_replica_context().all_reduce(
@@ -407,7 +410,7 @@ def _train(config, log, where, ctrl_c):
     for variable, mean in zip(moving_statistics, means):
       variable.assign(strategy.experimental_local_results(mean)[0])
 
-  @tf.function
+  @tf.function(autograph=False)
   def eval_step(images, labels, weights):
     """[num_classes, 3]: per class, top-1 hits, top-5 hits and examples (for the shot buckets)."""
     def replica(images, labels, weights):

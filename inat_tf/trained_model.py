@@ -203,6 +203,7 @@ def predict(trained, data_dir, split, *, batch_size=64, flip=False, multi_crop=F
   keys = [schema.ENCODED, schema.LABEL, schema.IMAGE_ID] + list(
       geo_encoding.PLACE_KEYS if geo_prior else [])
 
+  @tf.autograph.experimental.do_not_convert  # graph code as written: see export.serving_module
   def views(example):
     images = trained.eval_views(example[schema.ENCODED], flip=flip, multi_crop=multi_crop)
     places = geo_encoding.places_from_examples(example) if geo_prior else tf.zeros([3])
@@ -212,7 +213,7 @@ def predict(trained, data_dir, split, *, batch_size=64, flip=False, multi_crop=F
              .map(views, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
              .prefetch(tf.data.AUTOTUNE))
 
-  @tf.function
+  @tf.function(autograph=False)
   def answer(images, places):
     shape = tf.shape(images)  # [batch, views, h, w, 3]
     logits = trained.model(tf.reshape(images, tf.concat([[-1], shape[2:]], 0)), training=False)

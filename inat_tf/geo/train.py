@@ -173,7 +173,7 @@ def _train(config, log, where, ctrl_c):
 
   positive_weight = config.positive_weight or float(label_map.num_classes)
 
-  @tf.function
+  @tf.function(autograph=False)  # graph code as written (BUILD_NOTES, "Start-up")
   def train_step(batch_places, batch_labels, step_seed):
     background = geo_model.random_places(tf.shape(batch_places)[0], step_seed)
     with tf.GradientTape() as tape:
@@ -185,7 +185,7 @@ def _train(config, log, where, ctrl_c):
     optimizer.apply_gradients(zip(gradients, model.trainable_variables))
     return loss
 
-  @tf.function
+  @tf.function(autograph=False)
   def prior_top_k(batch_places):
     logits = model(encoding.encode(batch_places, config.use_date), training=False)
     return tf.math.top_k(logits, min(5, label_map.num_classes)).indices
