@@ -179,6 +179,11 @@ def default_answer_config():
   return answers.AnswerConfig(rule=rollup.InatRule())
 
 
+# The serving functions' tf.function: graph code as written, not converted by autograph (see
+# serving_module's docstring).
+graph_function = functools.partial(tf.function, autograph=False)
+
+
 def serving_module(trained, top_k, geo_prior=None, *, answer_config=None):
   """A tf.Module holding the classifier with its preprocessing, label map and taxonomy, as
   tf.functions: from_bytes, from_images, from_examples, from_bytes_restricted (the signatures),
@@ -214,7 +219,6 @@ def serving_module(trained, top_k, geo_prior=None, *, answer_config=None):
   class_names = tf.constant(trained.label_map.names)
   node_names = tf.constant(list(tree.node_names))
   rank_names = tf.constant(list(tree.ranks) + [""])  # index num_ranks: no answer
-  graph_function = functools.partial(tf.function, autograph=False)  # see the docstring
   module = tf.Module()
   module.model_variables = [variable.value for variable in model.variables]
   module.image_size, module.top_k, module.eval_crop_fraction = size, top_k, fraction
@@ -260,13 +264,13 @@ def serving_module(trained, top_k, geo_prior=None, *, answer_config=None):
     return from_encoded(image_bytes)
 
   @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes"),
-                                tf.TensorSpec([None], tf.int64, name="allowed_category_ids"),
-                                tf.TensorSpec([None], tf.string, name="allowed_taxa")])
+                                   tf.TensorSpec([None], tf.int64, name="allowed_category_ids"),
+                                   tf.TensorSpec([None], tf.string, name="allowed_taxa")])
   def from_bytes_restricted(image_bytes, allowed_category_ids, allowed_taxa):
     return from_encoded(image_bytes, request_mask(allowed_category_ids, allowed_taxa))
 
   @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes"),
-                                tf.TensorSpec([num_classes], tf.bool, name="allowed")])
+                                   tf.TensorSpec([num_classes], tf.bool, name="allowed")])
   def from_bytes_masked(image_bytes, allowed):
     return from_encoded(image_bytes, allowed)
 
@@ -285,7 +289,7 @@ def serving_module(trained, top_k, geo_prior=None, *, answer_config=None):
     return {"probabilities": tf.nn.softmax(image_logits(images))}
 
   @graph_function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32),
-                                tf.TensorSpec([num_classes], tf.bool)])
+                                   tf.TensorSpec([num_classes], tf.bool)])
   def answers_tflite(images, allowed):
     """For TFLite (model_answers.tflite): image as `probabilities`, allowed [C] bool (all true:
     unrestricted) -> the pipeline's answer: taxon (node index of taxonomy.json, -1 none), rank
@@ -328,28 +332,28 @@ def _add_place_functions(module, geo_prior, size, image_logits, answer, request_
     return scatter(outputs, indices, tf.size(image_bytes))
 
   @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")]
-               + place_specs)
+                  + place_specs)
   def from_bytes_and_place(image_bytes, latitude, longitude, date):
     return with_place(image_bytes, latitude, longitude, date)
 
   @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")]
-               + place_specs + [tf.TensorSpec([None], tf.int64, name="allowed_category_ids"),
-                                tf.TensorSpec([None], tf.string, name="allowed_taxa")])
+                  + place_specs + [tf.TensorSpec([None], tf.int64, name="allowed_category_ids"),
+                                   tf.TensorSpec([None], tf.string, name="allowed_taxa")])
   def from_bytes_and_place_restricted(image_bytes, latitude, longitude, date,
                                       allowed_category_ids, allowed_taxa):
     return with_place(image_bytes, latitude, longitude, date,
                       allowed=request_mask(allowed_category_ids, allowed_taxa))
 
   @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")]
-               + place_specs + [tf.TensorSpec([module.taxonomy.num_classes], tf.bool,
-                                              name="allowed"),
-                                tf.TensorSpec([None], tf.bool, name="opt_out")])
+                  + place_specs + [tf.TensorSpec([module.taxonomy.num_classes], tf.bool,
+                                                 name="allowed"),
+                                   tf.TensorSpec([None], tf.bool, name="opt_out")])
   def from_bytes_and_place_masked(image_bytes, latitude, longitude, date, allowed, opt_out):
     return with_place(image_bytes, latitude, longitude, date, allowed=allowed, opt_out=opt_out)
 
   @graph_function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32),
-                                tf.TensorSpec([1], tf.float32), tf.TensorSpec([1], tf.float32),
-                                tf.TensorSpec([1, 3], tf.int32)])
+                                   tf.TensorSpec([1], tf.float32), tf.TensorSpec([1], tf.float32),
+                                   tf.TensorSpec([1, 3], tf.int32)])
   def probabilities_with_place(images, latitude, longitude, date):
     """For TFLite: image as `probabilities`; latitude, longitude (NaN = unknown); date as
     (year, month, day), 0 = unknown -> softmax with the prior folded in."""
