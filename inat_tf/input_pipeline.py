@@ -152,7 +152,7 @@ def train_dataset(config, context=None):
   mix_layers = augment_lib.mix_layers(config.augment)
 
   # The mapped functions are graph code as written: autograph's conversion of them (and of all
-  # they call) cost ~1 s per pipeline and changes nothing (BUILD_NOTES, "Start-up").
+  # they call) only costs start-up time (BUILD_NOTES, "Start-up").
   @tf.autograph.experimental.do_not_convert
   def parse(serialized):
     return schema.parse(serialized, keys)

@@ -336,7 +336,8 @@ def _train(config, log, where, ctrl_c):
   freeze_backbone.frozen = False
 
   # Not converted by autograph (train_loop's tf.range loop is, and would convert everything it
-  # calls): this is graph code as written, and converting it cost ~2 s per run (BUILD_NOTES).
+  # calls): graph code as written, whose conversion only costs start-up time (BUILD_NOTES,
+  # "Start-up").
   @tf.autograph.experimental.do_not_convert
   def replica_step(images, labels, variables, class_weights, logit_offsets):
     """One step on one replica; returns [loss sum, top-1 hits, top-5 hits, examples].
