@@ -32,7 +32,7 @@ plain script on data unlike the tuned-on sample", not which recipe is best on iN
 """
 
 import argparse
-import concurrent.futures
+import ctypes
 import dataclasses
 import hashlib
 import json
@@ -41,9 +41,11 @@ import os
 import platform
 import re
 import shlex
+import signal
 import statistics
 import tempfile
 import time
+import traceback
 
 from inat_tf import sample_download
 
@@ -238,8 +240,17 @@ def _machine():
 
 
 def _append(path, record):
+  """One JSON line at the end of path; after a torn last line (a killed run) on a line of its
+  own, so that _load skips the fragment and keeps this record."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  torn = False
+  if os.path.exists(path) and os.path.getsize(path):
+    with open(path, "rb") as f:
+      f.seek(-1, os.SEEK_END)
+      torn = f.read(1) != b"\n"
   with open(path, "a") as f:
+    if torn:
+      f.write("\n")
     f.write(json.dumps(record) + "\n")
     f.flush()
     os.fsync(f.fileno())
@@ -250,10 +261,42 @@ def _in_fresh_process(function, *args):
   result returned. One process per run because one for all leaks: keras.backend.clear_session()
   and gc.collect() between runs did not give the models' memory back, and the benchmark's
   process grew to 19.7 GB after ~40 runs (2026-12-08, 24 GB machine), stalling everything else
-  on it. A spawned process costs a TensorFlow import (~5 s) against runs of 20-500 s."""
+  on it. A spawned process costs a TensorFlow import (~5 s) against runs of 20-500 s.
+
+  RuntimeError if the run raised (with its traceback) or its process died (e.g. killed for
+  memory). Ctrl-C or an error here terminates the child, and the child dies with this process
+  (PR_SET_PDEATHSIG), so no run is left behind holding its memory."""
   context = multiprocessing.get_context("spawn")
-  with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
-    return pool.submit(function, *args).result()
+  receive, send = context.Pipe(duplex=False)
+  process = context.Process(target=_child, args=(send, function, args))
+  process.start()
+  send.close()
+  try:
+    succeeded, value = receive.recv()
+  except EOFError:
+    process.join()
+    raise RuntimeError(f"{function.__name__}{args}: its process died (exit status "
+                       f"{process.exitcode}) without a result; out of memory?") from None
+  finally:
+    if process.is_alive():
+      process.terminate()
+    process.join()
+  if not succeeded:
+    raise RuntimeError(f"{function.__name__}{args} failed in its process:\n{value}")
+  return value
+
+
+def _child(connection, function, args):
+  """The spawned side of _in_fresh_process: dies with its parent, sends (True, result) or
+  (False, traceback)."""
+  try:
+    ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+  except (OSError, AttributeError):
+    pass  # not Linux: a killed parent can leave this run behind
+  try:
+    connection.send((True, function(*args)))
+  except BaseException:  # pylint: disable=broad-except  (reported to the parent, which raises)
+    connection.send((False, traceback.format_exc()))
 
 
 def _stats(values):

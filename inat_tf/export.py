@@ -201,7 +201,8 @@ def serving_module(trained, top_k, geo_prior=None, *, answer_config=None):
   some of them, although tf.saved_model.load works.
 
   The functions are traced with autograph=False: the answer pipeline is graph code as written
-  (no Python control flow on tensors; such code would fail at tracing, never silently), and
+  (no Python control flow on tensors; such code would fail at tracing; a Python print of a
+  tensor would print once, at tracing: use tf.print), and
   autograph's source conversion of its ~20 functions cost ~1.5 s of every inat-classify,
   inat-eval and inat-export run (BUILD_NOTES, "Start-up").
   """

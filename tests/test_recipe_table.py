@@ -3,6 +3,8 @@ seeds, and the verdict on the mean)."""
 
 import os
 
+import pytest
+
 from benchmarks import recipes
 
 
@@ -37,6 +39,10 @@ def test_results_file_resumes_and_skips_a_torn_last_line(tmp_path):
     f.write('{"key": "half-writ')  # a run killed while appending
   assert recipes._load(str(path)) == {first["key"]: first}
   assert first["machine"].endswith(" cores")
+  # The next run's record goes on a line of its own, not onto the fragment.
+  second = _run("recipe", 1, 0.4)
+  recipes._append(str(path), second)
+  assert recipes._load(str(path)) == {first["key"]: first, second["key"]: second}
 
 
 def test_each_run_is_a_fresh_process_and_returns_its_result():
@@ -45,3 +51,6 @@ def test_each_run_is_a_fresh_process_and_returns_its_result():
   # pylint: disable=protected-access
   assert recipes._in_fresh_process(os.getpid) != os.getpid()
   assert recipes._in_fresh_process(recipes._digest, ["a", 1]) == recipes._digest(["a", 1])
+  # A run that raises: a RuntimeError here with the child's traceback, not a hang.
+  with pytest.raises(RuntimeError, match="(?s)failed in its process:.*ZeroDivisionError"):
+    recipes._in_fresh_process(divmod, 1, 0)
