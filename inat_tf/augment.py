@@ -114,21 +114,27 @@ def apply(layer, data, seed):
     del _CALL.seeds
 
 
+# The augmentation layers' own dtype: they work on float32 pixels in the input pipeline, before
+# the cast to the training dtype. Under --mixed_precision's global policy they would otherwise
+# compute in bfloat16 and MixUp failed at tracing (its float32 Beta draw times bfloat16 images).
+PIPELINE_DTYPE = "float32"
+
+
 def rand_augment_layer(config):
   """The RandAugment layer of `config` (images in [0, 255]), or None when it is off."""
   if config.randaugment_ops <= 0:
     return None
   return RandAugment(value_range=(0, 255), num_ops=config.randaugment_ops,
-                     factor=config.randaugment_magnitude)
+                     factor=config.randaugment_magnitude, dtype=PIPELINE_DTYPE)
 
 
 def mix_layers(config):
   """[MixUp and/or CutMix] layers of `config` (empty when neither is on)."""
   layers = []
   if config.mixup_alpha > 0:
-    layers.append(MixUp(alpha=config.mixup_alpha))
+    layers.append(MixUp(alpha=config.mixup_alpha, dtype=PIPELINE_DTYPE))
   if config.cutmix_factor > 0:
-    layers.append(CutMix(factor=config.cutmix_factor))
+    layers.append(CutMix(factor=config.cutmix_factor, dtype=PIPELINE_DTYPE))
   return layers
 
 
