@@ -73,9 +73,9 @@ def shard_files(data_dir, split):
 
 def examples(data_dir, split, keys=None):
   """Every example of a split, in shard order, parsed into dense tensors (see inat_tf.schema)."""
-  # Not converted by autograph: graph code as written (BUILD_NOTES, "Start-up").
-  parse = tf.autograph.experimental.do_not_convert(lambda serialized: schema.parse(serialized,
-                                                                                   keys))
+  @tf.autograph.experimental.do_not_convert  # graph code as written (BUILD_NOTES, "Start-up")
+  def parse(serialized):
+    return schema.parse(serialized, keys)
   return tf.data.TFRecordDataset(shard_files(data_dir, split)).map(parse)
 
 
