@@ -3,7 +3,8 @@ ones stored beside the model), the restriction mask, the location floor and opt-
 
 The flags (inat_tf/commands/__init__.py, the same in inat-eval, inat-predict, inat-classify and
 inat-export): --rollup_rule {argmax, inat, precision, risk}, --rollup_precision P, --taxon NAME,
---checklist FILE, --location_floor F, --captive.
+--checklist FILE, --location_floor F, --captive; inat-export has no --taxon, --checklist or
+--captive (an exported model takes them per request).
 
 Calibrated rules ("precision": rollup.calibrate_thresholds, per-rank thresholds each meeting P;
 "risk": rollup.calibrate_risk, the most specific lambda whose answers meet P at every rank) are
@@ -137,6 +138,18 @@ def calibrate(rule_name, target, probabilities, labels, taxonomy):
   raise ValueError(f"roll-up rule {rule_name!r} is not calibrated")
 
 
+def _calibrating_command(model_dir, rule_name, target):
+  """The inat-eval command that (re)calibrates a rule, runnable as printed: the data dir is the
+  one the model was trained on (its train_config.json), else DATA_DIR."""
+  try:
+    with tf.io.gfile.GFile(os.path.join(model_dir, "train_config.json")) as f:
+      data_dir = json.load(f).get("data_dir") or "DATA_DIR"
+  except (tf.errors.OpError, ValueError, AttributeError):
+    data_dir = "DATA_DIR"
+  return (f"`inat-eval --data_dir {data_dir} --model_dir {model_dir} --rollup_rule {rule_name} "
+          f"--rollup_precision {target:g}`")
+
+
 def load_rule(model_dir, which, rule_name, target, views, *, stale_ok=False,
               held_out_wanted=None):
   """The stored calibrated rule, or None when none is stored for (rule, target, views) (or, with
@@ -160,8 +173,8 @@ def load_rule(model_dir, which, rule_name, target, views, *, stale_ok=False,
       return None
     raise RollupError(
         f"{path} was calibrated for other {which}.keras weights or another long-tail adjustment "
-        f"(the model changed since): delete it and rerun inat-eval --rollup_rule {rule_name} "
-        f"to recalibrate")
+        f"(the model changed since): recalibrate with "
+        f"{_calibrating_command(model_dir, rule_name, target)}")
   if held_out_wanted and any(held_out.get(k) != v for k, v in held_out_wanted.items()):
     return None  # calibrated on other images than those inat-eval now keeps out of its scores
   return rule
@@ -189,6 +202,18 @@ def held_out_mask(source, labels, image_ids):
   return long_tail.stratified_halves(labels, image_ids, TUNE_SEED)
 
 
+def _calibrating_command(model_dir, rule_name, target):
+  """The inat-eval command that (re)calibrates a rule, runnable as printed: the data dir is the
+  one the model was trained on (its train_config.json), else DATA_DIR."""
+  try:
+    with tf.io.gfile.GFile(os.path.join(model_dir, "train_config.json")) as f:
+      data_dir = json.load(f).get("data_dir") or "DATA_DIR"
+  except (tf.errors.OpError, ValueError, AttributeError):
+    data_dir = "DATA_DIR"
+  return (f"`inat-eval --data_dir {data_dir} --model_dir {model_dir} --rollup_rule {rule_name} "
+          f"--rollup_precision {target:g}`")
+
+
 def rule_for(options, taxonomy, *, model_dir="", which="best", views=1, held_out=None,
              recalibrate_stale=False, held_out_wanted=None):
   """The rollup rule object for options.rule. Calibrated rules: the stored one, else one
@@ -212,9 +237,9 @@ def rule_for(options, taxonomy, *, model_dir="", which="best", views=1, held_out
   if held_out is None:
     raise RollupError(
         f"--rollup_rule {options.rule} --rollup_precision {options.precision:g}: no calibration "
-        f"in {calibration_path(model_dir, which)} for {views} view(s); run inat-eval --model_dir "
-        f"{model_dir} --rollup_rule {options.rule} --rollup_precision {options.precision:g} "
-        f"first (it calibrates on minival or the tune half of val and stores it)")
+        f"in {calibration_path(model_dir, which)} for {views} view(s); run "
+        f"{_calibrating_command(model_dir, options.rule, options.precision)} first (it "
+        f"calibrates on minival or the tune half of val and stores it)")
   probabilities, labels, description = held_out()
   if not len(labels):
     raise RollupError(f"no held-out images to calibrate --rollup_rule {options.rule} on "

@@ -291,7 +291,7 @@ def answers_text(answer):
     return ("This bundle has no answer model (exported before inat-export wrote "
             "model_answers.tflite): export again for roll-up on the phone.")
   return (f"`{answer['file']}` answers the way the server's SavedModel does: the image "
-          f"(preprocessed as below) and an `allowed` mask over the classes (all true, or the "
+          f"(preprocessed as above) and an `allowed` mask over the classes (all true, or the "
           f"species of a checklist) give `taxon`, an index into `{answer['taxonomy']}`'s "
           f"`node_names` (`node_ranks` says its rank: a genus or family where the model is not "
           f"sure of the species; -1 is no answer), its `score`, and the open-set scores `msp` and "

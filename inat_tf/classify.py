@@ -55,6 +55,7 @@ from inat_tf import records
 from inat_tf import run_common
 from inat_tf import trained_model
 from inat_tf.geo import encoding
+from inat_tf.commands import classify as classify_command
 from inat_tf.commands.classify import ClassifyConfig  # pylint: disable=unused-import
 from inat_tf.errors import ClassifyError
 
@@ -254,14 +255,9 @@ def classify(paths, model_dir, *, geo_dir="", given=Place(), top_k=5, which="bes
   from inat_tf import export  # pylint: disable=g-import-not-at-top
   from inat_tf.geo import prior as prior_lib  # pylint: disable=g-import-not-at-top
   latitude, longitude, date = given.latitude, given.longitude, given.date
-  if (latitude is None) != (longitude is None):
-    raise ClassifyError("Give --latitude and --longitude together")
-  if (latitude is not None or date) and not geo_dir:
-    raise ClassifyError("--latitude, --longitude and --date are used by a location prior: "
-                        "give --geo_dir (inat-train-geo) too")
-  if latitude is not None and not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
-    raise ClassifyError(f"--latitude {latitude} --longitude {longitude}: expected degrees in "
-                        f"[-90, 90] and [-180, 180]")
+  problem = classify_command.place_problem(latitude, longitude, date, geo_dir)
+  if problem:  # refused before TensorFlow by inat-classify; here for calls from Python
+    raise ClassifyError(problem)
   if date and math.isnan(float(encoding.date_fraction([date]).numpy()[0])):
     raise ClassifyError(f"--date {date!r}: expected a real date as YYYY-MM-DD")
   trained = trained_model.load(model_dir, which)
@@ -383,7 +379,7 @@ def main(c, _, paths):
   """inat-classify's work once its flags are parsed (inat_tf/commands/classify.py)."""
   start = time.monotonic()
   photos = photo_paths(paths)
-  cli.say(f"{len(photos):,} photo(s) with "
+  cli.say(f"{cli.count(len(photos), 'photo')} with "
           f"{os.path.join(c.model_dir, trained_model.model_file(c.which))}"
           f"{' and the location prior ' + c.geo_dir if c.geo_dir else ''}, top {c.top_k}")
   from inat_tf import answer_options  # pylint: disable=g-import-not-at-top
@@ -400,7 +396,8 @@ def main(c, _, paths):
     write_json(c.output_json, results, skipped)
   if not results:
     sys.exit("inat-classify: no photo could be classified")
-  cli.say(f"done: {len(results):,} photos classified, {len(skipped):,} files skipped in "
+  cli.say(f"done: {cli.count(len(results), 'photo')} classified, "
+          f"{cli.count(len(skipped), 'file')} skipped in "
           f"{progress.duration(time.monotonic() - start)}"
           + "".join(f"; {kind} in {path}" for kind, path in (("CSV", c.output_csv),
                                                              ("JSON", c.output_json)) if path))

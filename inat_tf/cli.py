@@ -71,12 +71,25 @@ NOISE = re.compile(
     # The TFLite runtime's own bare INFO line when an interpreter starts (inat-export's int8
     # check runs the models it wrote).
     r"|INFO: Created TensorFlow Lite \w+ delegate for CPU\.$"
-    # libjpeg's warnings and errors, printed bare by TensorFlow's and Pillow's decoders (message
-    # texts of libjpeg-turbo's jerror.h); the file they concern is named by our own line.
-    r"|Corrupt JPEG data: |Premature end of JPEG|Unsupported marker type 0x"
+    # libjpeg's warnings and errors, printed bare by TensorFlow's and Pillow's decoders: the
+    # texts of libjpeg-turbo's jerror.h (JWRN_*, and the JERR_* a decoder can meet in a damaged
+    # or odd file); the file they concern is named by our own line.
+    r"|Corrupt JPEG data: |Premature end of (JPEG|input) file|Unsupported marker type 0x"
     r"|Invalid SOS parameters for sequential JPEG|Inconsistent progression sequence"
     r"|Unknown Adobe color transform code|Warning: unknown JFIF revision number"
-    r"|Application transferred too many scanlines"
+    r"|Application transferred too (many|few) scanlines"
+    r"|Improper call to JPEG library in state \d+$|Not a JPEG file: starts with 0x"
+    r"|Bogus (marker length|Huffman table definition|JPEG colorspace|sampling factors"
+    r"|D[AHQ][CT] (index|value) )|Invalid component ID \d+ in SOS|DCT coefficient out of range"
+    r"|Sampling factors too large for interleaved scan|Unsupported JPEG data precision \d+"
+    r"|Too many color components: |Unsupported color conversion request"
+    r"|Empty JPEG image \(DNL not supported\)|Didn't expect more than one scan"
+    r"|Huffman code size table overflow|Missing Huffman code table entry"
+    r"|Maximum supported image dimension is \d+ pixels|Empty input file$"
+    r"|(Huffman|Quantization|Arithmetic) table 0x[0-9a-f]+ was not defined"
+    r"|JPEG datastream contains no image|Invalid JPEG file structure: "
+    r"|Unsupported JPEG process: SOF type 0x|Image too wide for this implementation"
+    r"|Sorry, arithmetic coding is not implemented|Scan script does not transmit all data"
     # libpng's, printed bare by its default handlers.
     r"|libpng (warning|error): )")
 
@@ -88,6 +101,12 @@ def is_console_command():
 def command_name():
   """inat-NAME of the running console command; "inat-tf" when called from Python."""
   return os.path.basename(sys.argv[0]) if is_console_command() else "inat-tf"
+
+
+def count(number, noun):
+  """"1 photo", "2 photos", "1.5 epochs": a count and its noun, plural but for exactly 1."""
+  shown = f"{number:,}" if isinstance(number, int) else f"{number:g}"
+  return f"{shown} {noun}" + ("" if number == 1 else "s")
 
 
 def say(text):

@@ -677,10 +677,18 @@ def _size(path):
              for root, _, names in tf.io.gfile.walk(path) for name in names)
 
 
+def file_size(size):
+  """A byte count as people read it: `12.35 MB`, `4.2 kB`, `310 B` (SI units, as `ls -h --si`)."""
+  if size >= 1e6:
+    return f"{size / 1e6:.2f} MB"
+  return f"{size / 1e3:.1f} kB" if size >= 1e3 else f"{size} B"
+
+
 def describe_files(files):
-  """Lines `  name  12.3 MB  path` for {name: path}, as inat-export prints what it wrote."""
+  """Lines `  name  12.35 MB  path` for {name: path}, as inat-export prints what it wrote (a
+  label file of a few kB is not `0.00 MB`)."""
   width = max(len(name) for name in files)
-  return "\n".join(f"  {name:<{width}}  {_size(path) / 1e6:8.2f} MB  {path}"
+  return "\n".join(f"  {name:<{width}}  {file_size(_size(path)):>9}  {path}"
                    for name, path in files.items())
 
 
@@ -706,8 +714,8 @@ def main(c, _):
     files = bundle.write(c.export_dir)
     print(f"inat-export: the phone bundle, {bundle.bundle_dir(c.export_dir)}:\n"
           f"{describe_files(files)}", flush=True)
-  cli.say(f"done in {progress.duration(time.monotonic() - start)}: "
-          f"{', '.join(os.path.relpath(path, c.export_dir) for path in info['files'].values())}, "
-          f"labels.txt "
-          f"and export_info.json in {c.export_dir}")
+  written = [os.path.relpath(path, c.export_dir) for path in info["files"].values()]
+  written += [TAXONOMY, "labels.txt"] + ([bundle.BUNDLE_DIR + "/"] if c.bundle else [])
+  cli.say(f"done in {progress.duration(time.monotonic() - start)}: {', '.join(written)} and "
+          f"export_info.json in {c.export_dir}")
 

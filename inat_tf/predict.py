@@ -55,9 +55,7 @@ def submission_format(label_map):
 def listed_image_ids(data_dir, split):
   listed = records.image_ids(data_dir)
   if split not in listed:
-    how = ("--minival_fraction F (a seeded share of each species' train images) or "
-           "--minival_ids FILE" if split == "minival" else f"--splits including {split}")
-    raise PredictError(f"{data_dir} has no {split} split; build it with inat-build {how}")
+    raise records.missing_split(data_dir, split)
   return listed[split]
 
 

@@ -58,16 +58,27 @@ def has_shards(data_dir, split):
   return bool(tf.io.gfile.glob(os.path.join(data_dir, shard_pattern(split))))
 
 
+class MissingSplit(FileNotFoundError):
+  """The data dir holds no such split; the message says how inat-build makes it. A
+  FileNotFoundError, so that every command answers it in one line."""
+
+
+def missing_split(data_dir, split):
+  """MissingSplit for a split that data_dir was built without (no shards, or none in its
+  manifest)."""
+  how = (" --minival_fraction 0.05` (a seeded share of each species' train images; or "
+         "--minival_ids FILE)" if split == "minival" else "`")
+  return MissingSplit(
+      f"No {split} shards ({split}-NNNNN-of-NNNNN.tfrecord) in {data_dir}: build them with "
+      f"`inat-build --raw_dir RAW --data_dir {data_dir}{how}.")
+
+
 def shard_files(data_dir, split):
   """Sorted shard paths of a split; FileNotFoundError says how to make them when there are none."""
   _check_split(split)
   files = sorted(tf.io.gfile.glob(os.path.join(data_dir, shard_pattern(split))))
   if not files:
-    how = (" --minival_fraction 0.05` (a seeded share of each species' train images; or "
-           "--minival_ids FILE)" if split == "minival" else "`")
-    raise FileNotFoundError(
-        f"No {split} shards ({split}-NNNNN-of-NNNNN.tfrecord) in {data_dir}: build them with "
-        f"`inat-build --raw_dir RAW --data_dir {data_dir}{how}.")
+    raise missing_split(data_dir, split)
   return files
 
 
@@ -92,14 +103,22 @@ def read_manifest(data_dir):
   return _read_json(data_dir, MANIFEST)
 
 
+def _manifest_split(data_dir, split):
+  splits = read_manifest(data_dir)["splits"]
+  if split not in splits:
+    raise missing_split(data_dir, split)
+  return splits[split]
+
+
 def shard_examples(data_dir, split):
-  """Examples in each shard of a split, in shard order (from the manifest)."""
-  return [shard["examples"] for shard in read_manifest(data_dir)["splits"][split]["shards"]]
+  """Examples in each shard of a split, in shard order (from the manifest); MissingSplit when
+  data_dir has none."""
+  return [shard["examples"] for shard in _manifest_split(data_dir, split)["shards"]]
 
 
 def split_examples(data_dir, split):
-  """Examples in a split (from the manifest)."""
-  return read_manifest(data_dir)["splits"][split]["examples"]
+  """Examples in a split (from the manifest); MissingSplit when data_dir has none."""
+  return _manifest_split(data_dir, split)["examples"]
 
 
 def steps_per_epoch(data_dir, split, global_batch_size):

@@ -32,6 +32,7 @@ import tensorflow as tf
 
 import models
 from inat_tf import augment
+from inat_tf import cli
 from inat_tf import distribution
 from inat_tf import fit_check
 from inat_tf import input_pipeline
@@ -44,6 +45,7 @@ from inat_tf import run_common
 from inat_tf import run_record
 from inat_tf import schedules
 from inat_tf import trained_model
+from inat_tf.commands import train as train_command
 from inat_tf.commands.train import TrainConfig  # pylint: disable=unused-import
 from inat_tf.errors import TrainError
 from inat_tf.errors import TrainInterrupted
@@ -148,10 +150,9 @@ def _finished_run(config, total_steps):
 
 def _check_before_start(config):
   """The mistakes found without TensorFlow's runtime (before any device is set up)."""
-  minimum = models.min_image_size(config.model)
-  if config.image_size < minimum:
-    raise TrainError(f"--image_size={config.image_size} is below {config.model}'s minimum of "
-                     f"{minimum} pixels: use --image_size {minimum} or more")
+  problem = train_command.image_size_problem(config)  # also refused before TensorFlow loads
+  if problem:
+    raise TrainError(problem)
   if config.overwrite:
     run_record.clear(config.model_dir)
   try:
@@ -588,7 +589,7 @@ def start_line(config, placement, *, num_classes, steps_per_epoch, total_steps, 
                "adamw": f"adamw (weight decay {c.weight_decay:g})"}.get(c.optimizer, c.optimizer)
   schedule = (f"x{c.lr_decay_rate:g} every {c.lr_decay_epochs:g} epochs"
               if c.lr_schedule == "exponential" else f"{c.lr_schedule} decay")
-  warmup = f" after {c.warmup_epochs:g} warm-up epochs" if c.warmup_epochs else ""
+  warmup = f" after {cli.count(c.warmup_epochs, 'warm-up epoch')}" if c.warmup_epochs else ""
   peak = c.learning_rate * c.batch_size / schedules.BASE_BATCH
   resume = ""
   if resume_from:

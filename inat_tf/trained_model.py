@@ -24,6 +24,7 @@ import tensorflow as tf
 
 import models
 from inat_tf import choices
+from inat_tf import commands
 from inat_tf import label_map as label_map_lib
 from inat_tf import long_tail
 from inat_tf import preprocessing
@@ -121,9 +122,7 @@ def load(model_dir, which="best", adjusted=True):
   path = os.path.join(model_dir, model_file(which))
   config_path = os.path.join(model_dir, TRAIN_CONFIG)
   if not tf.io.gfile.exists(path) or not tf.io.gfile.exists(config_path):
-    raise FileNotFoundError(
-        f"{path} (or {TRAIN_CONFIG} beside it) not found: MODEL_DIR must be a directory "
-        f"written by inat-train, after training has saved a model.")
+    raise FileNotFoundError(commands.missing_model_message(model_dir, which))
   config = run_common.read_json(config_path)
   model = keras.models.load_model(path)
   label_map = label_map_lib.LabelMap.load(model_dir)

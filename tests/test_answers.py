@@ -632,8 +632,17 @@ def test_calibrations_are_kept_per_rule_target_and_views(tree, tmp_path):
   assert answer_options.load_rule(model_dir, "best", "precision", 0.95, 1) == rule
   assert answer_options.load_rule(model_dir, "best", "precision", 0.9, 1) is None
   assert answer_options.load_rule(model_dir, "best", "precision", 0.95, 2) is None
+  # The hints are commands that run as printed: with the data dir the model was trained on.
+  options = answer_options.Options(rule="precision", precision=0.9)
+  with pytest.raises(answer_options.RollupError, match=(
+      "run `inat-eval --data_dir DATA_DIR --model_dir .* --rollup_rule precision "
+      "--rollup_precision 0.9` first")):
+    answer_options.rule_for(options, tree, model_dir=model_dir)
+  (tmp_path / "train_config.json").write_text(json.dumps({"data_dir": "/data/inat2021"}))
   (tmp_path / "best.keras").write_bytes(b"retrained")
-  with pytest.raises(answer_options.RollupError, match="rerun inat-eval --rollup_rule precision"):
+  with pytest.raises(answer_options.RollupError, match=(
+      "recalibrate with `inat-eval --data_dir /data/inat2021 --model_dir .* --rollup_rule "
+      "precision --rollup_precision 0.95`")):
     answer_options.load_rule(model_dir, "best", "precision", 0.95, 1)
   assert answer_options.load_rule(model_dir, "best", "precision", 0.95, 1, stale_ok=True) is None
 

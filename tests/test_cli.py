@@ -268,6 +268,16 @@ def _refusal_cases(blocked, tmp):
        "--location_floor sets how the location prior is combined: give --geo_dir"),
       ("eval", [data, model, "--batch_size=0"], "--batch_size=0: must be at least 1"),
       ("classify", [model], "name at least one PHOTO_OR_FOLDER"),
+      ("classify", [model, str(tmp), "--latitude=137", "--longitude=2", f"--geo_dir={tmp}/g"],
+       "--latitude 137.0 --longitude 2.0: expected degrees in [-90, 90] and [-180, 180]"),
+      ("classify", [model, str(tmp), "--latitude=41"], "Give --latitude and --longitude together"),
+      # A mistyped model dir (it printed its start line, then failed after loading TensorFlow).
+      *[(name, [f"--model_dir={tmp}/modl", *more],
+         f"{tmp}/modl/best.keras (or train_config.json beside it) not found: --model_dir must be "
+         f"a directory written by inat-train") for name, more in (
+             ("eval", [data]), ("predict", [data, f"--output={tmp}/s.csv"]),
+             ("export", [f"--export_dir={tmp}/e"]), ("classify", [str(tmp)]),
+             ("adjust", [data, "--method=tau_norm"]))],
   ]
 
 
@@ -283,6 +293,10 @@ def test_every_output_path_and_split_is_refused_before_any_work(tmp_path):
     (poison / module / "__init__.py").write_text(
         f"raise ImportError('{module} imported before the refusal')\n")
   environment = {**_plain_environment(), "PYTHONPATH": str(poison)}
+  model = tmp_path / "model"  # what the model-dir check looks for (nothing reads them)
+  model.mkdir()
+  for name in ("best.keras", "train_config.json"):
+    (model / name).write_text("")
   for name, argv, words in _refusal_cases(blocked, tmp_path):
     start = time.monotonic()
     result = subprocess.run([console_script(f"inat-{name}")] + argv, capture_output=True,
@@ -292,7 +306,7 @@ def test_every_output_path_and_split_is_refused_before_any_work(tmp_path):
     assert result.stderr.startswith(f"inat-{name}: ") and result.stderr.count("\n") == 1, (
         name, result.stderr)
     assert words in result.stderr, (name, words, result.stderr)
-  assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "poison"]  # nothing made
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "model", "poison"]  # no more
 
 
 # -- issue 25 item 8: Ctrl-C, one line everywhere ---------------------------------------------------
@@ -404,7 +418,8 @@ def test_ctrl_c_mid_work_is_one_line_exit_130_and_leaves_no_process(
 @pytest.mark.slow
 def test_late_mistakes_are_one_line(tiny_built_dir, cli_model, photos, tmp_path):
   """A stale long-tail adjustment in inat-classify (eval, predict and export already refused it),
-  a batch that does not divide over the replicas, and a split the data dir lacks."""
+  a batch that does not divide over the replicas, and a split the data dir lacks (in each
+  command that reads one)."""
   from inat_tf import long_tail  # pylint: disable=g-import-not-at-top
   stale = _copy_model(cli_model, tmp_path / "stale")
   long_tail.save_adjustment(str(stale), "best", long_tail.Adjustment(
@@ -420,6 +435,11 @@ def test_late_mistakes_are_one_line(tiny_built_dir, cli_model, photos, tmp_path)
        "of 2, e.g. 4 or 6"),
       ("predict", [data, f"--model_dir={cli_model}", "--split=minival",
                    f"--output={tmp_path}/m.csv"], "--minival_fraction"),
+      # The same mistake in every command that reads a split (inat-eval's was a KeyError).
+      ("eval", [data, f"--model_dir={cli_model}", "--split=minival",
+                f"--output_dir={tmp_path}/e"], "--minival_fraction"),
+      ("adjust", [data, f"--model_dir={_copy_model(cli_model, tmp_path / 'adj')}",
+                  "--method=logit_adjustment", "--tune_split=minival"], "--minival_fraction"),
   ]
   for name, argv, words in cases:
     result = helpers.run([console_script(f"inat-{name}")] + argv, env=_plain_environment())

@@ -469,3 +469,16 @@ def test_a_checkpoint_of_another_classifier_layout_is_refused_with_what_still_wo
   assert "1x1 conv until 2026-12-07 and is a Dense now" in message, message
   assert message.endswith("use a new --model_dir, or --overwrite"), message
   assert "\n" not in message and not lines  # one line; no "trying the one before it"
+
+
+def test_build_summary_says_why_a_split_has_no_places():
+  """2017's test split has no locations file: the summary said "(from none (...))"."""
+  from tfrecord_builder import build  # pylint: disable=g-import-not-at-top
+  lines = build._fact_lines({"locations": {  # pylint: disable=protected-access
+      "val": {"source": "val2017_locations.json", "images": 603, "with_place": 558},
+      "test": {"source": "none (train2017_locations.json and val2017_locations.json, 2017 "
+                         "README)", "images": 603, "with_place": 0}}})
+  assert lines == [
+      "  places, val: 558 of 603 images (from val2017_locations.json)",
+      "  places, test: 0 of 603 images (none published for it: train2017_locations.json and "
+      "val2017_locations.json, 2017 README)"]

@@ -572,6 +572,8 @@ def test_classify_reads_exif_like_flags_and_skips_unreadable_files(
   # decodes: answered) and "Premature end of JPEG file" (skipped) itself.
   (photos / "junk_before_end.jpg").write_bytes(jpeg[:-2] + b"\x13" * 300 + jpeg[-2:])
   (photos / "truncated.jpg").write_bytes(jpeg[:len(jpeg) // 2])
+  # Cut inside its headers: libjpeg prints "Improper call to JPEG library in state 201".
+  (photos / "cut_in_header.jpg").write_bytes(b"\xff\xd8\xff\xe0garbage")
   (photos / "sub").mkdir()  # a folder's every file, in sub-folders too, whatever its name
   (photos / "sub" / "IMG_0001.HEIC").write_bytes(_encoded(pixels, "HEIF"))
   (photos / "sub" / "scan.tif").write_bytes(_encoded(pixels, "TIFF"))
@@ -594,8 +596,9 @@ def test_classify_reads_exif_like_flags_and_skips_unreadable_files(
   skipped = {os.path.relpath(p["photo"], photos): p["reason"] for p in from_exif["skipped"]}
   damaged = "damaged: its image data does not decode"
   assert skipped == {".DS_Store": classify.NOT_AN_IMAGE, "sub/notes.txt": classify.NOT_AN_IMAGE,
-                     "broken.jpg": damaged, "truncated.jpg": damaged}
-  assert "5 photos classified, 4 files skipped" in result.stderr
+                     "broken.jpg": damaged, "truncated.jpg": damaged,
+                     "cut_in_header.jpg": damaged}
+  assert "5 photos classified, 5 files skipped" in result.stderr
   for path in skipped:
     assert f"inat-classify: skipped {photos / path}: " in result.stderr
   answered = {os.path.relpath(p["photo"], photos): p for p in from_exif["photos"]}

@@ -144,6 +144,26 @@ def test_import_inat_tf_stays_free_of_tensorflow():
                  check=True, cwd=ROOT, timeout=120)
 
 
+@pytest.mark.slow
+def test_quiet_keeps_tensorflows_lines_off_stderr_and_lets_ours_through():
+  """The README example's `inat_tf.quiet()`: TensorFlow's start-up records (printed without it,
+  so the check can fail) are gone; a line of the script's own and a traceback are not."""
+  import os  # pylint: disable=g-import-not-at-top
+  from inat_tf import cli  # pylint: disable=g-import-not-at-top
+  environment = {k: v for k, v in os.environ.items()
+                 if k not in cli.USER_LOG_VARIABLES + (cli.QUIET_MARK, "PYTHONWARNINGS")}
+  script = ("import sys, inat_tf\n{quiet}import tensorflow as tf\ntf.constant(1) + 1\n"
+            "print('my own line', file=sys.stderr)\nraise SystemExit('the end')\n")
+  stderr = {}
+  for name, quiet in (("loud", ""), ("quiet", "inat_tf.quiet()\n")):
+    result = subprocess.run([sys.executable, "-c", script.format(quiet=quiet)], cwd=ROOT,
+                            env=environment, capture_output=True, text=True, timeout=120,
+                            check=False)
+    stderr[name] = [line for line in result.stderr.splitlines() if line.strip()]
+  assert any(cli.NOISE.match(line) for line in stderr["loud"]), stderr["loud"]
+  assert stderr["quiet"] == ["my own line", "the end"], stderr["quiet"]
+
+
 def test_entry_points_resolve_on_first_use():
   from inat_tf import api  # pylint: disable=g-import-not-at-top
   assert sorted(inat_tf.__all__) == ["load_model", "load_prior", "probabilities", "read_split"]

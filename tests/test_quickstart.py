@@ -87,3 +87,31 @@ def test_a_failing_stage_stops_the_quickstart_with_its_exit_status(tmp_path):
       f"inat-quickstart: the make-sample stage failed (exit 1); its output is in "
       f"{tmp_path}/logs/make-sample.log")
   assert "== build" not in result.stdout and "Traceback" not in result.stdout + result.stderr
+
+
+def test_the_readmes_stage_table_is_what_the_quickstart_runs():
+  """README "What the quickstart does" lists each stage's command with every flag the quickstart
+  passes (it had left out --log_steps, --tflite and the sample's size)."""
+  import os  # pylint: disable=g-import-not-at-top
+  import shlex  # pylint: disable=g-import-not-at-top
+  from inat_tf import quickstart  # pylint: disable=g-import-not-at-top
+  from inat_tf.commands.quickstart import QuickstartConfig  # pylint: disable=g-import-not-at-top
+
+  readme = open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "README.md"),
+                encoding="utf-8").read()
+  table = readme.split("| stage | command |", 1)[1].split("\n\n", 1)[0]
+  listed = {}
+  for name, command in re.findall(r"^\| ([\w-]+) \| `([^`]+)` \|", table, re.M):
+    words, argv = shlex.split(command), []
+    for word in words[1:]:  # `--flag value` as `--flag=value`
+      if argv and argv[-1].startswith("--") and "=" not in argv[-1] and not word.startswith("-"):
+        argv[-1] += f"={word}"
+      else:
+        argv.append(word)
+    listed[name] = [words[0]] + sorted(argv)
+  root = "runs/quickstart"
+  paths = {name: f"{root}/{name}" for name in ("download", "data", "model", "eval", "export")}
+  paths["submission"] = f"{root}/submission.csv"
+  stages = quickstart._stages(QuickstartConfig(), paths)  # pylint: disable=protected-access
+  run = {name: [os.path.basename(argv[0])] + sorted(argv[1:]) for name, argv in stages}
+  assert listed == run

@@ -193,6 +193,22 @@ def test_text_and_markdown_show_the_same_tables_in_their_own_syntax():
   assert json.loads(render.json_text(report))["top1"] == report["top1"]
 
 
+def test_a_table_or_plot_kept_off_the_terminal_says_where_it_is():
+  """A table shown with no rows in the terminal (text_rows=0) printed its header over nothing,
+  then "... 30 more" (inat-eval's precision-coverage curve): now one line saying where it is."""
+  rows = tuple({"coverage": c / 10} for c in range(30))
+  table = blocks.Table((blocks.Column("coverage", "Coverage", "percent"),), rows, text_rows=0)
+  assert render.text_table(table) == ["  its 30 rows in report.html, under The numbers"]
+  plot = blocks.Plot("Precision against coverage", "Coverage (%)", "Precision (%)", (
+      blocks.Series("model", (1.0, 2.0), (3.0, 4.0)),), table)
+  text = render.text([blocks.Section("curve", "open-set", "Curves", (plot,))])
+  assert ("Precision against coverage: plotted in report.html, its 30 points under The "
+          "numbers") in text
+  assert "Coverage" not in text.replace("against coverage", "")  # no header over no rows
+  markdown = render.markdown([blocks.Section("curve", "open-set", "Curves", (plot,))])
+  assert "| Coverage |" not in markdown and "its 30 rows in report.html" in markdown
+
+
 def test_json_refuses_numbers_json_cannot_carry():
   with pytest.raises(ValueError, match="NaN or infinite"):
     render.json_text({"top1": float("nan")})

@@ -196,7 +196,9 @@ def test_commands_list_their_flags_and_answer_mistakes_in_one_line(
   _one_line_error(size, "--image_size: 64 in the model dir, 56 now", "--overwrite",
                   "new --model_dir")
   _one_line_error(network, '--model: "mobilenet_v1" in the model dir, "resnet50" now')
-  _one_line_error(minimum, "--image_size=16 is below mobilenet_v1's minimum of 32")
+  _one_line_error(minimum, "--image_size=16 is below the minimum of --model=mobilenet_v1, 32 "
+                  "pixels")
+  assert not (tmp_path / "new").exists()  # refused before the model dir was made
   # Keras's own warning (the ImageNet file is for 224 px inputs) comes before the message.
   _one_line_error(offline, "ImageNet weights", "--weights PATH", warnings_before=True)
   _one_line_error(slurm, "not started by srun", "srun inat-train")

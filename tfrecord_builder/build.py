@@ -537,8 +537,12 @@ def _fact_lines(manifest):
   """The summary's lines on places and on images listed or stored more than once."""
   lines = []
   for split, info in manifest.get("locations", {}).items():
+    source = info["source"]
+    # "none (what the edition publishes)" reads as a reason, not as a source.
+    where = (f"none published for it: {source[len('none ('):-1]}"
+             if source.startswith("none (") and source.endswith(")") else f"from {source}")
     lines.append(f"  places, {split}: {info['with_place']:,} of {info['images']:,} images "
-                 f"(from {info['source']})")
+                 f"({where})")
   shared = manifest.get("shared_files", [])
   if shared:
     lines.append(f"  file names listed more than once: {len(shared)}")

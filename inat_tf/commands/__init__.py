@@ -92,6 +92,24 @@ def check_answer_flags(c):
                      "--geo_dir (inat-train-geo) too")
 
 
+def missing_model_message(model_dir, which):
+  """What a model dir without its saved model is told (here, before TensorFlow loads, and by
+  trained_model.load for remote paths)."""
+  return (f"{os.path.join(model_dir, which + '.keras')} (or train_config.json beside it) not "
+          f"found: --model_dir must be a directory written by inat-train, after training has "
+          f"saved a model")
+
+
+def trained_model_dir(model_dir, which):
+  """UsageError for a local --model_dir without `which`.keras and train_config.json (a typo, a
+  training that has not saved yet), before TensorFlow loads; remote paths are checked when read."""
+  if not model_dir or "://" in model_dir:
+    return
+  if not (os.path.isfile(os.path.join(model_dir, f"{which}.keras")) and
+          os.path.isfile(os.path.join(model_dir, "train_config.json"))):
+    raise UsageError(missing_model_message(model_dir, which))
+
+
 def at_least_one(value, flag):
   """UsageError unless value >= 1 (--top_k, --batch_size)."""
   if value < 1:

@@ -46,6 +46,7 @@ def check(c, _):
     commands.labelled(c.tune_split, "tune_split", "choose tau on")
   commands.at_least_one(c.batch_size, "batch_size")
   output_paths.folder(c.model_dir, "model_dir", create=False)
+  commands.trained_model_dir(c.model_dir, c.which)
 
 
 if __name__ == "__main__":

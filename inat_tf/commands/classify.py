@@ -39,10 +39,28 @@ def run(argv=None):
                                   errors.LongTailError, ValueError))
 
 
+def place_problem(latitude, longitude, date, geo_dir):
+  """The one-line refusal of a --latitude / --longitude / --date that cannot be used, or None
+  (TensorFlow-free; the date's own check needs TensorFlow and comes later)."""
+  if (latitude is None) != (longitude is None):
+    return "Give --latitude and --longitude together"
+  if (latitude is not None or date) and not geo_dir:
+    return ("--latitude, --longitude and --date are used by a location prior: give --geo_dir "
+            "(inat-train-geo) too")
+  if latitude is not None and not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+    return (f"--latitude {latitude} --longitude {longitude}: expected degrees in [-90, 90] and "
+            f"[-180, 180]")
+  return None
+
+
 def check(c, _, paths):
   """What inat-classify refuses before any work."""
   if not paths:
     raise errors.UsageError("name at least one PHOTO_OR_FOLDER (see --help)")
+  problem = place_problem(c.latitude, c.longitude, c.date, c.geo_dir)
+  if problem:
+    raise errors.UsageError(problem)
+  commands.trained_model_dir(c.model_dir, c.which)
   commands.at_least_one(c.top_k, "top_k")
   output_paths.file(c.output_csv, "output_csv")
   output_paths.file(c.output_json, "output_json")

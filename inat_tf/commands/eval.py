@@ -42,6 +42,7 @@ def check(c, _):
   """What inat-eval refuses before any work: a split without labels, an unwritable report."""
   commands.labelled(c.split, "split", "score", "; a Kaggle submission of the test split is "
                     "inat-predict --split test")
+  commands.trained_model_dir(c.model_dir, c.which)
   commands.at_least_one(c.batch_size, "batch_size")
   commands.check_answer_flags(c)
   if c.output_dir:

@@ -39,6 +39,7 @@ def run(argv=None):
 
 def check(c, _):
   """What inat-export refuses before any work."""
+  commands.trained_model_dir(c.model_dir, c.which)
   commands.at_least_one(c.top_k, "top_k")
   if not 0 < c.rollup_precision <= 1:
     raise errors.UsageError(f"--rollup_precision={c.rollup_precision}: must be in (0, 1]")

@@ -40,6 +40,7 @@ def run(argv=None):
 
 def check(c, _):
   """What inat-predict refuses before any work: an --output it could not write at the end."""
+  commands.trained_model_dir(c.model_dir, c.which)
   commands.at_least_one(c.batch_size, "batch_size")
   output_paths.file(c.output, "output")
   commands.check_answer_flags(c)

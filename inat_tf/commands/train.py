@@ -134,9 +134,24 @@ def run(argv=None):
                               os.path.join(c.model_dir, "checkpoints")))
 
 
+def image_size_problem(c):
+  """The one-line refusal of an --image_size below the network's minimum, or None (TensorFlow-
+  free: models.min_image_size reads the registry)."""
+  minimum = models.min_image_size(c.model)
+  if c.image_size >= minimum:
+    return None
+  which = (f"{c.model} (the default --model)" if c.model == TrainConfig.model
+           else f"--model={c.model}")
+  return (f"--image_size={c.image_size} is below the minimum of {which}, {minimum} pixels: use "
+          f"--image_size {minimum} or more")
+
+
 def check(c, _):
-  """What inat-train refuses before any work."""
+  """What inat-train refuses before any work (and before it makes the model dir)."""
   commands.at_least_one(c.batch_size, "batch_size")
+  problem = image_size_problem(c)
+  if problem:
+    raise errors.UsageError(problem)
   output_paths.folder(c.model_dir, "model_dir")
 
 

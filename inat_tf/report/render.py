@@ -36,12 +36,19 @@ def _headline_parts(figure):
   return blocks.format_value(figure.value, "percent"), extra
 
 
+def _kept_off(rows):
+  """What a table shown without rows says instead of a header over nothing."""
+  return f"its {rows:,} rows in report.html, under The numbers" if rows else "no rows"
+
+
 # -- terminal text -----------------------------------------------------------------------------
 
 
 def text_table(table, indent=INDENT):
   """A Table as aligned plain text: numbers right-aligned, words left-aligned."""
   rows, more = _rows(table)
+  if not rows:  # a header over no rows says nothing: say where the rows are
+    return ([f"{indent}{table.caption}"] if table.caption else []) + [indent + _kept_off(more)]
   cells = [[c.label for c in table.columns]] + _cells(table, rows)
   widths = [max(len(row[i]) for row in cells) for i in range(len(table.columns))]
   lines = [f"{indent}{table.caption}"] if table.caption else []
@@ -50,7 +57,7 @@ def text_table(table, indent=INDENT):
         (cell.rjust(w) if column.numeric else cell.ljust(w))
         for cell, w, column in zip(row, widths, table.columns)).rstrip())
   if more:
-    lines.append(f"{indent}... {more:,} more in report.md and report.html")
+    lines.append(f"{indent}... {more:,} more in report.html")
   return lines
 
 
@@ -71,6 +78,10 @@ def _text_block(block):
   if isinstance(block, Table):
     return text_table(block)
   if isinstance(block, Plot):
+    rows, more = _rows(block.table)
+    if not rows:  # the plot is the point: one line saying where it is
+      return [f"{INDENT}{block.title}: plotted in report.html, its {more:,} points under The "
+              f"numbers"]
     return [f"{INDENT}{block.title}"] + text_table(block.table)
   if isinstance(block, Gallery):
     return text_table(block.table)
@@ -100,6 +111,8 @@ def _escape(cell):
 def markdown_table(table):
   rows, more = _rows(table)
   lines = [f"*{table.caption}*", ""] if table.caption else []
+  if not rows:
+    return lines + [_kept_off(more) + "."]
   lines += ["| " + " | ".join(c.label for c in table.columns) + " |",
             "|" + "|".join("---:" if c.numeric else "---" for c in table.columns) + "|"]
   lines += ["| " + " | ".join(_escape(cell) for cell in row) + " |"
