@@ -607,7 +607,7 @@ def test_classify_reads_exif_like_flags_and_skips_unreadable_files(
   exif_result = answered["with_exif.jpg"]
   assert exif_result["place"]["used"] and len(exif_result["predictions"]) == 3
   rows = list(csv.DictReader(open(tmp_path / "out.csv")))
-  assert len(rows) == 5 * 3 + 4
+  assert len(rows) == 5 * 3 + 5  # 3 predictions per answered photo, a row per skipped file
   assert {r["photo"]: r["skipped_reason"] for r in rows if r["skipped_reason"]} == {
       str(photos / p): reason for p, reason in skipped.items()}
   # Every kind of broken photo is marked invalid by the serving graph (decoded under tf.data's
