@@ -306,6 +306,11 @@ def evaluate(data_dir, model_dir, split="val", *, output_dir="", which="best", f
   if unseen_species.any():  # the species tables score what the model was trained on
     predictions = predictions.subset(~_of_unseen_species(unseen_species, predictions.labels))
   label_map = trained.label_map
+  if allowed is not None:  # the scores count images no restricted answer can get right
+    outside = int(np.sum(~np.asarray(allowed)[predictions.labels[predictions.labels >= 0]]))
+    restriction_words += (f" ({int(np.sum(allowed)):,} of {label_map.num_classes:,} species; "
+                          f"{outside:,} of the {len(predictions.labels):,} scored images are of "
+                          f"species outside it, wrong by construction)")
   report = accuracy.summarize(predictions.labels, answers(predictions)[0], label_map)
   report.update(
       model=trained.model_name, model_dir=model_dir, which=which, data_dir=data_dir, split=split,

@@ -64,6 +64,17 @@ def test_kaggle_csv_is_unchanged_and_calibrations_are_stored_and_refused_when_st
                                                         checklist=str(checklist)))
   for line in open(output).read().splitlines()[1:]:
     assert set(int(c) for c in line.split(",")[1].split()[:3]) == set(allowed)
+  # inat-eval under a restriction says how many scored images no restricted answer can get right.
+  from inat_tf import evaluate  # pylint: disable=g-import-not-at-top
+  report = evaluate.evaluate(data_dir, model_dir, "val", options=answer_options.Options(
+      rule="argmax", checklist=str(checklist)))
+  labels = np.concatenate([e[schema.LABEL].numpy() for e in records.examples(
+      data_dir, "val", [schema.LABEL]).batch(256)])
+  outside = int(np.sum(~np.isin(labels, np.arange(3))))
+  assert 0 < outside < len(labels)
+  assert report["settings"]["restriction"] == (
+      f"checklist {checklist} (3 of {label_map.num_classes} species; {outside} of the "
+      f"{len(labels)} scored images are of species outside it, wrong by construction)")
 
   # A calibrated rule: calibrated on the tune half of val (no minival), stored, reused ...
   options = answer_options.Options(rule="precision", precision=0.9)
