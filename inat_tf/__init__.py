@@ -21,12 +21,13 @@ __all__ = ["read_split", "load_model", "load_prior", "probabilities"]
 
 def quiet():
   """Hides TensorFlow's and absl's log lines (oneDNN and CUDA notices at start-up, "failed call
-  to cuInit" on a host without a GPU, libjpeg's complaints about a damaged file) and the
-  libraries' Python warnings in this process, as the inat-* commands do (inat_tf/cli.py); the
-  rest of stderr (a traceback, your own lines) passes. Call it before the first use of TensorFlow:
-  the start-up lines are printed when TensorFlow loads. A TF_CPP_* variable or python -W set by
-  you wins (then it does nothing)."""
-  _cli.quiet_tensorflow()
+  to cuInit" on a host without a GPU, libjpeg's complaints about a damaged file), and the Python
+  warnings and logging records of TensorFlow, Keras, absl and inat-tf, in this process, as the
+  inat-* commands do (inat_tf/cli.py). The rest of stderr passes: your own prints, warnings and
+  logging records, a traceback. Call it before the first use of TensorFlow: the start-up lines
+  are printed when TensorFlow loads. A TF_CPP_* variable or python -W set by you wins (then it
+  does nothing)."""
+  _cli.quiet_tensorflow(in_a_script=True)
 
 
 def __getattr__(name):

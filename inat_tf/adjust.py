@@ -37,6 +37,7 @@ from inat_tf import progress
 from inat_tf import records
 from inat_tf import schema
 from inat_tf import trained_model
+from inat_tf.commands import adjust as adjust_command
 from inat_tf.commands.adjust import AdjustConfig  # pylint: disable=unused-import
 from inat_tf.errors import AdjustError
 
@@ -147,9 +148,7 @@ def adjust(config, log=print):
     raise AdjustError(f"method={config.method!r}: expected one of "
                       f"{', '.join(long_tail.METHODS + ('none',))}")
   if config.tune_split == "train":
-    raise AdjustError("--tune_split train: the network has fit those images, so they cannot choose "
-                      "tau for held-out ones; use val (its tune half) or a minival held out of "
-                      "training (inat-build --minival_fraction F)")
+    raise AdjustError(adjust_command.TRAIN_SPLIT_REFUSAL)
   trained = trained_model.load(config.model_dir, config.which, adjusted=False)
   counts = trained.label_map.train_counts
   _, kernel, bias = _classifier(trained.model)

@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shlex
 
 import numpy as np
 import tensorflow as tf
@@ -138,15 +139,17 @@ def calibrate(rule_name, target, probabilities, labels, taxonomy):
   raise ValueError(f"roll-up rule {rule_name!r} is not calibrated")
 
 
-def _calibrating_command(model_dir, rule_name, target):
+def _calibrating_command(model_dir, which, rule_name, target):
   """The inat-eval command that (re)calibrates a rule, runnable as printed: the data dir is the
   one the model was trained on (its train_config.json), else DATA_DIR."""
   try:
     with tf.io.gfile.GFile(os.path.join(model_dir, "train_config.json")) as f:
-      data_dir = json.load(f).get("data_dir") or "DATA_DIR"
+      trained_on = json.load(f).get("data_dir")
+    data_dir = shlex.quote(trained_on) if trained_on else "DATA_DIR"
   except (tf.errors.OpError, ValueError, AttributeError):
     data_dir = "DATA_DIR"
-  return (f"`inat-eval --data_dir {data_dir} --model_dir {model_dir} --rollup_rule {rule_name} "
+  return (f"`inat-eval --data_dir {data_dir} --model_dir {shlex.quote(model_dir)}"
+          f"{'' if which == 'best' else ' --which ' + which} --rollup_rule {rule_name} "
           f"--rollup_precision {target:g}`")
 
 
@@ -174,7 +177,7 @@ def load_rule(model_dir, which, rule_name, target, views, *, stale_ok=False,
     raise RollupError(
         f"{path} was calibrated for other {which}.keras weights or another long-tail adjustment "
         f"(the model changed since): recalibrate with "
-        f"{_calibrating_command(model_dir, rule_name, target)}")
+        f"{_calibrating_command(model_dir, which, rule_name, target)}")
   if held_out_wanted and any(held_out.get(k) != v for k, v in held_out_wanted.items()):
     return None  # calibrated on other images than those inat-eval now keeps out of its scores
   return rule
@@ -202,18 +205,6 @@ def held_out_mask(source, labels, image_ids):
   return long_tail.stratified_halves(labels, image_ids, TUNE_SEED)
 
 
-def _calibrating_command(model_dir, rule_name, target):
-  """The inat-eval command that (re)calibrates a rule, runnable as printed: the data dir is the
-  one the model was trained on (its train_config.json), else DATA_DIR."""
-  try:
-    with tf.io.gfile.GFile(os.path.join(model_dir, "train_config.json")) as f:
-      data_dir = json.load(f).get("data_dir") or "DATA_DIR"
-  except (tf.errors.OpError, ValueError, AttributeError):
-    data_dir = "DATA_DIR"
-  return (f"`inat-eval --data_dir {data_dir} --model_dir {model_dir} --rollup_rule {rule_name} "
-          f"--rollup_precision {target:g}`")
-
-
 def rule_for(options, taxonomy, *, model_dir="", which="best", views=1, held_out=None,
              recalibrate_stale=False, held_out_wanted=None):
   """The rollup rule object for options.rule. Calibrated rules: the stored one, else one
@@ -238,7 +229,7 @@ def rule_for(options, taxonomy, *, model_dir="", which="best", views=1, held_out
     raise RollupError(
         f"--rollup_rule {options.rule} --rollup_precision {options.precision:g}: no calibration "
         f"in {calibration_path(model_dir, which)} for {views} view(s); run "
-        f"{_calibrating_command(model_dir, options.rule, options.precision)} first (it "
+        f"{_calibrating_command(model_dir, which, options.rule, options.precision)} first (it "
         f"calibrates on minival or the tune half of val and stores it)")
   probabilities, labels, description = held_out()
   if not len(labels):

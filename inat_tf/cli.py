@@ -61,9 +61,8 @@ OUR_LINE = re.compile(r"^inat-[a-z]+(-[a-z]+)*( \([^)]*\))?: \S")
 # Library lines: glog-format records (C++ and absl's Python handler) but FATAL; Python logging's
 # default format; absl's banner; the second line of the CPU-feature notice; the TFLite
 # converter's bare summary line.
-NOISE = re.compile(
-    r"^([IWE]\d{4} [\d:.]+\s+\d+ [\w/.-]+:\d+\]"
-    r"|(DEBUG|INFO|WARNING|ERROR):[\w.]+:"
+_LIBRARY_LINES = (
+    r"[IWE]\d{4} [\d:.]+\s+\d+ [\w/.-]+:\d+\]"
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
     r"|To enable the following instructions: .* rebuild TensorFlow with"
     # The TFLite quantizer's settings, printed (not logged) by every int8 conversion.
@@ -90,8 +89,16 @@ NOISE = re.compile(
     r"|JPEG datastream contains no image|Invalid JPEG file structure: "
     r"|Unsupported JPEG process: SOF type 0x|Image too wide for this implementation"
     r"|Sorry, arithmetic coding is not implemented|Scan script does not transmit all data"
+    r"|Invalid progressive parameters "
     # libpng's, printed bare by its default handlers.
-    r"|libpng (warning|error): )")
+    r"|libpng (warning|error): ")
+# A command's stderr: every Python logging record in the default format too (ours go through
+# say()/warn(), never through logging).
+NOISE = re.compile(r"^((DEBUG|INFO|WARNING|ERROR):[\w.]+:|" + _LIBRARY_LINES + ")")
+# inat_tf.quiet() in someone's script: only the libraries' own loggers, so theirs still print.
+LIBRARY_LOGGERS = ("tensorflow", "absl", "keras", "h5py")
+LIBRARY_NOISE = re.compile(r"^((DEBUG|INFO|WARNING|ERROR):(" + "|".join(LIBRARY_LOGGERS)
+                           + r")\b[\w.]*:|" + _LIBRARY_LINES + ")")
 
 
 def is_console_command():
@@ -232,20 +239,28 @@ def user_asked_for_logs(argv=None, environ=None):
 
 
 _quiet = False  # set when quiet_tensorflow took effect
+_noise = None  # the lines the stderr filter drops (NOISE, or LIBRARY_NOISE in a script)
 
 
-def quiet_tensorflow():
+def quiet_tensorflow(in_a_script=False):
   """Before TensorFlow is imported: its records and the libraries' warnings hidden, unless the
-  user asked for them."""
-  global _quiet
+  user asked for them. in_a_script (inat_tf.quiet()): the script's own warnings and logging
+  records still print; only those of TensorFlow, Keras, absl and ours are hidden."""
+  global _quiet, _noise
   if user_asked_for_logs():
     return
   os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-  os.environ[QUIET_MARK] = "1"
+  if not in_a_script:  # a script's child processes are its own business
+    os.environ[QUIET_MARK] = "1"
   if not sys.warnoptions:  # python -W / PYTHONWARNINGS: the user's choice
-    warnings.simplefilter("ignore")
+    if in_a_script:
+      warnings.filterwarnings("ignore", module=r"(" + "|".join(
+          LIBRARY_LOGGERS + OUR_PACKAGES) + r")(\.|$)")
+    else:
+      warnings.simplefilter("ignore")
   import logging  # pylint: disable=g-import-not-at-top
   logging.getLogger("tensorflow").setLevel(logging.ERROR)
+  _noise = LIBRARY_NOISE if in_a_script else NOISE
   _filter_stderr()
   _quiet = True
 
@@ -276,7 +291,7 @@ def _filter_stderr():
   def pump():
     with os.fdopen(read_end, "rb") as pipe, os.fdopen(forward_to, "wb", buffering=0) as out:
       for line in pipe:
-        if not NOISE.match(line.decode("utf-8", "replace")):
+        if not _noise.match(line.decode("utf-8", "replace")):
           out.write(line)
 
   thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)

@@ -38,6 +38,14 @@ def _script(name):
   return path if os.path.exists(path) else name
 
 
+def stage_paths(root):
+  """{what: path} of everything the stages write under --output_dir."""
+  paths = {name: os.path.join(root, name) for name in ("download", "data", "model", "eval",
+                                                        "export")}
+  paths["submission"] = os.path.join(root, "submission.csv")
+  return paths
+
+
 def _stages(f, paths):
   sample = [_script("inat-make-sample"), f"--output_dir={paths['download']}",
             f"--num_species={f.num_species}",
@@ -324,9 +332,7 @@ def main(f, _):
   if f.overwrite and os.path.exists(root):
     shutil.rmtree(root)
   os.makedirs(os.path.join(root, "logs"), exist_ok=True)
-  paths = {name: os.path.join(root, name) for name in ("download", "data", "model", "eval",
-                                                        "export")}
-  paths["submission"] = os.path.join(root, "submission.csv")
+  paths = stage_paths(root)
   paths["edition"] = f.edition
   timings = {}
   stages = _stages(f, paths)

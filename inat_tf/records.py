@@ -67,7 +67,7 @@ def missing_split(data_dir, split):
   """MissingSplit for a split that data_dir was built without (no shards, or none in its
   manifest)."""
   how = (" --minival_fraction 0.05` (a seeded share of each species' train images; or "
-         "--minival_ids FILE)" if split == "minival" else "`")
+         "--minival_ids FILE)" if split == "minival" else f"` (--splits including {split})")
   return MissingSplit(
       f"No {split} shards ({split}-NNNNN-of-NNNNN.tfrecord) in {data_dir}: build them with "
       f"`inat-build --raw_dir RAW --data_dir {data_dir}{how}.")

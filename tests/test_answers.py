@@ -644,6 +644,11 @@ def test_calibrations_are_kept_per_rule_target_and_views(tree, tmp_path):
       "recalibrate with `inat-eval --data_dir /data/inat2021 --model_dir .* --rollup_rule "
       "precision --rollup_precision 0.95`")):
     answer_options.load_rule(model_dir, "best", "precision", 0.95, 1)
+  # For final.keras it names --which final (else it would calibrate best.keras's rule).
+  (tmp_path / "final.keras").write_bytes(b"weights")
+  with pytest.raises(answer_options.RollupError, match=(
+      "--model_dir .* --which final --rollup_rule precision --rollup_precision 0.9` first")):
+    answer_options.rule_for(options, tree, model_dir=model_dir, which="final")
   assert answer_options.load_rule(model_dir, "best", "precision", 0.95, 1, stale_ok=True) is None
 
 

@@ -268,13 +268,14 @@ def _refusal_cases(blocked, tmp):
        "--location_floor sets how the location prior is combined: give --geo_dir"),
       ("eval", [data, model, "--batch_size=0"], "--batch_size=0: must be at least 1"),
       ("classify", [model], "name at least one PHOTO_OR_FOLDER"),
+      ("eval", [data, model, "--which=final"], "; it has best.keras: --which best"),
       ("classify", [model, str(tmp), "--latitude=137", "--longitude=2", f"--geo_dir={tmp}/g"],
        "--latitude 137.0 --longitude 2.0: expected degrees in [-90, 90] and [-180, 180]"),
       ("classify", [model, str(tmp), "--latitude=41"], "Give --latitude and --longitude together"),
       # A mistyped model dir (it printed its start line, then failed after loading TensorFlow).
       *[(name, [f"--model_dir={tmp}/modl", *more],
-         f"{tmp}/modl/best.keras (or train_config.json beside it) not found: --model_dir must be "
-         f"a directory written by inat-train") for name, more in (
+         f"{tmp}/modl/best.keras (or train_config.json beside it) not found: the model dir "
+         f"(--model_dir) must be a directory written by inat-train") for name, more in (
              ("eval", [data]), ("predict", [data, f"--output={tmp}/s.csv"]),
              ("export", [f"--export_dir={tmp}/e"]), ("classify", [str(tmp)]),
              ("adjust", [data, "--method=tau_norm"]))],

@@ -473,12 +473,16 @@ def test_a_checkpoint_of_another_classifier_layout_is_refused_with_what_still_wo
 
 def test_build_summary_says_why_a_split_has_no_places():
   """2017's test split has no locations file: the summary said "(from none (...))"."""
+  from tfrecord_builder import annotations  # pylint: disable=g-import-not-at-top
   from tfrecord_builder import build  # pylint: disable=g-import-not-at-top
+  edition = editions.get("2017")
+  table = type("Table", (), {"latitudes": np.full(3, np.nan)})
+  source = annotations._location_source(  # pylint: disable=protected-access
+      "", type("Inputs", (), {"split": "test", "annotations": "test2017.json"}), edition, table)
   lines = build._fact_lines({"locations": {  # pylint: disable=protected-access
       "val": {"source": "val2017_locations.json", "images": 603, "with_place": 558},
-      "test": {"source": "none (train2017_locations.json and val2017_locations.json, 2017 "
-                         "README)", "images": 603, "with_place": 0}}})
+      "test": {"source": source, "images": 603, "with_place": 0}}})
   assert lines == [
       "  places, val: 558 of 603 images (from val2017_locations.json)",
-      "  places, test: 0 of 603 images (none published for it: train2017_locations.json and "
-      "val2017_locations.json, 2017 README)"]
+      "  places, test: 0 of 603 images (none: not in what the edition publishes "
+      "(train2017_locations.json and val2017_locations.json, 2017 README))"]

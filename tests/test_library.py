@@ -147,13 +147,17 @@ def test_import_inat_tf_stays_free_of_tensorflow():
 @pytest.mark.slow
 def test_quiet_keeps_tensorflows_lines_off_stderr_and_lets_ours_through():
   """The README example's `inat_tf.quiet()`: TensorFlow's start-up records (printed without it,
-  so the check can fail) are gone; a line of the script's own and a traceback are not."""
+  so the check can fail) are gone; the script's own line, warning, logging record and exit
+  message are not."""
   import os  # pylint: disable=g-import-not-at-top
   from inat_tf import cli  # pylint: disable=g-import-not-at-top
   environment = {k: v for k, v in os.environ.items()
                  if k not in cli.USER_LOG_VARIABLES + (cli.QUIET_MARK, "PYTHONWARNINGS")}
-  script = ("import sys, inat_tf\n{quiet}import tensorflow as tf\ntf.constant(1) + 1\n"
-            "print('my own line', file=sys.stderr)\nraise SystemExit('the end')\n")
+  script = ("import logging, sys, warnings, inat_tf\nlogging.basicConfig()\n"
+            "{quiet}import tensorflow as tf\n"
+            "tf.constant(1) + 1\nprint('my own line', file=sys.stderr)\n"
+            "warnings.warn('my warning')\nlogging.getLogger('myapp').error('my record')\n"
+            "raise SystemExit('the end')\n")
   stderr = {}
   for name, quiet in (("loud", ""), ("quiet", "inat_tf.quiet()\n")):
     result = subprocess.run([sys.executable, "-c", script.format(quiet=quiet)], cwd=ROOT,
@@ -161,7 +165,8 @@ def test_quiet_keeps_tensorflows_lines_off_stderr_and_lets_ours_through():
                             check=False)
     stderr[name] = [line for line in result.stderr.splitlines() if line.strip()]
   assert any(cli.NOISE.match(line) for line in stderr["loud"]), stderr["loud"]
-  assert stderr["quiet"] == ["my own line", "the end"], stderr["quiet"]
+  assert stderr["quiet"] == ["my own line", "<string>:7: UserWarning: my warning",
+                             "ERROR:myapp:my record", "the end"], stderr["quiet"]
 
 
 def test_entry_points_resolve_on_first_use():

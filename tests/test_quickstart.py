@@ -109,9 +109,8 @@ def test_the_readmes_stage_table_is_what_the_quickstart_runs():
       else:
         argv.append(word)
     listed[name] = [words[0]] + sorted(argv)
-  root = "runs/quickstart"
-  paths = {name: f"{root}/{name}" for name in ("download", "data", "model", "eval", "export")}
-  paths["submission"] = f"{root}/submission.csv"
-  stages = quickstart._stages(QuickstartConfig(), paths)  # pylint: disable=protected-access
+  config = QuickstartConfig()
+  paths = quickstart.stage_paths(config.output_dir)
+  stages = quickstart._stages(config, paths)  # pylint: disable=protected-access
   run = {name: [os.path.basename(argv[0])] + sorted(argv[1:]) for name, argv in stages}
   assert listed == run

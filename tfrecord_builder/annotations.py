@@ -581,5 +581,5 @@ def _location_source(path, split_inputs, edition, table):
     return (f"none: {edition.location_files[split_inputs.split]} not found in RAW_DIR "
             f"({edition.locations_published})")
   if edition is not None and edition.locations_published:
-    return f"none ({edition.locations_published})"
+    return f"none: not in what the edition publishes ({edition.locations_published})"
   return "none"

@@ -537,10 +537,8 @@ def _fact_lines(manifest):
   """The summary's lines on places and on images listed or stored more than once."""
   lines = []
   for split, info in manifest.get("locations", {}).items():
-    source = info["source"]
-    # "none (what the edition publishes)" reads as a reason, not as a source.
-    where = (f"none published for it: {source[len('none ('):-1]}"
-             if source.startswith("none (") and source.endswith(")") else f"from {source}")
+    source = info["source"]  # a file, or "none..." and why (annotations._location_source)
+    where = source if source.startswith("none") else f"from {source}"
     lines.append(f"  places, {split}: {info['with_place']:,} of {info['images']:,} images "
                  f"({where})")
   shared = manifest.get("shared_files", [])

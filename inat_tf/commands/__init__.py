@@ -94,10 +94,14 @@ def check_answer_flags(c):
 
 def missing_model_message(model_dir, which):
   """What a model dir without its saved model is told (here, before TensorFlow loads, and by
-  trained_model.load for remote paths)."""
+  trained_model.load for remote paths and calls from Python)."""
+  other = "final" if which == "best" else "best"
+  instead = (f"; it has {other}.keras: --which {other}"
+             if "://" not in model_dir and os.path.isfile(os.path.join(model_dir, f"{other}.keras"))
+             else "")
   return (f"{os.path.join(model_dir, which + '.keras')} (or train_config.json beside it) not "
-          f"found: --model_dir must be a directory written by inat-train, after training has "
-          f"saved a model")
+          f"found: the model dir (--model_dir) must be a directory written by inat-train, after "
+          f"training has saved a model{instead}")
 
 
 def trained_model_dir(model_dir, which):

@@ -40,10 +40,17 @@ def run(argv=None):
                           check=check)
 
 
+TRAIN_SPLIT_REFUSAL = ("--tune_split train: the network has fit those images, so they cannot "
+                       "choose tau for held-out ones; use val (its tune half) or a minival held "
+                       "out of training (inat-build --minival_fraction F)")
+
+
 def check(c, _):
   """What inat-adjust refuses before any work (it writes beside the model)."""
   if c.method != "none":
     commands.labelled(c.tune_split, "tune_split", "choose tau on")
+    if c.tune_split == "train":  # (adjust.py refuses it too, for calls from Python)
+      raise errors.UsageError(TRAIN_SPLIT_REFUSAL)
   commands.at_least_one(c.batch_size, "batch_size")
   output_paths.folder(c.model_dir, "model_dir", create=False)
   commands.trained_model_dir(c.model_dir, c.which)

@@ -38,7 +38,7 @@ def _headline_parts(figure):
 
 def _kept_off(rows):
   """What a table shown without rows says instead of a header over nothing."""
-  return f"its {rows:,} rows in report.html, under The numbers" if rows else "no rows"
+  return f"its {rows:,} rows in report.html" if rows else "no rows"
 
 
 # -- terminal text -----------------------------------------------------------------------------
@@ -80,8 +80,8 @@ def _text_block(block):
   if isinstance(block, Plot):
     rows, more = _rows(block.table)
     if not rows:  # the plot is the point: one line saying where it is
-      return [f"{INDENT}{block.title}: plotted in report.html, its {more:,} points under The "
-              f"numbers"]
+      return [f"{INDENT}{block.title}: " + (f"plotted in report.html, its {more:,} points under "
+                                            f"The numbers" if more else "nothing to plot")]
     return [f"{INDENT}{block.title}"] + text_table(block.table)
   if isinstance(block, Gallery):
     return text_table(block.table)
