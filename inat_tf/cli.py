@@ -326,8 +326,9 @@ def _help_asked(argv):
 
 
 def usage(values, program, doc, full=False):
-  """The command's help: `doc`, its flags as absl renders them (wrapped, defaults shown), and how
-  to ask for more."""
+  """The command's help: `doc`'s title and usage lines, its flags as absl renders them (wrapped,
+  defaults shown), the rest of `doc`, and how to ask for more. The flags come before the prose
+  (40-80 lines for some commands), so `--help | head` shows what to type."""
   if full:
     flag_text = values.get_help()
   else:
@@ -337,7 +338,14 @@ def usage(values, program, doc, full=False):
                        "TF_CPP_MIN_LOG_LEVEL=0) shows TensorFlow's and absl's own log records; "
                        "--helpfull lists every flag.", width=78, initial_indent="  ",
                        subsequent_indent="  ")
-  return f"{(doc or '').strip()}\n\nflags:\n{flag_text}\n\n{more}\n"
+  paragraphs = re.split(r"\n\s*\n", (doc or "").strip())
+  synopsis = 1  # the title, then the indented usage examples that follow it
+  while synopsis < len(paragraphs) and all(
+      line.startswith(" ") for line in paragraphs[synopsis].splitlines()):
+    synopsis += 1
+  head, rest = "\n\n".join(paragraphs[:synopsis]), "\n\n".join(paragraphs[synopsis:])
+  return (f"{head}\n\nflags:\n{flag_text}\n\n" + (f"{rest}\n\n" if rest else "")
+          + f"{more}\n")
 
 
 def flag_error(name, error, values):

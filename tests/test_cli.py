@@ -62,6 +62,9 @@ def test_help_is_fast_readable_and_exits_0(name):
   assert seconds < 2
   text = result.stdout
   assert "\nflags:\n  --" in text
+  # The flags right after the title and usage lines, the long prose after them (it came first,
+  # pushing the flags 40-80 lines down).
+  assert "flags:" in text.splitlines()[:15], text[:2000]
   # A usage line continued with a backslash in the docstring read `--epochs 10        --weights`.
   assert not re.search(r"\S {8,}--\w", text), text
   # Every choice of every enum flag is printed whole (absl's `<a|b|c>` list broke mid-word).
