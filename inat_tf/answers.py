@@ -70,8 +70,9 @@ class Inputs:
 # Outputs of `answer`, each [N] unless said otherwise.
 OUTPUTS = {
     "probabilities": "[N, C] float32 after location and restriction (step 3)",
-    "top_classes": "[N, top_k] int32 class indices by `probabilities`, best first",
-    "top_scores": "[N, top_k] float32 their probabilities",
+    "top_classes": "[N, top_k] int32 class indices by `probabilities`, best first; -1 past the "
+                   "allowed species (a restriction with fewer than top_k: never an outside one)",
+    "top_scores": "[N, top_k] float32 their probabilities (0 where -1)",
     "taxon": "int32 the answered taxon (a taxonomy node; -1: no answer)",
     "rank": "int32 its rank index in taxonomy.ranks (num_ranks: no answer)",
     "score": "float32 its mass under `probabilities` (0: no answer)",
@@ -149,10 +150,15 @@ def answer(inputs, taxonomy, config=AnswerConfig()):
   pick = lambda values: tf.reduce_sum(values * tf.one_hot(species, num_classes), axis=1)
   vision_score = pick(vision)
   top = tf.math.top_k(final, min(config.top_k, num_classes))
+  top_classes, top_scores = top.indices, top.values
+  if inputs.allowed is not None:  # fill with "no species", not with outside species at 0
+    listed = tf.gather(allowed, top_classes, batch_dims=1)
+    top_classes = tf.where(listed, top_classes, -1)
+    top_scores = tf.where(listed, top_scores, 0.0)
   return {
       "probabilities": final,
-      "top_classes": top.indices,
-      "top_scores": top.values,
+      "top_classes": top_classes,
+      "top_scores": top_scores,
       "taxon": rolled["node"],
       "rank": rolled["rank"],
       "score": rolled["score"],

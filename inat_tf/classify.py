@@ -307,6 +307,8 @@ def classify(paths, model_dir, *, geo_dir="", given=Place(), top_k=5, which="bes
     for rank, (cid, name, score) in enumerate(zip(
         outputs["category_ids"].numpy()[0].tolist(), outputs["class_names"].numpy()[0],
         outputs["scores"].numpy()[0].tolist()), start=1):
+      if cid < 0:  # no species: a restriction with fewer than --top_k allowed
+        break
       predictions.append({"rank": rank, "category_id": cid, "name": name.decode("utf-8"),
                           "common_name": common[index_of[cid]], "probability": score})
     results.append({"photo": path, "place": place, "predictions": predictions,

@@ -154,10 +154,10 @@ def _predictions_csv(predictions, label_map, taxonomy=None):
   rows = []
   for n, (image_id, label) in enumerate(zip(predictions.image_ids, predictions.labels)):
     row = {"id": int(image_id), "label_category_id": ids[label] if label >= 0 else "",
-           "top5_category_ids": " ".join(str(ids[t]) for t in top[n])}
+           "top5_category_ids": " ".join(str(ids[t]) for t in top[n] if t >= 0)}
     if with_prior:
-      row["image_only_top5_category_ids"] = " ".join(str(ids[t])
-                                                     for t in predictions.top_indices[n])
+      row["image_only_top5_category_ids"] = " ".join(
+          str(ids[t]) for t in predictions.top_indices[n] if t >= 0)
     if chosen is not None and taxonomy is not None:
       node = int(chosen[n])
       row.update(taxon=taxonomy.node_names[node] if node >= 0 else "",

@@ -13,8 +13,10 @@ taxonomy as constant tables in the graph.
 E/saved_model/N/ the SavedModel, in a numbered version dir as TF Serving expects of a model's
                  base path (E/saved_model): N = 1, or one more than the newest already there, so
                  a server watching E/saved_model picks a re-export up as a new version.
-                 Signatures (all return category_ids, class_names, scores: the top-k, best first,
-                 and valid: whether the item could be classified; and the answer, per item:
+                 Signatures (all return category_ids, class_names, scores: the top-k, best first
+                 (-1, "", 0 in the slots past the allowed species of a restriction with fewer
+                 than k), and valid: whether the item could be classified; and the answer, per
+                 item:
                  taxon_name, taxon_rank ("" = no answer), taxon_score, msp (maximum softmax
                  probability, high = a known species), energy (-logsumexp of the logits, low =
                  known), and the explanation: vision_rank, vision_score, location_factor,
@@ -47,7 +49,8 @@ E/model.tflite, E/model_int8.tflite   [1, size, size, 3] float RGB [0, 255] -> p
 E/model_answers.tflite  the float model with the answer pipeline inside (builtins only): images
                       as model.tflite, allowed [C] bool (all true: unrestricted) -> taxon (node
                       index in taxonomy.json, -1 none), rank, score, species, msp, energy,
-                      top_classes, top_scores, vision_rank, vision_score, allowed_mass.
+                      top_classes (-1 past the allowed species), top_scores, vision_rank,
+                      vision_score, allowed_mass.
 E/taxonomy.json       the tree (inat_tf.taxonomy.Taxonomy.to_json): node names, ranks, ancestors.
 E/model_full_integer.tflite   (with --data_dir) int8 ops end to end, for NPUs and Edge TPU-class
                       accelerators: [1, size, size, 3] uint8 pixels (scale 1, zero point 0: the
@@ -239,8 +242,10 @@ def serving_module(trained, top_k, geo_prior=None, *, answer_config=None):
                                    has_place=geo_prior.available(places), opt_out=opt_out)
     out = answers.answer(inputs, tree, config)
     taxon = out["taxon"]
-    outputs = {"category_ids": tf.gather(category_ids, out["top_classes"]),
-               "class_names": tf.gather(class_names, out["top_classes"]),
+    listed, top = out["top_classes"] >= 0, tf.maximum(out["top_classes"], 0)  # -1: no species
+    outputs = {"category_ids": tf.where(listed, tf.gather(category_ids, top),
+                                        tf.constant(-1, category_ids.dtype)),
+               "class_names": tf.where(listed, tf.gather(class_names, top), ""),
                "scores": out["top_scores"],
                "taxon_name": tf.where(taxon >= 0, tf.gather(node_names, tf.maximum(taxon, 0)),
                                       ""),

@@ -60,10 +60,12 @@ def listed_image_ids(data_dir, split):
 
 
 def keras_predictions(data_dir, model_dir, split, *, which="best", batch_size=64, flip=False,
-                      geo_dir="", options=None, command="inat-predict"):
+                      geo_dir="", options=None, command="inat-predict", species_per_row=0):
   """(trained, Predictions, restriction words) from a model dir (inat-train) through the answer
   pipeline with the answer flags `options` (answer_options.Options; default: argmax, no
-  restriction); geo_dir: a location prior (inat-train-geo)."""
+  restriction); geo_dir: a location prior (inat-train-geo). species_per_row: the ids a
+  submission row must list; PredictError (before any image is read) when the restriction allows
+  fewer species."""
   from inat_tf import answer_options  # pylint: disable=g-import-not-at-top  (Keras: not for inat-score)
   from inat_tf import answers  # pylint: disable=g-import-not-at-top
   from inat_tf import trained_model  # pylint: disable=g-import-not-at-top
@@ -76,6 +78,11 @@ def keras_predictions(data_dir, model_dir, split, *, which="best", batch_size=64
     prior.check_matches(trained.label_map, model_dir)
   tree = answer_options.taxonomy_of(trained)
   allowed, words = answer_options.restriction(options, tree, trained.label_map)
+  if allowed is not None and int(np.sum(allowed)) < species_per_row:
+    raise PredictError(
+        f"{words} allows {int(np.sum(allowed))} species, fewer than the {species_per_row} a "
+        f"submission row lists: restrict to at least {species_per_row}, or score the "
+        f"restriction with inat-eval (its top-5 counts only allowed species)")
   rule = answer_options.rule_for_model(options, trained, model_dir, which, data_dir=data_dir,
                                        flip=flip, command=command)
   config = answers.AnswerConfig(rule=rule, floor=options.floor)
@@ -85,13 +92,20 @@ def keras_predictions(data_dir, model_dir, split, *, which="best", batch_size=64
   return trained, predictions, words
 
 
+def category_ids_of(category_ids, top_indices):
+  """int [N, K] category ids of class indices; -1 stays -1 (no species: a restriction with fewer
+  than K allowed species), where numpy's indexing would give the last category."""
+  top_indices = np.asarray(top_indices)
+  return np.where(top_indices >= 0, np.asarray(category_ids)[np.maximum(top_indices, 0)], -1)
+
+
 def from_keras(data_dir, model_dir, split, *, which="best", batch_size=64, flip=False,
                options=None):
   """ByImage: the top-5 category ids of each image of a split, from a model dir (inat-train)."""
   trained, predictions, _ = keras_predictions(data_dir, model_dir, split, which=which,
                                               batch_size=batch_size, flip=flip, options=options)
   ids = np.asarray(trained.label_map.category_ids)
-  return ByImage.of(predictions.image_ids, ids[predictions.top_indices])
+  return ByImage.of(predictions.image_ids, category_ids_of(ids, predictions.top_indices))
 
 
 def from_keras_with_prior(data_dir, model_dir, geo_dir, split, *, which="best", batch_size=64,
@@ -104,8 +118,8 @@ def from_keras_with_prior(data_dir, model_dir, geo_dir, split, *, which="best", 
                                               batch_size=batch_size, flip=flip, geo_dir=geo_dir,
                                               options=options)
   ids = np.asarray(trained.label_map.category_ids)
-  return (ByImage.of(predictions.image_ids, ids[predictions.top_indices]),
-          ByImage.of(predictions.image_ids, ids[predictions.geo_top_indices]),
+  return (ByImage.of(predictions.image_ids, category_ids_of(ids, predictions.top_indices)),
+          ByImage.of(predictions.image_ids, category_ids_of(ids, predictions.geo_top_indices)),
           report.compare(predictions))
 
 
@@ -217,7 +231,9 @@ def submission_rows(listed_ids, predicted, fallback):
       tops = predicted.category_ids[position[start:stop]].tolist() if len(predicted) else None
       for i, (image_id, hit) in enumerate(zip(listed[start:stop].tolist(),
                                               found[start:stop].tolist())):
-        yield f"{image_id},{' '.join(map(str, tops[i])) if hit else fallback_text}"
+        # -1: no species in that slot (a restriction with fewer than K): the row lists fewer.
+        listed_ids = " ".join(str(c) for c in tops[i] if c >= 0) if hit else fallback_text
+        yield f"{image_id},{listed_ids}"
 
   return rows(), listed[~found].tolist()
 
@@ -346,12 +362,13 @@ def predict_to_csv(data_dir, split, output, *, model_dir="", saved_model="", whi
   else:
     trained, predictions, _ = keras_predictions(
         data_dir, model_dir, split, which=which, batch_size=batch_size, flip=flip,
-        geo_dir=geo_dir, options=options)
+        geo_dir=geo_dir, options=options, species_per_row=submission_format(label_map)[1])
     ids = np.asarray(trained.label_map.category_ids)
-    image_only = ByImage.of(predictions.image_ids, ids[predictions.top_indices])
+    image_only = ByImage.of(predictions.image_ids, category_ids_of(ids, predictions.top_indices))
     if geo_dir:
       from inat_tf.geo import report  # pylint: disable=g-import-not-at-top
-      predicted = ByImage.of(predictions.image_ids, ids[predictions.geo_top_indices])
+      predicted = ByImage.of(predictions.image_ids,
+                             category_ids_of(ids, predictions.geo_top_indices))
       comparison = report.compare(predictions)
     else:
       predicted, image_only = image_only, None

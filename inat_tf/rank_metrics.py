@@ -20,8 +20,9 @@ def rank_accuracy(labels, top_indices, label_map):
   """[{"rank", "taxa", "top1", "top5"}] over the labelled images, one per level, top first.
 
   labels: int [N] true class indices (-1: unlabelled, ignored); top_indices: int [N, K] predicted
-  class indices, best first (K <= 5 counts as top-K). Accuracies are fractions of images in
-  [0, 1]; "taxa" is the number of distinct taxa at that rank in the label map.
+  class indices, best first (K <= 5 counts as top-K; -1: no species in that slot). Accuracies
+  are fractions of images in [0, 1]; "taxa" is the number of distinct taxa at that rank in the
+  label map.
   Raises ValueError when no image is labelled.
   """
   labels = np.asarray(labels)
@@ -33,7 +34,9 @@ def rank_accuracy(labels, top_indices, label_map):
   rows = []
   for level in levels(label_map):
     taxon = label_map.taxon_indices(level)
-    true, predicted = taxon[labels], taxon[top_indices]
+    # -1 (no species: a restriction with fewer than K) is no taxon, never a hit.
+    true = taxon[labels]
+    predicted = np.where(top_indices >= 0, taxon[np.maximum(top_indices, 0)], -1)
     rows.append({"rank": level, "taxa": int(len(np.unique(taxon))),
                  "top1": float(np.mean(predicted[:, 0] == true)),
                  "top5": float(np.mean(np.any(predicted[:, :5] == true[:, None], axis=1)))})

@@ -142,7 +142,8 @@ def load(model_dir, which="best", adjusted=True):
 
 @dataclasses.dataclass
 class Predictions:
-  """Per image of a split: id, true class index (-1 unlabelled), top-5 indices and scores.
+  """Per image of a split: id, true class index (-1 unlabelled), top-5 indices and scores (-1
+  and 0 past the allowed species of a restriction with fewer than 5).
 
   Every field comes from the answer pipeline (inat_tf.answers.answer): top_* from its
   `top_classes` / `top_scores` (image only; restricted where a restriction was given), geo_top_*

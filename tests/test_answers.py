@@ -410,6 +410,11 @@ def test_restriction_renormalises_exactly_and_rolls_up_within(tree):
   # Row 0: B1 0.5, C1 0.25, C2 0.25: no share > 0.78 at species, genus or family -> none.
   # Row 2: B1 0.636, C1 = C2 0.18: family F 0.636, G 0.36: none. Row 3: B1 1/6, C 5/6: genus C.
   assert out["taxon"].numpy().tolist()[3] == C
+  # The top-5 lists the 3 allowed species, then "no species" (-1, score 0): not outside species
+  # at probability 0, which counted as top-5 hits (issue 27's restriction, a user's trial).
+  top, scores = out["top_classes"].numpy(), out["top_scores"].numpy()
+  assert (np.sort(top[:, :3], axis=1) == [3, 4, 5]).all() and (top[:, 3:] == -1).all()
+  assert (scores[:, 3:] == 0).all() and (scores[:, :3] > 0).all()
   # A restriction to species the image gives probability 0 in float32 still ranks them by their
   # logits (the log-space renormalisation), rather than 0 / 0.
   logits = np.array([[0.0, -200.0, -300.0, -250.0, -260.0, -270.0]], np.float32)

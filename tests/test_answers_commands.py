@@ -53,17 +53,25 @@ def test_kaggle_csv_is_unchanged_and_calibrations_are_stored_and_refused_when_st
   assert [line.split(",")[0] for line in answer_lines[1:]] == [
       line.split(",")[0] for line in expected]
 
-  # Restriction: only category ids of the checklist are listed first.
+  # Restriction: only category ids of the checklist are listed.
   label_map = trained_model.load(model_dir).label_map
+  six = tmp_path / "six.txt"
+  six.write_text("".join(f"{c}\n" for c in label_map.category_ids[:6]))
+  output = str(tmp_path / "restricted.csv")
+  predict.predict_to_csv(data_dir, "val", output, model_dir=model_dir, log=quiet,
+                         options=answer_options.Options(rule="argmax", checklist=str(six)))
+  for line in open(output).read().splitlines()[1:]:
+    listed = [int(c) for c in line.split(",")[1].split()]
+    assert len(listed) == 5 and set(listed) <= set(label_map.category_ids[:6])
+  # Fewer allowed species than a row lists: refused before any image is read (the rows were
+  # filled with outside species at probability 0).
   allowed = label_map.category_ids[:3]
   checklist = tmp_path / "three.txt"
   checklist.write_text("".join(f"{c}\n" for c in allowed))
-  output = str(tmp_path / "restricted.csv")
-  predict.predict_to_csv(data_dir, "val", output, model_dir=model_dir, log=quiet,
-                         options=answer_options.Options(rule="argmax",
-                                                        checklist=str(checklist)))
-  for line in open(output).read().splitlines()[1:]:
-    assert set(int(c) for c in line.split(",")[1].split()[:3]) == set(allowed)
+  with pytest.raises(predict.PredictError, match="allows 3 species, fewer than the 5 a submission"):
+    predict.predict_to_csv(data_dir, "val", str(tmp_path / "three.csv"), model_dir=model_dir,
+                           log=quiet, options=answer_options.Options(rule="argmax",
+                                                                     checklist=str(checklist)))
   # inat-eval under a restriction says how many scored images no restricted answer can get right.
   from inat_tf import evaluate  # pylint: disable=g-import-not-at-top
   report = evaluate.evaluate(data_dir, model_dir, "val", options=answer_options.Options(
@@ -75,6 +83,12 @@ def test_kaggle_csv_is_unchanged_and_calibrations_are_stored_and_refused_when_st
   assert report["settings"]["restriction"] == (
       f"checklist {checklist} (3 of {label_map.num_classes} species; {outside} of the "
       f"{len(labels)} scored images are of species outside it, wrong by construction)")
+  # No top-5 hit outside the restriction (the filling species counted as hits: top-5 was above
+  # the share of images inside it), at every rank of the rank table too.
+  inside = (len(labels) - outside) / len(labels)
+  assert report["top1"] <= report["top5"] <= inside + 1e-9
+  species_row = [r for r in report["ranks"] if r["rank"] == "species"][0]
+  assert species_row["top5"] == pytest.approx(report["top5"])
 
   # A calibrated rule: calibrated on the tune half of val (no minival), stored, reused ...
   options = answer_options.Options(rule="precision", precision=0.9)
@@ -145,6 +159,23 @@ def test_keras_saved_model_and_tflite_give_the_same_answer_on_every_val_image(
       ids[keras_restricted.top_indices[:, 0]].tolist()
   assert set(restricted["category_ids"].numpy()[:, 0]) <= set(ids[allowed])
   assert restricted["taxon"].numpy().tolist() == keras_restricted.answers["taxon"].tolist()
+  # Two allowed species: the other slots are "no species" in every format, as in Keras.
+  two = ids[:2]
+  restricted = saved.signatures["serving_restricted"](
+      image_bytes=encoded, allowed_category_ids=tf.constant(two, tf.int64),
+      allowed_taxa=tf.constant([], tf.string))
+  assert (restricted["category_ids"].numpy()[:, 2:] == -1).all()
+  assert (restricted["class_names"].numpy()[:, 2:] == b"").all()
+  assert (restricted["scores"].numpy()[:, 2:] == 0).all()
+  assert set(restricted["category_ids"].numpy()[:, :2].ravel()) == set(two)
+  mask = np.isin(np.arange(tree.num_classes), [0, 1])
+  keras_two = trained_model.predict(trained, data_dir, "val", answer_config=config, allowed=mask,
+                                    command="test")
+  assert (keras_two.top_indices[:, 2:] == -1).all()
+  first = runner(images=preprocessing.eval_image(examples[0][schema.ENCODED],
+                                                 trained.image_size).numpy()[np.newaxis],
+                 allowed=mask)
+  assert first["top_classes"][0].tolist() == keras_two.top_indices[0].tolist()
   with pytest.raises(tf.errors.InvalidArgumentError, match="allowed_category_ids"):
     saved.signatures["serving_restricted"](
         image_bytes=encoded[:1], allowed_category_ids=tf.constant([987654321], tf.int64),

@@ -54,7 +54,7 @@ def most_confused_with(labels, top1, num_classes):
   """For every true class, the class its images were most often taken for (top-1 errors):
   (class index [num_classes], -1 where none; count [num_classes]). Ties: the lower index."""
   labels, top1 = np.asarray(labels), np.asarray(top1)
-  wrong = (labels >= 0) & (top1 != labels)
+  wrong = (labels >= 0) & (top1 >= 0) & (top1 != labels)  # top1 -1: no species at all
   pairs = labels[wrong].astype(np.int64) * num_classes + top1[wrong]
   unique, counts = np.unique(pairs, return_counts=True)
   best = np.full(num_classes, -1, np.int64)
