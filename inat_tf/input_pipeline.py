@@ -52,6 +52,9 @@ class InputConfig:
   # soft: [batch, classes] float32 instead of [batch] int32.
   augment: augment_lib.AugmentConfig = augment_lib.AugmentConfig()
   eval_crop_fraction: float = preprocessing.EVAL_CROP_FRACTION  # central crop, of the short side
+  # Class indices whose images weigh 0 in eval_dataset's padded batches: species held out of
+  # training (inat-build --holdout_species), which no trained answer can get right.
+  unscored_classes: tuple = ()
 
   def validate(self):
     if self.sampling not in SAMPLINGS:
@@ -222,7 +225,7 @@ def eval_dataset(config, context=None, with_ids=False, pad_final_batch=False):
 
   with_ids: yield {"image", "label", "image_id"} dicts instead (predictions, submissions).
   pad_final_batch: every batch full size, padding with label -1 / image_id -1, and a weight per
-    example (1 real, 0 padding); and every input pipeline yields the same number of batches, so
+    example (1 real, 0 padding and config.unscored_classes); and every input pipeline yields the same number of batches, so
     collective steps (several workers, TPU pods) never wait on a pipeline that has run dry.
   """
   config.validate()
@@ -254,7 +257,9 @@ def eval_dataset(config, context=None, with_ids=False, pad_final_batch=False):
     padding = {"image": tf.zeros([config.image_size] * 2 + [3], config.dtype),
                "label": tf.constant(-1), "image_id": tf.constant(-1, tf.int64),
                "weight": tf.constant(0.0)}
-    ds = ds.map(lambda e: {**e, "weight": tf.constant(1.0)})
+    unscored = tf.constant(list(config.unscored_classes), tf.int32)
+    ds = ds.map(lambda e: {**e, "weight": tf.where(
+        tf.reduce_any(tf.equal(e["label"], unscored)), 0.0, 1.0)})
     ds = ds.concatenate(tf.data.Dataset.from_tensors(padding).repeat())
     ds = ds.batch(batch, drop_remainder=True).take(batches)
   else:

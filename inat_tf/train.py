@@ -255,7 +255,11 @@ def _train(config, log, where, ctrl_c):
     train_data[False] = strategy.distribute_datasets_from_function(
         lambda context: input_pipeline.train_dataset(uniform_config, context))
   has_val = records.has_shards(config.data_dir, "val")
-  val_config = dataclasses.replace(input_config, split="val", deterministic=True)
+  # Val scores the species the model is trained on, as inat-eval does: a held-out species'
+  # images (inat-build --holdout_species) can never be right, and would only lower every score.
+  unscored = tuple(int(c) for c in np.flatnonzero(np.asarray(label_map.train_counts) == 0))
+  val_config = dataclasses.replace(input_config, split="val", deterministic=True,
+                                   unscored_classes=unscored)
   val_data = strategy.distribute_datasets_from_function(
       lambda context: input_pipeline.eval_dataset(val_config, context, pad_final_batch=True)
   ) if has_val else None
@@ -270,6 +274,10 @@ def _train(config, log, where, ctrl_c):
                  f"({distribution.strategy_name(strategy)}), {policy}", num_classes=
                  label_map.num_classes, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
                  resume_from=latest))
+  if unscored and has_val:
+    log(f"inat-train: val scores the {label_map.num_classes - len(unscored):,} species with "
+        f"train images; the val images of the {len(unscored):,} without (held out by inat-build "
+        f"--holdout_species) are left out, as inat-eval leaves them out")
   schedule = schedules.LearningRateSchedule(schedules.ScheduleConfig(
       learning_rate=config.learning_rate, global_batch_size=config.batch_size,
       steps_per_epoch=steps_per_epoch, total_steps=total_steps, kind=config.lr_schedule,

@@ -211,6 +211,15 @@ def test_holdout_species_build_and_eval_reports_answers_beyond_the_species(
   val_labels = [int(e[schema.LABEL]) for e in records.examples(data_dir, "val", [schema.LABEL])]
   assert not train_labels & held_indices and held_indices <= set(val_labels)
   assert manifest["holdout_species"]["train_images_left_out"] > 0
+  # inat-train's val scores the seen species only, as inat-eval does (it scored every val image,
+  # the held-out species' never right, below inat-eval's figure for the same model).
+  from inat_tf import train as train_lib  # pylint: disable=g-import-not-at-top
+  train_lib.train(train_lib.TrainConfig(
+      data_dir=data_dir, model_dir=str(tmp_path / "holdout_model"), model="mobilenet_v1",
+      image_size=32, batch_size=16, train_steps=1, weights="none", log_steps=1),
+      log=lambda message: None)
+  summary = json.loads((tmp_path / "holdout_model" / "train_summary.json").read_text())
+  assert summary["final_val_images"] == sum(label not in held_indices for label in val_labels)
   # Resuming that data dir without the held-out species (or others) is refused, not mixed.
   for other in ("", "0.5"):
     with pytest.raises(build.BuildError, match="holdout_species"):

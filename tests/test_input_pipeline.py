@@ -194,6 +194,14 @@ def test_padded_eval_batches_weigh_padding_zero(built_dir):
   assert sum(float(tf.reduce_sum(w)) for _, _, w in batches) == 603
   _, labels, weights = batches[-1]
   assert set(labels.numpy()[weights.numpy() == 0]) == {-1}
+  # Species held out of training (inat-train passes those without train images) weigh 0 too,
+  # so val scores what inat-eval scores.
+  ds = input_pipeline.eval_dataset(_config(built_dir, split="val", global_batch_size=50,
+                                           unscored_classes=(0, 3)), pad_final_batch=True)
+  labels, weights = (np.concatenate(parts) for parts in zip(
+      *[(l.numpy(), w.numpy()) for _, l, w in ds]))
+  assert set(labels[weights == 0]) == {-1, 0, 3}
+  assert weights.sum() == np.sum((labels >= 0) & ~np.isin(labels, [0, 3])) > 0
 
 
 @pytest.mark.slow
