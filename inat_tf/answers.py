@@ -179,7 +179,8 @@ def explain(outputs, index, taxonomy, *, restriction="", config=AnswerConfig()):
   """One line saying where image `index`'s answer came from, e.g.
 
     genus Corvus 0.93 (rolled up from species Corvus corax 0.41; image: rank 1, 0.38;
-    location x0.91; restricted to Aves, 62% of the probability; MSP 0.41, energy -7.2)
+    location x0.91 before renormalising; restricted to Aves, 62% of the probability; MSP 0.41,
+    energy -7.2)
 
   outputs: `answer`'s dict (tensors or numpy); restriction: how the allowed species were chosen
   (e.g. "Aves", "checklist birds.txt"), "" for none.
@@ -205,8 +206,8 @@ def explain(outputs, index, taxonomy, *, restriction="", config=AnswerConfig()):
   elif config.floor > 0 and row["location_factor"] <= config.floor * (1 + 1e-6):
     details.append(f"location x{row['location_factor']:.3g} (the floor: far from where the "
                    f"species is known)")
-  else:
-    details.append(f"location x{row['location_factor']:.3g}")
+  else:  # a factor before renormalising: the score may still rise (the others fell more)
+    details.append(f"location x{row['location_factor']:.3g} before renormalising")
   if restriction:
     details.append(f"restricted to {restriction}, {100 * row['allowed_mass']:.0f}% of the "
                    f"probability")

@@ -191,7 +191,10 @@ def write(export_dir):
                                     f"be (a checklist, a taxon); all true restricts nothing"},
               "outputs": {"taxon": "int32: node index into answer_taxonomy.json's node_names "
                                    "(-1: no answer)",
-                          "rank": "int32: index into its ranks (species first)",
+                          "rank": "int32: index into its ranks (species first); len(ranks) "
+                                  "when taxon is -1",
+                          "top_classes": "int32 [1, k]: class indices, best first; -1 past the "
+                                         "allowed species (fewer than k allowed)",
                           "score": "float32: the answered taxon's probability",
                           "msp, energy": "open-set scores: low MSP / high energy = perhaps a "
                                          "species the model does not know"}}
@@ -343,7 +346,7 @@ photo, and from where and when it was taken.
 Outputs are probabilities over the {manifest['num_classes']} classes, in the order of
 `labels.txt` (line i = class i) and `taxonomy.json` (`classes[i]`: category id, name, common
 name, lineage from super-category to species). The full-integer model's output is the
-probability times 256 as uint8 (scale 1/256): divide by 256.
+probability times 256 as uint8 (scale 1/256, so it saturates at 255 = 0.996): divide by 256.
 {f"The classifier carries a long-tail adjustment: {adjustment}." if adjustment else ""}
 
 ## Preprocessing (the same as the server's)
@@ -353,6 +356,8 @@ probability times 256 as uint8 (scale 1/256): divide by 256.
    least 1 pixel), top-left corner ((height - side + 1) // 2, (width - side + 1) // 2).
 3. Resize it to {pre['image_size']} x {pre['image_size']}, bilinear, no antialiasing, half-pixel
    centres (`tf.image.resize`; Android's `Bitmap.createScaledBitmap(..., true)` is close).
+   Pillow's `resize(..., Image.BILINEAR)` antialiases when it shrinks: its pixels, and so the
+   answers, differ (a new user's top-1 changed on some photos); use `tf.image.resize` to match.
 4. Feed the pixel values as they are, [0, 255]: float32 for the float and int8 models, uint8
    (rounded) for the full-integer one. Do not normalise: each model does it inside.
 
@@ -372,5 +377,7 @@ Combination, exactly as the server's SavedModel (signature `serving_with_place`)
 ```python
 {README_EXAMPLE}```
 
-For the full-integer model feed `np.uint8` pixels and read `probabilities / 256`.
+Call it as `identify(pixels)` or `identify(pixels, 37.77, -122.42, (2017, 6, 1))`, with
+`pixels` preprocessed as above. For the full-integer model feed `np.uint8` pixels and read
+`probabilities / 256`.
 """

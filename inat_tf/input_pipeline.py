@@ -225,8 +225,9 @@ def eval_dataset(config, context=None, with_ids=False, pad_final_batch=False):
 
   with_ids: yield {"image", "label", "image_id"} dicts instead (predictions, submissions).
   pad_final_batch: every batch full size, padding with label -1 / image_id -1, and a weight per
-    example (1 real, 0 padding and config.unscored_classes); and every input pipeline yields the same number of batches, so
-    collective steps (several workers, TPU pods) never wait on a pipeline that has run dry.
+    example (1 real, 0 padding and config.unscored_classes); and every input pipeline yields
+    the same number of batches, so collective steps (several workers, TPU pods) never wait on a
+    pipeline that has run dry.
   """
   config.validate()
   normalize = models.preprocess_input(config.model_name)

@@ -84,6 +84,14 @@ def test_a_genus_name_in_two_families_is_two_genera_and_find_asks_which():
     tree.find("Moracea")
   with pytest.raises(taxonomy_lib.TaxonomyError, match="rank 'tribe' is not one"):
     tree.find("tribe:Morus")
+  # A name that is there, but at another rank or under another taxon, is said to be (it read
+  # "not in the label map's taxonomy").
+  with pytest.raises(taxonomy_lib.TaxonomyError, match="Sulidae is not a genus here but "
+                     "family:Sulidae: drop the rank"):
+    tree.find("genus:Sulidae")
+  with pytest.raises(taxonomy_lib.TaxonomyError, match=r"Morus is not under Aves > Moraceae here "
+                     r"\(lineages: Moraceae > Morus; Sulidae > Morus\)"):
+    tree.find("Aves > Moraceae > Morus")
 
 
 @pytest.mark.parametrize("name, genus, how", [
@@ -449,7 +457,7 @@ def test_location_boosts_with_a_floor_and_opt_out_is_image_only(tree):
     assert out[key].numpy()[2:].tobytes() == image_only[key].numpy()[2:].tobytes()
   line = answers.explain(out, 1, tree, restriction="", config=config)
   assert line.startswith("species A2 ") and "image: rank 2, 0.35" in line
-  assert "location x0.881" in line
+  assert "location x0.881 before renormalising" in line
   assert "location x0.05 (the floor: far from where the species is known)" in answers.explain(
       out, 0, tree, config=config)
   with pytest.raises(ValueError, match="has_place was given without prior_logits"):

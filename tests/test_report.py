@@ -209,6 +209,26 @@ def test_a_table_or_plot_kept_off_the_terminal_says_where_it_is():
   assert "| Coverage |" not in markdown and "its 30 rows in report.html" in markdown
 
 
+def test_calibrated_rules_below_their_target_are_said_to_be(tmp_path):
+  """"Calibrated rules meet 95 %" read as a promise where the scored images gave 70 %: the
+  report says what was reached, and why it can fall short (too few held-out images)."""
+  def rule(name, title, precision):
+    return {"rule": name, "title": title, "setting": "", "precision": precision,
+            "answered": 1.0, "species_coverage": 0.5, "species_precision": precision,
+            "mistakes": 3, "mistake_severity": 1.0, "severity_per_image": 0.1}
+  report = {"model": "m", "split": "val", "answers": {
+      "images": 92, "scored": "the report half", "target_precision": 0.95,
+      "held_out": {"images": 89, "split": "val", "part": "tune"}, "curves": [],
+      "rules": [rule("argmax", "argmax", 0.6), rule("precision", "ours", 0.7),
+                rule("risk", "risk", 0.96)]}}
+  text = render.text([sections.answers_beyond_species(report)])
+  assert "chosen to reach 95.00% at each rank on 89 held-out images (val, tune)" in text
+  assert "they reach 70.00% (ours), 96.00% (risk)" in text
+  assert "Below the target: 89 held-out images are too few" in text
+  report["answers"]["rules"][1]["precision"] = 0.94
+  assert "Below the target" not in render.text([sections.answers_beyond_species(report)])
+
+
 def test_json_refuses_numbers_json_cannot_carry():
   with pytest.raises(ValueError, match="NaN or infinite"):
     render.json_text({"top1": float("nan")})

@@ -329,9 +329,18 @@ def answers_beyond_species(report, photos=None):
   if unseen:
     columns += (Column("unseen_placed", "Unseen species placed at genus/family", "percent"),)
   skipped = found.get("not_calibrated") or []
-  calibrated = (f"Calibrated rules meet {_percent(found['target_precision'])} at each rank on "
-                f"{found['held_out']['images']:,} held-out images ({found['held_out']['split']}, "
-                f"{found['held_out']['part']})." if not skipped else
+  target, tuned = found["target_precision"], found["held_out"]
+  scored = [r for r in found["rules"] if r["rule"] in ("precision", "risk")
+            and r["precision"] is not None]
+  short = [r for r in scored if r["precision"] < target - 0.05]
+  calibrated = (f"Calibrated rules were chosen to reach {_percent(target)} at each rank on "
+                f"{tuned['images']:,} held-out images ({tuned['split']}, {tuned['part']}); on "
+                f"the images scored here they reach "
+                + ", ".join(f"{_percent(r['precision'])} ({r['title']})" for r in scored) + "."
+                + (f" Below the target: {tuned['images']:,} held-out images are too few to "
+                   f"choose thresholds for {_percent(target)} reliably; hold out more "
+                   f"(inat-build --minival_fraction)." if short else "")
+                if not skipped else
                 f"Not compared: {' and '.join(skipped)}, "
                 f"which are calibrated on held-out images, and this data dir has none "
                 f"({found['held_out']['split']}, {found['held_out']['part']}: 0 images, as no "
