@@ -227,6 +227,10 @@ def test_calibrated_rules_below_their_target_are_said_to_be(tmp_path):
   assert "Below the target: 89 held-out images are too few" in text
   report["answers"]["rules"][1]["precision"] = 0.94
   assert "Below the target" not in render.text([sections.answers_beyond_species(report)])
+  # The plot's points carry the table's names ("ours"), not the flag value ("precision").
+  plot = [b for b in sections.answers_beyond_species(report).blocks
+          if isinstance(b, blocks.Plot)][0]
+  assert plot.series[-1].labels == ("argmax", "ours", "risk")
 
 
 def test_json_refuses_numbers_json_cannot_carry():

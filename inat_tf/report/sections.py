@@ -361,7 +361,8 @@ def answers_beyond_species(report, photos=None):
   series.append(Series("each rule as used (the table above)",
                        tuple(100 * r["species_coverage"] for r in used),
                        tuple(100 * r["precision"] for r in used), style="points",
-                       labels=tuple(r["rule"] for r in used)))
+                       # the titles' first word: "ours", not the --rollup_rule "precision"
+                       labels=tuple(r["title"].split(" (")[0] for r in used)))
   curve_table = Table((Column("rule", "Rule"), Column("knob", "Knob", "float3"),
                        Column("precision", "Precision", "percent"),
                        Column("species_coverage", "Species coverage", "percent"),
