@@ -250,8 +250,9 @@ def quiet_tensorflow(in_a_script=False):
   if user_asked_for_logs():
     return
   os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-  if not in_a_script:  # a script's child processes are its own business
-    os.environ[QUIET_MARK] = "1"
+  # Marked as ours, not the user's: an inat-* command the script starts stays quiet by default
+  # rather than taking the inherited level for the user's request to see the logs.
+  os.environ[QUIET_MARK] = "1"
   if not sys.warnoptions:  # python -W / PYTHONWARNINGS: the user's choice
     if in_a_script:
       warnings.filterwarnings("ignore", module=r"(" + "|".join(
