@@ -482,6 +482,11 @@ def test_build_summary_says_why_a_split_has_no_places():
   lines = build._fact_lines({"locations": {  # pylint: disable=protected-access
       "val": {"source": "val2017_locations.json", "images": 603, "with_place": 558},
       "test": {"source": source, "images": 603, "with_place": 0}}})
+  held = build._fact_lines({"holdout_species": {  # pylint: disable=protected-access
+      "category_ids": [5, 9, 10], "fraction": 0.2, "seed": 0, "train_images_left_out": 117}})
+  assert held == ["  held out of train (--holdout_species): 3 species (category ids 5, 9, 10), "
+                  "117 train images left out; their val and test images stay, for the open-set "
+                  "test"]
   assert lines == [
       "  places, val: 558 of 603 images (from val2017_locations.json)",
       "  places, test: 0 of 603 images (none: not in what the edition publishes "

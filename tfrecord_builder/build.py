@@ -534,8 +534,16 @@ class _Build:
 
 
 def _fact_lines(manifest):
-  """The summary's lines on places and on images listed or stored more than once."""
+  """The summary's lines on held-out species, places and images listed or stored more than
+  once."""
   lines = []
+  held = manifest.get("holdout_species")
+  if held:  # else only manifest.json said why train has fewer examples than its JSON lists
+    ids = held["category_ids"]
+    lines.append(f"  held out of train (--holdout_species): {len(ids):,} species (category ids "
+                 f"{', '.join(map(str, ids[:10]))}{', ...' if len(ids) > 10 else ''}), "
+                 f"{held['train_images_left_out']:,} train images left out; their val and "
+                 f"test images stay, for the open-set test")
   for split, info in manifest.get("locations", {}).items():
     source = info["source"]  # a file, or "none..." and why (annotations._location_source)
     where = source if source.startswith("none") else f"from {source}"
