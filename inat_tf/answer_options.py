@@ -143,11 +143,10 @@ def _calibrating_command(model_dir, which, rule_name, target):
   """The inat-eval command that (re)calibrates a rule, runnable as printed: the data dir is the
   one the model was trained on (its train_config.json), else DATA_DIR."""
   try:
-    with tf.io.gfile.GFile(os.path.join(model_dir, "train_config.json")) as f:
-      trained_on = json.load(f).get("data_dir")
-    data_dir = shlex.quote(trained_on) if trained_on else "DATA_DIR"
-  except (tf.errors.OpError, ValueError, AttributeError):
-    data_dir = "DATA_DIR"
+    trained_on = run_common.read_json(os.path.join(model_dir, "train_config.json"))["data_dir"]
+  except (tf.errors.OpError, ValueError, KeyError, TypeError):
+    trained_on = ""
+  data_dir = shlex.quote(trained_on) if trained_on else "DATA_DIR"
   return (f"`inat-eval --data_dir {data_dir} --model_dir {shlex.quote(model_dir)}"
           f"{'' if which == 'best' else ' --which ' + which} --rollup_rule {rule_name} "
           f"--rollup_precision {target:g}`")

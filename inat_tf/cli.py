@@ -238,15 +238,16 @@ def user_asked_for_logs(argv=None, environ=None):
              for name in USER_LOG_VARIABLES)
 
 
-_quiet = False  # set when quiet_tensorflow took effect
-_noise = None  # the lines the stderr filter drops (NOISE, or LIBRARY_NOISE in a script)
+# The lines the stderr filter drops (NOISE, or LIBRARY_NOISE in a script); None until
+# quiet_tensorflow took effect.
+_noise = None
 
 
 def quiet_tensorflow(in_a_script=False):
   """Before TensorFlow is imported: its records and the libraries' warnings hidden, unless the
   user asked for them. in_a_script (inat_tf.quiet()): the script's own warnings and logging
   records still print; only those of TensorFlow, Keras, absl and ours are hidden."""
-  global _quiet, _noise
+  global _noise
   if user_asked_for_logs():
     return
   os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
@@ -263,14 +264,13 @@ def quiet_tensorflow(in_a_script=False):
   logging.getLogger("tensorflow").setLevel(logging.ERROR)
   _noise = LIBRARY_NOISE if in_a_script else NOISE
   _filter_stderr()
-  _quiet = True
 
 
 def refilter_stderr():
   """After file descriptor 2 was pointed elsewhere (inat-quickstart's stage, a child of the fork
   server, which imported inat_tf while preparing, before its output went to the quickstart's
   pipe): filter the new fd 2 instead of the old one."""
-  if not _quiet:
+  if _noise is None:
     return
   if _stop_filter is not None:
     atexit.unregister(_stop_filter)  # the old filter's pipe lost its write end: it ends itself
@@ -395,7 +395,7 @@ def run(main, argv=None, doc=None, name=None):
   def quiet_main(args):
     # absl's and TensorFlow's Python records below ERROR (the checkpoint saver logs an INFO line
     # on every save, the TFLite converter warnings), unless the user asked with --verbosity / -v.
-    if _quiet and not values["verbosity"].present:
+    if _noise is not None and not values["verbosity"].present:
       from absl import logging  # pylint: disable=g-import-not-at-top
       logging.set_verbosity(logging.ERROR)
     return main(args)

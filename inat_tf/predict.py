@@ -231,9 +231,7 @@ def submission_rows(listed_ids, predicted, fallback):
       tops = predicted.category_ids[position[start:stop]].tolist() if len(predicted) else None
       for i, (image_id, hit) in enumerate(zip(listed[start:stop].tolist(),
                                               found[start:stop].tolist())):
-        # -1: no species in that slot (a restriction with fewer than K): the row lists fewer.
-        listed_ids = " ".join(str(c) for c in tops[i] if c >= 0) if hit else fallback_text
-        yield f"{image_id},{listed_ids}"
+        yield f"{image_id},{' '.join(map(str, tops[i])) if hit else fallback_text}"
 
   return rows(), listed[~found].tolist()
 

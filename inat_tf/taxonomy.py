@@ -165,18 +165,17 @@ class Taxonomy:
       return matches[0]
     if not matches:
       # The name is there but not as asked: say which part does not hold.
+      *above, leaf = (part.strip() for part in path.split(">"))
       named = [v for v, n in enumerate(lowered) if n == wanted[-1]]
       if named and rank and not any(self.rank_of(v) == rank for v in named):
         found = ", ".join(f"{self.rank_of(v)}:{self.node_names[v]}" for v in named[:4])
-        raise TaxonomyError(f"taxon {name!r}: {path.split('>')[-1].strip()} is not a {rank} "
-                            f"here but {found}: drop the rank or use that one")
+        raise TaxonomyError(f"taxon {name!r}: {leaf} is not a {rank} here but {found}: drop the "
+                            f"rank or use that one")
       if named:
         lineages = "; ".join(" > ".join(n for _, n in self.lineage(v)) for v in named[:4])
-        raise TaxonomyError(f"taxon {name!r}: {path.split('>')[-1].strip()} is not under "
-                            f"{' > '.join(p.strip() for p in path.split('>')[:-1])} here "
+        raise TaxonomyError(f"taxon {name!r}: {leaf} is not under {' > '.join(above)} here "
                             f"({'lineages' if len(named) > 1 else 'lineage'}: {lineages})")
-      close = difflib.get_close_matches(path.split(">")[-1].strip(),
-                                        sorted(set(self.node_names)), n=3)
+      close = difflib.get_close_matches(leaf, sorted(set(self.node_names)), n=3)
       hint = f"; closest: {', '.join(close)}" if close else ""
       raise TaxonomyError(f"taxon {name!r} is not in the label map's taxonomy ({self.num_nodes} "
                           f"taxa at ranks {', '.join(self.ranks)}){hint}")
